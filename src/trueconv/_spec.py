@@ -1,0 +1,381 @@
+"""Normalise the arguments of a signal-API call into a frozen :class:`ConvSpec`.
+
+This module is the one place where user-facing errors are raised. Everything below it (boundary
+extension, planning, the methods) trusts the spec; a failure there is a bug of ours.
+
+Layout conventions used by the spec:
+
+* Both operands are first aligned to the same number of dimensions ``ndim`` by prepending
+  size-1 dimensions (PyTorch broadcasting).
+* ``dims`` are the convolved dimensions in that aligned layout, sorted, non-negative.
+* The methods work on the *canonical* layout, in which the convolved dims are moved to the end:
+  ``(*batch, *spatial)``.
+* Every problem is reduced to one shape: the *valid* convolution of a (possibly extended) signal
+  ``a`` with a kernel ``b``, with implicit zero padding ``pads`` of ``a``. ``'full'`` and
+  ``'same'`` become padding; ``'valid'`` with a larger kernel becomes a swap of the operands
+  (convolution commutes).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from trueconv._typing import BOUNDARIES, BOUNDARY_ALIASES, METHODS, MODES, choices
+
+Pads = tuple[tuple[int, int], ...]
+
+_SUPPORTED_DTYPES = frozenset(
+    {
+        torch.bool,
+        torch.uint8,
+        torch.int8,
+        torch.int16,
+        torch.int32,
+        torch.int64,
+        torch.float16,
+        torch.bfloat16,
+        torch.float32,
+        torch.float64,
+        torch.complex64,
+        torch.complex128,
+    }
+)
+
+
+def _dtype_names() -> str:
+    names = sorted(str(d).removeprefix("torch.") for d in _SUPPORTED_DTYPES)
+    return ", ".join(names)
+
+
+@dataclass(frozen=True)
+class ConvSpec:
+    """Everything the execution needs to know about one call, derived from shapes alone."""
+
+    fname: str
+    mode: str
+    method: str
+    boundary: str
+    fill_value: bool | int | float | complex
+    dtype: torch.dtype  # result dtype (torch.result_type of the operands)
+    compute_dtype: torch.dtype  # dtype the methods run in
+    ndim: int  # aligned number of dims
+    dims: tuple[int, ...]  # convolved dims in the aligned layout, sorted
+    x_shape: tuple[int, ...]  # input shape, aligned
+    k_shape: tuple[int, ...]  # kernel shape, aligned
+    batch_shape: tuple[int, ...]  # broadcast shape of the non-convolved dims
+    out_shape: tuple[int, ...]  # result shape in the aligned layout
+    pads: Pads  # extension of the input per convolved dim, for 'full'/'same'
+    swap: bool  # the kernel plays the signal's role (valid mode, or full with a larger kernel)
+    empty: bool  # the result has no elements: nothing to compute
+
+    @property
+    def nd(self) -> int:
+        """Number of convolved dims."""
+        return len(self.dims)
+
+    @property
+    def n(self) -> tuple[int, ...]:
+        """Input lengths along the convolved dims."""
+        return tuple(self.x_shape[d] for d in self.dims)
+
+    @property
+    def k(self) -> tuple[int, ...]:
+        """Kernel lengths along the convolved dims."""
+        return tuple(self.k_shape[d] for d in self.dims)
+
+    @property
+    def extend_explicitly(self) -> bool:
+        """Whether the input must be extended before the method runs (non-zero boundary)."""
+        if self.mode == "valid" or not any(b or a for b, a in self.pads):
+            return False
+        return not (self.boundary == "fill" and self.fill_value == 0)
+
+    @property
+    def method_pads(self) -> Pads:
+        """Implicit zero padding that the method applies to its signal operand."""
+        if self.swap:
+            # 'valid' swaps without padding; 'full' (zero fill only) pads the kernel by n - 1.
+            return tuple((n - 1, n - 1) if self.mode == "full" else (0, 0) for n in self.n)
+        if self.extend_explicitly:
+            return tuple((0, 0) for _ in self.dims)
+        return self.pads
+
+    @property
+    def canonical_out_shape(self) -> tuple[int, ...]:
+        """Result shape with the convolved dims moved to the end."""
+        return self.batch_shape + tuple(self.out_shape[d] for d in self.dims)
+
+
+def _err(fname: str, arg: str, allowed: str, got: Any) -> ValueError:
+    return ValueError(f"{fname}(): {arg} must be {allowed}; got {got!r}.")
+
+
+def as_operand(fname: str, arg: str, value: Any, device: torch.device | None) -> torch.Tensor:
+    """Turn ``value`` into a tensor without copying when possible; reject non-numeric data."""
+    if isinstance(value, torch.Tensor):
+        t = value
+    else:
+        if isinstance(value, (str, bytes)) or value is None:
+            raise TypeError(
+                f"{fname}(): {arg} must be a tensor, array or (nested) sequence of numbers; "
+                f"got {type(value).__name__}."
+            )
+        try:
+            t = torch.as_tensor(value, device=device)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise TypeError(
+                f"{fname}(): {arg} must be a tensor, array or (nested) sequence of numbers; "
+                f"got {type(value).__name__} that torch cannot convert ({exc})."
+            ) from None
+    if t.dtype not in _SUPPORTED_DTYPES:
+        raise TypeError(
+            f"{fname}(): {arg} has dtype {t.dtype}, which is not supported; "
+            f"supported dtypes are {_dtype_names()}."
+        )
+    if t.layout != torch.strided:
+        raise TypeError(
+            f"{fname}(): {arg} must be a dense (strided) tensor; got layout {t.layout}."
+        )
+    return t
+
+
+def canonical_mode(fname: str, mode: Any) -> str:
+    if not isinstance(mode, str) or mode not in MODES:
+        raise _err(fname, "mode", f"one of {choices(MODES)}", mode)
+    return mode
+
+
+def canonical_method(fname: str, method: Any, allowed: tuple[str, ...] = METHODS) -> str:
+    if not isinstance(method, str) or method not in allowed:
+        raise _err(fname, "method", f"one of {choices(allowed)}", method)
+    return method
+
+
+def canonical_boundary(fname: str, boundary: Any, arg: str = "boundary") -> str:
+    if isinstance(boundary, str):
+        canon = BOUNDARY_ALIASES.get(boundary, boundary)
+        if canon in BOUNDARIES:
+            return canon
+    raise _err(
+        fname,
+        arg,
+        f"one of {choices(BOUNDARIES)} (or an alias: "
+        + ", ".join(f"{a!r} = {c!r}" for a, c in BOUNDARY_ALIASES.items())
+        + ")",
+        boundary,
+    )
+
+
+def check_fill_value(
+    fname: str, fill_value: Any, dtype: torch.dtype
+) -> bool | int | float | complex:
+    """Return ``fill_value`` as a Python number that ``dtype`` holds exactly, or raise."""
+    value = fill_value
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise _err(
+                fname, "fill_value", "a single number", f"tensor of shape {tuple(value.shape)}"
+            )
+        value = value.item()
+    if not isinstance(value, numbers.Number):
+        raise TypeError(f"{fname}(): fill_value must be a number; got {type(fill_value).__name__}.")
+    if isinstance(value, numbers.Integral):
+        value = int(value)
+    elif isinstance(value, numbers.Real):
+        value = float(value)
+    else:
+        value = complex(value)  # type: ignore[call-overload]
+
+    def bad(why: str) -> ValueError:
+        return ValueError(
+            f"{fname}(): fill_value {fill_value!r} cannot be held by the result dtype "
+            f"{str(dtype).removeprefix('torch.')} ({why})."
+        )
+
+    if dtype.is_complex:
+        return complex(value)
+    if isinstance(value, complex):
+        if value.imag != 0:
+            raise bad("it has an imaginary part")
+        value = value.real
+    if dtype.is_floating_point:
+        v = float(value)
+        if math.isfinite(v) and not math.isfinite(torch.tensor(v, dtype=dtype).item()):
+            raise bad("it overflows")
+        return v
+    # integer and bool dtypes: the value must be integral and inside the range
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        raise bad("it is not an integer")
+    iv = int(value)
+    if dtype == torch.bool:
+        if iv not in (0, 1):
+            raise bad("bool holds only 0/False and 1/True")
+        return bool(iv)
+    info = torch.iinfo(dtype)
+    if not info.min <= iv <= info.max:
+        raise bad(f"the range is {info.min} to {info.max}")
+    return iv
+
+
+def _normalize_dims(fname: str, dims: Any, ndim: int) -> tuple[int, ...]:
+    if isinstance(dims, numbers.Integral) and not isinstance(dims, bool):
+        seq: Sequence[Any] = (dims,)
+    elif isinstance(dims, (list, tuple, range)):
+        seq = dims
+    else:
+        raise TypeError(
+            f"{fname}(): dims must be None, an int or a sequence of ints; got {dims!r}."
+        )
+    out = []
+    for d in seq:
+        if isinstance(d, bool) or not isinstance(d, numbers.Integral):
+            raise TypeError(
+                f"{fname}(): dims must be None, an int or a sequence of ints; got {dims!r}."
+            )
+        d = int(d)
+        if not -ndim <= d < ndim:
+            raise ValueError(
+                f"{fname}(): dims entry {d} is out of range for {ndim}-dimensional operands "
+                f"(allowed: {-ndim} to {ndim - 1}); got dims={dims!r}."
+            )
+        out.append(d % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{fname}(): dims must not repeat a dimension; got dims={dims!r}.")
+    return tuple(sorted(out))
+
+
+def compute_dtype_for(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the direct method runs in: float16/bfloat16 accumulate in float32."""
+    if dtype in (torch.float16, torch.bfloat16):
+        return torch.float32
+    if not (dtype.is_floating_point or dtype.is_complex):
+        return torch.int64  # exact integer arithmetic; the result wraps like numpy's
+    return dtype
+
+
+def normalize(
+    fname: str,
+    input: Any,
+    kernel: Any,
+    mode: Any,
+    dims: Any,
+    method: Any,
+    boundary: Any,
+    fill_value: Any,
+    methods: tuple[str, ...] = METHODS,
+) -> tuple[torch.Tensor, torch.Tensor, ConvSpec]:
+    """Validate every argument and describe the problem; raises before any compute."""
+    mode = canonical_mode(fname, mode)
+    method = canonical_method(fname, method, methods)
+    boundary = canonical_boundary(fname, boundary)
+
+    device = None
+    for value in (input, kernel):
+        if isinstance(value, torch.Tensor):
+            device = value.device
+            break
+    x = as_operand(fname, "input", input, device)
+    k = as_operand(fname, "kernel", kernel, device)
+    if x.device != k.device:
+        raise ValueError(
+            f"{fname}(): input and kernel must be on the same device; "
+            f"got input on {x.device} and kernel on {k.device}."
+        )
+    dtype = torch.result_type(x, k)
+    fill = check_fill_value(fname, fill_value, dtype)
+
+    if dims is None:
+        if k.ndim > x.ndim:
+            raise ValueError(
+                f"{fname}(): kernel has more dims ({k.ndim}, shape {tuple(k.shape)}) than input "
+                f"({x.ndim}, shape {tuple(x.shape)}); pass dims= to choose the convolved dims "
+                "and broadcast the others."
+            )
+        ndim = x.ndim
+        conv_dims = tuple(range(ndim - k.ndim, ndim))
+    else:
+        ndim = max(x.ndim, k.ndim)
+        conv_dims = _normalize_dims(fname, dims, ndim)
+
+    x_shape = (1,) * (ndim - x.ndim) + tuple(x.shape)
+    k_shape = (1,) * (ndim - k.ndim) + tuple(k.shape)
+
+    batch_dims = [d for d in range(ndim) if d not in conv_dims]
+    batch_shape = []
+    for d in batch_dims:
+        a, b = x_shape[d], k_shape[d]
+        if a != b and 1 not in (a, b):
+            raise ValueError(
+                f"{fname}(): input shape {tuple(x.shape)} and kernel shape {tuple(k.shape)} "
+                f"do not broadcast over the non-convolved dims (dim {d - ndim} has sizes "
+                f"{a} and {b}; convolved dims are {tuple(c - ndim for c in conv_dims)})."
+            )
+        batch_shape.append(b if a == 1 else a)
+
+    ns = [x_shape[d] for d in conv_dims]
+    ks = [k_shape[d] for d in conv_dims]
+    empty_conv = any(n == 0 or kk == 0 for n, kk in zip(ns, ks))
+
+    swap = False
+    if mode == "valid" and not empty_conv:
+        x_big = all(n >= kk for n, kk in zip(ns, ks))
+        k_big = all(kk >= n for n, kk in zip(ns, ks))
+        if not (x_big or k_big):
+            raise ValueError(
+                f"{fname}(): mode='valid' needs one operand at least as large as the other in "
+                f"every convolved dim; got input sizes {tuple(ns)} and kernel sizes "
+                f"{tuple(ks)} along dims {tuple(c - ndim for c in conv_dims)}."
+            )
+        swap = not x_big
+    elif mode == "full" and not empty_conv and boundary == "fill" and fill == 0:
+        # Convolution commutes; letting the larger operand play the signal is cheaper.
+        swap = all(kk >= n for n, kk in zip(ns, ks)) and any(kk > n for n, kk in zip(ns, ks))
+
+    out_conv = []
+    pads = []
+    for n, kk in zip(ns, ks):
+        if mode == "full":
+            pads.append((kk - 1, kk - 1))
+            out_conv.append(n + kk - 1)
+        elif mode == "same":
+            # numpy/scipy: the centred slice of 'full' that starts at (k - 1) // 2
+            pads.append((kk - 1 - (kk - 1) // 2, (kk - 1) // 2))
+            out_conv.append(n)
+        else:
+            pads.append((0, 0))
+            out_conv.append(abs(n - kk) + 1)
+        if n == 0 or kk == 0:
+            out_conv[-1] = 0
+            pads[-1] = (0, 0)
+
+    out_shape = [0] * ndim
+    for d, s in zip(batch_dims, batch_shape):
+        out_shape[d] = s
+    for d, s in zip(conv_dims, out_conv):
+        out_shape[d] = s
+
+    spec = ConvSpec(
+        fname=fname,
+        mode=mode,
+        method=method,
+        boundary=boundary,
+        fill_value=fill,
+        dtype=dtype,
+        compute_dtype=compute_dtype_for(dtype),
+        ndim=ndim,
+        dims=conv_dims,
+        x_shape=x_shape,
+        k_shape=k_shape,
+        batch_shape=tuple(batch_shape),
+        out_shape=tuple(out_shape),
+        pads=tuple(pads),
+        swap=swap,
+        empty=math.prod(out_shape) == 0,
+    )
+    return x, k, spec

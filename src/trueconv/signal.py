@@ -1,0 +1,328 @@
+"""The signal API: :func:`convolve`, :func:`correlate` and :func:`choose_method`.
+
+``scipy.signal`` semantics on PyTorch tensors: N-D, chosen dims with broadcasting, boundary
+rules, exact integers, autograd, any device.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from trueconv import _plan
+from trueconv._boundary import extend
+from trueconv._methods import REGISTRY
+from trueconv._spec import ConvSpec, normalize
+from trueconv._typing import Boundary, BoundaryAlias, Method, Mode
+
+__all__ = ["choose_method", "convolve", "correlate"]
+
+_NOTES = """
+    The output size along each convolved dim, for input length ``n`` and kernel length ``k``:
+
+    - ``'full'``: ``n + k - 1``, every point where the operands overlap.
+    - ``'same'``: ``n``, the slice of ``'full'`` that starts at ``(k - 1) // 2``. For even ``k``
+      this is numpy's and scipy's alignment; MATLAB's ``conv(..., 'same')`` and torch/TF
+      ``padding='same'`` start one sample later (``k // 2``). ``trueconv.conv2d(padding='same')``
+      follows torch.
+    - ``'valid'``: ``max(n, k) - min(n, k) + 1``, only points computed without any boundary. If
+      the kernel is at least as large as the input in every convolved dim the operands swap
+      (scipy); when neither dominates in every dim a ``ValueError`` is raised.
+
+    ``boundary`` rules (how the input is extended for ``'full'`` and ``'same'``; ``'valid'``
+    never looks past the input), for input ``a b c d``:
+
+    =============  ========================  ==============================  ============
+    boundary       aliases                   extension                       numpy.pad
+    =============  ========================  ==============================  ============
+    ``fill``       ``constant``, ``zeros``   ``v v | a b c d | v v``         constant
+    ``wrap``       ``circular``              ``c d | a b c d | a b``         wrap
+    ``symmetric``  ``symm``                  ``b a | a b c d | d c``         symmetric
+    ``reflect``                              ``c b | a b c d | c b``         reflect
+    ``replicate``  ``edge``                  ``a a | a b c d | d d``         edge
+    =============  ========================  ==============================  ============
+
+    Pads longer than the input repeat the rule, exactly as ``numpy.pad`` does. scipy.ndimage
+    names its modes differently (its ``reflect`` is our ``symmetric``, its ``mirror`` our
+    ``reflect``); to avoid silently swapping them, ndimage's names are not accepted.
+
+    Dtypes: the result has ``torch.result_type(input, kernel)``. Integer and bool inputs give
+    exact integer results (wrapping on overflow like numpy) and ``method='auto'`` only picks
+    exact paths for them; an explicit ``method='fft'`` rounds a float64 result, exact while
+    ``|y| < 2**52`` (as scipy). float16 and bfloat16 accumulate in float32; float64 and
+    complex128 never pass through a lower precision.
+
+    Supports: CPU and CUDA tensors (the result is on the input's device), autograd for input and
+    kernel through every method, mode and boundary, and ``torch.compile``.
+"""
+
+
+def _with_notes(doc: str) -> str:
+    return doc.replace("    Notes\n    -----\n", "    Notes\n    -----" + _NOTES, 1)
+
+
+def convolve(
+    input: Any,
+    kernel: Any,
+    mode: Mode = "full",
+    *,
+    dims: int | tuple[int, ...] | None = None,
+    method: Method = "auto",
+    boundary: Boundary | BoundaryAlias = "fill",
+    fill_value: complex = 0,
+) -> torch.Tensor:
+    r"""True N-D convolution of ``input`` with ``kernel`` (the kernel flipped), as scipy.
+
+    Parameters
+    ----------
+    input : Tensor or array_like
+        The signal. Anything ``torch.as_tensor`` accepts; never modified.
+    kernel : Tensor or array_like
+        The filter. Must be on the same device as ``input`` when both are tensors.
+    mode : {'full', 'same', 'valid'}, optional
+        Size of the output (see Notes):
+
+        - ``'full'`` (default): ``n + k - 1`` per convolved dim.
+        - ``'same'``: ``n``, centred on ``'full'`` as in numpy/scipy.
+        - ``'valid'``: ``max(n, k) - min(n, k) + 1``.
+    dims : int or tuple of int, optional
+        The dims to convolve over. ``None`` (default): the kernel's dims, aligned with the
+        input's trailing dims (all dims when both have the same ndim, as scipy; a 1-D kernel on
+        a ``(B, C, L)`` input filters every row). Given: both operands are aligned by their
+        trailing dims, ``dims`` index that common layout, and every other dim broadcasts by
+        PyTorch rules (scipy's ``fftconvolve(axes=...)``).
+    method : {'auto', 'direct', 'fft'}, optional
+        ``'direct'`` sums products (``F.conv1d/2d/3d`` on the flipped kernel); ``'fft'``
+        multiplies spectra. ``'auto'`` (default) picks the cheaper one, and only exact methods
+        for integer inputs; :func:`choose_method` says which.
+    boundary : {'fill', 'wrap', 'symmetric', 'reflect', 'replicate'}, optional
+        How ``input`` is extended beyond its edges for ``'full'`` and ``'same'`` (see Notes).
+    fill_value : number, optional
+        The value ``'fill'`` extends with (default 0). Must be representable in the result
+        dtype.
+
+    Returns
+    -------
+    Tensor
+        The convolution, of dtype ``torch.result_type(input, kernel)``, on the input's device.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``mode``/``method``/``boundary``; bad or repeated ``dims``; a kernel with more
+        dims than the input and no ``dims``; batch dims that do not broadcast; ``'valid'``
+        where neither operand dominates; operands on different devices; a ``fill_value`` the
+        result dtype cannot hold.
+    TypeError
+        Non-numeric or unsupported-dtype operands, or ``dims`` that are not integers.
+
+    See Also
+    --------
+    correlate : the same with the kernel not flipped (and conjugated).
+    choose_method : which method ``'auto'`` runs.
+    scipy.signal.convolve : the reference semantics.
+
+    Notes
+    -----
+    For one convolved dim, ``y[j] = sum_m input[m] * kernel[j - m]`` over every ``m`` where
+    both are defined (``'full'``), which is the kernel flipped and slid along the input.
+
+    Examples
+    --------
+    The seed example: a horizontal edge filter on a square. Convolution flips the kernel, so
+    the rising edge comes out negative (cross-correlation, ``F.conv2d``, gives the opposite):
+
+    >>> import torch
+    >>> import trueconv
+    >>> image = torch.zeros(5, 7, dtype=torch.int64)
+    >>> image[1:4, 2:5] = 1
+    >>> trueconv.convolve(image, [[-1, 1]], mode="valid")
+    tensor([[ 0,  0,  0,  0,  0,  0],
+            [ 0, -1,  0,  0,  1,  0],
+            [ 0, -1,  0,  0,  1,  0],
+            [ 0, -1,  0,  0,  1,  0],
+            [ 0,  0,  0,  0,  0,  0]])
+
+    Sizes of the three modes, and an impulse reproducing the kernel:
+
+    >>> x = torch.tensor([0., 1., 0., 0.])
+    >>> trueconv.convolve(x, torch.tensor([1., 2., 3.]))
+    tensor([0., 1., 2., 3., 0., 0.])
+    >>> trueconv.convolve(x, torch.tensor([1., 2., 3.]), "same")
+    tensor([1., 2., 3., 0.])
+    >>> trueconv.convolve(x, torch.tensor([1., 2., 3.]), "valid")
+    tensor([2., 3.])
+
+    The even-kernel ``'same'`` rule: the output starts at ``(k - 1) // 2`` of ``'full'``:
+
+    >>> trueconv.convolve([1, 2, 3, 4], [1, 1], "full")
+    tensor([1, 3, 5, 7, 4])
+    >>> trueconv.convolve([1, 2, 3, 4], [1, 1], "same")
+    tensor([1, 3, 5, 7])
+
+    A 1-D kernel filters every row of a batch; boundary rules extend the input:
+
+    >>> rows = torch.tensor([[1., 2., 3.], [4., 5., 6.]])
+    >>> trueconv.convolve(rows, torch.tensor([1., 1., 1.]), "same", boundary="wrap")
+    tensor([[ 6.,  6.,  6.],
+            [15., 15., 15.]])
+    """
+    x, k, spec = normalize("convolve", input, kernel, mode, dims, method, boundary, fill_value)
+    return _execute(x, k, spec)
+
+
+def correlate(
+    input: Any,
+    kernel: Any,
+    mode: Mode = "full",
+    *,
+    dims: int | tuple[int, ...] | None = None,
+    method: Method = "auto",
+    boundary: Boundary | BoundaryAlias = "fill",
+    fill_value: complex = 0,
+) -> torch.Tensor:
+    r"""N-D cross-correlation of ``input`` with ``kernel``, as ``scipy.signal.correlate``.
+
+    Exactly ``convolve(input, flip(conj(kernel)))`` over the convolved dims, in every mode,
+    method and boundary: one identity, one code path.
+
+    Parameters
+    ----------
+    input : Tensor or array_like
+        The signal. Never modified.
+    kernel : Tensor or array_like
+        The template; conjugated when complex.
+    mode : {'full', 'same', 'valid'}, optional
+        Output size, as in :func:`convolve`.
+    dims : int or tuple of int, optional
+        Correlated dims, as in :func:`convolve`.
+    method : {'auto', 'direct', 'fft'}, optional
+        As in :func:`convolve`.
+    boundary : {'fill', 'wrap', 'symmetric', 'reflect', 'replicate'}, optional
+        As in :func:`convolve`.
+    fill_value : number, optional
+        As in :func:`convolve`.
+
+    Returns
+    -------
+    Tensor
+        The correlation, of dtype ``torch.result_type(input, kernel)``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`convolve`.
+    TypeError
+        As :func:`convolve`.
+
+    See Also
+    --------
+    convolve : the same with the kernel flipped.
+    scipy.signal.correlate : the reference semantics.
+
+    Notes
+    -----
+    For one dim, ``z[l] = sum_m input[m + l - (k - 1)] * conj(kernel[m])`` in ``'full'`` mode,
+    ``l = 0 .. n + k - 2``.
+
+    Examples
+    --------
+    >>> import trueconv
+    >>> trueconv.correlate([0, 1, 0, 0], [1, 2, 3])
+    tensor([0, 3, 2, 1, 0, 0])
+    >>> trueconv.correlate([1, 2, 3, 4], [1, 1j], "valid")
+    tensor([1.-2.j, 2.-3.j, 3.-4.j])
+    """
+    x, k, spec = normalize("correlate", input, kernel, mode, dims, method, boundary, fill_value)
+    own = [d - (spec.ndim - k.ndim) for d in spec.dims if d >= spec.ndim - k.ndim]
+    k = k.flip(own) if own else k
+    if k.is_complex():
+        k = k.conj_physical()
+    return _execute(x, k, spec)
+
+
+def choose_method(
+    input: Any,
+    kernel: Any,
+    mode: Mode = "full",
+    *,
+    dims: int | tuple[int, ...] | None = None,
+    boundary: Boundary | BoundaryAlias = "fill",
+    fill_value: complex = 0,
+) -> str:
+    """The method that ``convolve``/``correlate`` with ``method='auto'`` would run.
+
+    Plans from shapes, dtypes and the device alone; computes nothing.
+
+    Parameters
+    ----------
+    input, kernel : Tensor or array_like
+        The operands, as in :func:`convolve`.
+    mode : {'full', 'same', 'valid'}, optional
+        As in :func:`convolve`.
+    dims : int or tuple of int, optional
+        As in :func:`convolve`.
+    boundary : {'fill', 'wrap', 'symmetric', 'reflect', 'replicate'}, optional
+        As in :func:`convolve` (explicit boundaries change the problem size).
+    fill_value : number, optional
+        As in :func:`convolve`.
+
+    Returns
+    -------
+    str
+        ``'direct'`` or ``'fft'``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import trueconv
+    >>> trueconv.choose_method(torch.zeros(1000), torch.zeros(3))
+    'direct'
+    >>> trueconv.choose_method(torch.zeros(100_000), torch.zeros(5000))
+    'fft'
+    >>> ints = torch.zeros(100_000, dtype=torch.int64)
+    >>> trueconv.choose_method(ints, ints[:5000])  # integers: exact paths only
+    'direct'
+    """
+    x, _, spec = normalize("choose_method", input, kernel, mode, dims, "auto", boundary, fill_value)
+    return _plan.choose(spec, x.device)
+
+
+convolve.__doc__ = _with_notes(convolve.__doc__ or "")
+correlate.__doc__ = _with_notes(correlate.__doc__ or "")
+
+
+def _execute(x: torch.Tensor, k: torch.Tensor, spec: ConvSpec) -> torch.Tensor:
+    """Run a normalised problem: extend, choose, run, restore layout and dtype."""
+    if spec.empty:
+        return torch.zeros(spec.out_shape, dtype=spec.dtype, device=x.device)
+    x = x.reshape(spec.x_shape)
+    k = k.reshape(spec.k_shape)
+    if spec.nd == 0:
+        return (x * k).to(spec.dtype)
+
+    method = _plan.choose(spec, x.device)
+    module = REGISTRY[method]
+    cdtype = module.compute_dtype(spec.dtype)
+    trailing = list(range(spec.ndim - spec.nd, spec.ndim))
+    x = x.movedim(spec.dims, trailing).to(cdtype)
+    k = k.movedim(spec.dims, trailing).to(cdtype)
+    if spec.extend_explicitly:
+        x = extend(x, trailing, spec.pads, spec.boundary, spec.fill_value)
+    a, b = (k, x) if spec.swap else (x, k)
+    y = module.run(a, b, spec.method_pads)
+    y = y.movedim(trailing, spec.dims)
+    return _restore_dtype(y, spec.dtype)
+
+
+def _restore_dtype(y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    if y.dtype == dtype:
+        return y
+    if dtype.is_floating_point or dtype.is_complex:
+        return y.to(dtype)
+    if y.dtype.is_floating_point:
+        y = y.round().to(torch.int64)
+    if dtype == torch.bool:
+        return y != 0
+    return y.to(dtype)  # int64 -> narrower integers wraps, as numpy's integer arithmetic

@@ -1,0 +1,54 @@
+"""Shared test configuration: hypothesis profiles and the error measure used everywhere.
+
+Profiles: ``ci`` (deterministic, modest example counts; the default under ``CI=true``) and
+``dev`` (more examples, random seeds). Choose one with ``--hypothesis-profile=dev``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    max_examples=40,
+    derandomize=True,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "dev", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+#: Largest accepted scale-free error ||out - ref|| / ||ref|| per computation dtype.
+REL_TOL = {
+    torch.float64: 1e-12,
+    torch.complex128: 1e-12,
+    torch.float32: 1e-5,
+    torch.complex64: 1e-5,
+    torch.float16: 2e-2,
+    torch.bfloat16: 5e-2,
+}
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().resolve_conj().numpy()
+
+
+def rel_err(out, ref) -> float:
+    """Scale-free error ``||out - ref|| / ||ref||`` (absolute when ``ref`` is all zero)."""
+    out = to_numpy(out) if isinstance(out, torch.Tensor) else np.asarray(out)
+    ref = to_numpy(ref) if isinstance(ref, torch.Tensor) else np.asarray(ref)
+    assert out.shape == ref.shape, f"shape {out.shape} != reference shape {ref.shape}"
+    out = out.astype(np.complex128 if np.iscomplexobj(out) else np.float64)
+    ref = ref.astype(np.complex128 if np.iscomplexobj(ref) else np.float64)
+    denom = np.linalg.norm(ref.ravel())
+    num = np.linalg.norm((out - ref).ravel())
+    return float(num / denom) if denom > 0 else float(num)
