@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from trueconv._methods import overlap_add
 from trueconv._methods.fft import next_fast_len
 from trueconv._spec import ConvSpec
 
@@ -20,7 +21,7 @@ CONSTANTS: dict[str, dict[str, float]] = {
 }
 
 
-def _operands(spec: ConvSpec) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def operands(spec: ConvSpec) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Lengths of the signal and kernel roles along the convolved dims, after extension."""
     if spec.swap:
         return spec.k, spec.n
@@ -29,14 +30,14 @@ def _operands(spec: ConvSpec) -> tuple[tuple[int, ...], tuple[int, ...]]:
 
 def direct_ops(spec: ConvSpec) -> float:
     """Multiply-adds of the direct method: one per output sample and kernel tap."""
-    _, b = _operands(spec)
+    _, b = operands(spec)
     out = math.prod(spec.out_shape)
     return float(out * math.prod(b))
 
 
 def fft_ops(spec: ConvSpec) -> float:
     """Transform work ``L log2 L`` summed over the three transforms (two forward, one inverse)."""
-    a, b = _operands(spec)
+    a, b = operands(spec)
     lens = [next_fast_len(n + k - 1) for n, k in zip(a, b) if n > 1 and k > 1]
     size = math.prod(lens)
     batch = max(1, math.prod(spec.batch_shape))
@@ -45,10 +46,29 @@ def fft_ops(spec: ConvSpec) -> float:
     return 3.0 * batch * size * math.log2(size)
 
 
+def overlap_add_ops(spec: ConvSpec) -> float:
+    """Transform work of overlap-add: blocked dims cost ``nb · L`` points instead of ``L_full``."""
+    a, b = operands(spec)
+    points, size = 1, 1  # points transformed for the signal; points of one kernel transform
+    for n, k, s in zip(a, b, overlap_add.blocked_dims(a, b)):
+        if s is not None:
+            points *= -(-n // s) * (s + k - 1)
+            size *= s + k - 1
+        elif n > 1 and k > 1:
+            points *= next_fast_len(n + k - 1)
+            size *= next_fast_len(n + k - 1)
+    batch = max(1, math.prod(spec.batch_shape))
+    if size <= 1:
+        return float(batch * math.prod(spec.out_shape[d] for d in spec.dims))
+    return (2.0 * batch * points + size) * math.log2(size)
+
+
 def seconds(method: str, spec: ConvSpec, device_type: str) -> float:
     c = CONSTANTS.get(device_type, CONSTANTS["cpu"])
     if method == "direct":
         return c["call"] + c["direct_mac"] * direct_ops(spec)
     if method == "fft":
         return 3 * c["call"] + c["fft_point"] * fft_ops(spec)
+    if method == "overlap_add":
+        return 6 * c["call"] + c["fft_point"] * overlap_add_ops(spec)
     raise AssertionError(method)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 Mode = Literal["full", "same", "valid"]
-Method = Literal["auto", "direct", "fft"]
+Method = Literal["auto", "direct", "fft", "overlap_add"]
 Boundary = Literal["fill", "wrap", "symmetric", "reflect", "replicate"]
 BoundaryAlias = Literal["constant", "zeros", "circular", "symm", "edge"]
 

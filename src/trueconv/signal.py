@@ -92,10 +92,12 @@ def convolve(
         a ``(B, C, L)`` input filters every row). Given: both operands are aligned by their
         trailing dims, ``dims`` index that common layout, and every other dim broadcasts by
         PyTorch rules (scipy's ``fftconvolve(axes=...)``).
-    method : {'auto', 'direct', 'fft'}, optional
+    method : {'auto', 'direct', 'fft', 'overlap_add'}, optional
         ``'direct'`` sums products (``F.conv1d/2d/3d`` on the flipped kernel); ``'fft'``
-        multiplies spectra. ``'auto'`` (default) picks the cheaper one, and only exact methods
-        for integer inputs; :func:`choose_method` says which.
+        multiplies spectra of the whole operands; ``'overlap_add'`` cuts the long operand into
+        blocks and transforms them in one batch (long signals, mid-size kernels). ``'auto'``
+        (default) picks the cheapest by a cost model, and only exact methods for integer
+        inputs; :func:`choose_method` says which.
     boundary : {'fill', 'wrap', 'symmetric', 'reflect', 'replicate'}, optional
         How ``input`` is extended beyond its edges for ``'full'`` and ``'same'`` (see Notes).
     fill_value : number, optional
@@ -197,7 +199,7 @@ def correlate(
         Output size, as in :func:`convolve`.
     dims : int or tuple of int, optional
         Correlated dims, as in :func:`convolve`.
-    method : {'auto', 'direct', 'fft'}, optional
+    method : {'auto', 'direct', 'fft', 'overlap_add'}, optional
         As in :func:`convolve`.
     boundary : {'fill', 'wrap', 'symmetric', 'reflect', 'replicate'}, optional
         As in :func:`convolve`.
@@ -271,7 +273,7 @@ def choose_method(
     Returns
     -------
     str
-        ``'direct'`` or ``'fft'``.
+        ``'direct'``, ``'fft'`` or ``'overlap_add'``.
 
     Examples
     --------
@@ -280,6 +282,8 @@ def choose_method(
     >>> trueconv.choose_method(torch.zeros(1000), torch.zeros(3))
     'direct'
     >>> trueconv.choose_method(torch.zeros(100_000), torch.zeros(5000))
+    'overlap_add'
+    >>> trueconv.choose_method(torch.zeros(50_000), torch.zeros(30_000))
     'fft'
     >>> ints = torch.zeros(100_000, dtype=torch.int64)
     >>> trueconv.choose_method(ints, ints[:5000])  # integers: exact paths only

@@ -10,8 +10,8 @@ Each method module exposes ``compute_dtype(dtype)`` (the dtype it runs in for a 
 and ``run(a, b, pads)``.
 """
 
-from trueconv._methods import direct, fft
+from trueconv._methods import direct, fft, overlap_add
 
-REGISTRY = {"direct": direct, "fft": fft}
+REGISTRY = {"direct": direct, "fft": fft, "overlap_add": overlap_add}
 
 __all__ = ["REGISTRY"]

@@ -14,7 +14,7 @@ small as the larger operand, for ``'same'`` about ``n + k/2`` instead of ``n + k
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -60,33 +60,74 @@ def next_fast_len(n: int, real: bool = True) -> int:
     return best
 
 
+@functools.lru_cache(maxsize=1)
+def even_fast_lengths(limit: int = 1 << 31) -> tuple[int, ...]:
+    """Every even 7-smooth number up to ``limit``, ascending (about 2,800 of them)."""
+    out = []
+    p7 = 2
+    while p7 <= limit:
+        p5 = p7
+        while p5 <= limit:
+            p3 = p5
+            while p3 <= limit:
+                p2 = p3
+                while p2 <= limit:
+                    out.append(p2)
+                    p2 *= 2
+                p3 *= 3
+            p5 *= 5
+        p7 *= 7
+    return tuple(sorted(out))
+
+
+def wanted(
+    sa: Sequence[int], sb: Sequence[int], pads: Sequence[tuple[int, int]]
+) -> tuple[list[int], list[int]]:
+    """Per dim, the slice ``[start, start + length)`` of the full linear convolution wanted."""
+    starts = [k - 1 - before for (before, _), k in zip(pads, sb)]
+    lengths = [n + before + after - k + 1 for (before, after), n, k in zip(pads, sa, sb)]
+    return starts, lengths
+
+
+def unaliased_length(n: int, k: int, start: int, length: int) -> int:
+    """Smallest circular length whose fold leaves ``y[start : start + length]`` intact."""
+    return max(start + length, n + k - 1 - start, n, k)
+
+
+def transforms(real: bool) -> tuple[Callable[..., torch.Tensor], Callable[..., torch.Tensor]]:
+    """The forward and inverse N-D transforms: half-spectrum for real data."""
+    if real:
+        return torch.fft.rfftn, torch.fft.irfftn
+    return torch.fft.fftn, torch.fft.ifftn
+
+
+def crop(y: torch.Tensor, starts: Sequence[int], lengths: Sequence[int]) -> torch.Tensor:
+    """Views of the wanted slices along the trailing ``len(starts)`` dims."""
+    nd = len(starts)
+    for i, (s, ln) in enumerate(zip(starts, lengths)):
+        if s or y.shape[i - nd] != ln:
+            y = y.narrow(i - nd, s, ln)
+    return y
+
+
 def run(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> torch.Tensor:
     nd = len(pads)
     sa, sb = a.shape[a.ndim - nd :], b.shape[b.ndim - nd :]
-    # wanted slice [start, start + length) of the full linear convolution, per dim
-    starts = [k - 1 - before for (before, _), k in zip(pads, sb)]
-    lengths = [n + before + after - k + 1 for (before, after), n, k in zip(pads, sa, sb)]
-
+    starts, lengths = wanted(sa, sb, pads)
     fft_dims, sizes = [], []
     for i, (n, k, s, ln) in enumerate(zip(sa, sb, starts, lengths)):
         if n > 1 and k > 1:
             fft_dims.append(i - nd)
-            sizes.append(max(s + ln, n + k - 1 - s, n, k))
+            sizes.append(unaliased_length(n, k, s, ln))
 
     if not fft_dims:
         y = a * b  # every convolved dim has a length-1 operand: a broadcast product
     else:
         real = not (a.is_complex() or b.is_complex())
-        fwd, inv = (
-            (torch.fft.rfftn, torch.fft.irfftn) if real else (torch.fft.fftn, torch.fft.ifftn)
-        )
+        fwd, inv = transforms(real)
         # the last transformed dim is the halved one in rfftn: it must be even
         lens = [next_fast_len(m, real and i == len(sizes) - 1) for i, m in enumerate(sizes)]
         spec = fwd(a, s=lens, dim=fft_dims)
         spec = spec * fwd(b, s=lens, dim=fft_dims)
         y = inv(spec, s=lens, dim=fft_dims)
-
-    for i, (s, ln) in enumerate(zip(starts, lengths)):
-        if s or y.shape[i - nd] != ln:
-            y = y.narrow(i - nd, s, ln)
-    return y
+    return crop(y, starts, lengths)

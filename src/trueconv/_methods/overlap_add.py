@@ -1,0 +1,116 @@
+"""Overlap-add: the long operand cut into blocks, all blocks transformed in one batched FFT.
+
+Along a convolved dim of signal length ``n`` and kernel length ``k``, the signal is cut into
+``nb = ceil(n / S)`` blocks of length ``S``; each block's full convolution with the kernel has
+length ``S + k - 1``, computed with a circular transform of length ``L = S + k - 1`` (no
+aliasing), and the block results are added back at offsets ``0, S, 2S, ...``. Work per dim is
+``nb · L log L`` instead of ``L_full log L_full`` for one transform of the whole length, and the
+spectra held at once are about ``n · L / S`` instead of ``n + k``.
+
+Block length: ``L`` runs over the even 7-smooth lengths with ``S = L - k + 1 >= k - 1`` and
+``S < n``, and the one with the least ``nb · L log2 L`` wins, if that beats the single transform
+of the whole dim (otherwise the dim is transformed whole, as the ``'fft'`` method does). The
+continuous optimum of ``L log L / (L - k + 1)`` solves ``L - (k - 1)(ln L + 1) = 0``, so ``L`` is
+a few times ``k`` (scipy's ``oaconvolve`` solves the same equation with Lambert's W); scanning
+the discrete fast lengths also accounts for their uneven spacing and for the last partial block.
+
+``S >= k - 1`` makes every block's tail (``k - 1`` samples) shorter than a block, so the
+overlap-add is two shifted adds of ``nb · S`` samples each.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from trueconv._methods import fft
+from trueconv._methods.fft import next_fast_len
+
+compute_dtype = fft.compute_dtype
+
+
+def _work(length: int) -> float:
+    return length * math.log2(length)
+
+
+@functools.lru_cache(maxsize=4096)
+def block_length(n: int, k: int) -> int | None:
+    """Block length ``S`` for a dim with signal ``n`` and kernel ``k``; ``None``: don't block."""
+    if n <= 1 or k <= 1:
+        return None
+    best_s, best_cost = None, _work(next_fast_len(n + k - 1))
+    for length in fft.even_fast_lengths():
+        s = length - k + 1
+        if s < k - 1:
+            continue
+        if s >= n:
+            break
+        cost = -(-n // s) * _work(length)
+        if cost < best_cost:
+            best_s, best_cost = s, cost
+    return best_s
+
+
+def blocked_dims(sa: Sequence[int], sb: Sequence[int]) -> list[int | None]:
+    """Per convolved dim, the block length, or ``None`` where the dim is not blocked."""
+    return [block_length(n, k) for n, k in zip(sa, sb)]
+
+
+def _overlap_add(y: torch.Tensor, pos: int, s: int) -> torch.Tensor:
+    """Merge dims ``(nb, L)`` at ``pos, pos + 1`` into one of length ``(nb + 1) · s``."""
+    y = y.movedim((pos, pos + 1), (-2, -1))
+    *lead, nb, length = y.shape
+    head = y[..., :s].reshape(*lead, nb * s)
+    tail = F.pad(y[..., s:], (0, 2 * s - length)).reshape(*lead, nb * s)
+    out = F.pad(head, (0, s)) + F.pad(tail, (s, 0))
+    return out.movedim(-1, pos)
+
+
+def run(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> torch.Tensor:
+    nd = len(pads)
+    assert a.ndim == b.ndim, "operands are aligned by the front door"
+    lead = a.ndim - nd
+    sa, sb = a.shape[lead:], b.shape[lead:]
+    starts, lengths = fft.wanted(sa, sb, pads)
+    blocks = blocked_dims(sa, sb)
+
+    # Split each blocked dim of a into (nb, S), and give b a size-1 block dim to match. From the
+    # last dim backwards, so the positions of the dims not yet visited stay put.
+    for i in reversed(range(nd)):
+        s = blocks[i]
+        if s is not None:
+            p, nb = lead + i, -(-sa[i] // s)
+            a = F.pad(a.movedim(p, -1), (0, nb * s - sa[i]))
+            a = a.unflatten(-1, (nb, s)).movedim((-2, -1), (p, p + 1))
+            b = b.unsqueeze(p)
+
+    # Where each convolved dim now sits, and the transform over it: blocked dims at the block
+    # length (an even fast length by construction), the others as the 'fft' method does.
+    real = not (a.is_complex() or b.is_complex())
+    positions, tdims, tlens = [], [], []
+    p = lead
+    for i, (n, k, s) in enumerate(zip(sa, sb, blocks)):
+        positions.append(p)
+        if s is not None:
+            tdims.append(p + 1)
+            tlens.append(s + k - 1)
+        elif n > 1 and k > 1:
+            tdims.append(p)
+            # rfftn halves its last dim, which must then be even
+            even = real and not any(m > 1 and q > 1 for m, q in zip(sa[i + 1 :], sb[i + 1 :]))
+            tlens.append(next_fast_len(fft.unaliased_length(n, k, starts[i], lengths[i]), even))
+        p += 2 if s is not None else 1
+    if not tdims:
+        return fft.crop(a * b, starts, lengths)
+    fwd, inv = fft.transforms(real)
+    y = inv(fwd(a, s=tlens, dim=tdims) * fwd(b, s=tlens, dim=tdims), s=tlens, dim=tdims)
+
+    for i in reversed(range(nd)):
+        s = blocks[i]
+        if s is not None:
+            y = _overlap_add(y, positions[i], s)
+    return fft.crop(y, starts, lengths)
