@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from trueconv._typing import BOUNDARIES, BOUNDARY_ALIASES, METHODS, MODES, choices
@@ -126,6 +127,8 @@ def as_operand(fname: str, arg: str, value: Any, device: torch.device | None) ->
                 f"{fname}(): {arg} must be a tensor, array or (nested) sequence of numbers; "
                 f"got {type(value).__name__}."
             )
+        if isinstance(value, np.ndarray) and any(st < 0 for st in value.strides):
+            value = np.ascontiguousarray(value)  # torch cannot view negative strides
         try:
             t = torch.as_tensor(value, device=device)
         except (TypeError, ValueError, RuntimeError) as exc:
@@ -206,8 +209,8 @@ def check_fill_value(
         value = value.real
     if dtype.is_floating_point:
         v = float(value)
-        if math.isfinite(v) and not math.isfinite(torch.tensor(v, dtype=dtype).item()):
-            raise bad("it overflows")
+        if math.isfinite(v) and abs(v) > torch.finfo(dtype).max:
+            raise bad(f"it overflows; the largest finite value is {torch.finfo(dtype).max:g}")
         return v
     # integer and bool dtypes: the value must be integral and inside the range
     if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):

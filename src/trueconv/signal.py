@@ -300,7 +300,12 @@ correlate.__doc__ = _with_notes(correlate.__doc__ or "")
 def _execute(x: torch.Tensor, k: torch.Tensor, spec: ConvSpec) -> torch.Tensor:
     """Run a normalised problem: extend, choose, run, restore layout and dtype."""
     if spec.empty:
-        return torch.zeros(spec.out_shape, dtype=spec.dtype, device=x.device)
+        out = torch.zeros(spec.out_shape, dtype=spec.dtype, device=x.device)
+        # keep the (empty) result in the autograd graph, as any torch op would
+        for t in (x, k):
+            if t.requires_grad:
+                out = out + t.flatten()[:0].sum()
+        return out
     x = x.reshape(spec.x_shape)
     k = k.reshape(spec.k_shape)
     if spec.nd == 0:

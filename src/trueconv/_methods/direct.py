@@ -111,8 +111,9 @@ def _crop(
 def shift_add(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> torch.Tensor:
     """Exact direct convolution by one scaled, shifted add per kernel tap.
 
-    Works for every dtype on every device (integers in int64, wrapping like numpy); its cost
-    is one elementwise pass over the output per tap.
+    Works for every dtype on every device (integers wrap like numpy's); its cost is one
+    elementwise pass over the output per tap, with no im2col buffer and no channel padding.
+    Accumulates in place unless autograd has to see each step.
     """
     nd = len(pads)
     nb = a.ndim - nd
@@ -120,13 +121,16 @@ def shift_add(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]])
     sa, sb = a.shape[nb:], b.shape[nb:]
     out_sz = [n - k + 1 for n, k in zip(sa, sb)]
     batch = torch.broadcast_shapes(a.shape[:nb], b.shape[:nb])
-    out = torch.zeros(*batch, *out_sz, dtype=torch.promote_types(a.dtype, b.dtype), device=a.device)
+    dtype = torch.promote_types(a.dtype, b.dtype)
+    out = torch.zeros(*batch, *out_sz, dtype=dtype, device=a.device)
+    in_place = not (torch.is_grad_enabled() and (a.requires_grad or b.requires_grad))
     for tap in itertools.product(*(range(k) for k in sb)):
-        window = a
+        window, coef = a, b
         for i, (m, k, o) in enumerate(zip(tap, sb, out_sz)):
             window = window.narrow(nb + i, k - 1 - m, o)
-        coef = b
-        for i, m in enumerate(tap):
             coef = coef.narrow(nb + i, m, 1)  # keeps the dim: broadcasts against the window
-        out = out + coef * window
+        if in_place:
+            out.addcmul_(window, coef)
+        else:
+            out = torch.addcmul(out, window, coef)
     return out
