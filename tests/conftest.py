@@ -41,7 +41,10 @@ REL_TOL = {
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().resolve_conj().numpy()
+    t = t.detach().cpu().resolve_conj()
+    if t.dtype == torch.bfloat16:  # numpy has no bfloat16; float64 holds it exactly
+        t = t.double()
+    return t.numpy()
 
 
 def rel_err(out, ref) -> float:

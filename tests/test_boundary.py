@@ -1,0 +1,404 @@
+"""Boundary rules against numpy.pad and scipy.signal.convolve2d.
+
+``_boundary.source_index``/``extend`` must be ``np.pad`` (including pads several periods longer
+than the input); ``convolve(..., boundary=...)`` must be ``convolve2d(boundary=...)`` where scipy
+has the rule, and everywhere the independent recipe ``np.pad`` + scipy ``'valid'``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.signal
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import trueconv
+from conftest import REL_TOL, rel_err, to_numpy
+from trueconv._boundary import extend, source_index
+from trueconv._methods import REGISTRY
+from trueconv._typing import BOUNDARIES, BOUNDARY_ALIASES
+
+METHODS = ["auto", *sorted(REGISTRY)]
+EXPLICIT = sorted(REGISTRY)
+TOL = REL_TOL[torch.float64]
+
+#: our canonical name -> numpy.pad mode
+NP_MODE = {
+    "fill": "constant",
+    "wrap": "wrap",
+    "symmetric": "symmetric",
+    "reflect": "reflect",
+    "replicate": "edge",
+}
+#: our canonical name -> scipy.signal.convolve2d boundary (it has no reflect/replicate)
+SCIPY_2D = {"fill": "fill", "wrap": "wrap", "symmetric": "symm"}
+
+
+def test_tables_cover_every_boundary():
+    assert set(NP_MODE) == set(BOUNDARIES)
+    assert set(BOUNDARY_ALIASES.values()) <= set(BOUNDARIES)
+
+
+def np_pad(x: np.ndarray, pads, boundary: str, fill_value=0) -> np.ndarray:
+    if boundary == "fill":
+        return np.pad(x, pads, "constant", constant_values=fill_value)
+    return np.pad(x, pads, NP_MODE[boundary])
+
+
+# --- source_index / extend against np.pad ---------------------------------------------------
+
+NON_FILL = [b for b in BOUNDARIES if b != "fill"]
+PADS = [(0, 0), (1, 0), (0, 2), (1, 1), (3, 2), (5, 7), (13, 4), (0, 17)]
+
+
+@pytest.mark.parametrize("boundary", NON_FILL)
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_source_index_is_np_pad(boundary, n):
+    """Every (before, after), including pads several periods longer than the input."""
+    for before, after in PADS:
+        got = source_index(n, before, after, boundary)
+        ref = np.pad(np.arange(n), (before, after), NP_MODE[boundary])
+        np.testing.assert_array_equal(got.numpy(), ref, err_msg=f"pads {(before, after)}")
+
+
+@given(
+    st.sampled_from(NON_FILL),
+    st.integers(1, 9),
+    st.integers(0, 40),
+    st.integers(0, 40),
+)
+def test_source_index_is_np_pad_random(boundary, n, before, after):
+    got = source_index(n, before, after, boundary)
+    ref = np.pad(np.arange(n), (before, after), NP_MODE[boundary])
+    np.testing.assert_array_equal(got.numpy(), ref)
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize(
+    ("shape", "dims", "pads"),
+    [
+        ((5,), (0,), ((2, 3),)),
+        ((1,), (0,), ((4, 3),)),
+        ((3,), (0,), ((8, 11),)),
+        ((4, 3), (0, 1), ((1, 2), (7, 0))),
+        ((2, 3, 4), (1, 2), ((5, 5), (0, 9))),
+        ((2, 1, 4), (0, 1, 2), ((3, 0), (2, 2), (1, 6))),
+        ((3, 2, 5), (2,), ((0, 0),)),
+    ],
+)
+def test_extend_is_np_pad(boundary, shape, dims, pads):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape)
+    full = [(0, 0)] * x.ndim
+    for d, p in zip(dims, pads):
+        full[d] = p
+    xt = torch.from_numpy(x)
+    before = xt.clone()
+    got = extend(xt, dims, pads, boundary, fill_value=2.5)
+    np.testing.assert_array_equal(to_numpy(got), np_pad(x, full, boundary, fill_value=2.5))
+    assert torch.equal(xt, before)
+
+
+@pytest.mark.parametrize("fill", [0, 3, -1.5, 2 - 1j])
+def test_extend_fill_complex(fill):
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 4)) + 1j * rng.standard_normal((3, 4))
+    got = extend(torch.from_numpy(x), (0, 1), ((2, 1), (3, 5)), "fill", fill_value=fill)
+    ref = np.pad(x, ((2, 1), (3, 5)), "constant", constant_values=fill)
+    np.testing.assert_array_equal(to_numpy(got), ref)
+
+
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_extend_integer_tensor(boundary):
+    x = np.arange(-3, 4, dtype=np.int64).reshape(1, 7)
+    got = extend(torch.from_numpy(x), (1,), ((9, 10),), boundary, fill_value=5)
+    np.testing.assert_array_equal(to_numpy(got), np_pad(x, ((0, 0), (9, 10)), boundary, 5))
+
+
+# --- convolve(boundary=...) against scipy.signal.convolve2d --------------------------------
+
+SHAPES_2D = [
+    ((6, 7), (3, 3)),
+    ((6, 7), (2, 4)),
+    ((5, 5), (1, 2)),
+    ((3, 2), (5, 6)),  # kernel larger than the input: pads longer than the input
+    ((4, 6), (4, 1)),
+]
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("boundary", sorted(SCIPY_2D))
+@pytest.mark.parametrize(("xs", "ks"), SHAPES_2D)
+def test_against_convolve2d(xs, ks, boundary, method):
+    rng = np.random.default_rng(3)
+    x, k = rng.standard_normal(xs), rng.standard_normal(ks)
+    fill = 0.75
+    for mode in ("full", "same"):
+        ref = scipy.signal.convolve2d(x, k, mode, boundary=SCIPY_2D[boundary], fillvalue=fill)
+        out = trueconv.convolve(
+            torch.from_numpy(x),
+            torch.from_numpy(k),
+            mode,
+            boundary=boundary,
+            fill_value=fill,
+            method=method,
+        )
+        assert tuple(out.shape) == ref.shape, mode
+        assert rel_err(out, ref) < TOL, mode
+
+
+@pytest.mark.parametrize("method", EXPLICIT)
+@pytest.mark.parametrize("boundary", sorted(SCIPY_2D))
+def test_against_convolve2d_complex(boundary, method):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, 6)) + 1j * rng.standard_normal((5, 6))
+    k = rng.standard_normal((3, 2)) + 1j * rng.standard_normal((3, 2))
+    fill = 1 - 2j
+    for mode in ("full", "same"):
+        ref = scipy.signal.convolve2d(x, k, mode, boundary=SCIPY_2D[boundary], fillvalue=fill)
+        out = trueconv.convolve(
+            torch.from_numpy(x),
+            torch.from_numpy(k),
+            mode,
+            boundary=boundary,
+            fill_value=fill,
+            method=method,
+        )
+        assert rel_err(out, ref) < REL_TOL[torch.complex128], mode
+
+
+# --- every boundary against np.pad + scipy 'valid' ------------------------------------------
+
+
+def recipe(x: np.ndarray, k: np.ndarray, mode: str, boundary: str, axes, fill_value=0):
+    """The independent oracle: extend with np.pad, then scipy's 'valid' convolution."""
+    pads = [(0, 0)] * x.ndim
+    for a in axes:
+        kk = k.shape[a]
+        pads[a] = (kk - 1, kk - 1) if mode == "full" else (kk - 1 - (kk - 1) // 2, (kk - 1) // 2)
+    if np.iscomplexobj(k) or isinstance(fill_value, complex):
+        x = x.astype(np.complex128)
+    return scipy.signal.convolve(np_pad(x, pads, boundary, fill_value), k, "valid", "direct")
+
+
+RECIPE_SHAPES = [
+    ((9,), (3,)),
+    ((9,), (4,)),
+    ((3,), (8,)),  # pads of 7 on a length-3 input: several periods
+    ((1,), (4,)),
+    ((2,), (9,)),
+    ((5, 6), (3, 2)),
+    ((2, 3), (6, 7)),
+    ((4, 3, 5), (2, 3, 2)),
+    ((2, 2, 3), (4, 5, 3)),
+]
+
+
+@pytest.mark.parametrize("method", EXPLICIT)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+@pytest.mark.parametrize(("xs", "ks"), RECIPE_SHAPES)
+def test_against_np_pad_recipe(xs, ks, boundary, method):
+    rng = np.random.default_rng(5)
+    x, k = rng.standard_normal(xs), rng.standard_normal(ks)
+    fill = -1.25
+    for mode in ("full", "same"):
+        ref = recipe(x, k, mode, boundary, range(x.ndim), fill)
+        out = trueconv.convolve(
+            torch.from_numpy(x),
+            torch.from_numpy(k),
+            mode,
+            boundary=boundary,
+            fill_value=fill,
+            method=method,
+        )
+        assert tuple(out.shape) == ref.shape, mode
+        assert rel_err(out, ref) < TOL, mode
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_recipe_with_batch_dims(boundary, method):
+    """A 1-D kernel on a batch of rows: only the filtered dim is extended."""
+    rng = np.random.default_rng(6)
+    x, k = rng.standard_normal((2, 3, 5)), rng.standard_normal((4,))
+    for mode in ("full", "same"):
+        ref = recipe(x, k[None, None], mode, boundary, [2], fill_value=0.5)
+        out = trueconv.convolve(
+            torch.from_numpy(x),
+            torch.from_numpy(k),
+            mode,
+            boundary=boundary,
+            fill_value=0.5,
+            method=method,
+        )
+        assert rel_err(out, ref) < TOL, mode
+
+
+@pytest.mark.parametrize("method", EXPLICIT)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_recipe_with_explicit_dims(boundary, method):
+    """dims=(0,) on a (7, 3) input with per-column kernels."""
+    rng = np.random.default_rng(7)
+    x, k = rng.standard_normal((7, 3)), rng.standard_normal((3, 3))
+    out = trueconv.convolve(
+        torch.from_numpy(x), torch.from_numpy(k), "same", dims=0, boundary=boundary, method=method
+    )
+    ref = np.stack(
+        [recipe(x[:, c], k[:, c], "same", boundary, [0]) for c in range(3)],
+        axis=1,
+    )
+    assert rel_err(out, ref) < TOL
+
+
+@pytest.mark.parametrize("method", EXPLICIT)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_correlate_boundary_against_recipe(boundary, method):
+    """correlate with a boundary = the np.pad recipe with the flipped, conjugated kernel."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((4, 5)) + 1j * rng.standard_normal((4, 5))
+    k = rng.standard_normal((3, 2)) + 1j * rng.standard_normal((3, 2))
+    for mode in ("full", "same"):
+        ref = recipe(x, np.conj(k[::-1, ::-1]), mode, boundary, range(2), fill_value=1j)
+        out = trueconv.correlate(
+            torch.from_numpy(x),
+            torch.from_numpy(k),
+            mode,
+            boundary=boundary,
+            fill_value=1j,
+            method=method,
+        )
+        assert rel_err(out, ref) < REL_TOL[torch.complex128], mode
+
+
+@pytest.mark.parametrize("method", EXPLICIT)
+@pytest.mark.parametrize(
+    ("x_complex", "k_complex", "fill"),
+    [(True, False, 2 + 3j), (False, True, -1j), (True, True, 0.5 - 0.5j), (True, True, 0)],
+)
+def test_complex_fill(x_complex, k_complex, fill, method):
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((4, 5)) + (1j * rng.standard_normal((4, 5)) if x_complex else 0)
+    k = rng.standard_normal((2, 3)) + (1j * rng.standard_normal((2, 3)) if k_complex else 0)
+    for mode in ("full", "same"):
+        ref = recipe(x, k, mode, "fill", range(2), fill_value=complex(fill))
+        out = trueconv.convolve(
+            torch.from_numpy(x), torch.from_numpy(k), mode, fill_value=fill, method=method
+        )
+        assert out.dtype == torch.complex128
+        assert rel_err(out, ref) < REL_TOL[torch.complex128], mode
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8])
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_integer_boundaries_exact(dtype, boundary):
+    rng = np.random.default_rng(10)
+    x = rng.integers(0, 6, (4, 6))
+    k = rng.integers(0, 4, (3, 2))
+    for mode in ("full", "same"):
+        ref = recipe(x, k, mode, boundary, range(2), fill_value=2)
+        out = trueconv.convolve(
+            torch.tensor(x, dtype=dtype),
+            torch.tensor(k, dtype=dtype),
+            mode,
+            boundary=boundary,
+            fill_value=2,
+        )
+        assert out.dtype == dtype
+        np.testing.assert_array_equal(to_numpy(out), ref.astype(to_numpy(out).dtype), mode)
+
+
+# --- aliases and 'valid' ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["full", "same"])
+@pytest.mark.parametrize(("alias", "canonical"), sorted(BOUNDARY_ALIASES.items()))
+def test_aliases_are_identical(alias, canonical, mode):
+    rng = np.random.default_rng(11)
+    x, k = rng.standard_normal((3, 5)), rng.standard_normal((2, 4))
+    xt, kt = torch.from_numpy(x), torch.from_numpy(k)
+    ref = recipe(x, k, mode, canonical, range(2), fill_value=0.25)
+    for method in METHODS:
+        a = trueconv.convolve(xt, kt, mode, boundary=alias, fill_value=0.25, method=method)
+        c = trueconv.convolve(xt, kt, mode, boundary=canonical, fill_value=0.25, method=method)
+        assert torch.equal(a, c), method
+        assert rel_err(a, ref) < TOL, method
+        ca = trueconv.correlate(xt, kt, mode, boundary=alias, fill_value=0.25, method=method)
+        cc = trueconv.correlate(xt, kt, mode, boundary=canonical, fill_value=0.25, method=method)
+        assert torch.equal(ca, cc), method
+
+
+VALID_BOUNDARIES = [
+    *((b, 0) for b in BOUNDARIES),
+    *((a, 0) for a in BOUNDARY_ALIASES),
+    ("fill", 7.5),
+    ("constant", -3),
+]
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(
+    ("xs", "ks"), [((9,), (4,)), ((3,), (7,)), ((5, 6), (2, 3)), ((2, 3), (4, 3))]
+)
+def test_valid_ignores_boundary(xs, ks, method):
+    rng = np.random.default_rng(12)
+    x, k = rng.standard_normal(xs), rng.standard_normal(ks)
+    ref = scipy.signal.convolve(x, k, "valid", "direct")
+    for boundary, fill in VALID_BOUNDARIES:
+        out = trueconv.convolve(
+            torch.from_numpy(x),
+            torch.from_numpy(k),
+            "valid",
+            boundary=boundary,
+            fill_value=fill,
+            method=method,
+        )
+        assert tuple(out.shape) == ref.shape, (boundary, fill)
+        assert rel_err(out, ref) < TOL, (boundary, fill)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_nonzero_fill_with_kernel_larger_than_input(method):
+    """'full' with fill != 0 and a larger kernel must not swap the operands."""
+    x, k = np.array([1.0, 2.0]), np.array([1.0, -1.0, 2.0, 0.5, 3.0])
+    for mode in ("full", "same"):
+        ref = recipe(x, k, mode, "fill", [0], fill_value=4.0)
+        out = trueconv.convolve(
+            torch.from_numpy(x), torch.from_numpy(k), mode, fill_value=4.0, method=method
+        )
+        assert rel_err(out, ref) < TOL, mode
+
+
+@given(
+    st.lists(st.integers(1, 6), min_size=1, max_size=3),
+    st.lists(st.integers(1, 8), min_size=3, max_size=3),
+    st.sampled_from(BOUNDARIES),
+    st.sampled_from(["full", "same"]),
+    st.sampled_from(METHODS),
+    st.integers(0, 2**32 - 1),
+)
+def test_random_against_recipe(xs, ks_pool, boundary, mode, method, seed):
+    ks = ks_pool[: len(xs)]
+    rng = np.random.default_rng(seed)
+    x, k = rng.standard_normal(xs), rng.standard_normal(ks)
+    ref = recipe(x, k, mode, boundary, range(x.ndim), fill_value=1.5)
+    out = trueconv.convolve(
+        torch.from_numpy(x),
+        torch.from_numpy(k),
+        mode,
+        boundary=boundary,
+        fill_value=1.5,
+        method=method,
+    )
+    assert rel_err(out, ref) < TOL
+
+
+def test_input_not_modified_by_extension():
+    x = torch.arange(6.0).reshape(2, 3)
+    before = x.clone()
+    for boundary in BOUNDARIES:
+        out = trueconv.convolve(x, torch.ones(3, 3), "same", boundary=boundary, fill_value=9)
+        ref = recipe(to_numpy(before), np.ones((3, 3)), "same", boundary, range(2), 9)
+        assert rel_err(out, ref) < REL_TOL[torch.float32]
+    assert torch.equal(x, before)
