@@ -47,7 +47,13 @@ _NOTES = """
     names its modes differently (its ``reflect`` is our ``symmetric``, its ``mirror`` our
     ``reflect``); to avoid silently swapping them, ndimage's names are not accepted.
 
-    Dtypes: the result has ``torch.result_type(input, kernel)``. Integer and bool inputs give
+    Edge cases: a zero-length convolved dim in either operand gives a zero-length output dim in
+    every mode (scipy returns an empty array); ``dims=()`` convolves over no dim, which is the
+    broadcast product, as is a 0-d kernel.
+
+    Dtypes: the result has ``torch.result_type(input, kernel)``. Python lists follow
+    ``torch.as_tensor`` (a list of floats becomes float32, torch's default dtype); numpy arrays
+    keep their dtype. Integer and bool inputs give
     exact integer results (wrapping on overflow like numpy) and ``method='auto'`` only picks
     exact paths for them; an explicit ``method='fft'`` rounds a float64 result, exact while
     ``|y| < 2**52`` (as scipy). float16 and bfloat16 accumulate in float32; float64 and
