@@ -1,7 +1,33 @@
 """trueconv: true convolution (the kernel flipped) for PyTorch, with scipy.signal semantics."""
 
+from trueconv import nn
+from trueconv.nn.functional import (
+    conv1d,
+    conv2d,
+    conv3d,
+    conv_transpose1d,
+    conv_transpose2d,
+    conv_transpose3d,
+)
+from trueconv.porting import flip_kernel, tf_kernel_to_torch, tf_same_padding, torch_kernel_to_tf
 from trueconv.signal import choose_method, convolve, correlate
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["__version__", "choose_method", "convolve", "correlate"]
+__all__ = [
+    "__version__",
+    "choose_method",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "convolve",
+    "correlate",
+    "flip_kernel",
+    "nn",
+    "tf_kernel_to_torch",
+    "tf_same_padding",
+    "torch_kernel_to_tf",
+]

@@ -24,6 +24,8 @@ from collections.abc import Sequence
 
 import torch
 
+from trueconv._spec import static_shape
+
 
 def source_index(n: int, before: int, after: int, boundary: str) -> torch.Tensor:
     """Indices into a length-``n`` axis that build its extension by ``(before, after)``."""
@@ -57,17 +59,18 @@ def extend(
     """
     if not any(b or a for b, a in pads):
         return x
+    sizes = static_shape(x)  # plain ints, also under torch.jit.trace
     if boundary == "fill":
-        shape = list(x.shape)
+        shape = list(sizes)
         region = [slice(None)] * x.ndim
         for d, (b, a) in zip(dims, pads):
             shape[d] += b + a
-            region[d] = slice(b, b + x.shape[d])
+            region[d] = slice(b, b + sizes[d])
         out = x.new_full(shape, fill_value)
         out[tuple(region)] = x
         return out
     for d, (b, a) in zip(dims, pads):
         if b or a:
-            idx = source_index(x.shape[d], b, a, boundary).to(x.device)
+            idx = source_index(sizes[d], b, a, boundary).to(x.device)
             x = x.index_select(d, idx)
     return x

@@ -54,6 +54,26 @@ def _dtype_names() -> str:
     return ", ".join(names)
 
 
+def is_integer(dtype: torch.dtype) -> bool:
+    return not (dtype.is_floating_point or dtype.is_complex)
+
+
+def static_shape(t: torch.Tensor) -> tuple[int, ...]:
+    """``t.shape`` as Python ints, also under ``torch.jit.trace``.
+
+    The tracer hands out sizes as 0-d tensors so that it can record shape arithmetic; our
+    shape arithmetic is planning, not computation, and must see plain ints.
+    """
+    if not torch.jit.is_tracing():
+        return tuple(t.shape)
+    state = torch._C._get_tracing_state()
+    torch._C._set_tracing_state(None)  # type: ignore[attr-defined]
+    try:
+        return tuple(t.shape)
+    finally:
+        torch._C._set_tracing_state(state)  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class ConvSpec:
     """Everything the execution needs to know about one call, derived from shapes alone."""

@@ -1,0 +1,264 @@
+"""Porting helpers: kernel flips, kernel layouts and TensorFlow's ``'SAME'`` padding.
+
+The rule of thumb: **TensorFlow and PyTorch kernels are correlation kernels** (``tf.nn.conv2d``,
+Keras ``Conv2D``, ``F.conv2d`` and ``torch.nn.Conv2d`` all cross-correlate); **Theano kernels
+(``conv2d(..., filter_flip=True)``, the default) and Lasagne ``Conv2DLayer`` kernels
+(``flip_filters=True``, the default) are convolution kernels**, and so are a paper's kernels when
+its math writes a convolution. trueconv's NN API takes convolution kernels:
+
+- ``tf.nn.conv2d`` / Keras ``Conv2D`` kernel ``k``, layout ``(kH, kW, in, out)``, a correlation
+  kernel: ``tf_kernel_to_torch(k, flip=True)``.
+- TF code ``tf.nn.conv2d(x, flipkernel(k), ...)``: ``k`` is a convolution kernel:
+  ``tf_kernel_to_torch(k)``.
+- Theano ``conv2d(filter_flip=True)`` / Lasagne ``Conv2DLayer`` weight ``w``, layout
+  ``(out, in, kH, kW)``, a convolution kernel: ``w`` as it is.
+- Theano ``filter_flip=False``, ``torch.nn.Conv2d``, ``F.conv2d`` weight ``w``, a correlation
+  kernel: ``flip_kernel(w)``.
+
+Transposed convolutions follow the same rule with TF's ``(kH, kW, O, I)`` and torch's
+``(I, O, kH, kW)`` layouts, which the same permutation converts. Data layouts convert with
+``x.permute(0, 3, 1, 2)`` (NHWC to NCHW) and back with ``y.permute(0, 2, 3, 1)``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+__all__ = ["flip_kernel", "tf_kernel_to_torch", "tf_same_padding", "torch_kernel_to_tf"]
+
+
+def _as_tensor(fname: str, arg: str, value: Any) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TypeError(f"{fname}(): {arg} must be a tensor or array; got {type(value).__name__}.")
+    try:
+        return torch.as_tensor(value)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise TypeError(
+            f"{fname}(): {arg} must be a tensor or array; got {type(value).__name__} that torch "
+            f"cannot convert ({exc})."
+        ) from None
+
+
+def flip_kernel(weight: Any, nd: int | None = None) -> torch.Tensor:
+    """Reverse the spatial dims of a kernel: a correlation kernel <-> a convolution kernel.
+
+    ``F.conv2d(x, flip_kernel(w))`` equals ``trueconv.conv2d(x, w)``, and
+    ``trueconv.conv2d(x, flip_kernel(w))`` equals ``F.conv2d(x, w)``. Batch and channel dims are
+    never flipped.
+
+    Parameters
+    ----------
+    weight : Tensor or array_like
+        A torch-layout weight ``(out, in, *spatial)`` (``(in, out, *spatial)`` for transposed
+        convolutions), or any kernel with ``nd`` given.
+    nd : int, optional
+        Number of trailing spatial dims to flip; default ``weight.ndim - 2``.
+
+    Returns
+    -------
+    Tensor
+        A new tensor (the flip copies); ``weight`` is not modified. Differentiable.
+
+    Raises
+    ------
+    ValueError
+        A weight with fewer than 3 dims and no ``nd``, or ``nd`` out of range.
+    TypeError
+        ``weight`` not convertible to a tensor, or ``nd`` not an int.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import trueconv
+    >>> w = torch.tensor([[[[1, 2], [3, 4]]]])
+    >>> trueconv.flip_kernel(w)
+    tensor([[[[4, 3],
+              [2, 1]]]])
+    >>> trueconv.flip_kernel(torch.tensor([1, 2, 3]), nd=1)
+    tensor([3, 2, 1])
+    """
+    w = _as_tensor("flip_kernel", "weight", weight)
+    if nd is None:
+        if w.ndim < 3:
+            raise ValueError(
+                f"flip_kernel(): weight must have at least 3 dims (out, in, *spatial); got shape "
+                f"{tuple(w.shape)}. Pass nd= to flip the last nd dims of a bare kernel."
+            )
+        nd = w.ndim - 2
+    if not isinstance(nd, numbers.Integral) or isinstance(nd, bool):
+        raise TypeError(f"flip_kernel(): nd must be an int; got {nd!r}.")
+    if not 1 <= nd <= w.ndim:
+        raise ValueError(
+            f"flip_kernel(): nd must be between 1 and weight.ndim = {w.ndim}; got {nd!r}."
+        )
+    return w.flip(list(range(w.ndim - int(nd), w.ndim)))
+
+
+def _check_layout(fname: str, arg: str, t: torch.Tensor) -> int:
+    if not 3 <= t.ndim <= 5:
+        raise ValueError(
+            f"{fname}(): {arg} must be 3-D, 4-D or 5-D (1 to 3 spatial dims and 2 channel dims); "
+            f"got shape {tuple(t.shape)}."
+        )
+    return t.ndim - 2
+
+
+def tf_kernel_to_torch(kernel: Any, *, flip: bool = False) -> torch.Tensor:
+    """A TensorFlow kernel ``(*spatial, in, out)`` in PyTorch's layout ``(out, in, *spatial)``.
+
+    Also converts TF's transposed-convolution kernels ``(*spatial, out, in)`` to torch's
+    ``(in, out, *spatial)``: the same permutation.
+
+    Parameters
+    ----------
+    kernel : Tensor or array_like
+        1-D to 3-D TF kernel: ``(k, in, out)``, ``(kH, kW, in, out)`` or
+        ``(kD, kH, kW, in, out)`` (e.g. ``layer.kernel.numpy()`` of a Keras ``Conv2D``).
+    flip : bool, optional
+        Also reverse the spatial dims. TF kernels are correlation kernels, so a trained TF
+        model's kernel needs ``flip=True`` for ``trueconv.conv2d`` and ``trueconv.nn.Conv2d``
+        (and ``flip=False`` for ``F.conv2d``). TF code that flips its kernel before
+        ``tf.nn.conv2d`` (``tf.nn.conv2d(x, flipkernel(k), ...)``) holds a convolution kernel
+        ``k``: ``tf_kernel_to_torch(k)`` is the trueconv weight.
+
+    Returns
+    -------
+    Tensor
+        A new, contiguous tensor.
+
+    Raises
+    ------
+    ValueError
+        A kernel that is not 3-D to 5-D.
+    TypeError
+        A kernel not convertible to a tensor.
+
+    See Also
+    --------
+    torch_kernel_to_tf : the inverse.
+    tf_same_padding : TensorFlow's ``'SAME'`` padding with strides.
+
+    Examples
+    --------
+    The seed's TensorFlow call ``tf.nn.conv2d(x, flipkernel(k), strides=1, padding='SAME')``
+    with ``k`` a ``(kH, kW, in, out)`` convolution kernel, ported:
+
+    >>> import torch
+    >>> import trueconv
+    >>> k = torch.tensor([-1., 1.]).reshape(1, 2, 1, 1)  # HWIO: the [[-1, 1]] edge filter
+    >>> w = trueconv.tf_kernel_to_torch(k)
+    >>> w.shape
+    torch.Size([1, 1, 1, 2])
+    >>> x_nhwc = torch.tensor([0., 0., 1., 1., 1., 0.]).reshape(1, 1, 6, 1)
+    >>> y = trueconv.conv2d(x_nhwc.permute(0, 3, 1, 2), w, padding="same")
+    >>> y.permute(0, 2, 3, 1).flatten()
+    tensor([ 0., -1.,  0.,  0.,  1.,  0.])
+    """
+    k = _as_tensor("tf_kernel_to_torch", "kernel", kernel)
+    nd = _check_layout("tf_kernel_to_torch", "kernel", k)
+    w = k.permute(nd + 1, nd, *range(nd))
+    return (flip_kernel(w) if flip else w).contiguous()
+
+
+def torch_kernel_to_tf(weight: Any, *, flip: bool = False) -> torch.Tensor:
+    """A PyTorch weight ``(out, in, *spatial)`` in TensorFlow's layout ``(*spatial, in, out)``.
+
+    The inverse of :func:`tf_kernel_to_torch` (also for transposed-convolution weights).
+
+    Parameters
+    ----------
+    weight : Tensor or array_like
+        A torch-layout weight with 1 to 3 spatial dims.
+    flip : bool, optional
+        Also reverse the spatial dims: ``True`` turns a trueconv (convolution) weight into the
+        correlation kernel ``tf.nn.conv2d`` needs.
+
+    Returns
+    -------
+    Tensor
+        A new, contiguous tensor.
+
+    Raises
+    ------
+    ValueError
+        A weight that is not 3-D to 5-D.
+    TypeError
+        A weight not convertible to a tensor.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import trueconv
+    >>> w = torch.arange(6).reshape(3, 2, 1)  # conv1d weight: 3 out, 2 in, k = 1
+    >>> trueconv.torch_kernel_to_tf(w).shape
+    torch.Size([1, 2, 3])
+    >>> torch.equal(trueconv.tf_kernel_to_torch(trueconv.torch_kernel_to_tf(w)), w)
+    True
+    """
+    w = _as_tensor("torch_kernel_to_tf", "weight", weight)
+    nd = _check_layout("torch_kernel_to_tf", "weight", w)
+    w = flip_kernel(w) if flip else w
+    return w.permute(*range(2, nd + 2), 1, 0).contiguous()
+
+
+def tf_same_padding(
+    input_size: Sequence[int],
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] = 1,
+    dilation: int | Sequence[int] = 1,
+) -> tuple[tuple[int, int], ...]:
+    """TensorFlow's ``padding='SAME'`` as explicit ``(before, after)`` pairs, for any stride.
+
+    TF pads ``max((ceil(n / s) - 1) * s + d * (k - 1) + 1 - n, 0)`` samples in all, the odd
+    one after, so the output has ``ceil(n / s)`` samples. With stride 1 this is
+    ``padding='same'``; torch rejects ``'same'`` with strides, so pass these pairs instead:
+    ``trueconv.conv2d(x, w, stride=2, padding=tf_same_padding(x.shape[2:], w.shape[2:], 2))``.
+
+    Parameters
+    ----------
+    input_size : sequence of int
+        The spatial sizes of the input (e.g. ``x.shape[2:]``).
+    kernel_size, stride, dilation : int or sequence of int
+        Per spatial dim, or one for all.
+
+    Returns
+    -------
+    tuple of (int, int)
+        One ``(before, after)`` pair per spatial dim.
+
+    Raises
+    ------
+    ValueError
+        Non-positive sizes, strides or dilations, or sequences of the wrong length.
+    TypeError
+        Non-integer values.
+
+    Examples
+    --------
+    >>> import trueconv
+    >>> trueconv.tf_same_padding((5, 6), 3, stride=2)
+    ((1, 1), (0, 1))
+    >>> trueconv.tf_same_padding((4,), 2)  # stride 1: 'same', the odd sample after
+    ((0, 1),)
+    """
+    from trueconv.nn._spec import int_tuple
+
+    fname = "tf_same_padding"
+    if not isinstance(input_size, (Sequence, torch.Size)) or isinstance(input_size, str):
+        raise TypeError(f"{fname}(): input_size must be a sequence of ints; got {input_size!r}.")
+    nd = len(input_size)
+    n = int_tuple(fname, "input_size", tuple(input_size), nd, 1)
+    k = int_tuple(fname, "kernel_size", kernel_size, nd, 1)
+    s = int_tuple(fname, "stride", stride, nd, 1)
+    d = int_tuple(fname, "dilation", dilation, nd, 1)
+    pads = []
+    for ni, ki, si, di in zip(n, k, s, d):
+        total = max((-(-ni // si) - 1) * si + di * (ki - 1) + 1 - ni, 0)
+        pads.append((total // 2, total - total // 2))
+    return tuple(pads)
