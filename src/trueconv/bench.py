@@ -451,14 +451,14 @@ def plot(records: Sequence[Record], path: Path, title: str) -> bool:
 
 
 def write(records: Sequence[Record], out_dir: Path, info: dict[str, Any], stem: str) -> list[Path]:
-    """Write ``{stem}.json``, ``{stem}.md`` and (with matplotlib) ``{stem}.png``."""
+    """Write ``{stem}.md``, ``{stem.lower()}.json`` and (with matplotlib) a ``.png`` plot."""
     out_dir.mkdir(parents=True, exist_ok=True)
     title = f"trueconv benchmarks ({info.get('device', 'cpu')})"
-    paths = [out_dir / f"{stem}.json", out_dir / f"{stem}.md"]
+    paths = [out_dir / f"{stem}.md", out_dir / f"{stem.lower()}.json"]
     payload = {"info": info, "records": [asdict(r) for r in records]}
-    paths[0].write_text(json.dumps(payload, indent=1) + "\n")
-    paths[1].write_text(to_markdown(records, info, title))
-    png = out_dir / f"{stem}.png"
+    paths[0].write_text(to_markdown(records, info, title))
+    paths[1].write_text(json.dumps(payload, indent=1) + "\n")
+    png = out_dir / f"{stem.lower()}.png"
     if plot(records, png, title):
         paths.append(png)
     return paths

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from trueconv._spec import compute_dtype_for
+from trueconv import _cost
+from trueconv._spec import ConvSpec, compute_dtype_for
 
 #: Device types whose ``F.convNd`` implements integer dtypes (checked for torch >= 2.1 on CPU).
 NATIVE_INTEGER_CONV_DEVICES = frozenset({"cpu"})
@@ -32,13 +33,36 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return compute_dtype_for(dtype)
 
 
-def _is_integer(t: torch.Tensor) -> bool:
-    return not (t.dtype.is_floating_point or t.dtype.is_complex)
+def variant(taps: int, out_elems: int, dtype: torch.dtype, device_type: str) -> str:
+    """``'shift_add'`` or ``'conv'`` (``F.convNd``), whichever the cost model finds cheaper.
+
+    oneDNN pads a single channel to a vector of channels and reorders, and float64 goes
+    through im2col + GEMM, so for single-channel signal work with few taps one fused pass per
+    tap wins; with many taps the per-tap passes over the output lose to the GEMM.
+    """
+    integer = not (dtype.is_floating_point or dtype.is_complex)
+    if integer and device_type not in NATIVE_INTEGER_CONV_DEVICES:
+        return "shift_add"
+    units = float(taps) * out_elems
+    by_tap = _cost.seconds("shift_add", dtype, device_type, taps, units)
+    by_conv = _cost.seconds("conv", dtype, device_type, 1, units)
+    return "shift_add" if by_tap <= by_conv else "conv"
+
+
+def cost(spec: ConvSpec, device: torch.device) -> float:
+    s = _cost.sizes(spec)
+    v = variant(s.taps, s.out_elems, spec.dtype, device.type)
+    units = float(s.taps) * s.out_elems
+    return _cost.seconds(v, spec.dtype, device.type, s.taps if v == "shift_add" else 1, units)
 
 
 def run(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> torch.Tensor:
     nd = len(pads)
-    if _is_integer(a) and a.device.type not in NATIVE_INTEGER_CONV_DEVICES:
+    nb = a.ndim - nd
+    out_sz = [n + bf + af - k + 1 for n, k, (bf, af) in zip(a.shape[nb:], b.shape[nb:], pads)]
+    batch = torch.broadcast_shapes(a.shape[:nb], b.shape[:nb])
+    taps = math.prod(b.shape[nb:])
+    if variant(taps, math.prod(batch) * math.prod(out_sz), a.dtype, a.device.type) == "shift_add":
         return shift_add(a, b, pads)
     if nd <= 3:
         return _conv(a, b, pads)
@@ -108,29 +132,57 @@ def _crop(
     return y
 
 
+def _tap_slices(m: int, k: int, n: int, out: int, before: int) -> tuple[int, int, int] | None:
+    """For kernel tap ``m``: ``(out_start, in_start, length)`` of the samples it touches.
+
+    With the input zero-padded by ``before``, the valid convolution is
+    ``y[j] = sum_m b[m] * a[j + k - 1 - m - before]``, so tap ``m`` adds ``b[m] * a[i]`` to
+    ``y[i - (k - 1 - m - before)]`` for every ``i`` that lands inside ``y``.
+    """
+    shift = k - 1 - m - before  # y[j] reads a[j + shift]
+    j0 = max(0, -shift)
+    j1 = min(out, n - shift)
+    if j1 <= j0:
+        return None
+    return j0, j0 + shift, j1 - j0
+
+
 def shift_add(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> torch.Tensor:
     """Exact direct convolution by one scaled, shifted add per kernel tap.
 
-    Works for every dtype on every device (integers wrap like numpy's); its cost is one
-    elementwise pass over the output per tap, with no im2col buffer and no channel padding.
-    Accumulates in place unless autograd has to see each step.
+    Works for every dtype on every device (integers wrap like numpy's). Each tap adds a slice
+    of the input into a slice of the output, so there is no padded copy, no im2col buffer and
+    no channel padding; the cost is one pass over the output per tap plus a Python call. Taps
+    are Python scalars when one kernel serves every signal and autograd needs no graph;
+    otherwise broadcast tensors. The adds are in place into views of a fresh buffer, which
+    autograd records (their backward needs only the input slice and the tap).
     """
     nd = len(pads)
     nb = a.ndim - nd
-    a = _zero_pad(a, pads)
     sa, sb = a.shape[nb:], b.shape[nb:]
-    out_sz = [n - k + 1 for n, k in zip(sa, sb)]
+    out_sz = [n + bf + af - k + 1 for n, k, (bf, af) in zip(sa, sb, pads)]
     batch = torch.broadcast_shapes(a.shape[:nb], b.shape[:nb])
     dtype = torch.promote_types(a.dtype, b.dtype)
     out = torch.zeros(*batch, *out_sz, dtype=dtype, device=a.device)
-    in_place = not (torch.is_grad_enabled() and (a.requires_grad or b.requires_grad))
-    for tap in itertools.product(*(range(k) for k in sb)):
-        window, coef = a, b
-        for i, (m, k, o) in enumerate(zip(tap, sb, out_sz)):
-            window = window.narrow(nb + i, k - 1 - m, o)
-            coef = coef.narrow(nb + i, m, 1)  # keeps the dim: broadcasts against the window
-        if in_place:
-            out.addcmul_(window, coef)
+    graph = torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)
+    flat = None
+    if not graph and math.prod(b.shape[:nb]) == 1:
+        flat = b.reshape(-1).tolist()  # one host transfer for all taps
+    for t, tap in enumerate(itertools.product(*(range(k) for k in sb))):
+        if flat is not None and not flat[t]:
+            continue
+        src, dst, coef = a, out, b
+        for i, (m, k, n, o, (before, _)) in enumerate(zip(tap, sb, sa, out_sz, pads)):
+            shift = k - 1 - m - before  # y[j] reads a[j + shift]
+            j0, j1 = max(0, -shift), min(o, n - shift)
+            if j1 <= j0:
+                break
+            dst = dst.narrow(nb + i, j0, j1 - j0)
+            src = src.narrow(nb + i, j0 + shift, j1 - j0)
+            coef = coef.narrow(nb + i, m, 1)  # keeps the dim: broadcasts against src
         else:
-            out = torch.addcmul(out, window, coef)
+            if flat is not None:
+                dst.add_(src, alpha=flat[t])
+            else:
+                dst.addcmul_(src, coef)
     return out

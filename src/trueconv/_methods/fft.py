@@ -14,9 +14,13 @@ small as the larger operand, for ``'same'`` about ``n + k/2`` instead of ``n + k
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 
 import torch
+
+from trueconv import _cost
+from trueconv._spec import ConvSpec
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -110,24 +114,49 @@ def crop(y: torch.Tensor, starts: Sequence[int], lengths: Sequence[int]) -> torc
     return y
 
 
+def plan(
+    sa: Sequence[int], sb: Sequence[int], pads: Sequence[tuple[int, int]], real: bool
+) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Transformed dims (as indices into the convolved dims), their lengths, and the wanted
+    ``starts``/``lengths`` of the full convolution."""
+    starts, lengths = wanted(sa, sb, pads)
+    dims = [i for i, (n, k) in enumerate(zip(sa, sb)) if n > 1 and k > 1]
+    sizes = [unaliased_length(sa[i], sb[i], starts[i], lengths[i]) for i in dims]
+    # the last transformed dim is the halved one in rfftn: it must be even
+    lens = [next_fast_len(m, real and j == len(sizes) - 1) for j, m in enumerate(sizes)]
+    return dims, lens, starts, lengths
+
+
+def cost(spec: ConvSpec, device: torch.device) -> float:
+    sa, sb, pads = _cost.canonical(spec)
+    s = _cost.sizes(spec)
+    _, lens, _, _ = plan(sa, sb, pads, not spec.dtype.is_complex)
+    points = math.prod(lens)
+    if points <= 1:
+        return _cost.seconds("fft", spec.dtype, device.type, 1, s.out_elems)
+    work = _cost.transform_work(points, s.batch_a + s.batch_b + s.batch)
+    return _cost.seconds("fft", spec.dtype, device.type, 3, work)
+
+
 def run(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> torch.Tensor:
     nd = len(pads)
     sa, sb = a.shape[a.ndim - nd :], b.shape[b.ndim - nd :]
-    starts, lengths = wanted(sa, sb, pads)
-    fft_dims, sizes = [], []
-    for i, (n, k, s, ln) in enumerate(zip(sa, sb, starts, lengths)):
-        if n > 1 and k > 1:
-            fft_dims.append(i - nd)
-            sizes.append(unaliased_length(n, k, s, ln))
-
-    if not fft_dims:
+    real = not (a.is_complex() or b.is_complex())
+    dims, lens, starts, lengths = plan(sa, sb, pads, real)
+    if not dims:
         y = a * b  # every convolved dim has a length-1 operand: a broadcast product
     else:
-        real = not (a.is_complex() or b.is_complex())
         fwd, inv = transforms(real)
-        # the last transformed dim is the halved one in rfftn: it must be even
-        lens = [next_fast_len(m, real and i == len(sizes) - 1) for i, m in enumerate(sizes)]
+        fft_dims = [i - nd for i in dims]
         spec = fwd(a, s=lens, dim=fft_dims)
-        spec = spec * fwd(b, s=lens, dim=fft_dims)
+        kspec = fwd(b, s=lens, dim=fft_dims)
+        if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
+            spec = spec * kspec
+        else:
+            spec = (
+                spec.mul_(kspec)
+                if spec.shape == torch.broadcast_shapes(spec.shape, kspec.shape)
+                else spec * kspec
+            )
         y = inv(spec, s=lens, dim=fft_dims)
     return crop(y, starts, lengths)

@@ -27,8 +27,10 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from trueconv import _cost
 from trueconv._methods import fft
 from trueconv._methods.fft import next_fast_len
+from trueconv._spec import ConvSpec
 
 compute_dtype = fft.compute_dtype
 
@@ -58,6 +60,25 @@ def block_length(n: int, k: int) -> int | None:
 def blocked_dims(sa: Sequence[int], sb: Sequence[int]) -> list[int | None]:
     """Per convolved dim, the block length, or ``None`` where the dim is not blocked."""
     return [block_length(n, k) for n, k in zip(sa, sb)]
+
+
+def cost(spec: ConvSpec, device: torch.device) -> float:
+    sa, sb, pads = _cost.canonical(spec)
+    s = _cost.sizes(spec)
+    starts, lengths = fft.wanted(sa, sb, pads)
+    real = not spec.dtype.is_complex
+    points, blocks_total = 1, 1
+    for i, (n, k, blk) in enumerate(zip(sa, sb, blocked_dims(sa, sb))):
+        if blk is not None:
+            points *= blk + k - 1
+            blocks_total *= -(-n // blk)
+        elif n > 1 and k > 1:
+            points *= next_fast_len(fft.unaliased_length(n, k, starts[i], lengths[i]), real)
+    if points <= 1:
+        return _cost.seconds("overlap_add", spec.dtype, device.type, 1, s.out_elems)
+    count = blocks_total * (s.batch_a + s.batch) + s.batch_b
+    work = _cost.transform_work(points, count)
+    return _cost.seconds("overlap_add", spec.dtype, device.type, 6, work)
 
 
 def _overlap_add(y: torch.Tensor, pos: int, s: int) -> torch.Tensor:
