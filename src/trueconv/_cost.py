@@ -15,7 +15,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -67,16 +67,33 @@ def constants(device_type: str) -> dict[str, Any]:
     return _table().get(device_type, PROVISIONAL)
 
 
-def seconds(
-    variant: str, dtype: torch.dtype, device_type: str, calls: float, units: float
-) -> float:
-    """``calls * c_call + units * c_unit`` for a method variant, with the dtype's constants."""
+class Counts(NamedTuple):
+    """What a method does for one call: Python-level calls, and its work unit count."""
+
+    variant: str  # 'shift_add', 'conv', 'fft' or 'overlap_add': names its constants
+    calls: float
+    units: float  # multiply-adds, output samples per tap, or transform work (P log2 P)
+    passes: float = 0.0  # elements moved by copies, pads, products and merges (transforms)
+
+
+UNIT = {"shift_add": "elem", "conv": "mac", "fft": "work", "overlap_add": "work"}
+
+
+def predict(c: Counts, dtype: torch.dtype, device_type: str) -> float:
+    """Seconds: ``calls · c_call + units · c_unit + passes · c_pass``, the dtype's constants."""
     table = constants(device_type)
     real = dtype.to_real() if dtype.is_complex else dtype
     row = table["float64" if real == torch.float64 or not real.is_floating_point else "float32"]
-    factor = COMPLEX_FACTOR[variant] if dtype.is_complex else 1.0
-    unit = "elem" if variant == "shift_add" else ("mac" if variant == "conv" else "work")
-    return calls * row[f"{variant}_call"] + factor * units * row[f"{variant}_{unit}"]
+    factor = COMPLEX_FACTOR[c.variant] if dtype.is_complex else 1.0
+    per_unit = row[f"{c.variant}_{UNIT[c.variant]}"]
+    per_pass = row.get(f"{c.variant}_pass", 0.0)
+    return c.calls * row[f"{c.variant}_call"] + factor * (c.units * per_unit + c.passes * per_pass)
+
+
+def seconds(
+    variant: str, dtype: torch.dtype, device_type: str, calls: float, units: float
+) -> float:
+    return predict(Counts(variant, calls, units), dtype, device_type)
 
 
 @dataclass(frozen=True)
@@ -122,6 +139,18 @@ def canonical(
     return spec.n, spec.k, spec.method_pads
 
 
-def transform_work(points: int, count: float) -> float:
-    """``count`` transforms of ``points`` points: ``count * points * log2(points)``."""
-    return count * points * math.log2(points) if points > 1 else count * points
+#: Transform length from which a transform (or a batch of blocks) no longer fits in cache;
+#: beyond it each doubling of the longest dim costs about one more pass. Provenance: on the
+#: 2-core CPU of benchmarks/results/calibration-cpu.json a 1-D real transform of 1.1M points
+#: took ~4x the time of a 2-D one of 1152^2 points, and overlap-add's best blocks (module
+#: docstring of trueconv._methods.overlap_add) follow the same curve.
+CACHE_KNEE = 32768.0
+
+
+def transform_work(points: int, count: float, longest: int | None = None) -> float:
+    """``count`` transforms of ``points`` points each, longest dim ``longest``:
+    ``count · P log2 P · (1 + log2(1 + longest / CACHE_KNEE))``."""
+    if points <= 1:
+        return count * points
+    longest = points if longest is None else longest
+    return count * points * math.log2(points) * (1.0 + math.log2(1.0 + longest / CACHE_KNEE))

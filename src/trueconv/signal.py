@@ -289,7 +289,7 @@ def choose_method(
     'direct'
     >>> trueconv.choose_method(torch.zeros(100_000), torch.zeros(5000))
     'overlap_add'
-    >>> trueconv.choose_method(torch.zeros(50_000), torch.zeros(30_000))
+    >>> trueconv.choose_method(torch.zeros(1024, 1024), torch.zeros(127, 127))
     'fft'
     >>> ints = torch.zeros(100_000, dtype=torch.int64)
     >>> trueconv.choose_method(ints, ints[:5000])  # integers: exact paths only

@@ -33,15 +33,27 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return compute_dtype_for(dtype)
 
 
-def variant(taps: int, out_elems: int, dtype: torch.dtype, device_type: str) -> str:
-    """``'shift_add'`` or ``'conv'`` (``F.convNd``), whichever the cost model finds cheaper.
+#: Where ``F.convNd`` may run a single-channel signal problem: measured on the calibration grid
+#: (benchmarks/results/calibration-cpu.json), oneDNN beat shift-and-add only for float32 2-D/3-D
+#: kernels with every side >= 5, and ran 7-40x slower than it for 1-D signals, 3x3(x3) kernels
+#: and every float64 problem (im2col + GEMM). Elsewhere its time is not a function of its
+#: multiply-adds, so the cost model only weighs it where it is eligible.
+CONV_MIN_SIDE = 5
 
-    oneDNN pads a single channel to a vector of channels and reorders, and float64 goes
-    through im2col + GEMM, so for single-channel signal work with few taps one fused pass per
-    tap wins; with many taps the per-tap passes over the output lose to the GEMM.
-    """
+
+def variant(
+    taps: int, out_elems: int, dtype: torch.dtype, device_type: str, kernel: Sequence[int] = ()
+) -> str:
+    """``'shift_add'`` or ``'conv'`` (``F.convNd``) for a problem; see :data:`CONV_MIN_SIDE`."""
     integer = not (dtype.is_floating_point or dtype.is_complex)
     if integer and device_type not in NATIVE_INTEGER_CONV_DEVICES:
+        return "shift_add"
+    eligible = device_type != "cpu" or (
+        dtype in (torch.float32, torch.complex64)
+        and len(kernel) in (2, 3)
+        and min(kernel) >= CONV_MIN_SIDE
+    )
+    if not eligible:
         return "shift_add"
     units = float(taps) * out_elems
     by_tap = _cost.seconds("shift_add", dtype, device_type, taps, units)
@@ -49,20 +61,30 @@ def variant(taps: int, out_elems: int, dtype: torch.dtype, device_type: str) -> 
     return "shift_add" if by_tap <= by_conv else "conv"
 
 
-def cost(spec: ConvSpec, device: torch.device) -> float:
+def counts(spec: ConvSpec, device: torch.device, forced: str | None = None) -> _cost.Counts:
+    """Calls and multiply-adds of the variant that runs (or of ``forced``)."""
     s = _cost.sizes(spec)
-    v = variant(s.taps, s.out_elems, spec.dtype, device.type)
-    units = float(s.taps) * s.out_elems
-    return _cost.seconds(v, spec.dtype, device.type, s.taps if v == "shift_add" else 1, units)
+    v = forced or variant(s.taps, s.out_elems, spec.dtype, device.type, s.b)
+    return _cost.Counts(v, s.taps if v == "shift_add" else 1, float(s.taps) * s.out_elems)
+
+
+def cost(spec: ConvSpec, device: torch.device) -> float:
+    return _cost.predict(counts(spec, device), spec.dtype, device.type)
+
+
+def _broadcast(s: Sequence[int], t: Sequence[int]) -> tuple[int, ...]:
+    """Broadcast two shapes of equal length (already validated by the spec)."""
+    return tuple(q if p == 1 else p for p, q in zip(s, t))
 
 
 def run(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> torch.Tensor:
     nd = len(pads)
     nb = a.ndim - nd
     out_sz = [n + bf + af - k + 1 for n, k, (bf, af) in zip(a.shape[nb:], b.shape[nb:], pads)]
-    batch = torch.broadcast_shapes(a.shape[:nb], b.shape[:nb])
+    batch = _broadcast(a.shape[:nb], b.shape[:nb])
     taps = math.prod(b.shape[nb:])
-    if variant(taps, math.prod(batch) * math.prod(out_sz), a.dtype, a.device.type) == "shift_add":
+    out_elems = math.prod(batch) * math.prod(out_sz)
+    if variant(taps, out_elems, a.dtype, a.device.type, b.shape[nb:]) == "shift_add":
         return shift_add(a, b, pads)
     if nd <= 3:
         return _conv(a, b, pads)
@@ -95,7 +117,7 @@ def _conv(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> 
     nb = a.ndim - nd
     ba, bb = a.shape[:nb], b.shape[:nb]
     sa, sb = a.shape[nb:], b.shape[nb:]
-    batch = torch.broadcast_shapes(ba, bb)
+    batch = _broadcast(ba, bb)
     w = b.flip(list(range(-nd, 0)))
     if math.prod(bb) == 1:  # one kernel for all signals
         y = _CONV[nd](a.reshape(-1, 1, *sa), w.reshape(1, 1, *sb), padding=_sym(pads))
@@ -161,28 +183,33 @@ def shift_add(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]])
     nb = a.ndim - nd
     sa, sb = a.shape[nb:], b.shape[nb:]
     out_sz = [n + bf + af - k + 1 for n, k, (bf, af) in zip(sa, sb, pads)]
-    batch = torch.broadcast_shapes(a.shape[:nb], b.shape[:nb])
+    batch = _broadcast(a.shape[:nb], b.shape[:nb])
     dtype = torch.promote_types(a.dtype, b.dtype)
     out = torch.zeros(*batch, *out_sz, dtype=dtype, device=a.device)
     graph = torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)
     flat = None
     if not graph and math.prod(b.shape[:nb]) == 1:
         flat = b.reshape(-1).tolist()  # one host transfer for all taps
+    # per dim and tap index: the output slice, the input slice (None: the tap misses)
+    per_dim = []
+    for k, n, o, (before, _) in zip(sb, sa, out_sz, pads):
+        row: list[tuple[slice, slice] | None] = []
+        for m in range(k):
+            shift = k - 1 - m - before  # y[j] reads a[j + shift]
+            j0, j1 = max(0, -shift), min(o, n - shift)
+            row.append((slice(j0, j1), slice(j0 + shift, j1 + shift)) if j1 > j0 else None)
+        per_dim.append(row)
+    lead = (slice(None),) * nb
     for t, tap in enumerate(itertools.product(*(range(k) for k in sb))):
         if flat is not None and not flat[t]:
             continue
-        src, dst, coef = a, out, b
-        for i, (m, k, n, o, (before, _)) in enumerate(zip(tap, sb, sa, out_sz, pads)):
-            shift = k - 1 - m - before  # y[j] reads a[j + shift]
-            j0, j1 = max(0, -shift), min(o, n - shift)
-            if j1 <= j0:
-                break
-            dst = dst.narrow(nb + i, j0, j1 - j0)
-            src = src.narrow(nb + i, j0 + shift, j1 - j0)
-            coef = coef.narrow(nb + i, m, 1)  # keeps the dim: broadcasts against src
+        hits = [per_dim[i][m] for i, m in enumerate(tap)]
+        if any(h is None for h in hits):
+            continue
+        dst = out[(*lead, *(h[0] for h in hits))]  # type: ignore[index]
+        src = a[(*lead, *(h[1] for h in hits))]  # type: ignore[index]
+        if flat is not None:
+            dst.add_(src, alpha=flat[t])
         else:
-            if flat is not None:
-                dst.add_(src, alpha=flat[t])
-            else:
-                dst.addcmul_(src, coef)
+            dst.addcmul_(src, b[(*lead, *(slice(m, m + 1) for m in tap))])
     return out

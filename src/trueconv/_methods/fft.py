@@ -64,26 +64,6 @@ def next_fast_len(n: int, real: bool = True) -> int:
     return best
 
 
-@functools.lru_cache(maxsize=1)
-def even_fast_lengths(limit: int = 1 << 31) -> tuple[int, ...]:
-    """Every even 7-smooth number up to ``limit``, ascending (about 2,800 of them)."""
-    out = []
-    p7 = 2
-    while p7 <= limit:
-        p5 = p7
-        while p5 <= limit:
-            p3 = p5
-            while p3 <= limit:
-                p2 = p3
-                while p2 <= limit:
-                    out.append(p2)
-                    p2 *= 2
-                p3 *= 3
-            p5 *= 5
-        p7 *= 7
-    return tuple(sorted(out))
-
-
 def wanted(
     sa: Sequence[int], sb: Sequence[int], pads: Sequence[tuple[int, int]]
 ) -> tuple[list[int], list[int]]:
@@ -127,15 +107,21 @@ def plan(
     return dims, lens, starts, lengths
 
 
-def cost(spec: ConvSpec, device: torch.device) -> float:
+def counts(spec: ConvSpec, device: torch.device) -> _cost.Counts:
+    """Three transforms' calls; work = transforms × ``P log2 P`` for ``P`` points each."""
     sa, sb, pads = _cost.canonical(spec)
     s = _cost.sizes(spec)
     _, lens, _, _ = plan(sa, sb, pads, not spec.dtype.is_complex)
     points = math.prod(lens)
     if points <= 1:
-        return _cost.seconds("fft", spec.dtype, device.type, 1, s.out_elems)
-    work = _cost.transform_work(points, s.batch_a + s.batch_b + s.batch)
-    return _cost.seconds("fft", spec.dtype, device.type, 3, work)
+        return _cost.Counts("fft", 1, float(s.out_elems))
+    count = s.batch_a + s.batch_b + s.batch
+    work = _cost.transform_work(points, count, max(lens))
+    return _cost.Counts("fft", 3, work, passes=float(count * points))
+
+
+def cost(spec: ConvSpec, device: torch.device) -> float:
+    return _cost.predict(counts(spec, device), spec.dtype, device.type)
 
 
 def run(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> torch.Tensor:

@@ -1,0 +1,224 @@
+"""Fit the constants of trueconv's cost model from recorded calibration timings.
+
+    python benchmarks/fit_cost.py --measure        # time the calibration grid here, then fit
+    python benchmarks/fit_cost.py                  # refit from the recorded results file
+    python benchmarks/fit_cost.py --device cuda --measure
+
+``--measure`` times every method variant (direct by shift-and-add, direct by ``F.convNd``, FFT,
+overlap-add) through the public ``trueconv.convolve`` on a grid of problems and records the
+medians with each problem's operation counts in ``benchmarks/results/calibration-<device>.json``.
+The fit then solves, per variant and dtype class, for the two constants of
+``seconds = calls · c_call + units · c_unit`` by non-negative least squares on the *relative*
+error (each row divided by its measured time), and writes ``src/trueconv/_cost_constants.json``
+naming the results file, the machine and the fit's residuals. The counts come from each method's
+own ``counts(spec, device)``, so the script restates no formula.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import numpy as np
+import torch
+from scipy.optimize import nnls
+
+import trueconv
+from trueconv import _cost
+from trueconv._methods import REGISTRY, direct
+from trueconv._spec import normalize
+from trueconv.bench import machine_info
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+CONSTANTS = ROOT.parent / "src" / "trueconv" / "_cost_constants.json"
+
+# (input shape, kernel shape, mode) per variant; sizes span the grid of benchmarks/RESULTS.md
+_DIRECT_SMALL = [
+    ((2**14,), (3,)),
+    ((2**18,), (8,)),
+    ((2**20,), (16,)),
+    ((2**20,), (48,)),
+    ((16, 2**14), (16,)),
+    ((256, 256), (3, 3)),
+    ((1024, 1024), (3, 3)),
+    ((512, 512), (7, 7)),
+    ((64, 64, 64), (3, 3, 3)),
+    ((48, 48, 48), (5, 5, 5)),
+]
+_TRANSFORM = [
+    ((2**12,), (16,)),
+    ((2**16,), (1024,)),
+    ((2**20,), (256,)),
+    ((2**20,), (4096,)),
+    ((2**20,), (65536,)),
+    ((64, 16384), (129,)),
+    ((256, 256), (31, 31)),
+    ((1024, 1024), (15, 15)),
+    ((1024, 1024), (127, 127)),
+    ((32, 32, 32), (5, 5, 5)),
+    ((96, 96, 96), (17, 17, 17)),
+]
+# F.convNd only where trueconv may run it (direct.CONV_MIN_SIDE; float32 only, see _problems)
+_CONV = [
+    ((256, 256), (5, 5)),
+    ((512, 512), (7, 7)),
+    ((1024, 1024), (5, 5)),
+    ((256, 256), (15, 15)),
+    ((48, 48, 48), (5, 5, 5)),
+    ((32, 32, 32), (9, 9, 9)),
+]
+GRID: dict[str, list[tuple[tuple[int, ...], tuple[int, ...]]]] = {
+    "shift_add": _DIRECT_SMALL + _CONV,
+    "conv": _CONV,
+    "fft": _TRANSFORM,
+    "overlap_add": _TRANSFORM,
+}
+MODES = ("full", "same")
+
+
+def _problems(device: str, dtypes: list[torch.dtype]) -> Iterator[tuple[str, Any]]:
+    for variant, shapes in GRID.items():
+        for x_shape, k_shape in shapes:
+            for mode in MODES:
+                for dtype in dtypes:
+                    if variant == "conv" and dtype != torch.float32 and device == "cpu":
+                        continue  # never eligible (direct.CONV_MIN_SIDE)
+                    yield variant, (x_shape, k_shape, mode, dtype)
+
+
+def _time(fn: Any, min_run_time: float) -> float:
+    from torch.utils.benchmark import Timer
+
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
+    if first > 2.0:
+        return first
+    return float(
+        Timer("fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+        .blocked_autorange(min_run_time=min_run_time)
+        .median
+    )
+
+
+def measure(device: str, dtypes: list[torch.dtype], min_run_time: float) -> list[dict[str, Any]]:
+    rows = []
+    dev = torch.device(device)
+    gen = torch.Generator().manual_seed(0)
+    for variant, (x_shape, k_shape, mode, dtype) in _problems(device, dtypes):
+        x = torch.randn(x_shape, generator=gen, dtype=torch.float64).to(dev, dtype)
+        k = torch.randn(k_shape, generator=gen, dtype=torch.float64).to(dev, dtype)
+        method = "direct" if variant in ("shift_add", "conv") else variant
+        _, _, spec = normalize("convolve", x, k, mode, None, method, "fill", 0)
+        if variant in ("shift_add", "conv"):
+            c = direct.counts(spec, dev, forced=variant)
+            forced = mock.patch.object(direct, "variant", lambda *a, v=variant: v)
+        else:
+            c = REGISTRY[method].counts(spec, dev)
+            forced = mock.patch.object(direct, "variant", direct.variant)
+        with forced, torch.no_grad():
+            call = functools.partial(trueconv.convolve, x, k, mode, method=method)
+            seconds = _time(call, min_run_time)
+        row = {
+            "variant": variant,
+            "x_shape": list(x_shape),
+            "k_shape": list(k_shape),
+            "mode": mode,
+            "dtype": str(dtype).removeprefix("torch."),
+            "calls": c.calls,
+            "units": c.units,
+            "passes": c.passes,
+            "seconds": seconds,
+        }
+        print(
+            f"{variant:12s} {mode:5s} {row['dtype']:8s} {x_shape} * {k_shape}: "
+            f"{seconds * 1e3:.3f} ms"
+        )
+        rows.append(row)
+    return rows
+
+
+def fit(rows: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per (dtype class, variant): non-negative least squares on relative error."""
+    table: dict[str, dict[str, float]] = {}
+    quality: dict[str, Any] = {}
+    for dclass in sorted({r["dtype"] for r in rows}):
+        table[dclass] = {}
+        for variant in GRID:
+            sel = [r for r in rows if r["dtype"] == dclass and r["variant"] == variant]
+            if not sel:
+                continue
+            t = np.array([r["seconds"] for r in sel])
+            a = np.array([[r["calls"], r["units"], r.get("passes", 0.0)] for r in sel])
+            (c_call, c_unit, c_pass), _ = nnls(a / t[:, None], np.ones(len(sel)))
+            pred = a @ np.array([c_call, c_unit, c_pass])
+            ratio = pred / t
+            table[dclass][f"{variant}_call"] = float(c_call)
+            table[dclass][f"{variant}_{_cost.UNIT[variant]}"] = float(c_unit)
+            if a[:, 2].any():
+                table[dclass][f"{variant}_pass"] = float(c_pass)
+            quality[f"{dclass} {variant}"] = {
+                "points": len(sel),
+                "median |log2(pred/measured)|": float(np.median(np.abs(np.log2(ratio)))),
+                "worst pred/measured": [float(ratio.min()), float(ratio.max())],
+            }
+    return table, quality
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--measure", action="store_true", help="time the grid here first")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
+    parser.add_argument("--min-run-time", type=float, default=0.1)
+    parser.add_argument("--results", type=Path, help="calibration results file to fit")
+    parser.add_argument("--constants", type=Path, default=CONSTANTS)
+    args = parser.parse_args()
+
+    results = args.results or RESULTS / f"calibration-{args.device}.json"
+    if args.measure:
+        dtypes = [getattr(torch, d) for d in args.dtypes]
+        rows = measure(args.device, dtypes, args.min_run_time)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        payload = {"info": machine_info(args.device), "rows": rows}
+        results.write_text(json.dumps(payload, indent=1) + "\n")
+        print(f"wrote {results}")
+    recorded = json.loads(results.read_text())
+    table, quality = fit(recorded["rows"])
+
+    current = {"devices": {}, "sources": {}}
+    if args.constants.exists():
+        current = json.loads(args.constants.read_text())
+    try:
+        source = str(results.resolve().relative_to(ROOT.parent))
+    except ValueError:
+        source = str(results)
+    current["devices"][args.device] = {"source": source, **table}
+    current["sources"][args.device] = {
+        "results": source,
+        "machine": recorded["info"],
+        "fitted": time.strftime("%Y-%m-%d"),
+        "model": "seconds = calls * <variant>_call + units * <variant>_<unit> "
+        "+ passes * <variant>_pass; "
+        "units: elem (shift_add: taps * outputs), mac (conv), work (fft, overlap_add: "
+        "transforms * P log2 P); complex data scale units by _cost.COMPLEX_FACTOR (unfitted)",
+        "fit quality": quality,
+    }
+    args.constants.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {args.constants}")
+    for name, q in quality.items():
+        print(
+            f"  {name:22s} median |log2 err| {q['median |log2(pred/measured)|']:.2f}, "
+            "pred/measured in [{:.2f}, {:.2f}]".format(*q["worst pred/measured"])
+        )
+
+
+if __name__ == "__main__":
+    main()
