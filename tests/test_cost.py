@@ -19,14 +19,17 @@ def _row(device: str, dclass: str) -> dict:
     return _cost.constants(device)[dclass]
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize(
-    ("dtype", "dclass"), [(torch.float32, "float32"), (torch.float64, "float64")]
-)
-def test_predict_uses_each_constant(variant, dtype, dclass):
-    row = _row("cpu", dclass)
-    if f"{variant}_call" not in row:
-        pytest.skip(f"{variant} has no {dclass} constants (not eligible there)")
+_FITTED = [
+    (variant, dtype)
+    for dclass, dtype in (("float32", torch.float32), ("float64", torch.float64))
+    for variant in VARIANTS
+    if f"{variant}_call" in _row("cpu", dclass)
+]
+
+
+@pytest.mark.parametrize(("variant", "dtype"), _FITTED)
+def test_predict_uses_each_constant(variant, dtype):
+    row = _row("cpu", str(dtype).removeprefix("torch."))
     unit = row[f"{variant}_{_cost.UNIT[variant]}"]
     assert _cost.predict(_cost.Counts(variant, 1, 0), dtype, "cpu") == row[f"{variant}_call"]
     assert _cost.predict(_cost.Counts(variant, 0, 1), dtype, "cpu") == unit
@@ -36,6 +39,12 @@ def test_predict_uses_each_constant(variant, dtype, dclass):
     complex_dtype = torch.complex64 if dtype == torch.float32 else torch.complex128
     factor = _cost.COMPLEX_FACTOR[variant]
     assert _cost.predict(_cost.Counts(variant, 0, 1), complex_dtype, "cpu") == factor * unit
+
+
+def test_every_cpu_method_has_fitted_constants():
+    for dclass in ("float32", "float64"):
+        for variant in ("shift_add", "fft", "overlap_add"):
+            assert f"{variant}_call" in _row("cpu", dclass), (variant, dclass)
 
 
 def test_fitted_constants_name_an_existing_source():
@@ -61,3 +70,51 @@ def test_block_length_declines_when_no_block_is_shorter_than_the_signal():
     assert overlap_add.block_length(100, 99) is None
     assert overlap_add.block_length(1, 5) is None
     assert overlap_add.block_length(5, 1) is None
+
+
+def test_measure_remembers_the_winner_and_auto_runs_it(monkeypatch):
+    import numpy as np
+    import scipy.signal
+
+    import trueconv
+    import trueconv.signal
+    from trueconv import _plan
+    from trueconv._methods import REGISTRY
+    from trueconv._spec import normalize
+
+    x = torch.randn(3000, dtype=torch.float64)
+    k = torch.randn(200, dtype=torch.float64)
+    spec = normalize("convolve", x, k, "same", None, "auto", "fill", 0)[2]
+    predicted = _plan._choose_auto(spec, x.device)
+    # make the timing crown a method the cost model would not pick
+    forced = next(m for m in _plan.feasible(spec) if m != predicted)
+    monkeypatch.setattr(_plan, "_MEASURED", {})
+    monkeypatch.setattr(
+        trueconv.signal, "_timed", lambda x, k, s: 0.0 if s.method == forced else 1.0
+    )
+    assert trueconv.choose_method(x, k, "same", measure=True) == forced
+    assert trueconv.choose_method(x, k, "same") == forced  # remembered for this problem
+    ran = []
+    for name, module in REGISTRY.items():
+        real = module.run
+        monkeypatch.setattr(module, "run", lambda *a, _n=name, _r=real: ran.append(_n) or _r(*a))
+    y = trueconv.convolve(x, k, "same")
+    assert ran == [forced]
+    ref = scipy.signal.convolve(x.numpy(), k.numpy(), "same")
+    assert np.abs(y.numpy() - ref).max() <= 1e-12 * np.abs(ref).max()
+    # another problem is not affected
+    other = normalize("convolve", x[:2999], k, "same", None, "auto", "fill", 0)[2]
+    assert trueconv.choose_method(x[:2999], k, "same") == _plan._choose_auto(other, x.device)
+
+
+def test_measure_really_times_every_feasible_method():
+    import trueconv
+    from trueconv import _plan
+    from trueconv._spec import normalize
+
+    x = torch.randn(5000, dtype=torch.float64)
+    k = torch.randn(300, dtype=torch.float64)
+    winner = trueconv.choose_method(x, k, "full", measure=True)
+    spec = normalize("convolve", x, k, "full", None, "auto", "fill", 0)[2]
+    assert winner in _plan.feasible(spec)
+    _plan._MEASURED.pop((spec, x.device))

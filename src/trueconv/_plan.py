@@ -35,10 +35,19 @@ def costs(spec: ConvSpec, device: torch.device) -> dict[str, float]:
 DIRECT_MARGIN_S = 5e-4
 
 
+#: Winners timed by ``choose_method(..., measure=True)``, per (spec, device); 'auto' uses them.
+_MEASURED: dict[tuple[ConvSpec, torch.device], str] = {}
+
+
+def remember(spec: ConvSpec, device: torch.device, method: str) -> None:
+    _MEASURED[(spec, device)] = method
+
+
 def choose(spec: ConvSpec, device: torch.device) -> str:
     if spec.method != "auto":
         return spec.method
-    return _choose_auto(spec, device)
+    measured = _MEASURED.get((spec, device))
+    return measured if measured is not None else _choose_auto(spec, device)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -78,7 +78,7 @@ def static_shape(t: torch.Tensor) -> tuple[int, ...]:
 class ConvSpec:
     """Everything the execution needs to know about one call, derived from shapes alone."""
 
-    fname: str
+    fname: str = field(compare=False)  # for messages only: not part of the problem
     mode: str
     method: str
     boundary: str

@@ -6,6 +6,8 @@ rules, exact integers, autograd, any device.
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from typing import Any
 
 import torch
@@ -258,10 +260,14 @@ def choose_method(
     dims: int | tuple[int, ...] | None = None,
     boundary: Boundary | BoundaryAlias = "fill",
     fill_value: complex = 0,
+    measure: bool = False,
 ) -> str:
     """The method that ``convolve``/``correlate`` with ``method='auto'`` would run.
 
-    Plans from shapes, dtypes and the device alone; computes nothing.
+    Plans from shapes, dtypes and the device alone and computes nothing, unless ``measure``:
+    then every feasible method runs on the given operands (twice; the faster run counts) and
+    the fastest is remembered for this problem (shapes, dtypes, dims, mode, boundary and
+    device), so later ``'auto'`` calls on the same problem run it.
 
     Parameters
     ----------
@@ -275,6 +281,8 @@ def choose_method(
         As in :func:`convolve` (explicit boundaries change the problem size).
     fill_value : number, optional
         As in :func:`convolve`.
+    measure : bool, optional
+        Time the candidates instead of predicting them, and remember the winner.
 
     Returns
     -------
@@ -295,8 +303,27 @@ def choose_method(
     >>> trueconv.choose_method(ints, ints[:5000])  # integers: exact paths only
     'direct'
     """
-    x, _, spec = normalize("choose_method", input, kernel, mode, dims, "auto", boundary, fill_value)
-    return _plan.choose(spec, x.device)
+    x, k, spec = normalize("choose_method", input, kernel, mode, dims, "auto", boundary, fill_value)
+    if not measure or spec.empty or spec.nd == 0:
+        return _plan.choose(spec, x.device)
+    timings = {}
+    with torch.no_grad():
+        for method in _plan.feasible(spec):
+            timings[method] = min(
+                _timed(x, k, dataclasses.replace(spec, method=method)) for _ in range(2)
+            )
+    winner = min(timings, key=timings.__getitem__)
+    _plan.remember(spec, x.device, winner)
+    return winner
+
+
+def _timed(x: torch.Tensor, k: torch.Tensor, spec: ConvSpec) -> float:
+    sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    _execute(x, k, spec)
+    sync()
+    return time.perf_counter() - start
 
 
 convolve.__doc__ = _with_notes(convolve.__doc__ or "")

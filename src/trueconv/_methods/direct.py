@@ -33,27 +33,20 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return compute_dtype_for(dtype)
 
 
-#: Where ``F.convNd`` may run a single-channel signal problem: measured on the calibration grid
-#: (benchmarks/results/calibration-cpu.json), oneDNN beat shift-and-add only for float32 2-D/3-D
-#: kernels with every side >= 5, and ran 7-40x slower than it for 1-D signals, 3x3(x3) kernels
-#: and every float64 problem (im2col + GEMM). Elsewhere its time is not a function of its
-#: multiply-adds, so the cost model only weighs it where it is eligible.
-CONV_MIN_SIDE = 5
-
-
 def variant(
     taps: int, out_elems: int, dtype: torch.dtype, device_type: str, kernel: Sequence[int] = ()
 ) -> str:
-    """``'shift_add'`` or ``'conv'`` (``F.convNd``) for a problem; see :data:`CONV_MIN_SIDE`."""
+    """``'shift_add'`` or ``'conv'`` (``F.convNd``) for a single-channel signal problem.
+
+    On CPU always shift-and-add: on the calibration grid (benchmarks/results/
+    calibration-cpu.json) oneDNN ran 1-D signals, float64 (im2col + GEMM) and 3x3 kernels
+    7-40x slower, and its float32 2-D times jumped 14x between 512^2 and 1024^2 inputs with a
+    7x7 kernel (2.4 to 34 ms), so no cost model describes it; the NN API, with many channels,
+    keeps ``F.convNd``. Elsewhere the cost model decides (integers only by shift-and-add where
+    the device's conv has no integer kernel).
+    """
     integer = not (dtype.is_floating_point or dtype.is_complex)
-    if integer and device_type not in NATIVE_INTEGER_CONV_DEVICES:
-        return "shift_add"
-    eligible = device_type != "cpu" or (
-        dtype in (torch.float32, torch.complex64)
-        and len(kernel) in (2, 3)
-        and min(kernel) >= CONV_MIN_SIDE
-    )
-    if not eligible:
+    if device_type == "cpu" or (integer and device_type not in NATIVE_INTEGER_CONV_DEVICES):
         return "shift_add"
     units = float(taps) * out_elems
     by_tap = _cost.seconds("shift_add", dtype, device_type, taps, units)
