@@ -1,0 +1,556 @@
+"""``trueconv apply``: convolve images, audio and arrays in files with a kernel.
+
+A thin shell over :func:`trueconv.convolve`: for each input it opens the file's header
+(:mod:`trueconv.cli.formats`), fits the kernel to the data's spatial dims, estimates the memory
+the job needs and refuses above ``--max-bytes``, reads the samples, runs **one** library call
+on the whole ``(*channels, *spatial)`` array (so audio channels ride along as a batch and
+``'auto'`` sees the real problem: overlap-add for an hour of audio and a 3-second impulse
+response), and writes the result to a temporary file that is renamed into place.
+
+Nothing is lost: an existing output is refused without ``--force`` (and so is an output that
+is one of the inputs); a failure leaves no partial file; one failing input of many is reported
+on one line and the others still complete. Exit status 0: all done; 1: some inputs failed;
+2: bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import trueconv
+from trueconv._typing import BOUNDARIES, BOUNDARY_ALIASES, METHODS, MODES
+from trueconv.cli import formats, kernels
+from trueconv.cli._errors import OK, SOME_FAILED, InputError, UsageError
+from trueconv.cli._progress import Progress
+
+#: Peak working memory of one job beyond its input, in units of the output array, per method:
+#: the result itself and the method's scratch (the direct sum: little; the FFT: padded operands,
+#: spectra and product; overlap-add: the blocked copy, the spectra of all blocks, the product,
+#: the inverse and the two-slab merge). Provenance: benchmarks/RESULTS_CLI.md, section "Memory
+#: per method" (peak RSS beyond the idle command and the input, made by
+#: benchmarks/cli_memory.py): direct 1.0, fft 4.2, overlap_add 7.5 (7.4 for the hour of audio);
+#: rounded up, so that the estimate errs on the safe side.
+WORK_FACTOR = {"direct": 1.5, "fft": 5.0, "overlap_add": 8.0}
+
+#: Default ``--max-bytes``: this share of the machine's physical memory.
+RAM_SHARE = 0.5
+
+_LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as Pillow's convert("L")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "apply",
+        help="convolve images, audio and arrays in files with a kernel",
+        description="Convolve each INPUT with a kernel (kernel flipped, as scipy.signal) "
+        "along its spatial dims: height and width of an image (each colour channel on its "
+        "own, alpha kept), time of audio (each channel on its own, sample rate kept), every "
+        "dim of an array (or --dims). Outputs are written safely: to a temporary file renamed "
+        "into place; existing files only with --force.",
+        epilog="Exit status: 0 all done, 1 some inputs failed, 2 bad usage. "
+        "`trueconv kernels` lists the built-in kernels.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", type=Path, help="files to convolve")
+    p.add_argument(
+        "-k",
+        "--kernel",
+        required=True,
+        metavar="SPEC",
+        help="a built-in kernel (gaussian:sigma=2, box:5, sobel-x, ...; see `trueconv "
+        "kernels`) or a file: .npy/.npz, an image (greyscale, scaled to sum 1), an "
+        "impulse-response audio file",
+    )
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("-o", "--output", type=Path, help="output file (one input only)")
+    out.add_argument(
+        "--out-dir",
+        type=Path,
+        metavar="DIR",
+        help="write each output as DIR/<input name> (default: next to the input, as "
+        "<stem>-<kernel><suffix>)",
+    )
+    p.add_argument("--mode", default="same", choices=MODES, help="output size (default: same)")
+    p.add_argument(
+        "--boundary",
+        default="fill",
+        choices=(*BOUNDARIES, *BOUNDARY_ALIASES),
+        metavar="NAME",
+        help="how the input is extended past its edges: "
+        + ", ".join(BOUNDARIES)
+        + " (numpy.pad's constant, wrap, symmetric, reflect, edge; default: fill)",
+    )
+    p.add_argument("--fill-value", type=float, default=0.0, help="value of --boundary fill")
+    p.add_argument(
+        "--method", default="auto", choices=METHODS, help="how to compute (default: auto)"
+    )
+    p.add_argument("--correlate", action="store_true", help="correlate (do not flip the kernel)")
+    p.add_argument(
+        "--dims",
+        type=int,
+        nargs="+",
+        metavar="DIM",
+        help="arrays only: the axes to convolve (default: all)",
+    )
+    p.add_argument(
+        "--device", default="cpu", choices=["cpu", "cuda"], help="where to compute (default: cpu)"
+    )
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "float64"],
+        help="compute precision (default: float32 for images and audio, the array's own "
+        "for float arrays, float64 for integer arrays with a float kernel, exact integers "
+        "for integer arrays with an integer kernel)",
+    )
+    p.add_argument(
+        "--normalize",
+        action="store_true",
+        help="scale each output so that its peak is full scale (1.0 for audio, 255 for "
+        "8-bit images): no clipping at the top",
+    )
+    p.add_argument(
+        "--float",
+        dest="float_output",
+        action="store_true",
+        help="write float samples (float TIFF, float WAV) instead of the input's integers",
+    )
+    p.add_argument(
+        "--max-bytes",
+        type=_parse_bytes,
+        default=None,
+        metavar="SIZE",
+        help="refuse jobs estimated to need more memory (e.g. 8G; default: half the RAM)",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs and inputs")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no warnings")
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="one line per output: shapes, method, time"
+    )
+    p.set_defaults(run=run)
+
+
+def _parse_bytes(text: str) -> int:
+    match = re.fullmatch(r"\s*([0-9.]+(?:e[0-9]+)?)\s*([kmgt]?)(i?b?)\s*", text.lower())
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 500M, 8G, 1e9)")
+    number, unit, _ = match.groups()
+    return int(float(number) * 1024 ** " kmgt".index(unit or " "))
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 1024**3
+
+
+def _reason(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+# -- the kernel ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """The ``--kernel`` argument: a built-in spec (built per input at the input's rank) or
+    an array read from a file."""
+
+    text: str
+    tag: str  # names default outputs: <stem>-<tag><suffix>
+    spec: kernels.KernelSpec | None = None
+    array: np.ndarray | None = None
+    per_channel: bool = False  # an impulse response with one channel per input channel
+    samplerate: int | None = None
+
+
+def load_kernel(text: str) -> Kernel:
+    """Parse ``--kernel``: a file when it exists or has a known suffix, else a built-in."""
+    path = Path(text)
+    if not (path.exists() or path.suffix.lower() in formats.FORMATS):
+        try:
+            spec = kernels.parse(text)
+        except ValueError as exc:
+            raise UsageError(f"--kernel: {exc}") from None
+        return Kernel(text, spec.builtin.name, spec=spec)
+    try:
+        signal = formats.read(formats.open_source(path, "kernel"))
+    except InputError as exc:
+        raise UsageError(f"--kernel {text}: {exc}") from None
+    if len(signal.arrays) != 1:
+        raise UsageError(f"--kernel {text}: holds {len(signal.arrays)} arrays; save one")
+    k = next(iter(signal.arrays.values()))
+    if signal.kind == "image":  # a point-spread function: grey, weights summing to 1
+        k = np.tensordot(_LUMA, k, axes=1) if k.shape[0] == 3 else k[0]
+        total = float(k.sum())
+        if total == 0:
+            raise UsageError(f"--kernel {text}: the image is black; it cannot be scaled to sum 1")
+        k = k / total
+    per_channel, rate = False, None
+    if signal.kind == "audio":
+        rate = signal.meta["samplerate"]
+        per_channel = k.shape[0] > 1
+        k = k if per_channel else k[0]
+    if k.size == 0:
+        raise UsageError(f"--kernel {text}: the kernel is empty")
+    return Kernel(text, path.stem, array=k, per_channel=per_channel, samplerate=rate)
+
+
+def _dims_words(source: formats.Source, spatial: int) -> str:
+    if source.kind == "audio":
+        return "1 dim to convolve (time)"
+    if source.kind == "image":
+        names = {2: "height, width", 3: "depth, height, width"}.get(spatial, f"{spatial} dims")
+        return f"{spatial} dims to convolve ({names})"
+    return f"{spatial} dim{'s' * (spatial != 1)} to convolve"
+
+
+def fit_kernel(kernel: Kernel, source: formats.Source, name: str, spatial: int) -> np.ndarray:
+    """The kernel for one array of ``source`` with ``spatial`` convolved dims, or an
+    :class:`InputError` saying why it does not fit."""
+    where = f"this {source.kind} has {_dims_words(source, spatial)}"
+    if kernel.spec is not None:
+        rank = kernel.spec.ndim or spatial
+        if not kernel.spec.builtin.fits(rank) or rank > spatial:
+            what = kernel.spec.builtin.ranks() if kernel.spec.ndim is None else f"{rank}-D"
+            raise InputError(f"kernel {kernel.spec.builtin.name} is {what}; {where}")
+        return kernel.spec.build(rank)
+    assert kernel.array is not None
+    k = kernel.array
+    rank = k.ndim - kernel.per_channel
+    if rank > spatial:
+        raise InputError(f"kernel {kernel.text} is {rank}-D; {where}")
+    if kernel.per_channel:
+        if source.kind != "audio":
+            raise InputError(
+                f"kernel {kernel.text} is a {k.shape[0]}-channel impulse response, for audio; "
+                f"{where}"
+            )
+        channels = source.shapes[name][0]
+        if channels not in (1, k.shape[0]):
+            raise InputError(
+                f"kernel {kernel.text} has {k.shape[0]} channels, the input has {channels}: "
+                "use a mono impulse response or one with as many channels"
+            )
+    rate = source.meta.get("samplerate")
+    if kernel.samplerate and rate and kernel.samplerate != rate:
+        raise InputError(
+            f"kernel {kernel.text} has sample rate {kernel.samplerate} Hz, the input "
+            f"{rate} Hz; resample one of them (trueconv does not resample)"
+        )
+    return k
+
+
+# -- planning one job ---------------------------------------------------------------------------
+
+
+def _compute_dtype(
+    args: argparse.Namespace, source: formats.Source, name: str, k: np.ndarray
+) -> torch.dtype:
+    """The torch dtype of the convolution (see ``--dtype``)."""
+    stored = source.dtypes[name]
+    if args.dtype != "auto":
+        base = np.dtype(args.dtype)
+    elif source.kind != "array":
+        base = np.dtype(formats.work_dtype(stored))
+    elif stored.kind in "fc":
+        base = stored
+    elif k.dtype.kind in "biu":
+        return torch.int64  # integers with an integer kernel: exact
+    else:
+        base = np.dtype(np.float64)
+    if stored.kind == "c" or k.dtype.kind == "c":
+        base = np.result_type(base, np.complex64)
+    return getattr(torch, base.name)  # type: ignore[no-any-return]
+
+
+def _out_shape(x: tuple[int, ...], k: tuple[int, ...], mode: str) -> tuple[int, ...]:
+    """Output shape when ``k`` aligns with the trailing dims of ``x`` (broadcast the rest)."""
+    r = len(k)
+    lead = x[: len(x) - r]
+    out = []
+    for n, m in zip(x[len(x) - r :], k):
+        if mode == "full":
+            out.append(n + m - 1 if n and m else 0)
+        elif mode == "same":
+            out.append(n)
+        else:
+            out.append(max(n, m) - min(n, m) + 1 if n and m else 0)
+    return (*lead, *out)
+
+
+@dataclass
+class Job:
+    """One array of one input, ready to run."""
+
+    name: str
+    kernel: np.ndarray
+    dims: tuple[int, ...] | None  # user --dims (arrays), as non-negative axes
+    dtype: torch.dtype
+    out_shape: tuple[int, ...]
+    bytes: int
+
+
+def plan(args: argparse.Namespace, kernel: Kernel, source: formats.Source) -> list[Job]:
+    """Fit the kernel to every array of ``source`` and estimate the memory, before reading."""
+    if args.dims is not None and source.kind != "array":
+        raise InputError(
+            f"--dims applies to arrays (.npy/.npz); a {source.kind} convolves its own "
+            "spatial dims (fix a built-in kernel's rank with ndim=)"
+        )
+    jobs = []
+    for name, shape in source.shapes.items():
+        dims = None
+        if args.dims is not None:
+            try:
+                dims = tuple(sorted({range(len(shape))[d] for d in args.dims}))
+            except IndexError:
+                raise InputError(
+                    f"--dims {args.dims} out of range for a {len(shape)}-D array"
+                ) from None
+            shape = tuple(shape[d] for d in range(len(shape)) if d not in dims) + tuple(
+                shape[d] for d in dims
+            )
+        spatial = len(dims) if dims is not None else source.spatial(name)
+        if spatial == 0:
+            raise InputError(f"nothing to convolve: array {name or '0'!r} is 0-D")
+        k = fit_kernel(kernel, source, name, spatial)
+        dtype = _compute_dtype(args, source, name, k)
+        kshape = k.shape[1:] if kernel.per_channel else k.shape
+        out = _out_shape(shape, kshape, args.mode)
+        if kernel.per_channel:
+            out = (max(out[0], k.shape[0]), *out[1:])
+        method = _planned_method(args, shape, k, dtype, kernel.per_channel)
+        itemsize = torch.empty((), dtype=dtype).element_size()
+        need = itemsize * (math.prod(shape) + WORK_FACTOR[method] * math.prod(out) + k.size)
+        jobs.append(Job(name, k, dims, dtype, out, int(need)))
+    return jobs
+
+
+def _planned_method(
+    args: argparse.Namespace,
+    shape: tuple[int, ...],
+    k: np.ndarray,
+    dtype: torch.dtype,
+    per_channel: bool,
+) -> str:
+    """The method the job will run, planned from shapes alone (stride-0 operands: no memory).
+    A problem the library will refuse plans as the hungriest method; the refusal comes later,
+    with the library's message."""
+    if args.method != "auto":
+        return str(args.method)
+    zero = torch.zeros((), dtype=dtype, device=args.device)
+    dims = tuple(range(-(k.ndim - 1), 0)) if per_channel else None
+    try:
+        return trueconv.choose_method(
+            zero.expand(shape),
+            zero.expand(k.shape),
+            args.mode,
+            dims=dims,
+            boundary=args.boundary,
+            fill_value=args.fill_value,
+        )
+    except (ValueError, TypeError):
+        return max(WORK_FACTOR, key=WORK_FACTOR.__getitem__)
+
+
+# -- running one job ----------------------------------------------------------------------------
+
+
+def _convolve(
+    args: argparse.Namespace, x_np: np.ndarray, job: Job, per_channel: bool
+) -> tuple[np.ndarray, str]:
+    """One library call on the whole array; returns the result and the method that ran."""
+    x_np = np.moveaxis(x_np, job.dims, range(-len(job.dims), 0)) if job.dims else x_np
+    device = torch.device(args.device)
+    x = torch.from_numpy(np.ascontiguousarray(x_np)).to(device=device, dtype=job.dtype)
+    k = torch.from_numpy(np.ascontiguousarray(job.kernel)).to(device=device, dtype=job.dtype)
+    del x_np
+    dims = tuple(range(-(k.ndim - 1), 0)) if per_channel else None
+    options: dict[str, Any] = {
+        "dims": dims,
+        "boundary": args.boundary,
+        "fill_value": args.fill_value,
+    }
+    fn = trueconv.correlate if args.correlate else trueconv.convolve
+    with torch.no_grad():
+        y = fn(x, k, args.mode, method=args.method, **options)
+    method = args.method
+    if method == "auto":  # what 'auto' ran, for --verbose (planning only: no compute)
+        method = trueconv.choose_method(x, k, args.mode, **options)
+    del x
+    y_np = y.cpu().numpy()
+    if job.dims:
+        y_np = np.moveaxis(y_np, range(-len(job.dims), 0), job.dims)
+    return y_np, method
+
+
+def _reframe(alpha: np.ndarray, kshape: tuple[int, ...], mode: str) -> np.ndarray:
+    """Alpha on the output's grid: unchanged for 'same'; for 'full'/'valid' each output
+    sample takes the alpha of the input sample it is centred on (the nearest edge outside)."""
+    if mode == "same":
+        return alpha
+    for i, k in enumerate(kshape):
+        d = alpha.ndim - len(kshape) + i
+        n = alpha.shape[d]
+        start, length = (0, n + k - 1) if mode == "full" else (min(n, k) - 1, abs(n - k) + 1)
+        index = np.arange(length) + start - (k - 1) // 2  # 'same' starts at (k - 1) // 2
+        alpha = np.take(alpha, index, axis=d, mode="clip")
+    return alpha
+
+
+def _target(args: argparse.Namespace, path: Path, kernel: Kernel) -> Path:
+    if args.output is not None:
+        return args.output
+    if args.out_dir is not None:
+        return args.out_dir / path.name
+    return path.with_name(f"{path.stem}-{kernel.tag}{path.suffix}")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def process(
+    args: argparse.Namespace,
+    kernel: Kernel,
+    path: Path,
+    target: Path,
+    inputs: list[Path],
+    progress: Progress,
+) -> list[str]:
+    """Convolve one input into ``target``; returns warnings; raises :class:`InputError`."""
+    if not args.force:
+        if any(_same_file(target, p) for p in inputs):
+            raise InputError(f"the output {target} is an input; pass --force to replace it")
+        if target.exists():
+            raise InputError(f"{target} exists; pass --force to overwrite it")
+    source = formats.open_source(path)
+    out_format = formats.check_writable(target, source, args.float_output)
+    jobs = plan(args, kernel, source)
+    need = sum(j.bytes for j in jobs)
+    if need > args.max_bytes:
+        shapes = ", ".join(" x ".join(map(str, j.out_shape)) for j in jobs)
+        raise InputError(
+            f"needs about {_human(need)} of memory (output {shapes}), more than --max-bytes "
+            f"{_human(args.max_bytes)}; raise --max-bytes or split the input"
+        )
+
+    progress.stage("reading")
+    signal = formats.read(source)
+    results: dict[str, np.ndarray] = {}
+    methods = []
+    started = time.perf_counter()
+    for job in jobs:
+        progress.stage(f"convolving {' x '.join(map(str, signal.arrays[job.name].shape))}")
+        try:
+            y, method = _convolve(args, signal.arrays.pop(job.name), job, kernel.per_channel)
+        except (ValueError, TypeError) as exc:  # the library's one-line argument errors
+            raise InputError(str(exc)) from None
+        except (MemoryError, RuntimeError) as exc:
+            if not isinstance(exc, MemoryError) and "memory" not in str(exc).lower():
+                raise
+            raise InputError(
+                f"out of memory (about {_human(job.bytes)} estimated; lower --max-bytes "
+                f"to refuse such jobs early): {_reason(exc)}"
+            ) from None
+        results[job.name] = y
+        methods.append(method)
+    seconds = time.perf_counter() - started
+
+    meta = dict(signal.meta)
+    if args.normalize:
+        peak = max((float(np.abs(y).max()) for y in results.values() if y.size), default=0.0)
+        if peak > 0:
+            scale = meta.get("full_scale", 1.0) / peak
+            for name, y in results.items():
+                results[name] = y * scale
+    if meta.get("alpha") is not None:
+        job = jobs[0]
+        kshape = job.kernel.shape[1:] if kernel.per_channel else job.kernel.shape
+        meta["alpha"] = _reframe(meta["alpha"], kshape, args.mode)
+    out = formats.Signal(signal.kind, results, signal.channel_dims, meta)
+    progress.stage("writing")
+    warnings = formats.write_atomically(target, out_format, out, args.float_output)
+    if args.verbose:
+        shapes = "; ".join(
+            f"{' x '.join(map(str, source.shapes[j.name]))} * "
+            f"{' x '.join(map(str, j.kernel.shape))} -> {' x '.join(map(str, j.out_shape))}"
+            for j in jobs
+        )
+        method = ", ".join(sorted(set(methods)))
+        print(
+            f"{path} -> {target}: {shapes}, {method}, {seconds:.2f} s, "
+            f"memory estimate {_human(need)}",
+            flush=True,
+        )
+    return warnings
+
+
+def run(args: argparse.Namespace) -> int:
+    """``trueconv apply``: check the arguments (exit 2 on a mistake), then every input."""
+    inputs: list[Path] = args.inputs
+    if args.output is not None and len(inputs) > 1:
+        raise UsageError("-o/--output names one output; with several inputs use --out-dir")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available")
+    if args.max_bytes is None:
+        args.max_bytes = int(RAM_SHARE * _physical_memory())
+    kernel = load_kernel(args.kernel)
+    targets = [_target(args, p, kernel) for p in inputs]
+    seen: dict[Path, Path] = {}
+    for p, t in zip(inputs, targets):
+        key = t.resolve()
+        if key in seen:
+            raise UsageError(f"{seen[key]} and {p} would both write {t}")
+        seen[key] = p
+    if args.out_dir is not None:
+        try:
+            args.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--out-dir {args.out_dir}: {exc.strerror or exc}") from None
+
+    failed = 0
+    with Progress(len(inputs), enabled=not args.quiet) as progress:
+        for path, target in zip(inputs, targets):
+            progress.file(path.name)
+            try:
+                for note in process(args, kernel, path, target, inputs, progress):
+                    if not args.quiet:
+                        progress.write(f"trueconv apply: {path}: warning: {note}")
+            except InputError as exc:
+                failed += 1
+                progress.write(f"trueconv apply: {path}: {exc}")
+            except Exception as exc:  # a bug of ours: say so, show where, go on
+                failed += 1
+                progress.write(
+                    f"trueconv apply: {path}: internal error, please report: "
+                    f"{type(exc).__name__}: {exc}"
+                )
+                traceback.print_exc(file=sys.stderr)
+            progress.advance()
+    return SOME_FAILED if failed else OK

@@ -1,0 +1,642 @@
+"""Readers and writers of ``trueconv apply``, in one registry keyed by file suffix.
+
+A :class:`Format` opens a file into a :class:`Source` — its shapes and metadata, read from the
+header without decoding the samples, so that ``apply`` can estimate the output size before it
+reads anything — checks that it can hold a result before anything is computed, and writes a
+:class:`Signal`. Adding a format is one :func:`register` call. A store that is a directory
+(``.zarr``) sets ``directory=True``: :func:`write_atomically` then hands its ``write`` an empty
+temporary directory beside the target and moves it into place (an existing target is moved
+aside first and restored if the move fails), and inputs may be directories::
+
+    register(Format("Zarr array", (".zarr",), open_zarr, check_zarr, write_zarr, directory=True))
+
+Layout: every array is held as ``(*channels, *spatial)`` — image colour channels and audio
+channels first, never convolved; the spatial dims (``H, W`` of an image, ``Z, H, W`` of a TIFF
+stack, time of audio, every dim of a plain array) last, where a kernel aligns with them. Image
+alpha is kept aside in ``meta['alpha']`` and written back unfiltered.
+
+Optional dependencies (Pillow, tifffile, soundfile) are imported only when a file needs them;
+a missing one is an :class:`~trueconv.cli._errors.MissingExtra` naming the ``cli`` extra.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import math
+import os
+import shutil
+import struct
+import tempfile
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import IO, Any, Literal
+
+import numpy as np
+
+from trueconv.cli._errors import CliError, InputError, MissingExtra
+
+Kind = Literal["array", "image", "audio"]
+
+
+@dataclass
+class Signal:
+    """Loaded data: named arrays in ``(*channels, *spatial)`` layout, and their metadata.
+
+    ``meta`` keys used by the built-in formats: ``dtype`` (sample type on disk, for writing
+    back), ``full_scale`` (the largest sample value: 1.0 for float audio, 255 for 8-bit
+    images), ``alpha`` (image alpha, spatial shape), ``samplerate`` and ``subtype`` (audio).
+    """
+
+    kind: Kind
+    arrays: dict[str, np.ndarray]
+    channel_dims: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Source:
+    """An opened input: what its header says, and how to read the samples."""
+
+    path: Path
+    kind: Kind
+    shapes: dict[str, tuple[int, ...]]
+    dtypes: dict[str, np.dtype]
+    channel_dims: int
+    meta: dict[str, Any]
+    load: Callable[[], Signal]
+
+    def spatial(self, name: str) -> int:
+        """Number of spatial (convolvable) dims of one array."""
+        return len(self.shapes[name]) - self.channel_dims
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a writer must know before any compute: kind, array shapes, metadata."""
+
+    kind: Kind
+    shapes: dict[str, tuple[int, ...]]
+    meta: dict[str, Any]
+    float_output: bool
+
+
+@dataclass(frozen=True)
+class Format:
+    """A file type: its suffixes, how to open, check and write it.
+
+    ``check(path, layout)`` raises an :class:`InputError` when the format cannot hold the data
+    (or its library is missing); ``apply`` calls it before reading the input, so nothing is
+    computed for an output that cannot be written. ``write(path, signal, float_output)`` checks
+    again, writes, and returns warnings (clipped samples) to show the user.
+    """
+
+    name: str
+    suffixes: tuple[str, ...]
+    open: Callable[[Path], Source]
+    check: Callable[[Path, Layout], None]
+    write: Callable[[Path, Signal, bool], list[str]]
+    directory: bool = False
+
+
+#: suffix (lower case, with the dot) -> format
+FORMATS: dict[str, Format] = {}
+
+
+def register(fmt: Format) -> Format:
+    """Make ``fmt`` the format of its suffixes (replacing any earlier one)."""
+    for suffix in fmt.suffixes:
+        FORMATS[suffix.lower()] = fmt
+    return fmt
+
+
+def lookup(path: Path, role: str = "input") -> Format:
+    """The format of ``path`` by its suffix, or an :class:`InputError` listing the known ones."""
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        known = " ".join(sorted(FORMATS))
+        got = f"suffix {path.suffix!r}" if path.suffix else "no suffix"
+        raise InputError(f"unknown {role} file type ({got}); known: {known}")
+    return fmt
+
+
+def layout(signal: Signal, float_output: bool) -> Layout:
+    """The :class:`Layout` of loaded data."""
+    shapes = {name: a.shape for name, a in signal.arrays.items()}
+    return Layout(signal.kind, shapes, signal.meta, float_output)
+
+
+def check_writable(path: Path, source: Source, float_output: bool) -> Format:
+    """The output format of ``path``, after checking it can hold what ``source`` will give."""
+    fmt = lookup(path, "output")
+    lay = Layout(source.kind, source.shapes, source.meta, float_output)
+    _guarded(fmt, "write", lambda: fmt.check(path, lay))
+    return fmt
+
+
+def open_source(path: Path, role: str = "input") -> Source:
+    """Open ``path`` with its format; unreadable files become one-line :class:`InputError`\\ s."""
+    fmt = lookup(path, role)
+    if not path.exists():
+        raise InputError("no such file")
+    if path.is_dir() and not fmt.directory:
+        raise InputError("is a directory")
+    return _guarded(fmt, "read", lambda: fmt.open(path))
+
+
+def read(source: Source) -> Signal:
+    """Read the samples of an opened source."""
+    return _guarded(lookup(source.path), "read", source.load)
+
+
+def _guarded(fmt: Format, verb: str, call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except CliError:
+        raise
+    except MemoryError:
+        raise InputError(f"out of memory: cannot {verb} it") from None
+    except Exception as exc:  # third-party readers raise anything: report it as one line
+        raise InputError(f"cannot {verb} as {fmt.name}: {_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _need(module: str, dist: str, suffix: str, purpose: str) -> ModuleType:
+    try:
+        return importlib.import_module(module)
+    except (ImportError, OSError):  # soundfile raises OSError when libsndfile is missing
+        raise MissingExtra(suffix, dist, purpose) from None
+
+
+# -- writing safely ---------------------------------------------------------------------------
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_atomically(target: Path, fmt: Format, signal: Signal, float_output: bool) -> list[str]:
+    """Write to a temporary sibling of ``target`` and rename it into place.
+
+    A failure at any point removes the temporary file and leaves ``target`` as it was (absent,
+    or the old file): no partial output is ever visible under the target's name.
+    """
+    prefix, suffix = f".{target.name}.", target.suffix
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if fmt.directory:
+            tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=target.parent))
+        else:
+            with tempfile.NamedTemporaryFile(
+                prefix=prefix, suffix=suffix, dir=target.parent, delete=False
+            ) as handle:
+                tmp = Path(handle.name)
+    except OSError as exc:
+        raise InputError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
+    try:
+        warnings = _guarded(fmt, "write", lambda: fmt.write(tmp, signal, float_output))
+        os.chmod(tmp, (0o777 if fmt.directory else 0o666) & ~_umask())  # mkstemp made it 0600
+        if fmt.directory and target.exists():  # a directory cannot be replaced in one step
+            old = Path(tempfile.mkdtemp(prefix=prefix + "old.", dir=target.parent))
+            os.replace(target, old / target.name)
+            try:
+                os.replace(tmp, target)
+            except OSError:
+                os.replace(old / target.name, target)
+                old.rmdir()
+                raise
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, target)
+    except BaseException as exc:
+        if fmt.directory:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        if isinstance(exc, OSError):
+            raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
+        raise
+    return list(warnings)
+
+
+# -- sample conversion shared by the writers ------------------------------------------------------
+
+
+def to_integer(y: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, int]:
+    """Round to nearest (half to even) and clip to ``dtype``'s range; also the clipped count."""
+    info = np.iinfo(dtype)
+    y = np.rint(y)
+    clipped = int(np.count_nonzero((y < info.min) | (y > info.max)))
+    return np.clip(y, info.min, info.max).astype(dtype), clipped
+
+
+def natural(signal: Signal, name: str) -> np.ndarray:
+    """One array in the layout its file type uses: channels last for images (alpha appended,
+    grey squeezed), ``(frames, channels)`` for audio (mono squeezed), as is for arrays."""
+    y = signal.arrays[name]
+    if signal.kind == "image":
+        y = np.moveaxis(y, 0, -1)
+        alpha = signal.meta.get("alpha")
+        if alpha is not None:
+            y = np.concatenate([y, alpha[..., None].astype(y.dtype)], axis=-1)
+        return y[..., 0] if y.shape[-1] == 1 else y
+    if signal.kind == "audio":
+        return y[0] if y.shape[0] == 1 else y.T
+    return y
+
+
+def _clip_note(clipped: int, lo: float, hi: float) -> list[str]:
+    if not clipped:
+        return []
+    return [
+        f"{clipped} samples clipped to the range {lo:g}..{hi:g} "
+        "(--normalize scales the output to fit; --float keeps every value)"
+    ]
+
+
+def _one_array(path: Path, lay: Layout) -> str:
+    if len(lay.shapes) != 1:
+        raise InputError(f"{path.suffix} holds one array; there are {len(lay.shapes)}: write .npz")
+    return next(iter(lay.shapes))
+
+
+def work_dtype(dtype: np.dtype) -> type[np.floating]:
+    """The float type samples are computed in: float32 holds 8-/16-bit integers exactly."""
+    wide = (dtype.kind in "iu" and dtype.itemsize >= 4) or dtype == np.float64
+    return np.float64 if wide else np.float32
+
+
+# -- NumPy ------------------------------------------------------------------------------------
+
+
+def _numeric(dtype: np.dtype, what: str) -> None:
+    if dtype.kind not in "biufc":
+        raise InputError(f"{what} has dtype {dtype}, not numbers")
+
+
+def _npy_header(f: IO[bytes]) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from the header of a ``.npy`` stream, which is left at the data."""
+    version = np.lib.format.read_magic(f)
+    read = (
+        np.lib.format.read_array_header_1_0
+        if version == (1, 0)
+        else np.lib.format.read_array_header_2_0
+    )
+    shape, _, dtype = read(f)
+    return tuple(shape), np.dtype(dtype)
+
+
+def _open_npy(path: Path) -> Source:
+    with open(path, "rb") as f:
+        shape, dtype = _npy_header(f)
+        start, size = f.tell(), os.fstat(f.fileno()).st_size
+    _numeric(dtype, "the array")
+    announced = math.prod(shape) * dtype.itemsize
+    if size - start < announced:
+        raise InputError(
+            f"truncated: the header announces {announced} bytes of data, the file has "
+            f"{size - start}"
+        )
+
+    def load() -> Signal:
+        return Signal("array", {"": np.load(path, allow_pickle=False)})
+
+    return Source(path, "array", {"": shape}, {"": dtype}, 0, {}, load)
+
+
+def _npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    out = {}
+    with zipfile.ZipFile(path) as zf:
+        for member in zf.namelist():
+            with zf.open(member) as f:
+                out[member.removesuffix(".npy")] = _npy_header(f)
+    return out
+
+
+def _open_npz(path: Path) -> Source:
+    headers = _npz_headers(path)
+    if not headers:
+        raise InputError("the .npz file holds no arrays")
+    for name, (_, dtype) in headers.items():
+        _numeric(dtype, f"array {name!r}")
+
+    def load() -> Signal:
+        with np.load(path, allow_pickle=False) as z:
+            return Signal("array", {name: z[name] for name in headers})
+
+    shapes = {n: s for n, (s, _) in headers.items()}
+    dtypes = {n: d for n, (_, d) in headers.items()}
+    return Source(path, "array", shapes, dtypes, 0, {}, load)
+
+
+def _check_npy(path: Path, lay: Layout) -> None:
+    _one_array(path, lay)
+
+
+def _write_npy(path: Path, signal: Signal, float_output: bool) -> list[str]:
+    name = _one_array(path, layout(signal, float_output))
+    with open(path, "wb") as f:
+        np.save(f, natural(signal, name))
+    return []
+
+
+def _write_npz(path: Path, signal: Signal, float_output: bool) -> list[str]:
+    arrays = {name or "arr_0": natural(signal, name) for name in signal.arrays}
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)  # type: ignore[arg-type]
+    return []
+
+
+# -- images: Pillow ---------------------------------------------------------------------------
+
+#: Pillow mode -> (mode to convert to, or None to keep; colour channels; has alpha; sample type)
+_PIL_MODES: dict[str, tuple[str | None, int, bool, str]] = {
+    "1": ("L", 1, False, "uint8"),
+    "L": (None, 1, False, "uint8"),
+    "LA": (None, 1, True, "uint8"),
+    "La": ("LA", 1, True, "uint8"),
+    "P": ("RGB", 3, False, "uint8"),
+    "PA": ("RGBA", 3, True, "uint8"),
+    "RGB": (None, 3, False, "uint8"),
+    "RGBX": ("RGB", 3, False, "uint8"),
+    "RGBA": (None, 3, True, "uint8"),
+    "RGBa": ("RGBA", 3, True, "uint8"),
+    "CMYK": ("RGB", 3, False, "uint8"),
+    "YCbCr": ("RGB", 3, False, "uint8"),
+    "LAB": ("RGB", 3, False, "uint8"),
+    "HSV": ("RGB", 3, False, "uint8"),
+    "I;16": (None, 1, False, "uint16"),
+    "I;16L": (None, 1, False, "uint16"),
+    "I;16B": (None, 1, False, "uint16"),
+    "I;16N": (None, 1, False, "uint16"),
+    "I": (None, 1, False, "int32"),
+    "F": (None, 1, False, "float32"),
+}
+
+
+def _pil(suffix: str, purpose: str = "reading") -> ModuleType:
+    return _need("PIL.Image", "Pillow", suffix, purpose)
+
+
+def _image_meta(dtype: np.dtype, has_alpha: bool) -> dict[str, Any]:
+    full_scale = float(np.iinfo(dtype).max) if dtype.kind in "iu" else 1.0
+    return {"dtype": dtype, "full_scale": full_scale, "has_alpha": has_alpha, "alpha": None}
+
+
+def _split_alpha(a: np.ndarray, colour: int, meta: dict[str, Any]) -> Signal:
+    """``a`` channels last -> a Signal with the colour channels first and alpha aside."""
+    meta = dict(meta, alpha=a[..., colour] if meta["has_alpha"] else None)
+    planes = np.ascontiguousarray(np.moveaxis(a[..., :colour], -1, 0))
+    return Signal("image", {"": planes}, 1, meta)
+
+
+def _png_loses_bits(path: Path) -> bool:
+    """A 16-bit colour (or grey + alpha) PNG, which Pillow reads as 8 bits per sample."""
+    with open(path, "rb") as f:
+        head = f.read(26)
+    return head[12:16] == b"IHDR" and head[24] == 16 and head[25] in (2, 4, 6)
+
+
+def _open_pillow(path: Path) -> Source:
+    Image = _pil(path.suffix)
+    if path.suffix.lower() == ".png" and _png_loses_bits(path):
+        raise InputError(
+            "a 16-bit colour PNG, which Pillow reads with 8 bits per sample; "
+            "convert it to a 16-bit TIFF first"
+        )
+    with Image.open(path) as im:
+        width, height = im.size
+        mode = im.mode
+        if mode == "P" and "transparency" in im.info:
+            mode = "PA"
+    if mode not in _PIL_MODES:
+        raise InputError(f"unsupported image mode {mode!r}")
+    convert, colour, has_alpha, sample = _PIL_MODES[mode]
+    dtype = np.dtype(sample)
+    meta = _image_meta(dtype, has_alpha)
+
+    def load() -> Signal:
+        with Image.open(path) as im:
+            im.load()  # a truncated or corrupt file fails here
+            a = np.asarray(im.convert(convert) if convert else im)
+        a = a.reshape(height, width, -1).astype(work_dtype(dtype))
+        return _split_alpha(a, colour, meta)
+
+    return Source(path, "image", {"": (colour, height, width)}, {"": dtype}, 1, meta, load)
+
+
+def _check_pillow(path: Path, lay: Layout) -> None:
+    suffix = path.suffix.lower()
+    Image = _pil(suffix, "writing")
+    if lay.kind != "image":
+        raise InputError(f"cannot write {lay.kind} data as a {suffix} image: write .npy")
+    name = _one_array(path, lay)
+    dtype = np.dtype(lay.meta["dtype"])
+    if lay.float_output or dtype.kind == "f":
+        raise InputError(f"{suffix} holds integer samples, not floats: write .tif or .npy")
+    if len(lay.shapes[name]) != 3:
+        raise InputError(f"a stack of images cannot be written as {suffix}: write .tif")
+    fmt = Image.registered_extensions().get(suffix)
+    colour, alpha = lay.shapes[name][0], lay.meta["has_alpha"]
+    if dtype != np.uint8 and (colour > 1 or alpha or fmt != "PNG"):
+        bits = dtype.itemsize * 8
+        raise InputError(f"Pillow writes {bits}-bit images only as grey PNG: write .tif")
+    if alpha and fmt == "JPEG":
+        raise InputError("JPEG has no alpha channel: write .png")
+
+
+def _write_pillow(path: Path, signal: Signal, float_output: bool) -> list[str]:
+    lay = layout(signal, float_output)
+    _check_pillow(path, lay)
+    Image = _pil(path.suffix, "writing")
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    dtype = np.dtype(signal.meta["dtype"])
+    y, clipped = to_integer(natural(signal, _one_array(path, lay)), dtype)
+    options = {"quality": 95} if fmt == "JPEG" else {}
+    Image.fromarray(np.ascontiguousarray(y)).save(path, format=fmt, **options)
+    info = np.iinfo(dtype)
+    return _clip_note(clipped, info.min, info.max)
+
+
+# -- images: tifffile (16-bit colour, float, stacks) ------------------------------------------
+
+
+def _tifffile(suffix: str, purpose: str = "reading") -> ModuleType:
+    return _need("tifffile", "tifffile", suffix, purpose)
+
+
+def _open_tiff(path: Path) -> Source:
+    tifffile = _tifffile(path.suffix)
+    size = path.stat().st_size
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        shape, axes, dtype = tuple(series.shape), series.axes, np.dtype(series.dtype)
+        extrasamples = tuple(getattr(series.keyframe, "extrasamples", ()) or ())
+        for page in series.pages:
+            ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts)] if page else []
+            if ends and max(ends) > size:
+                raise InputError(
+                    f"truncated: the samples end at byte {max(ends)}, the file has {size}"
+                )
+    if dtype.kind not in "iuf":
+        raise InputError(f"unsupported TIFF sample type {dtype}")
+    s_axis = axes.find("S")
+    samples = shape[s_axis] if s_axis >= 0 else 1
+    has_alpha = samples in (2, 4) and bool(extrasamples)
+    colour = samples - has_alpha
+    spatial = tuple(n for i, n in enumerate(shape) if i != s_axis)
+    meta = _image_meta(dtype, has_alpha)
+
+    def load() -> Signal:
+        a = tifffile.imread(path, series=0)
+        a = np.moveaxis(a, s_axis, -1) if s_axis >= 0 else a[..., None]
+        return _split_alpha(a.astype(work_dtype(dtype)), colour, meta)
+
+    return Source(path, "image", {"": (colour, *spatial)}, {"": dtype}, 1, meta, load)
+
+
+def _check_tiff(path: Path, lay: Layout) -> None:
+    _tifffile(path.suffix, "writing")
+    name = _one_array(path, lay)
+    if lay.kind == "audio":
+        raise InputError("cannot write audio as a TIFF image: write .npy or an audio file")
+    if lay.kind == "array" and len(lay.shapes[name]) < 2:
+        raise InputError("a TIFF image needs at least 2 dims: write .npy")
+
+
+def _write_tiff(path: Path, signal: Signal, float_output: bool) -> list[str]:
+    lay = layout(signal, float_output)
+    _check_tiff(path, lay)
+    tifffile = _tifffile(path.suffix, "writing")
+    name = _one_array(path, lay)
+    y = natural(signal, name)
+    notes: list[str] = []
+    dtype = np.dtype(signal.meta.get("dtype", y.dtype))
+    if float_output or dtype.kind not in "iu":
+        y = y.astype(np.float64 if dtype == np.float64 else np.float32)
+    else:
+        y, clipped = to_integer(y, dtype)
+        info = np.iinfo(dtype)
+        notes = _clip_note(clipped, info.min, info.max)
+    options: dict[str, Any] = {"photometric": "minisblack"}
+    if signal.kind == "image":
+        if signal.arrays[name].shape[0] == 3:
+            options["photometric"] = "rgb"
+        if signal.meta["has_alpha"]:
+            options["extrasamples"] = ["unassalpha"]
+            options["planarconfig"] = "contig"
+    tifffile.imwrite(path, y, **options)
+    return notes
+
+
+# -- audio: soundfile ---------------------------------------------------------------------------
+
+_SOUND_FORMATS = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG", ".aiff": "AIFF", ".aif": "AIFF"}
+
+
+def _soundfile(suffix: str, purpose: str = "reading") -> ModuleType:
+    return _need("soundfile", "soundfile", suffix, purpose)
+
+
+def _wav_truncation(path: Path) -> str | None:
+    """A WAV's announced sample bytes against what the file holds: libsndfile silently reads
+    what is there, so a cut-off download would pass unnoticed."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE":
+            return None
+        while len(chunk := f.read(8)) == 8:
+            tag, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if tag == b"data":
+                held = os.fstat(f.fileno()).st_size - f.tell()
+                if size not in (0, 0xFFFFFFFF) and held < size:
+                    return (
+                        f"truncated: the header announces {size} bytes of samples, "
+                        f"the file has {held}"
+                    )
+                return None
+            f.seek(size + (size & 1), os.SEEK_CUR)
+    return None
+
+
+def _open_sound(path: Path) -> Source:
+    sf = _soundfile(path.suffix)
+    if path.suffix.lower() == ".wav" and (problem := _wav_truncation(path)):
+        raise InputError(problem)
+    info = sf.info(str(path))
+    precise = info.subtype in ("PCM_32", "DOUBLE")
+    dtype = np.dtype(np.float64 if precise else np.float32)
+    meta = {
+        "dtype": dtype,
+        "full_scale": 1.0,
+        "samplerate": int(info.samplerate),
+        "subtype": info.subtype,
+    }
+
+    def load() -> Signal:
+        data, _ = sf.read(str(path), dtype=dtype.name, always_2d=True)
+        return Signal("audio", {"": np.ascontiguousarray(data.T)}, 1, dict(meta))
+
+    shape = (int(info.channels), int(info.frames))
+    return Source(path, "audio", {"": shape}, {"": dtype}, 1, dict(meta), load)
+
+
+def _subtype(path: Path, lay: Layout) -> str:
+    suffix = path.suffix.lower()
+    sf = _soundfile(suffix, "writing")
+    container = _SOUND_FORMATS[suffix]
+    subtype = "FLOAT" if lay.float_output else lay.meta.get("subtype")
+    if subtype and sf.check_format(container, subtype):
+        return str(subtype)
+    if lay.float_output:
+        raise InputError(f"{suffix} cannot hold float samples: write .wav")
+    return str(sf.default_subtype(container))
+
+
+def _check_sound(path: Path, lay: Layout) -> None:
+    if lay.kind != "audio":
+        raise InputError(f"cannot write {lay.kind} data as {path.suffix} audio: write .npy")
+    _one_array(path, lay)
+    _subtype(path, lay)
+
+
+def _write_sound(path: Path, signal: Signal, float_output: bool) -> list[str]:
+    lay = layout(signal, float_output)
+    _check_sound(path, lay)
+    sf = _soundfile(path.suffix, "writing")
+    subtype = _subtype(path, lay)
+    y = signal.arrays[_one_array(path, lay)]
+    notes: list[str] = []
+    # libsndfile does not clip out-of-range samples for integer subtypes: clip here, and say so
+    clipped = 0 if subtype in ("FLOAT", "DOUBLE") else int(np.count_nonzero(np.abs(y) > 1.0))
+    if clipped:
+        y = np.clip(y, -1.0, 1.0)
+        notes = _clip_note(clipped, -1.0, 1.0)
+    container = _SOUND_FORMATS[path.suffix.lower()]
+    sf.write(str(path), y.T, signal.meta["samplerate"], subtype=subtype, format=container)
+    return notes
+
+
+register(Format("NumPy array", (".npy",), _open_npy, _check_npy, _write_npy))
+register(Format("NumPy archive", (".npz",), _open_npz, lambda path, lay: None, _write_npz))
+register(
+    Format(
+        "image",
+        (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".ppm", ".pgm", ".pnm"),
+        _open_pillow,
+        _check_pillow,
+        _write_pillow,
+    )
+)
+register(Format("TIFF image", (".tif", ".tiff"), _open_tiff, _check_tiff, _write_tiff))
+register(Format("audio", tuple(_SOUND_FORMATS), _open_sound, _check_sound, _write_sound))
