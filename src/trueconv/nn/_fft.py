@@ -32,7 +32,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from trueconv._methods.fft import next_fast_len
+from trueconv._methods.fft import next_fast_len, transforms
 from trueconv.nn._spec import NNSpec, Pads, is_integer, static_shape
 
 #: Most complex output-spectrum elements held at once (2**24: 128 MiB in complex64, 256 MiB in
@@ -97,10 +97,7 @@ def _mix(
     real = not (a.is_complex() or k.is_complex())
     # the last transformed dim is the halved one of rfftn: it must be even
     lens = [next_fast_len(m, real and i == len(lens) - 1) for i, m in enumerate(lens)]
-    if real:
-        fwd, inv = torch.fft.rfftn, torch.fft.irfftn
-    else:
-        fwd, inv = torch.fft.fftn, torch.fft.ifftn
+    fwd, inv = transforms(real)
 
     kf = fwd(k, s=lens, dim=dims) if dims else k
     # spectrum shape: the transformed dims as in kf, the others broadcast
