@@ -33,8 +33,9 @@ import torch.nn.functional as F
 import trueconv
 from trueconv._methods import REGISTRY
 
-#: rough direct multiply-add rate (MAC/s) used only to decide what is too slow to run
-_DIRECT_RATE = 5e8
+#: rough direct multiply-add rates (MAC/s) used only to decide what is too slow to run:
+#: single-channel signal work (oneDNN/im2col at its worst), and many-channel NN layers
+_DIRECT_RATE = {"signal": 5e8, "nn": 1e10}
 
 
 @dataclass(frozen=True)
@@ -270,7 +271,7 @@ def run(
                     records.append(rec)
                     if progress:
                         progress(f"{case.name} {mode} {dname}: {name}")
-                    est = _direct_macs(case) / _DIRECT_RATE
+                    est = _direct_macs(case) / _DIRECT_RATE[case.kind]
                     if _is_direct(name) and est > budget_s:
                         rec.skipped = f"direct work est. {est:.0f} s > budget {budget_s:g} s"
                         continue
