@@ -74,6 +74,12 @@ def static_shape(t: torch.Tensor) -> tuple[int, ...]:
         torch._C._set_tracing_state(state)  # type: ignore[attr-defined]
 
 
+def broadcast_shape(s: Sequence[int], t: Sequence[int]) -> tuple[int, ...]:
+    """Broadcast two shapes of equal length that the spec already validated (cheaper than
+    ``torch.broadcast_shapes`` in the per-call path)."""
+    return tuple(q if p == 1 else p for p, q in zip(s, t))
+
+
 @dataclass(frozen=True)
 class ConvSpec:
     """Everything the execution needs to know about one call, derived from shapes alone."""
@@ -84,7 +90,6 @@ class ConvSpec:
     boundary: str
     fill_value: bool | int | float | complex
     dtype: torch.dtype  # result dtype (torch.result_type of the operands)
-    compute_dtype: torch.dtype  # dtype the methods run in
     ndim: int  # aligned number of dims
     dims: tuple[int, ...]  # convolved dims in the aligned layout, sorted
     x_shape: tuple[int, ...]  # input shape, aligned
@@ -273,15 +278,6 @@ def _normalize_dims(fname: str, dims: Any, ndim: int) -> tuple[int, ...]:
     return tuple(sorted(out))
 
 
-def compute_dtype_for(dtype: torch.dtype) -> torch.dtype:
-    """The dtype the direct method runs in: float16/bfloat16 accumulate in float32."""
-    if dtype in (torch.float16, torch.bfloat16):
-        return torch.float32
-    if not (dtype.is_floating_point or dtype.is_complex):
-        return torch.int64  # exact integer arithmetic; the result wraps like numpy's
-    return dtype
-
-
 def normalize(
     fname: str,
     input: Any,
@@ -390,7 +386,6 @@ def normalize(
         boundary=boundary,
         fill_value=fill,
         dtype=dtype,
-        compute_dtype=compute_dtype_for(dtype),
         ndim=ndim,
         dims=conv_dims,
         x_shape=x_shape,

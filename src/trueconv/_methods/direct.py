@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from trueconv import _cost
-from trueconv._spec import ConvSpec, compute_dtype_for
+from trueconv._spec import ConvSpec, broadcast_shape
 
 #: Device types whose ``F.convNd`` implements integer dtypes (checked for torch >= 2.1 on CPU).
 NATIVE_INTEGER_CONV_DEVICES = frozenset({"cpu"})
@@ -30,7 +30,13 @@ _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return compute_dtype_for(dtype)
+    """float16/bfloat16 accumulate in float32; integers and bool run exactly in int64 (the
+    result wraps like numpy's when cast back)."""
+    if dtype in (torch.float16, torch.bfloat16):
+        return torch.float32
+    if not (dtype.is_floating_point or dtype.is_complex):
+        return torch.int64
+    return dtype
 
 
 def variant(
@@ -65,16 +71,11 @@ def cost(spec: ConvSpec, device: torch.device) -> float:
     return _cost.predict(counts(spec, device), spec.dtype, device.type)
 
 
-def _broadcast(s: Sequence[int], t: Sequence[int]) -> tuple[int, ...]:
-    """Broadcast two shapes of equal length (already validated by the spec)."""
-    return tuple(q if p == 1 else p for p, q in zip(s, t))
-
-
 def run(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> torch.Tensor:
     nd = len(pads)
     nb = a.ndim - nd
     out_sz = [n + bf + af - k + 1 for n, k, (bf, af) in zip(a.shape[nb:], b.shape[nb:], pads)]
-    batch = _broadcast(a.shape[:nb], b.shape[:nb])
+    batch = broadcast_shape(a.shape[:nb], b.shape[:nb])
     taps = math.prod(b.shape[nb:])
     out_elems = math.prod(batch) * math.prod(out_sz)
     if variant(taps, out_elems, a.dtype, a.device.type, b.shape[nb:]) == "shift_add":
@@ -110,7 +111,7 @@ def _conv(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> 
     nb = a.ndim - nd
     ba, bb = a.shape[:nb], b.shape[:nb]
     sa, sb = a.shape[nb:], b.shape[nb:]
-    batch = _broadcast(ba, bb)
+    batch = broadcast_shape(ba, bb)
     w = b.flip(list(range(-nd, 0)))
     if math.prod(bb) == 1:  # one kernel for all signals
         y = _CONV[nd](a.reshape(-1, 1, *sa), w.reshape(1, 1, *sb), padding=_sym(pads))
@@ -176,7 +177,7 @@ def shift_add(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]])
     nb = a.ndim - nd
     sa, sb = a.shape[nb:], b.shape[nb:]
     out_sz = [n + bf + af - k + 1 for n, k, (bf, af) in zip(sa, sb, pads)]
-    batch = _broadcast(a.shape[:nb], b.shape[:nb])
+    batch = broadcast_shape(a.shape[:nb], b.shape[:nb])
     dtype = torch.promote_types(a.dtype, b.dtype)
     out = torch.zeros(*batch, *out_sz, dtype=dtype, device=a.device)
     graph = torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)

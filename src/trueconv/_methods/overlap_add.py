@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from trueconv import _cost
 from trueconv._methods import fft
 from trueconv._methods.fft import next_fast_len
-from trueconv._spec import ConvSpec
+from trueconv._spec import ConvSpec, broadcast_shape
 
 compute_dtype = fft.compute_dtype
 
@@ -126,7 +126,7 @@ def run(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> to
     sa, sb = a.shape[lead:], b.shape[lead:]
     blocks = blocked_dims(sa, sb)
     first = next((i for i, s in enumerate(blocks) if s is not None), None)
-    batch = math.prod(_broadcast(a.shape[:lead], b.shape[:lead]))
+    batch = math.prod(broadcast_shape(a.shape[:lead], b.shape[:lead]))
     if first is None or batch * math.prod(sa) <= 2 * SEGMENT_SAMPLES:
         return _run_once(a, b, pads)
     # segments of whole blocks along the first blocked dim
@@ -147,10 +147,6 @@ def run(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> to
     assert out is not None
     starts, lengths = fft.wanted(sa, sb, pads)
     return fft.crop(out, starts, lengths)
-
-
-def _broadcast(s: Sequence[int], t: Sequence[int]) -> tuple[int, ...]:
-    return tuple(q if p == 1 else p for p, q in zip(s, t))
 
 
 def _run_once(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> torch.Tensor:

@@ -32,22 +32,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from trueconv._methods.fft import next_fast_len, transforms
+from trueconv._methods.fft import compute_dtype, next_fast_len, transforms
 from trueconv.nn._spec import NNSpec, Pads, is_integer, static_shape
 
 #: Most complex output-spectrum elements held at once (2**24: 128 MiB in complex64, 256 MiB in
 #: complex128). Larger problems are tiled over the batch, then over output channels, so the
 #: ``B * O`` spectra of a big layer are never all materialised together.
 SPECTRUM_BUDGET = 2**24
-
-
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float16/bfloat16 transform in float32; integers in float64 (exact while |y| < 2**52)."""
-    if dtype in (torch.float16, torch.bfloat16):
-        return torch.float32
-    if is_integer(dtype):
-        return torch.float64
-    return dtype
 
 
 def zero_insert(t: torch.Tensor, dims: Sequence[int], factors: Sequence[int]) -> torch.Tensor:
