@@ -7,6 +7,11 @@ on the whole ``(*channels, *spatial)`` array (so audio channels ride along as a 
 ``'auto'`` sees the real problem: overlap-add for an hour of audio and a 3-second impulse
 response), and writes the result to a temporary file that is renamed into place.
 
+A ``.zarr`` input (one array in a directory store) is never read whole: it takes a lazy path
+(:mod:`trueconv.cli.zarr_apply`) right after its header is opened, convolved chunk by chunk
+through Dask (``--chunks``, ``--scheduler``) into a ``.zarr`` output, and ``--max-bytes`` then
+bounds the memory of one chunk's task.
+
 Nothing is lost: an existing output is refused without ``--force`` (and so is an output that
 is one of the inputs); a failure leaves no partial file; one failing input of many is reported
 on one line and the others still complete. Exit status 0: all done; 1: some inputs failed;
@@ -16,6 +21,7 @@ on one line and the others still complete. Exit status 0: all done; 1: some inpu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import re
@@ -133,6 +139,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="SIZE",
         help="refuse jobs estimated to need more memory (e.g. 8G; default: half the RAM)",
+    )
+    p.add_argument(
+        "--chunks",
+        metavar="SIZES",
+        help=".zarr inputs: rechunk before convolving, one size for every dim (256) or one "
+        "per dim (64,512,512); the output store gets these chunks (default: the input's)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help=".zarr inputs: compute on this dask.distributed scheduler "
+        "(tcp://host:8786; default: threads on this machine)",
     )
     p.add_argument("--force", action="store_true", help="overwrite existing outputs and inputs")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no warnings")
@@ -301,6 +319,42 @@ def _out_shape(x: tuple[int, ...], k: tuple[int, ...], mode: str) -> tuple[int, 
     return (*lead, *out)
 
 
+@dataclass(frozen=True)
+class Fitted:
+    """One array's kernel, fitted: what both the in-memory and the lazy (zarr) paths need."""
+
+    dims: tuple[int, ...] | None  # user --dims, as sorted non-negative axes
+    kernel: np.ndarray
+    dtype: torch.dtype
+    shape: tuple[int, ...]  # the array's shape with the --dims axes moved last
+
+
+def fit(
+    args: argparse.Namespace,
+    kernel: Kernel,
+    source: formats.Source,
+    name: str,
+    shape: tuple[int, ...],
+) -> Fitted:
+    """Resolve ``--dims``, fit the kernel and choose the compute dtype for one array."""
+    dims = None
+    if args.dims is not None:
+        try:
+            dims = tuple(sorted({range(len(shape))[d] for d in args.dims}))
+        except IndexError:
+            raise InputError(
+                f"--dims {args.dims} out of range for a {len(shape)}-D array"
+            ) from None
+        shape = tuple(shape[d] for d in range(len(shape)) if d not in dims) + tuple(
+            shape[d] for d in dims
+        )
+    spatial = len(dims) if dims is not None else source.spatial(name)
+    if spatial == 0:
+        raise InputError(f"nothing to convolve: array {name or '0'!r} is 0-D")
+    k = fit_kernel(kernel, source, name, spatial)
+    return Fitted(dims, k, _compute_dtype(args, source, name, k), shape)
+
+
 @dataclass
 class Job:
     """One array of one input, ready to run."""
@@ -321,23 +375,9 @@ def plan(args: argparse.Namespace, kernel: Kernel, source: formats.Source) -> li
             "spatial dims (fix a built-in kernel's rank with ndim=)"
         )
     jobs = []
-    for name, shape in source.shapes.items():
-        dims = None
-        if args.dims is not None:
-            try:
-                dims = tuple(sorted({range(len(shape))[d] for d in args.dims}))
-            except IndexError:
-                raise InputError(
-                    f"--dims {args.dims} out of range for a {len(shape)}-D array"
-                ) from None
-            shape = tuple(shape[d] for d in range(len(shape)) if d not in dims) + tuple(
-                shape[d] for d in dims
-            )
-        spatial = len(dims) if dims is not None else source.spatial(name)
-        if spatial == 0:
-            raise InputError(f"nothing to convolve: array {name or '0'!r} is 0-D")
-        k = fit_kernel(kernel, source, name, spatial)
-        dtype = _compute_dtype(args, source, name, k)
+    for name, stored_shape in source.shapes.items():
+        fitted = fit(args, kernel, source, name, stored_shape)
+        dims, k, dtype, shape = fitted.dims, fitted.kernel, fitted.dtype, fitted.shape
         kshape = k.shape[1:] if kernel.per_channel else k.shape
         out = _out_shape(shape, kshape, args.mode)
         if kernel.per_channel:
@@ -443,14 +483,22 @@ def process(
     target: Path,
     inputs: list[Path],
     progress: Progress,
+    client: Any = None,
 ) -> list[str]:
-    """Convolve one input into ``target``; returns warnings; raises :class:`InputError`."""
+    """Convolve one input into ``target``; returns warnings; raises :class:`InputError`.
+
+    A ``.zarr`` input goes to the lazy path once its header is open, before anything is
+    planned for memory or read (``client``: the ``--scheduler`` connection, or ``None``)."""
     if not args.force:
         if any(_same_file(target, p) for p in inputs):
             raise InputError(f"the output {target} is an input; pass --force to replace it")
         if target.exists():
             raise InputError(f"{target} exists; pass --force to overwrite it")
     source = formats.open_source(path)
+    if formats.lookup(path) is formats.ZARR:
+        from trueconv.cli import zarr_apply  # imports this module: not at the top
+
+        return zarr_apply.process(args, kernel, source, target, progress, client)
     out_format = formats.check_writable(target, source, args.float_output)
     jobs = plan(args, kernel, source)
     need = sum(j.bytes for j in jobs)
@@ -517,7 +565,8 @@ def run(args: argparse.Namespace) -> int:
     inputs: list[Path] = args.inputs
     if args.output is not None and len(inputs) > 1:
         raise UsageError("-o/--output names one output; with several inputs use --out-dir")
-    if args.device == "cuda" and not torch.cuda.is_available():
+    # with --scheduler the cluster's workers compute: their GPUs count, not this machine's
+    if args.device == "cuda" and args.scheduler is None and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available")
     if args.max_bytes is None:
         args.max_bytes = int(RAM_SHARE * _physical_memory())
@@ -529,18 +578,50 @@ def run(args: argparse.Namespace) -> int:
         if key in seen:
             raise UsageError(f"{seen[key]} and {p} would both write {t}")
         seen[key] = p
+    lazy = [p for p in inputs if formats.FORMATS.get(p.suffix.lower()) is formats.ZARR]
+    for option in ("chunks", "scheduler"):
+        if getattr(args, option) is not None and not lazy:
+            raise UsageError(f"--{option} applies to .zarr inputs; there is none")
+    for p, t in zip(inputs, targets):
+        if p in lazy and formats.FORMATS.get(t.suffix.lower()) is not formats.ZARR:
+            raise UsageError(
+                f"-o {t}: a .zarr input is convolved chunk by chunk into a .zarr store; "
+                "name the output DIR.zarr"
+            )
+    args.chunk_sizes = None
+    if args.chunks is not None:
+        from trueconv.cli import zarr_apply
+
+        args.chunk_sizes = zarr_apply.parse_chunks(args.chunks)
     if args.out_dir is not None:
         try:
             args.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UsageError(f"--out-dir {args.out_dir}: {exc.strerror or exc}") from None
 
+    with contextlib.ExitStack() as stack:
+        client = None
+        if args.scheduler is not None:
+            from trueconv.cli import zarr_apply
+
+            client = stack.enter_context(zarr_apply.connect(args.scheduler))
+        return _run_all(args, kernel, inputs, targets, client)
+
+
+def _run_all(
+    args: argparse.Namespace,
+    kernel: Kernel,
+    inputs: list[Path],
+    targets: list[Path],
+    client: Any,
+) -> int:
+    """Process every input, each failure reported on one line; the exit status."""
     failed = 0
     with Progress(len(inputs), enabled=not args.quiet) as progress:
         for path, target in zip(inputs, targets):
             progress.file(path.name)
             try:
-                for note in process(args, kernel, path, target, inputs, progress):
+                for note in process(args, kernel, path, target, inputs, progress, client):
                     if not args.quiet:
                         progress.write(f"trueconv apply: {path}: warning: {note}")
             except InputError as exc:

@@ -16,7 +16,11 @@ stack, time of audio, every dim of a plain array) last, where a kernel aligns wi
 alpha is kept aside in ``meta['alpha']`` and written back unfiltered.
 
 Optional dependencies (Pillow, tifffile, soundfile) are imported only when a file needs them;
-a missing one is an :class:`~trueconv.cli._errors.MissingExtra` naming the ``cli`` extra.
+a missing one is an :class:`~trueconv.cli._errors.MissingExtra` naming the ``cli`` extra. Zarr
+(``.zarr`` directory stores, zarr v2 and v3) comes with the ``dask`` extra, and so does the
+error (:class:`MissingDaskExtra`). A ``.zarr`` *input* of ``apply`` is never loaded here: it is
+convolved lazily, chunk by chunk (:mod:`trueconv.cli.zarr_apply`); this registry only reads
+one as a kernel (in memory) and writes an in-memory result as a ``.zarr`` store.
 """
 
 from __future__ import annotations
@@ -168,11 +172,32 @@ def _reason(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def _need(module: str, dist: str, suffix: str, purpose: str) -> ModuleType:
+class MissingDaskExtra(MissingExtra):
+    """Zarr, Dask or distributed is not installed: they come with the ``dask`` extra."""
+
+    def __init__(self, suffix: str, module: str, purpose: str = "reading") -> None:
+        InputError.__init__(
+            self, f'{purpose} {suffix} files needs {module}: pip install "trueconv[dask]"'
+        )
+
+
+def _need(
+    module: str,
+    dist: str,
+    suffix: str,
+    purpose: str,
+    error: type[MissingExtra] = MissingExtra,
+) -> ModuleType:
     try:
         return importlib.import_module(module)
     except (ImportError, OSError):  # soundfile raises OSError when libsndfile is missing
-        raise MissingExtra(suffix, dist, purpose) from None
+        raise error(suffix, dist, purpose) from None
+
+
+def need_dask(module: str, suffix: str = ".zarr", purpose: str = "reading") -> ModuleType:
+    """Import ``module`` (``zarr``, ``dask.array``, ``distributed``, ...) or raise a
+    :class:`MissingDaskExtra` naming its distribution and the ``dask`` extra."""
+    return _need(module, module.split(".")[0], suffix, purpose, MissingDaskExtra)
 
 
 # -- writing safely ---------------------------------------------------------------------------
@@ -190,10 +215,46 @@ def write_atomically(target: Path, fmt: Format, signal: Signal, float_output: bo
     A failure at any point removes the temporary file and leaves ``target`` as it was (absent,
     or the old file): no partial output is ever visible under the target's name.
     """
+
+    def write(tmp: Path) -> list[str]:
+        return list(_guarded(fmt, "write", lambda: fmt.write(tmp, signal, float_output)))
+
+    return replace_atomically(target, fmt.directory, write)
+
+
+def replace_atomically(
+    target: Path, directory: bool, write: Callable[[Path], list[str]]
+) -> list[str]:
+    """Call ``write`` on a new temporary sibling of ``target``, then rename it into place.
+
+    Parameters
+    ----------
+    target : Path
+        The output's name. An existing one (the caller checked ``--force``) is replaced only
+        after ``write`` returned: a directory is moved aside first, and moved back if the new
+        one cannot be moved into place.
+    directory : bool
+        Whether ``write`` gets an empty temporary directory (a ``.zarr`` store) or an empty
+        temporary file.
+    write : callable
+        Writes the output at the path it is given; returns warnings to show the user.
+
+    Returns
+    -------
+    list of str
+        What ``write`` returned.
+
+    Raises
+    ------
+    InputError
+        For an ``OSError`` (a full disk, a folder without write permission), as one line.
+        Any other exception of ``write`` propagates as it is; the temporary output is removed
+        in every case, so no partial output is ever visible under the target's name.
+    """
     prefix, suffix = f".{target.name}.", target.suffix
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        if fmt.directory:
+        if directory:
             tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=target.parent))
         else:
             with tempfile.NamedTemporaryFile(
@@ -203,9 +264,9 @@ def write_atomically(target: Path, fmt: Format, signal: Signal, float_output: bo
     except OSError as exc:
         raise InputError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
     try:
-        warnings = _guarded(fmt, "write", lambda: fmt.write(tmp, signal, float_output))
-        os.chmod(tmp, (0o777 if fmt.directory else 0o666) & ~_umask())  # mkstemp made it 0600
-        if fmt.directory and target.exists():  # a directory cannot be replaced in one step
+        warnings = write(tmp)
+        os.chmod(tmp, (0o777 if directory else 0o666) & ~_umask())  # mkstemp made it 0600
+        if directory and target.exists():  # a directory cannot be replaced in one step
             old = Path(tempfile.mkdtemp(prefix=prefix + "old.", dir=target.parent))
             os.replace(target, old / target.name)
             try:
@@ -218,7 +279,7 @@ def write_atomically(target: Path, fmt: Format, signal: Signal, float_output: bo
         else:
             os.replace(tmp, target)
     except BaseException as exc:
-        if fmt.directory:
+        if directory:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             with contextlib.suppress(OSError):
@@ -627,6 +688,79 @@ def _write_sound(path: Path, signal: Signal, float_output: bool) -> list[str]:
     return notes
 
 
+# -- Zarr: directory stores, v2 (.zarray) and v3 (zarr.json) ----------------------------------
+
+#: The files that make a directory a zarr store (v2 array, v2 group, v3 node).
+_ZARR_MARKERS = (".zarray", ".zgroup", "zarr.json")
+
+
+def zarr_major() -> int:
+    """The major version of the installed zarr library (2 or 3)."""
+    zarr = need_dask("zarr")
+    return int(str(zarr.__version__).split(".")[0])
+
+
+def open_zarr_array(path: Path) -> Any:
+    """The ``zarr.Array`` stored at ``path``, opened read-only (metadata only).
+
+    Raises
+    ------
+    MissingDaskExtra
+        zarr is not installed.
+    InputError
+        ``path`` is not a directory holding a zarr store, or the store is a group (named with
+        the arrays it holds): ``apply`` reads a store that is one array.
+    """
+    zarr = need_dask("zarr", path.suffix)
+    if not path.is_dir():
+        raise InputError("not a zarr store: a .zarr store is a directory")
+    if not any((path / name).exists() for name in _ZARR_MARKERS):
+        raise InputError("not a zarr store: it has no .zarray or zarr.json")
+    node = zarr.open(str(path), mode="r")
+    if not isinstance(node, zarr.Array):
+        names = sorted(node.array_keys())
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        holds = f"arrays {shown}" if names else "no arrays"
+        raise InputError(
+            f"a zarr group (it holds {holds}), not an array; give a store that is one array"
+        )
+    return node
+
+
+def zarr_format_of(array: Any) -> int:
+    """The zarr format (2 or 3) of an opened array, whatever the library version."""
+    metadata = getattr(array, "metadata", None)
+    return int(getattr(metadata, "zarr_format", 2))
+
+
+def _open_zarr(path: Path) -> Source:
+    array = open_zarr_array(path)
+    dtype = np.dtype(array.dtype)
+    _numeric(dtype, "the array")
+    meta = {
+        "zarr_format": zarr_format_of(array),
+        "chunks": tuple(int(c) for c in array.chunks),
+        "attrs": dict(array.attrs),
+    }
+
+    def load() -> Signal:  # a kernel, or a small array: in memory
+        return Signal("array", {"": np.asarray(array[...])})
+
+    return Source(path, "array", {"": tuple(array.shape)}, {"": dtype}, 0, meta, load)
+
+
+def _check_zarr(path: Path, lay: Layout) -> None:
+    need_dask("zarr", path.suffix, "writing")
+    _one_array(path, lay)
+
+
+def _write_zarr(path: Path, signal: Signal, float_output: bool) -> list[str]:
+    _check_zarr(path, layout(signal, float_output))
+    zarr = need_dask("zarr", path.suffix, "writing")
+    zarr.save_array(str(path), np.ascontiguousarray(natural(signal, next(iter(signal.arrays)))))
+    return []
+
+
 register(Format("NumPy array", (".npy",), _open_npy, _check_npy, _write_npy))
 register(Format("NumPy archive", (".npz",), _open_npz, lambda path, lay: None, _write_npz))
 register(
@@ -640,3 +774,7 @@ register(
 )
 register(Format("TIFF image", (".tif", ".tiff"), _open_tiff, _check_tiff, _write_tiff))
 register(Format("audio", tuple(_SOUND_FORMATS), _open_sound, _check_sound, _write_sound))
+#: Convolved lazily by ``apply`` when it is the input (:mod:`trueconv.cli.zarr_apply`).
+ZARR = register(
+    Format("Zarr array", (".zarr",), _open_zarr, _check_zarr, _write_zarr, directory=True)
+)
