@@ -80,11 +80,40 @@ GRID: dict[str, list[tuple[tuple[int, ...], tuple[int, ...]]]] = {
     "fft": _TRANSFORM,
     "overlap_add": _TRANSFORM,
 }
+#: GPUs: the CPU grid is mostly launch-bound there, so larger problems pin the per-unit costs
+_GPU_DIRECT = [
+    ((2**24,), (16,)),
+    ((64, 2**18), (33,)),
+    ((4096, 4096), (3, 3)),
+    ((4096, 4096), (7, 7)),
+    ((256, 256, 256), (3, 3, 3)),
+]
+_GPU_CONV = [
+    ((4096, 4096), (15, 15)),
+    ((2048, 2048), (31, 31)),
+    ((2**22,), (255,)),
+    ((128, 128, 128), (9, 9, 9)),
+]
+_GPU_TRANSFORM = [
+    ((2**24,), (4096,)),
+    ((2**24,), (2**18,)),
+    ((64, 2**18), (1025,)),
+    ((4096, 4096), (63, 63)),
+    ((2048, 2048), (255, 255)),
+    ((256, 256, 256), (17, 17, 17)),
+]
+GPU_EXTRA: dict[str, list[tuple[tuple[int, ...], tuple[int, ...]]]] = {
+    "shift_add": _GPU_DIRECT,
+    "conv": _GPU_DIRECT + _GPU_CONV,
+    "fft": _GPU_TRANSFORM,
+    "overlap_add": _GPU_TRANSFORM,
+}
 MODES = ("full", "same")
 
 
 def _problems(device: str, dtypes: list[torch.dtype]) -> Iterator[tuple[str, Any]]:
-    for variant, shapes in GRID.items():
+    for variant, grid_shapes in GRID.items():
+        shapes = grid_shapes + (GPU_EXTRA[variant] if device != "cpu" else [])
         for x_shape, k_shape in shapes:
             for mode in MODES:
                 for dtype in dtypes:
@@ -96,8 +125,12 @@ def _problems(device: str, dtypes: list[torch.dtype]) -> Iterator[tuple[str, Any
 def _time(fn: Any, min_run_time: float) -> float:
     from torch.utils.benchmark import Timer
 
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    fn()  # warm-up: plans, kernel selection, allocator
+    sync()
     t0 = time.perf_counter()
     fn()
+    sync()
     first = time.perf_counter() - t0
     if first > 2.0:
         return first

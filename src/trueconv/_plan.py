@@ -27,12 +27,15 @@ def costs(spec: ConvSpec, device: torch.device) -> dict[str, float]:
     return {m: REGISTRY[m].cost(spec, device) for m in feasible(spec)}
 
 
-#: Seconds a transform method must save before ``'auto'`` leaves the direct method. Direct sums
-#: are exact on integer-valued data and their rounding error does not grow with a transform's
-#: length, so a saving within the cost model's own error on sub-millisecond problems (0.1 to
-#: 0.3 ms on the calibration machine) is not worth it; scipy's ``choose_conv_method`` likewise
-#: keeps small problems direct, and scipy's own tests expect exact results there.
-DIRECT_MARGIN_S = 5e-4
+#: Seconds a transform method must save before ``'auto'`` leaves the direct method, per device
+#: type. Direct sums are exact on integer-valued data and their rounding error does not grow
+#: with a transform's length, so a saving within the cost model's own error on sub-millisecond
+#: problems (0.1 to 0.3 ms on the CPU calibration machine) is not worth it; scipy's
+#: ``choose_conv_method`` likewise keeps small problems direct, and scipy's own tests expect
+#: exact results there. A GPU call costs tens of microseconds, so its margin is ten times
+#: smaller (:data:`OTHER_MARGIN_S`).
+DIRECT_MARGIN_S = {"cpu": 5e-4}
+OTHER_MARGIN_S = 5e-5
 
 
 #: Winners timed by ``choose_method(..., measure=True)``, per (spec, device); 'auto' uses them.
@@ -55,6 +58,7 @@ def _choose_auto(spec: ConvSpec, device: torch.device) -> str:
     """The plan depends on the (frozen, hashable) spec and the device alone: cached."""
     predicted = costs(spec, device)
     best = min(predicted, key=predicted.__getitem__)
-    if predicted["direct"] <= predicted[best] + DIRECT_MARGIN_S:
+    margin = DIRECT_MARGIN_S.get(device.type, OTHER_MARGIN_S)
+    if predicted["direct"] <= predicted[best] + margin:
         return "direct"
     return best

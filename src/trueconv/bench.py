@@ -9,6 +9,12 @@ reference, and measures the peak extra memory of trueconv's transform methods. T
 
 Contenders whose direct work is estimated above the time budget are skipped, and the skip is
 reported with its estimate rather than hidden.
+
+On a CUDA device the competitors are those a GPU user has: CuPy's ``cupyx.scipy.signal``
+(``convolve``, ``fftconvolve``, ``oaconvolve``; when CuPy is installed), a plain
+``torch.fft.rfftn`` product at a fast length, and flip + ``F.convNd`` (cuDNN, in its default
+TF32 precision for float32, as a user gets it: its error column shows what that costs). Peak
+memory there is ``torch.cuda.max_memory_allocated`` beyond what was allocated before the call.
 """
 
 from __future__ import annotations
@@ -33,9 +39,10 @@ import torch.nn.functional as F
 import trueconv
 from trueconv._methods import REGISTRY
 
-#: rough direct multiply-add rates (MAC/s) used only to decide what is too slow to run:
-#: single-channel signal work (oneDNN/im2col at its worst), and many-channel NN layers
-_DIRECT_RATE = {"signal": 5e8, "nn": 1e10}
+#: rough direct multiply-add rates (MAC/s) used only to decide what is too slow to run, per
+#: device type: single-channel signal work (oneDNN/im2col at its worst), and many-channel NN
+#: layers
+_DIRECT_RATE = {"cpu": {"signal": 5e8, "nn": 1e10}, "cuda": {"signal": 2e10, "nn": 1e12}}
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,8 @@ def _signal_contenders(
         out["scipy oaconvolve"] = lambda: ss.oaconvolve(xn, kfull, mode)
         if x.ndim == 1:
             out["numpy convolve"] = lambda: np.convolve(xn, kn, mode)
+    if x.device.type == "cuda":
+        out.update(_gpu_contenders(case, mode, x, k))
     conv = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[nd]
     w = k.flip(list(range(nd))).reshape(1, 1, *k.shape)
     lead = x.shape[: x.ndim - nd]
@@ -132,6 +141,47 @@ def _signal_contenders(
         return y.reshape(*lead, *y.shape[2:])
 
     out["torch flip+conv"] = torch_flip_conv
+    return out
+
+
+def _gpu_contenders(
+    case: Case, mode: Any, x: torch.Tensor, k: torch.Tensor
+) -> dict[str, Callable[[], Any]]:
+    """What a GPU user has besides trueconv: CuPy's scipy.signal and a plain torch FFT."""
+    out: dict[str, Callable[[], Any]] = {}
+    nd = len(case.k_shape)
+    try:
+        import cupy
+        import cupyx.scipy.signal as cs
+    except ImportError:
+        pass
+    else:
+        xc, kc = cupy.from_dlpack(x), cupy.from_dlpack(k)
+        kc = kc.reshape((1,) * (x.ndim - k.ndim) + kc.shape)
+        out["cupyx convolve"] = lambda: cs.convolve(xc, kc, mode)
+        out["cupyx fftconvolve"] = lambda: cs.fftconvolve(xc, kc, mode)
+        out["cupyx oaconvolve"] = lambda: cs.oaconvolve(xc, kc, mode)
+    try:
+        from scipy.fft import next_fast_len
+    except ImportError:  # pragma: no cover - scipy is a bench dependency
+
+        def next_fast_len(n: int, real: bool = True) -> int:
+            return n
+
+    dims = list(range(-nd, 0))
+    full = [n + kk - 1 for n, kk in zip(x.shape[-nd:], case.k_shape)]
+    lens = [next_fast_len(m, real=True) for m in full]
+    starts = [0] * nd if mode == "full" else [(kk - 1) // 2 for kk in case.k_shape]
+    keep = full if mode == "full" else list(x.shape[-nd:])
+
+    def torch_rfftn() -> torch.Tensor:
+        spec = torch.fft.rfftn(x, s=lens, dim=dims) * torch.fft.rfftn(k, s=lens, dim=dims)
+        y = torch.fft.irfftn(spec, s=lens, dim=dims)
+        for d, s0, n in zip(dims, starts, keep):
+            y = y.narrow(d, s0, n)
+        return y
+
+    out["torch rfftn"] = torch_rfftn
     return out
 
 
@@ -203,8 +253,25 @@ def _peak_extra_bytes(fn: Callable[[], Any]) -> float | None:
     return float(max(0, peak - base) * 1024)
 
 
+def _cuda_peak_extra_bytes(fn: Callable[[], Any]) -> float:
+    """Peak CUDA memory allocated by torch while ``fn`` runs, beyond what was allocated before
+    (the result included, as on the CPU)."""
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    result = fn()
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated()
+    del result
+    return float(max(0, peak - base))
+
+
 def _rel_err(y: Any, ref: np.ndarray) -> float:
-    y = y.detach().cpu().double().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+    if isinstance(y, torch.Tensor):
+        y = y.detach().cpu().double().numpy()
+    elif hasattr(y, "get"):  # a CuPy array
+        y = y.get()
+    y = np.asarray(y)
     if y.shape != ref.shape:
         return float("nan")
     scale = float(np.abs(ref).max()) or 1.0
@@ -245,6 +312,9 @@ def run(
     """Time every contender on every case, mode and dtype; see the module docstring."""
     records: list[Record] = []
     gen = torch.Generator().manual_seed(0)
+    cuda = torch.device(device).type == "cuda"
+    sync = torch.cuda.synchronize if cuda else None
+    rate_key = "cuda" if cuda else "cpu"
     for case in cases:
         for dtype in dtypes:
             x = torch.randn(case.x_shape, generator=gen, dtype=torch.float64).to(device, dtype)
@@ -271,15 +341,21 @@ def run(
                     records.append(rec)
                     if progress:
                         progress(f"{case.name} {mode} {dname}: {name}")
-                    est = _direct_macs(case) / _DIRECT_RATE[case.kind]
+                    est = _direct_macs(case) / _DIRECT_RATE[rate_key][case.kind]
                     if _is_direct(name) and est > budget_s:
                         rec.skipped = f"direct work est. {est:.0f} s > budget {budget_s:g} s"
                         continue
                     if case.kind == "signal" and name == "trueconv auto":
                         rec.chosen = trueconv.choose_method(x, k, mode)
                     try:
+                        if sync is not None:  # a warm-up: kernel compilation, cuFFT plans
+                            warm = fn()
+                            sync()
+                            del warm
                         t0 = time.perf_counter()
                         y = fn()
+                        if sync is not None:
+                            sync()
                         first = time.perf_counter() - t0
                     except (RuntimeError, MemoryError, ValueError) as exc:
                         rec.skipped = f"failed: {type(exc).__name__}: {str(exc)[:80]}"
@@ -300,10 +376,11 @@ def run(
                         ms = _time_ms(fn, min_run_time / rounds)
                         rec.ms = ms if rec.ms is None else min(rec.ms, ms)
                 # 3. memory last: its malloc_trim must not disturb the timings
-                if memory and device == "cpu":
+                if memory:
+                    peak_extra = _cuda_peak_extra_bytes if cuda else _peak_extra_bytes
                     for name, (rec, fn) in timed.items():
                         if name.startswith("trueconv"):
-                            extra = _peak_extra_bytes(fn)
+                            extra = peak_extra(fn)
                             if extra is not None:
                                 out_bytes = ref.size * x.element_size()
                                 rec.peak_extra = max(0.0, extra - out_bytes) / io_bytes

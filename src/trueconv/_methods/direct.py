@@ -13,9 +13,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -106,7 +107,42 @@ def _valid_nd(a: torch.Tensor, b: torch.Tensor, nd: int) -> torch.Tensor:
     return out
 
 
+@contextlib.contextmanager
+def ieee_float32(device_type: str) -> Iterator[None]:
+    """cuDNN's float32 convolutions in full precision inside, the user's setting restored after.
+
+    cuDNN runs float32 (and complex64) convolutions in TF32 by default: 10 mantissa bits, a
+    relative error near 1e-3 where the signal API promises float32 results (about 1e-7, as
+    scipy). torch >= 2.9 has a per-operation switch (``cudnn.conv.fp32_precision``); older
+    versions the global ``cudnn.allow_tf32``. Only the one the user's torch has is touched, so
+    the legacy and new APIs are never mixed (torch refuses that).
+    """
+    if device_type != "cuda":
+        yield
+        return
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):
+        before = conv.fp32_precision
+        conv.fp32_precision = "ieee"
+        try:
+            yield
+        finally:
+            conv.fp32_precision = before
+        return
+    before_flag = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = before_flag
+
+
 def _conv(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> torch.Tensor:
+    with ieee_float32(a.device.type):
+        return _conv_nd(a, b, pads)
+
+
+def _conv_nd(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> torch.Tensor:
     nd = len(pads)
     nb = a.ndim - nd
     ba, bb = a.shape[:nb], b.shape[:nb]

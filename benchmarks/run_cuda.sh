@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The GPU checks and benchmarks, one stage per argument, from the repository root on a machine
+# with CUDA (trueconv importable from src/, no install needed). Results go to $OUT (default
+# benchmarks/cuda-out) and, for the fit, to src/trueconv/_cost_constants.json.
+#
+#   bash benchmarks/run_cuda.sh tests          # tests/test_cuda.py + the CPU suite on this torch
+#   bash benchmarks/run_cuda.sh half           # benchmarks/cuda_half_fft.py
+#   bash benchmarks/run_cuda.sh calibrate      # fit_cost.py --device cuda --measure
+#   bash benchmarks/run_cuda.sh bench [DTYPES] # the signal + NN grid on cuda -> RESULTS_CUDA.md
+set -uo pipefail
+OUT=${OUT:-benchmarks/cuda-out}
+mkdir -p "$OUT"
+export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+PY=${PY:-python3}
+stage=${1:-tests}
+shift || true
+case $stage in
+tests)
+    nvidia-smi -L
+    $PY -c "import torch, scipy, numpy; print('torch', torch.__version__, 'scipy', scipy.__version__, 'numpy', numpy.__version__)"
+    $PY -m pytest tests/test_cuda.py tests/test_inputs.py -q -n 8 -p no:cacheprovider 2>&1 |
+        tee "$OUT/pytest_cuda.txt" | tail -15
+    # the rest of the suite on this machine's torch (CPU tensors); dask/zarr may be missing here
+    timeout 300 $PY -m pytest tests -q -n 14 -p no:cacheprovider -x \
+        --ignore=tests/test_cuda.py --ignore=tests/test_inputs.py \
+        --ignore=tests/test_dask.py --ignore=tests/test_dask_distributed.py \
+        --ignore=tests/test_cli_zarr.py 2>&1 | tee "$OUT/pytest_cpu_suite.txt" | tail -15
+    ;;
+half)
+    $PY benchmarks/cuda_half_fft.py 2>&1 | tee "$OUT/half_fft.md"
+    ;;
+calibrate)
+    $PY benchmarks/fit_cost.py --device cuda --measure 2>&1 | tee "$OUT/calibrate.txt" | tail -12
+    cp benchmarks/results/calibration-cuda.json src/trueconv/_cost_constants.json "$OUT/"
+    ;;
+bench)
+    dtypes=${*:-float32 float64}
+    $PY -m trueconv bench --device cuda --out "$OUT" --stem RESULTS_CUDA --budget 2 \
+        --min-run-time 0.2 --dtypes $dtypes --quiet 2>&1 | tail -3
+    grep -E "^\| .* \| (full|same) \|" "$OUT/RESULTS_CUDA.md" | head -80
+    ;;
+*)
+    echo "unknown stage $stage" >&2
+    exit 2
+    ;;
+esac
