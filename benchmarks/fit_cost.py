@@ -141,6 +141,30 @@ def _time(fn: Any, min_run_time: float) -> float:
     )
 
 
+def count(
+    variant: str, x_shape: Any, k_shape: Any, mode: str, dtype: torch.dtype, device: str
+) -> _cost.Counts:
+    """The operation counts of one calibration problem, from the method's own ``counts``
+    (shapes only: zero-stride operands, nothing allocated)."""
+    x = torch.zeros((), dtype=dtype).expand(tuple(x_shape))
+    k = torch.zeros((), dtype=dtype).expand(tuple(k_shape))
+    method = "direct" if variant in ("shift_add", "conv") else variant
+    _, _, spec = normalize("convolve", x, k, mode, None, method, "fill", 0)
+    if variant in ("shift_add", "conv"):
+        return direct.counts(spec, torch.device(device), forced=variant)
+    return REGISTRY[method].counts(spec, torch.device(device))
+
+
+def recount(rows: list[dict[str, Any]], device: str) -> None:
+    """Recompute every recorded row's counts with the current code (after a change to a
+    method's ``counts``), keeping the measured seconds."""
+    for r in rows:
+        c = count(
+            r["variant"], r["x_shape"], r["k_shape"], r["mode"], getattr(torch, r["dtype"]), device
+        )
+        r.update(calls=c.calls, units=c.units, passes=c.passes)
+
+
 def measure(device: str, dtypes: list[torch.dtype], min_run_time: float) -> list[dict[str, Any]]:
     rows = []
     dev = torch.device(device)
@@ -149,12 +173,10 @@ def measure(device: str, dtypes: list[torch.dtype], min_run_time: float) -> list
         x = torch.randn(x_shape, generator=gen, dtype=torch.float64).to(dev, dtype)
         k = torch.randn(k_shape, generator=gen, dtype=torch.float64).to(dev, dtype)
         method = "direct" if variant in ("shift_add", "conv") else variant
-        _, _, spec = normalize("convolve", x, k, mode, None, method, "fill", 0)
+        c = count(variant, x_shape, k_shape, mode, dtype, device)
         if variant in ("shift_add", "conv"):
-            c = direct.counts(spec, dev, forced=variant)
             forced = mock.patch.object(direct, "variant", lambda *a, v=variant: v)
         else:
-            c = REGISTRY[method].counts(spec, dev)
             forced = mock.patch.object(direct, "variant", direct.variant)
         with forced, torch.no_grad():
             call = functools.partial(trueconv.convolve, x, k, mode, method=method)
@@ -212,6 +234,11 @@ def main() -> None:
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
     parser.add_argument("--min-run-time", type=float, default=0.1)
     parser.add_argument("--results", type=Path, help="calibration results file to fit")
+    parser.add_argument(
+        "--recount",
+        action="store_true",
+        help="recompute the recorded rows' operation counts with the current code first",
+    )
     parser.add_argument("--constants", type=Path, default=CONSTANTS)
     args = parser.parse_args()
 
@@ -224,6 +251,9 @@ def main() -> None:
         results.write_text(json.dumps(payload, indent=1) + "\n")
         print(f"wrote {results}")
     recorded = json.loads(results.read_text())
+    if args.recount:
+        recount(recorded["rows"], args.device)
+        results.write_text(json.dumps(recorded, indent=1) + "\n")
     table, quality = fit(recorded["rows"])
 
     current = {"devices": {}, "sources": {}}

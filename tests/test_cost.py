@@ -56,8 +56,23 @@ def test_fitted_constants_name_an_existing_source():
 
 
 def test_devices_without_fitted_constants_are_marked_unfitted():
-    assert "cuda" not in json.loads(_cost.CONSTANTS_FILE.read_text())["devices"]
-    assert "unfitted" in _cost.constants("cuda")["source"]
+    assert "xpu" not in json.loads(_cost.CONSTANTS_FILE.read_text())["devices"]
+    assert "unfitted" in _cost.constants("xpu")["source"]
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_fitted_devices_have_every_constant_the_model_reads(device):
+    table = _cost.constants(device)
+    assert table["source"].startswith("benchmarks/results/calibration-")
+    for dclass in ("float32", "float64"):
+        for variant, unit in _cost.UNIT.items():
+            if device == "cpu" and variant == "conv":
+                continue  # never runs for signal problems on the CPU (direct.variant)
+            row = table[dclass]
+            assert row[f"{variant}_call"] >= 0
+            assert row[f"{variant}_{unit}"] >= 0
+            # the fit may put all size-dependent cost on one of the two per-element terms
+            assert row[f"{variant}_{unit}"] + row.get(f"{variant}_pass", 0.0) > 0, (dclass, variant)
 
 
 @pytest.mark.parametrize(("k", "best_block"), [(16, 256), (256, 2048), (4096, 16384)])

@@ -90,12 +90,6 @@ def predict(c: Counts, dtype: torch.dtype, device_type: str) -> float:
     return c.calls * row[f"{c.variant}_call"] + factor * (c.units * per_unit + c.passes * per_pass)
 
 
-def seconds(
-    variant: str, dtype: torch.dtype, device_type: str, calls: float, units: float
-) -> float:
-    return predict(Counts(variant, calls, units), dtype, device_type)
-
-
 @dataclass(frozen=True)
 class Sizes:
     """A spec in the terms of the canonical problem the methods solve."""

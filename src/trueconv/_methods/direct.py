@@ -55,17 +55,27 @@ def variant(
     integer = not (dtype.is_floating_point or dtype.is_complex)
     if device_type == "cpu" or (integer and device_type not in NATIVE_INTEGER_CONV_DEVICES):
         return "shift_add"
-    units = float(taps) * out_elems
-    by_tap = _cost.seconds("shift_add", dtype, device_type, taps, units)
-    by_conv = _cost.seconds("conv", dtype, device_type, 1, units)
+    by_tap = _cost.predict(_counts("shift_add", taps, out_elems, len(kernel)), dtype, device_type)
+    by_conv = _cost.predict(_counts("conv", taps, out_elems, len(kernel)), dtype, device_type)
     return "shift_add" if by_tap <= by_conv else "conv"
+
+
+def _counts(v: str, taps: int, out_elems: int, nd: int) -> _cost.Counts:
+    """Shift-and-add: one call per tap, ``taps · outputs`` elements. ``F.convNd``: one call
+    and ``taps · outputs`` multiply-adds, counted again as ``passes`` for 2-D and 3-D kernels:
+    cuDNN's single-channel 2-D/3-D kernels cost 5-20x more per multiply-add than its 1-D
+    ones (benchmarks/results/calibration-cuda.json), which the fit prices as ``conv_pass``."""
+    macs = float(taps) * out_elems
+    if v == "shift_add":
+        return _cost.Counts(v, taps, macs)
+    return _cost.Counts(v, 1, macs, passes=macs if nd >= 2 else 0.0)
 
 
 def counts(spec: ConvSpec, device: torch.device, forced: str | None = None) -> _cost.Counts:
     """Calls and multiply-adds of the variant that runs (or of ``forced``)."""
     s = _cost.sizes(spec)
     v = forced or variant(s.taps, s.out_elems, spec.dtype, device.type, s.b)
-    return _cost.Counts(v, s.taps if v == "shift_add" else 1, float(s.taps) * s.out_elems)
+    return _counts(v, s.taps, s.out_elems, len(s.b))
 
 
 def cost(spec: ConvSpec, device: torch.device) -> float:

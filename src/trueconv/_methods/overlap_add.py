@@ -96,7 +96,20 @@ def counts(spec: ConvSpec, device: torch.device) -> _cost.Counts:
     work = _cost.transform_work(points, count, longest) + count * BLOCK_OVERHEAD
     # per blocked dim: a padded, reshaped copy of the signal and a two-slab merge of the output
     passes = float(count * points * (1 + 2 * nblocked))
-    return _cost.Counts("overlap_add", 6, work, passes)
+    return _cost.Counts("overlap_add", 6 * segments(sa, sb, s.batch), work, passes)
+
+
+def segments(sa: Sequence[int], sb: Sequence[int], batch: int) -> int:
+    """How many segments :func:`run` cuts the signal into (see :data:`SEGMENT_SAMPLES`)."""
+    blocks = blocked_dims(sa, sb)
+    first = next((i for i, s in enumerate(blocks) if s is not None), None)
+    if first is None or batch * math.prod(sa) <= 2 * SEGMENT_SAMPLES:
+        return 1
+    s = blocks[first]
+    assert s is not None
+    per_block = batch * math.prod(sa) // sa[first] * s
+    seg = s * max(1, SEGMENT_SAMPLES // per_block)
+    return -(-sa[first] // seg)
 
 
 def cost(spec: ConvSpec, device: torch.device) -> float:
@@ -127,7 +140,7 @@ def run(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> to
     blocks = blocked_dims(sa, sb)
     first = next((i for i, s in enumerate(blocks) if s is not None), None)
     batch = math.prod(broadcast_shape(a.shape[:lead], b.shape[:lead]))
-    if first is None or batch * math.prod(sa) <= 2 * SEGMENT_SAMPLES:
+    if first is None or segments(sa, sb, batch) == 1:
         return _run_once(a, b, pads)
     # segments of whole blocks along the first blocked dim
     s = blocks[first]
