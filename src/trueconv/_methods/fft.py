@@ -187,9 +187,10 @@ def _traced(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 #: Slabs in which :func:`_run_sliced` finishes the kernel's spectrum, and the fewest elements
-#: worth a slab of their own. Each slab costs two calls (a transform or matrix product, and the
-#: product), and its temporaries are ``1 / SLABS`` of a spectrum. Measured peak extra memory on
-#: the benchmark grid: at most 2.6x (input + output) with 4 slabs, 2.8x with 2, 3.1x with 1.
+#: worth a slab of their own. Each slab costs two calls (a matrix product and a product in
+#: place) and a temporary of ``1 / SLABS`` of a spectrum. Peak extra memory on the benchmark
+#: grid's 2-D and 3-D cases (``trueconv.bench._peak_extra_bytes``, 3 calls each): at most 2.2x
+#: (input + output) bytes with 4 slabs, 2.9x with 2, 3.8x with 1.
 SLABS = 4
 SLAB_MIN_ELEMENTS = 1 << 15
 
@@ -236,87 +237,80 @@ def _run_sliced(
     lengths: Sequence[int],
     real: bool,
 ) -> torch.Tensor:
-    """The FFT convolution for calls that record no graph, holding about two spectra at most.
+    """The FFT convolution of a call that records no graph, holding two or three spectra.
 
-    ``run``'s plain composition holds the input's and the kernel's spectra, and every 1-D
-    inverse allocates a new spectrum while the previous ones are still referenced: 4-5
-    spectrum-sized arrays at once. Here:
+    The plain composition of :func:`run` holds the input's and the kernel's spectra while each
+    1-D inverse allocates another spectrum-sized array, the earlier ones still referenced: four
+    to five at once, 3-4.5x (input + output) bytes on the benchmark grid. Here each array is
+    released as soon as the next one exists, and:
 
-    1. ``spec``: the input's forward transform over every transformed dim (``rfftn``).
-    2. The kernel transformed along all transformed dims but the first, so it stays
-       kernel-sized along that one; then, slab by slab (cut along the other dims), finished by
-       a 1-D transform along the first dim and multiplied into ``spec`` in place. The kernel's
-       spectrum is never whole.
-    3. The 1-D inverses as in ``run``, each result replacing the previous one, and the wanted
-       samples along the first dim cut out before the last (``irfft``), which so runs on fewer
-       rows.
-
-    With one transformed dim, or where the kernel broadcasts against the input (its spectrum is
-    then small along the broadcast dims), the kernel's spectrum is made whole and multiplied in
-    at once.
+    * When the kernel is short along the first transformed dim (:func:`_dft_ok`), its spectrum
+      is never whole: the kernel is transformed along the other dims only (kernel-sized along
+      the first), and finished slab by slab by a product with the DFT matrix (:func:`_dft`),
+      each slab multiplied into the input's spectrum in place. Peak: the input's spectrum and
+      ``rfftn``'s zero-padded copy of the input. The matrix product also costs less than the
+      padded kernel's transform (and ``rfftn`` of a mostly zero array).
+    * Otherwise the kernel's spectrum is made whole (three spectra at the peak), multiplied in,
+      and released.
+    * Before the last inverse (``irfft``), the first transformed dim is cut to the wanted
+      samples, so the last transform runs on fewer rows and the output is smaller.
     """
     lead = a.ndim - nd
     tdims = [lead + i for i in dims]
-    first = tdims[0]
-    spec = torch.fft.rfftn(a, s=lens, dim=tdims) if real else _fftn(a, lens, tdims)
-    inv = torch.fft.irfft if real else torch.fft.ifft
-    if len(tdims) == 1:
-        spec = _multiply(spec, (torch.fft.rfft if real else torch.fft.fft)(b, n=lens[0], dim=first))
-        return crop(inv(spec, n=lens[0], dim=first), starts, lengths)
-
-    if KERNEL_MODE == "full" or (KERNEL_MODE == "auto" and not _gemm_ok(lens[0], b.shape[first])):
-        kspec = torch.fft.rfftn(b, s=lens, dim=tdims) if real else _fftn(b, lens, tdims)
-        spec = _multiply(spec, kspec)
-        del kspec
-    else:
-        # the kernel transformed along all transformed dims but the first
-        part = (
-            torch.fft.rfftn(b, s=lens[1:], dim=tdims[1:]) if real else _fftn(b, lens[1:], tdims[1:])
-        )
+    first, short = tdims[0], len(tdims) > 1 and _dft_ok(lens[0], b.shape[tdims[0]])
+    fwd: Callable[..., torch.Tensor] = torch.fft.rfftn if real else _fftn
+    spec = fwd(a, s=lens, dim=tdims)
+    if short:
+        part = fwd(b, s=lens[1:], dim=tdims[1:])  # the kernel, untransformed along `first`
         if all(p == q for d, (p, q) in enumerate(zip(part.shape, spec.shape)) if d != first):
             for cut in _slabs(spec.shape, (first,)):
-                _narrow(spec, cut).mul_(_short_fft(_narrow(part, cut), lens[0], first))
-        else:
-            spec = _multiply(spec, _short_fft(part, lens[0], first))
+                _narrow(spec, cut).mul_(_dft(_narrow(part, cut), lens[0], first))
+        else:  # the kernel broadcasts against the input: its spectrum is small there
+            spec = _multiply(spec, _dft(part, lens[0], first))
         del part
+    else:
+        spec = _multiply(spec, fwd(b, s=lens, dim=tdims))
     for n, d in zip(lens[:-1], tdims[:-1]):
         spec = torch.fft.ifft(spec, n=n, dim=d)
-    spec = spec.narrow(first, starts[dims[0]], lengths[dims[0]])
-    y = inv(spec, n=lens[-1], dim=tdims[-1])
-    return crop(y, [0 if i == dims[0] else s for i, s in enumerate(starts)], lengths)
+    starts = list(starts)
+    if len(tdims) > 1:
+        spec = spec.narrow(first, starts[dims[0]], lengths[dims[0]])
+        starts[dims[0]] = 0
+    inv = torch.fft.irfft if real else torch.fft.ifft
+    return crop(inv(spec, n=lens[-1], dim=tdims[-1]), starts, lengths)
 
 
-#: The most entries ``n * m`` of a cached DFT matrix (2 MiB in complex128).
+#: Kernel lengths ``m`` along the first transformed dim (of length ``n``) up to
+#: ``DFT_FACTOR * log2(n)`` are transformed by a matrix product (:func:`_dft`), if the matrix
+#: has at most ``DFT_MATRIX_MAX`` entries (2 MiB in complex128; :func:`_dft_matrix` caches 8).
+#: Provenance: 2-D 1024² float32/float64, 2 threads: ``m`` = 3-31 at ``n`` ≈ 1050 ran 5-25%
+#: faster than the whole kernel's ``rfftn``, ``m`` = 63 4-12% slower; 3-D 96³ at ``m`` = 17.
+DFT_FACTOR = 4.0
 DFT_MATRIX_MAX = 1 << 17
 
 
-def _short_fft(x: torch.Tensor, n: int, dim: int) -> torch.Tensor:
-    """``torch.fft.fft(x, n=n, dim=dim)`` for an ``x`` short along ``dim`` (zero-padded to ``n``).
+def _dft_ok(n: int, m: int) -> bool:
+    return m <= DFT_FACTOR * math.log2(n) and n * m <= DFT_MATRIX_MAX
 
-    For ``m = x.shape[dim]`` up to about ``6 log2 n`` a product with the ``n × m`` DFT matrix
-    is cheaper than the padded transform (2-7x for ``m`` = 3-31 and ``n`` = 112-1152; even at
-    ``m = 63``, ``n = 1080``) and lays the result out like ``x``, where an FFT puts ``dim``
-    innermost; the product with the input's spectrum that follows is then 2.5x faster.
+
+def _dft(x: torch.Tensor, n: int, dim: int) -> torch.Tensor:
+    """``torch.fft.fft(x, n=n, dim=dim)`` as a product with the ``n × m`` DFT matrix, for an
+    ``x`` short along ``dim`` (``m`` samples, zero-padded to ``n``).
+
+    Cheaper than the padded transform for short ``x`` (2-7x at ``m`` = 3-31, ``n`` = 112-1152),
+    and the result is laid out like ``x``, where an FFT puts ``dim`` innermost: multiplying it
+    into the input's spectrum is then 2.5x faster than with the transposed layout.
     """
     m = x.shape[dim]
-    if not _gemm_ok(n, m):
-        return torch.fft.fft(x, n=n, dim=dim)
     xm = x.movedim(dim, 0)
     y = _dft_matrix(n, m, x.dtype, x.device) @ xm.reshape(m, -1)
     return y.reshape(n, *xm.shape[1:]).movedim(0, dim)
 
 
-KERNEL_MODE = "auto"
-GEMM_FACTOR = 8.0
-
-
-def _gemm_ok(n: int, m: int) -> bool:
-    return m <= GEMM_FACTOR * math.log2(n) and n * m <= DFT_MATRIX_MAX
-
-
 @functools.lru_cache(maxsize=8)
 def _dft_matrix(n: int, m: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """``W[j, t] = exp(-2πi jt / n)`` for ``j < n``, ``t < m``; angles reduced exactly."""
+    """``W[j, t] = exp(-2πi jt / n)`` for ``j < n``, ``t < m``, angles reduced mod ``2π``
+    exactly (``jt mod n``) and computed in float64."""
     turns = torch.arange(n, dtype=torch.float64, device=device) * (-2 * math.pi / n)
     roots = torch.polar(torch.ones_like(turns), turns).to(dtype)
     j = torch.arange(n, device=device)
