@@ -99,17 +99,24 @@ def counts(spec: ConvSpec, device: torch.device) -> _cost.Counts:
     return _cost.Counts("overlap_add", 6 * segments(sa, sb, s.batch), work, passes)
 
 
-def segments(sa: Sequence[int], sb: Sequence[int], batch: int) -> int:
-    """How many segments :func:`run` cuts the signal into (see :data:`SEGMENT_SAMPLES`)."""
+def segmenting(sa: Sequence[int], sb: Sequence[int], batch: int) -> tuple[int, int] | None:
+    """How :func:`run` cuts the signal (see :data:`SEGMENT_SAMPLES`): the convolved dim it cuts
+    (the first blocked one) and the segment length along it (whole blocks); ``None``: one
+    piece."""
     blocks = blocked_dims(sa, sb)
     first = next((i for i, s in enumerate(blocks) if s is not None), None)
     if first is None or batch * math.prod(sa) <= 2 * SEGMENT_SAMPLES:
-        return 1
+        return None
     s = blocks[first]
     assert s is not None
-    per_block = batch * math.prod(sa) // sa[first] * s
-    seg = s * max(1, SEGMENT_SAMPLES // per_block)
-    return -(-sa[first] // seg)
+    per_block = batch * math.prod(sa) // sa[first] * s  # samples in one block slab
+    return first, s * max(1, SEGMENT_SAMPLES // per_block)
+
+
+def segments(sa: Sequence[int], sb: Sequence[int], batch: int) -> int:
+    """How many pieces :func:`run` convolves one after another."""
+    cut = segmenting(sa, sb, batch)
+    return 1 if cut is None else -(-sa[cut[0]] // cut[1])
 
 
 def cost(spec: ConvSpec, device: torch.device) -> float:
@@ -137,16 +144,11 @@ def run(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> to
     nd = len(pads)
     lead = a.ndim - nd
     sa, sb = a.shape[lead:], b.shape[lead:]
-    blocks = blocked_dims(sa, sb)
-    first = next((i for i, s in enumerate(blocks) if s is not None), None)
     batch = math.prod(broadcast_shape(a.shape[:lead], b.shape[:lead]))
-    if first is None or segments(sa, sb, batch) == 1:
+    cut = segmenting(sa, sb, batch)
+    if cut is None or segments(sa, sb, batch) == 1:
         return _run_once(a, b, pads)
-    # segments of whole blocks along the first blocked dim
-    s = blocks[first]
-    assert s is not None
-    per_block = batch * math.prod(sa) // sa[first] * s  # samples in one block slab
-    seg = s * max(1, SEGMENT_SAMPLES // per_block)
+    first, seg = cut  # segments of whole blocks along the first blocked dim
     d = lead + first
     full = [(k - 1, k - 1) for k in sb]
     out: torch.Tensor | None = None
