@@ -17,6 +17,7 @@ own ``counts(spec, device)``, so the script restates no formula.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import time
@@ -110,8 +111,77 @@ GPU_EXTRA: dict[str, list[tuple[tuple[int, ...], tuple[int, ...]]]] = {
 }
 MODES = ("full", "same")
 
+#: NN layers, ``(function, input shape, weight shape)``, all ``padding='same'``, both methods
+#: (direct = flipped ``F.convNd``, fft = channel mixing); spans few/many channels and kernels on
+#: both sides of the crossover
+_NN: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = [
+    # small layers pin the per-call costs
+    ("conv1d", (1, 1, 256), (1, 1, 3)),
+    ("conv1d", (1, 1, 4096), (1, 1, 31)),
+    ("conv2d", (1, 1, 32, 32), (1, 1, 3, 3)),
+    ("conv2d", (1, 1, 64, 64), (1, 1, 15, 15)),
+    ("conv2d", (1, 4, 32, 32), (4, 4, 5, 5)),
+    ("conv2d", (2, 8, 16, 16), (8, 8, 7, 7)),
+    ("conv3d", (1, 2, 8, 8, 8), (2, 2, 3, 3, 3)),
+    *(("conv1d", (8, 16, 4096), (16, 16, k)) for k in (15, 63, 127, 255)),
+    *(("conv2d", (4, 16, 64, 64), (16, 16, k, k)) for k in (3, 7, 11, 15, 21)),
+    *(("conv2d", (1, 3, 256, 256), (16, 3, k, k)) for k in (5, 11, 21, 31)),
+    ("conv2d", (8, 32, 64, 64), (64, 32, 3, 3)),
+    *(("conv2d", (4, 32, 96, 96), (32, 32, k, k)) for k in (3, 7, 11)),
+    ("conv2d", (16, 32, 128, 128), (64, 32, 3, 3)),
+    ("conv1d", (8, 64, 4096), (64, 64, 31)),
+    ("conv2d", (4, 64, 32, 32), (64, 64, 5, 5)),
+    ("conv2d", (2, 32, 128, 128), (32, 32, 9, 9)),
+    *(("conv3d", (2, 8, 24, 24, 24), (8, 8, k, k, k)) for k in (3, 5, 7, 9)),
+    ("conv_transpose2d", (4, 16, 64, 64), (16, 16, 7, 7)),
+    ("conv_transpose2d", (4, 16, 64, 64), (16, 16, 15, 15)),
+]
+NN_GRID = {"nn_direct": _NN, "nn_fft": _NN}
+#: direct NN layers slower than this (estimated from a crude rate) are not timed: far past the
+#: crossover, where they add minutes and nothing to the fit
+_NN_DIRECT_MAX_S = 3.0
+_NN_DIRECT_RATE = {"float32": 2e10, "float64": 4e9}  # MAC/s, rough, 2-core CPU
 
-def _problems(device: str, dtypes: list[torch.dtype]) -> Iterator[tuple[str, Any]]:
+
+def _nn_call(fname: str, x: torch.Tensor, w: torch.Tensor, method: str) -> Any:
+    kwargs: dict[str, Any] = {"method": method}
+    if not fname.startswith("conv_transpose"):
+        kwargs["padding"] = "same"
+    return functools.partial(getattr(trueconv, fname), x, w, **kwargs)
+
+
+def _nn_spec(fname: str, x_shape: Any, w_shape: Any, dtype: torch.dtype) -> Any:
+    from trueconv.nn._spec import normalize_conv, normalize_conv_transpose
+
+    x = torch.zeros((), dtype=dtype).expand(tuple(x_shape))
+    w = torch.zeros((), dtype=dtype).expand(tuple(w_shape))
+    nd = len(w_shape) - 2
+    if fname.startswith("conv_transpose"):
+        return normalize_conv_transpose(fname, nd, x, w, None, 1, 0, 0, 1, 1, "auto")[3]
+    return normalize_conv(fname, nd, x, w, None, 1, "same", 1, 1, "zeros", "auto")[3]
+
+
+def _nn_problems(dtypes: list[torch.dtype]) -> Iterator[tuple[str, Any]]:
+    for variant, layers in NN_GRID.items():
+        for fname, x_shape, w_shape in layers:
+            for dtype in dtypes:
+                if variant == "nn_direct":
+                    c = count(variant, x_shape, w_shape, fname, dtype, "cpu")
+                    if c.units / _NN_DIRECT_RATE[str(dtype)[6:]] > _NN_DIRECT_MAX_S:
+                        continue
+                yield variant, (x_shape, w_shape, fname, dtype)
+
+
+def _problems(
+    device: str, dtypes: list[torch.dtype], variants: list[str]
+) -> Iterator[tuple[str, Any]]:
+    for variant, problem in _all_problems(device, dtypes):
+        if variant in variants:
+            yield variant, problem
+
+
+def _all_problems(device: str, dtypes: list[torch.dtype]) -> Iterator[tuple[str, Any]]:
+    yield from _nn_problems(dtypes)
     for variant, grid_shapes in GRID.items():
         shapes = grid_shapes + (GPU_EXTRA[variant] if device != "cpu" else [])
         for x_shape, k_shape in shapes:
@@ -145,7 +215,13 @@ def count(
     variant: str, x_shape: Any, k_shape: Any, mode: str, dtype: torch.dtype, device: str
 ) -> _cost.Counts:
     """The operation counts of one calibration problem, from the method's own ``counts``
-    (shapes only: zero-stride operands, nothing allocated)."""
+    (shapes only: zero-stride operands, nothing allocated). NN rows carry the function name
+    in ``mode``."""
+    if variant in NN_GRID:
+        from trueconv.nn import _plan as nn_plan
+
+        spec = _nn_spec(mode, x_shape, k_shape, dtype)
+        return nn_plan.counts(spec, variant.removeprefix("nn_"), device)
     x = torch.zeros((), dtype=dtype).expand(tuple(x_shape))
     k = torch.zeros((), dtype=dtype).expand(tuple(k_shape))
     method = "direct" if variant in ("shift_add", "conv") else variant
@@ -162,24 +238,30 @@ def recount(rows: list[dict[str, Any]], device: str) -> None:
         c = count(
             r["variant"], r["x_shape"], r["k_shape"], r["mode"], getattr(torch, r["dtype"]), device
         )
-        r.update(calls=c.calls, units=c.units, passes=c.passes)
+        r.update(calls=c.calls, units=c.units, passes=c.passes, aux=c.aux)
 
 
-def measure(device: str, dtypes: list[torch.dtype], min_run_time: float) -> list[dict[str, Any]]:
+def measure(
+    device: str, dtypes: list[torch.dtype], min_run_time: float, variants: list[str]
+) -> list[dict[str, Any]]:
     rows = []
     dev = torch.device(device)
     gen = torch.Generator().manual_seed(0)
-    for variant, (x_shape, k_shape, mode, dtype) in _problems(device, dtypes):
+    for variant, (x_shape, k_shape, mode, dtype) in _problems(device, dtypes, variants):
         x = torch.randn(x_shape, generator=gen, dtype=torch.float64).to(dev, dtype)
         k = torch.randn(k_shape, generator=gen, dtype=torch.float64).to(dev, dtype)
         method = "direct" if variant in ("shift_add", "conv") else variant
         c = count(variant, x_shape, k_shape, mode, dtype, device)
-        if variant in ("shift_add", "conv"):
+        if variant in NN_GRID:
+            forced = contextlib.nullcontext()
+            call = _nn_call(mode, x, k, variant.removeprefix("nn_"))
+        elif variant in ("shift_add", "conv"):
             forced = mock.patch.object(direct, "variant", lambda *a, v=variant: v)
         else:
             forced = mock.patch.object(direct, "variant", direct.variant)
-        with forced, torch.no_grad():
+        if variant not in NN_GRID:
             call = functools.partial(trueconv.convolve, x, k, mode, method=method)
+        with forced, torch.no_grad():
             seconds = _time(call, min_run_time)
         row = {
             "variant": variant,
@@ -190,6 +272,7 @@ def measure(device: str, dtypes: list[torch.dtype], min_run_time: float) -> list
             "calls": c.calls,
             "units": c.units,
             "passes": c.passes,
+            "aux": c.aux,
             "seconds": seconds,
         }
         print(
@@ -206,19 +289,24 @@ def fit(rows: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
     quality: dict[str, Any] = {}
     for dclass in sorted({r["dtype"] for r in rows}):
         table[dclass] = {}
-        for variant in GRID:
+        for variant in (*GRID, *NN_GRID):
             sel = [r for r in rows if r["dtype"] == dclass and r["variant"] == variant]
             if not sel:
                 continue
             t = np.array([r["seconds"] for r in sel])
-            a = np.array([[r["calls"], r["units"], r.get("passes", 0.0)] for r in sel])
-            (c_call, c_unit, c_pass), _ = nnls(a / t[:, None], np.ones(len(sel)))
-            pred = a @ np.array([c_call, c_unit, c_pass])
+            a = np.array(
+                [[r["calls"], r["units"], r.get("passes", 0.0), r.get("aux", 0.0)] for r in sel]
+            )
+            coef, _ = nnls(a / t[:, None], np.ones(len(sel)))
+            c_call, c_unit, c_pass, c_aux = coef
+            pred = a @ coef
             ratio = pred / t
             table[dclass][f"{variant}_call"] = float(c_call)
             table[dclass][f"{variant}_{_cost.UNIT[variant]}"] = float(c_unit)
             if a[:, 2].any():
                 table[dclass][f"{variant}_pass"] = float(c_pass)
+            if a[:, 3].any():
+                table[dclass][f"{variant}_aux"] = float(c_aux)
             quality[f"{dclass} {variant}"] = {
                 "points": len(sel),
                 "median |log2(pred/measured)|": float(np.median(np.abs(np.log2(ratio)))),
@@ -240,12 +328,23 @@ def main() -> None:
         help="recompute the recorded rows' operation counts with the current code first",
     )
     parser.add_argument("--constants", type=Path, default=CONSTANTS)
+    variants = [*GRID, *NN_GRID]
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=variants,
+        default=variants,
+        help="with --measure: time only these, keeping the recorded rows of the others",
+    )
     args = parser.parse_args()
 
     results = args.results or RESULTS / f"calibration-{args.device}.json"
     if args.measure:
         dtypes = [getattr(torch, d) for d in args.dtypes]
-        rows = measure(args.device, dtypes, args.min_run_time)
+        rows = measure(args.device, dtypes, args.min_run_time, args.variants)
+        if set(args.variants) != set(variants) and results.exists():
+            kept = json.loads(results.read_text())["rows"]
+            rows = [r for r in kept if r["variant"] not in args.variants] + rows
         RESULTS.mkdir(parents=True, exist_ok=True)
         payload = {"info": machine_info(args.device), "rows": rows}
         results.write_text(json.dumps(payload, indent=1) + "\n")
@@ -269,9 +368,11 @@ def main() -> None:
         "machine": recorded["info"],
         "fitted": time.strftime("%Y-%m-%d"),
         "model": "seconds = calls * <variant>_call + units * <variant>_<unit> "
-        "+ passes * <variant>_pass; "
-        "units: elem (shift_add: taps * outputs), mac (conv), work (fft, overlap_add: "
-        "transforms * P log2 P); complex data scale units by _cost.COMPLEX_FACTOR (unfitted)",
+        "+ passes * <variant>_pass + aux * <variant>_aux; "
+        "units: elem (shift_add: taps * outputs), mac (conv, nn_direct), work (fft, "
+        "overlap_add, nn_fft: transforms * P log2 P); aux: nn_fft's complex channel-mixing "
+        "multiply-adds, nn_direct's im2col elements; complex data scale units by "
+        "_cost.COMPLEX_FACTOR (unfitted)",
         "fit quality": quality,
     }
     args.constants.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")

@@ -12,7 +12,10 @@ import torch
 from trueconv import _cost
 from trueconv._methods import overlap_add
 
-VARIANTS = ("shift_add", "conv", "fft", "overlap_add")
+VARIANTS = ("shift_add", "conv", "fft", "overlap_add", "nn_direct", "nn_fft")
+
+
+NN_VARIANTS = ("nn_direct", "nn_fft")
 
 
 def _row(device: str, dclass: str) -> dict:
@@ -36,6 +39,9 @@ def test_predict_uses_each_constant(variant, dtype):
     assert _cost.predict(_cost.Counts(variant, 0, 0, 1), dtype, "cpu") == row.get(
         f"{variant}_pass", 0.0
     )
+    assert _cost.predict(_cost.Counts(variant, 0, 0, 0, 1), dtype, "cpu") == row.get(
+        f"{variant}_aux", 0.0
+    )
     complex_dtype = torch.complex64 if dtype == torch.float32 else torch.complex128
     factor = _cost.COMPLEX_FACTOR[variant]
     assert _cost.predict(_cost.Counts(variant, 0, 1), complex_dtype, "cpu") == factor * unit
@@ -43,7 +49,7 @@ def test_predict_uses_each_constant(variant, dtype):
 
 def test_every_cpu_method_has_fitted_constants():
     for dclass in ("float32", "float64"):
-        for variant in ("shift_add", "fft", "overlap_add"):
+        for variant in ("shift_add", "fft", "overlap_add", "nn_direct", "nn_fft"):
             assert f"{variant}_call" in _row("cpu", dclass), (variant, dclass)
 
 
@@ -68,6 +74,8 @@ def test_fitted_devices_have_every_constant_the_model_reads(device):
         for variant, unit in _cost.UNIT.items():
             if device == "cpu" and variant == "conv":
                 continue  # never runs for signal problems on the CPU (direct.variant)
+            if variant.startswith("nn_") and not _cost.has_constants(NN_VARIANTS, device):
+                continue  # the NN API's fallback rule (trueconv.nn._plan) reads no constants
             row = table[dclass]
             assert row[f"{variant}_call"] >= 0
             assert row[f"{variant}_{unit}"] >= 0

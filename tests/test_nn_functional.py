@@ -21,8 +21,10 @@ from hypothesis import strategies as st
 
 import trueconv
 from conftest import REL_TOL, rel_err
+from trueconv import _cost
 from trueconv.nn import _fft, _plan
 from trueconv.nn import functional as tcF
+from trueconv.nn._spec import normalize_conv
 
 CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -495,32 +497,100 @@ def test_the_method_asked_for_runs(monkeypatch, method):
     assert rel_err(out_t, ref_t) <= 1e-12
 
 
+def _spec(nd, x_shape, w_shape, dtype=torch.float32, stride=1, padding="same"):
+    x = torch.zeros((), dtype=dtype).expand(x_shape)
+    w = torch.zeros((), dtype=dtype).expand(w_shape)
+    return normalize_conv(f"conv{nd}d", nd, x, w, None, stride, padding, 1, 1, "zeros", "auto")[3]
+
+
 @pytest.mark.parametrize(
     ("nd", "kernel", "dtype", "stride", "expected"),
     [
         (2, 3, torch.float32, 1, "direct"),
         (2, 17, torch.float32, 1, "fft"),
         (2, 17, torch.float32, 2, "direct"),  # strides shrink only the direct method's work
-        (2, 17, torch.int64, 1, "direct"),  # integers: exact paths only
         (1, 5, torch.float64, 1, "direct"),
         (1, 128, torch.float64, 1, "fft"),
         (3, 9, torch.float32, 1, "fft"),
     ],
 )
-def test_auto_rule(monkeypatch, nd, kernel, dtype, stride, expected):
-    x = torch.ones(1, 1, *[kernel + 4] * nd, dtype=dtype)
-    w = torch.ones(1, 1, *[kernel] * nd, dtype=dtype)
+def test_auto_fallback_rule_where_no_nn_constants_are_fitted(nd, kernel, dtype, stride, expected):
+    assert not _cost.has_constants(_plan.VARIANTS, "xpu")
+    spec = _spec(nd, (1, 1, *[kernel + 4] * nd), (1, 1, *[kernel] * nd), dtype, stride, 0)
+    assert _plan.choose(spec, "xpu") == expected
+
+
+def test_cpu_has_fitted_nn_constants():
+    assert _cost.has_constants(_plan.VARIANTS, "cpu")
+
+
+@pytest.mark.parametrize(
+    ("nd", "x_shape", "w_shape", "dtype", "expected"),
+    [
+        # many channels, small kernels: F.convNd with the flipped weight
+        (2, (16, 32, 128, 128), (64, 32, 3, 3), torch.float32, "direct"),
+        (2, (16, 32, 128, 128), (64, 32, 3, 3), torch.float64, "direct"),
+        (1, (8, 16, 4096), (16, 16, 5), torch.float32, "direct"),
+        # large kernels: the channel-mixing FFT, by orders of magnitude in work
+        (2, (8, 3, 512, 512), (16, 3, 31, 31), torch.float32, "fft"),
+        (2, (8, 3, 512, 512), (16, 3, 31, 31), torch.float64, "fft"),
+        (1, (8, 16, 4096), (16, 16, 511), torch.float32, "fft"),
+        (3, (2, 8, 32, 32, 32), (8, 8, 15, 15, 15), torch.float32, "fft"),
+        # tiny problems stay direct: the FFT would not save the margin
+        (2, (1, 1, 20, 20), (1, 1, 17, 17), torch.float32, "direct"),
+    ],
+)
+def test_auto_cost_model_clear_cases(nd, x_shape, w_shape, dtype, expected):
+    spec = _spec(nd, x_shape, w_shape, dtype)
+    assert _plan.choose(spec, "cpu") == expected
+    predicted = _plan.costs(spec, "cpu")
+    assert all(0 < t < 1e3 for t in predicted.values()), predicted
+
+
+@pytest.mark.parametrize(
+    ("nd", "x_shape", "w_shape", "expected"),
+    [(2, (4, 16, 64, 64), (16, 16, 21, 21), "fft"), (2, (4, 16, 32, 32), (16, 16, 3, 3), "direct")],
+)
+def test_auto_runs_the_planned_method(monkeypatch, nd, x_shape, w_shape, expected):
+    x, w = randn(*x_shape, dtype=torch.float32), randn(*w_shape, dtype=torch.float32, seed=1)
+    assert _plan.choose(_spec(nd, x_shape, w_shape), "cpu") == expected
+    ref = F.conv2d(x.double(), flipped(w.double(), 2), padding="same")
     _forbid(monkeypatch, "direct" if expected == "fft" else "fft")
-    out = TC[nd](x, w, stride=stride)
-    assert torch.equal(out.round(), torch.full_like(out, kernel**nd))
+    assert rel_err(TC[nd](x, w, padding="same"), ref) <= 1e-5
+
+
+def test_auto_keeps_integers_exact(monkeypatch):
+    x = torch.randint(-9, 9, (4, 16, 64, 64))
+    w = torch.randint(-9, 9, (16, 16, 21, 21))
+    _forbid(monkeypatch, "fft")
+    out = trueconv.conv2d(x, w, padding="same")
+    assert torch.equal(out, F.conv2d(x, w.flip(-2, -1), padding="same"))
 
 
 @pytest.mark.parametrize("method", ["fft", "direct"])
 def test_auto_is_the_rule_in_one_function(monkeypatch, method):
-    monkeypatch.setattr(_plan, "choose", lambda spec: method)
+    monkeypatch.setattr(_plan, "choose", lambda spec, device_type="cpu": method)
     _forbid(monkeypatch, "direct" if method == "fft" else "fft")
     x, w = randn(1, 1, 6), randn(1, 1, 3, seed=1)
     assert rel_err(trueconv.conv1d(x, w), F.conv1d(x, w.flip(-1))) <= 1e-12
+
+
+def test_fft_counts_price_the_layout_that_runs(monkeypatch):
+    """The FFT's counts read the same ``layout`` the run uses: tiles counted = tiles run."""
+    monkeypatch.setattr(_fft, "SPECTRUM_BUDGET", 300)
+    seen = []
+    real_layout = _fft.layout
+    monkeypatch.setattr(_fft, "layout", lambda *a: seen.append(real_layout(*a)) or seen[-1])
+    x, w = randn(3, 4, 9, 7), randn(6, 4, 3, 3, seed=1)
+    out = trueconv.conv2d(x, w, padding="same", method="fft")
+    assert rel_err(out, F.conv2d(x, flipped(w, 2), padding="same")) <= 1e-12
+    spec = _spec(2, (3, 4, 9, 7), (6, 4, 3, 3), torch.float64)
+    _plan.counts(spec, "fft", "cpu")
+    assert len(seen) == 2
+    assert seen[0] == seen[1]
+    assert (seen[0].b_chunk, seen[0].o_chunk) == (1, 4)  # the budget made tiles both ways
+    counted = _plan.counts(spec, "fft", "cpu")
+    assert counted.calls == 2 + 3 * (1 + 3 * 2)  # 3 batch tiles, 2 channel tiles each
 
 
 @pytest.mark.parametrize("budget", [1, 200, 5000])
@@ -542,6 +612,17 @@ def test_fft_kernel_with_singleton_dims():
     assert rel_err(out, F.conv2d(x, flipped(w, 2), padding=(0, 2), dilation=2)) <= 1e-12
     w1 = randn(4, 3, 1, 1, seed=2)
     assert rel_err(trueconv.conv2d(x, w1, method="fft"), F.conv2d(x, w1)) <= 1e-12
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_fft_input_with_singleton_dims(groups):
+    """A length-1 input dim under a longer kernel (transposed): the kernel's spectrum dims
+    become matrix columns of the channel mixing."""
+    x = randn(2, 4, 1, 5, 1)
+    wt = randn(4, 3, 3, 2, 4, seed=1)
+    out = trueconv.conv_transpose3d(x, wt, groups=groups, method="fft")
+    ref = F.conv_transpose3d(x, flipped(wt, 3), groups=groups)
+    assert rel_err(out, ref) <= 1e-12
 
 
 # -- bad input: our own clear errors, before any compute --------------------------------------

@@ -51,7 +51,14 @@ PROVISIONAL: dict[str, Any] = {
 
 #: Complex data: a complex multiply-add is four real ones; a complex transform of length L
 #: costs about twice the real (half-spectrum) transform of the same length.
-COMPLEX_FACTOR = {"shift_add": 4.0, "conv": 4.0, "fft": 2.0, "overlap_add": 2.0}
+COMPLEX_FACTOR = {
+    "shift_add": 4.0,
+    "conv": 4.0,
+    "fft": 2.0,
+    "overlap_add": 2.0,
+    "nn_direct": 4.0,
+    "nn_fft": 2.0,
+}
 
 
 @functools.lru_cache(maxsize=1)
@@ -70,24 +77,48 @@ def constants(device_type: str) -> dict[str, Any]:
 class Counts(NamedTuple):
     """What a method does for one call: Python-level calls, and its work unit count."""
 
-    variant: str  # 'shift_add', 'conv', 'fft' or 'overlap_add': names its constants
+    #: names the constants: the signal API's 'shift_add', 'conv', 'fft', 'overlap_add', and
+    #: the NN API's 'nn_direct' (``F.convNd``) and 'nn_fft' (channel-mixing FFT)
+    variant: str
     calls: float
     units: float  # multiply-adds, output samples per tap, or transform work (P log2 P)
     passes: float = 0.0  # elements moved by copies, pads, products and merges (transforms)
+    #: a second per-element count where one method has two kinds of work: nn_fft's complex
+    #: multiply-adds of the per-frequency channel mixing; nn_direct's unfolded (im2col)
+    #: matrix elements where F.convNd has no oneDNN kernel
+    aux: float = 0.0
 
 
-UNIT = {"shift_add": "elem", "conv": "mac", "fft": "work", "overlap_add": "work"}
+UNIT = {
+    "shift_add": "elem",
+    "conv": "mac",
+    "fft": "work",
+    "overlap_add": "work",
+    "nn_direct": "mac",
+    "nn_fft": "work",
+}
+
+
+def has_constants(variants: tuple[str, ...], device_type: str) -> bool:
+    """Whether the device type's constants price every variant (both dtype classes)."""
+    table = constants(device_type)
+    return all(
+        f"{v}_call" in table.get(dclass, {}) for v in variants for dclass in ("float32", "float64")
+    )
 
 
 def predict(c: Counts, dtype: torch.dtype, device_type: str) -> float:
-    """Seconds: ``calls · c_call + units · c_unit + passes · c_pass``, the dtype's constants."""
+    """Seconds: ``calls · c_call + units · c_unit + passes · c_pass + aux · c_aux``, with
+    the dtype's constants."""
     table = constants(device_type)
     real = dtype.to_real() if dtype.is_complex else dtype
     row = table["float64" if real == torch.float64 or not real.is_floating_point else "float32"]
     factor = COMPLEX_FACTOR[c.variant] if dtype.is_complex else 1.0
     per_unit = row[f"{c.variant}_{UNIT[c.variant]}"]
     per_pass = row.get(f"{c.variant}_pass", 0.0)
-    return c.calls * row[f"{c.variant}_call"] + factor * (c.units * per_unit + c.passes * per_pass)
+    per_aux = row.get(f"{c.variant}_aux", 0.0)
+    work = c.units * per_unit + c.passes * per_pass + c.aux * per_aux
+    return c.calls * row[f"{c.variant}_call"] + factor * work
 
 
 @dataclass(frozen=True)

@@ -196,6 +196,17 @@ def _nn_contenders(case: Case, x: torch.Tensor, w: torch.Tensor) -> dict[str, Ca
     return out
 
 
+def _chosen(case: Case, mode: Any, x: torch.Tensor, k: torch.Tensor) -> str:
+    """The method ``'auto'`` runs for this case."""
+    if case.kind == "signal":
+        return trueconv.choose_method(x, k, mode)
+    from trueconv.nn import _plan
+    from trueconv.nn._spec import normalize_conv
+
+    spec = normalize_conv("conv2d", 2, x, k, None, 1, "same", 1, 1, "zeros", "auto")[3]
+    return _plan.choose(spec, x.device.type)
+
+
 def _direct_macs(case: Case) -> float:
     out = math.prod(case.x_shape)
     if case.kind == "nn":
@@ -308,6 +319,7 @@ def run(
     budget_s: float = 5.0,
     memory: bool = True,
     progress: Callable[[str], None] | None = None,
+    rounds: int = 3,
 ) -> list[Record]:
     """Time every contender on every case, mode and dtype; see the module docstring."""
     records: list[Record] = []
@@ -345,8 +357,8 @@ def run(
                     if _is_direct(name) and est > budget_s:
                         rec.skipped = f"direct work est. {est:.0f} s > budget {budget_s:g} s"
                         continue
-                    if case.kind == "signal" and name == "trueconv auto":
-                        rec.chosen = trueconv.choose_method(x, k, mode)
+                    if name == "trueconv auto":
+                        rec.chosen = _chosen(case, mode, x, k)
                     try:
                         if sync is not None:  # a warm-up: kernel compilation, cuFFT plans
                             warm = fn()
@@ -367,7 +379,6 @@ def run(
                     else:
                         timed[name] = (rec, fn)
                 # 2. timing in interleaved rounds, so drift and allocator state hit all alike
-                rounds = 3
                 for r in range(rounds):
                     order = list(timed)
                     order = order[r % len(order) :] + order[: r % len(order)] if order else order
@@ -439,6 +450,8 @@ def summarize(records: Sequence[Record]) -> list[dict[str, Any]]:
         other = [r for r in timed if not r.contender.startswith("trueconv")]
         best_own = min(own, key=lambda r: r.ms or 0.0, default=None)
         best_other = min(other, key=lambda r: r.ms or 0.0, default=None)
+        # the quality of the pick: the picked method's time, measured as every method's was
+        picked = next((r for r in own if auto and r.contender == f"trueconv {auto.chosen}"), None)
         rows.append(
             {
                 "case": case,
@@ -452,6 +465,12 @@ def summarize(records: Sequence[Record]) -> list[dict[str, Any]]:
                 else None,
                 "auto_vs_own": (auto.ms / best_own.ms)
                 if auto and best_own and auto.ms and best_own.ms
+                else None,
+                "pick": (picked.ms / best_own.ms)
+                if picked and best_own and picked.ms and best_own.ms
+                else None,
+                "auto_vs_picked": (auto.ms / picked.ms)
+                if auto and picked and auto.ms and picked.ms
                 else None,
             }
         )
@@ -473,17 +492,20 @@ def to_markdown(records: Sequence[Record], info: dict[str, Any], title: str) -> 
         "## Summary",
         "",
         "`speedup` = best competitor time / trueconv auto time (> 1: trueconv is faster). "
-        "`auto/own best` = auto time / fastest trueconv method (1.00: auto picked the best). "
+        "`pick` = time of the method auto picked / time of the fastest trueconv method, both "
+        "timed as `trueconv.convolve(..., method=m)` (1.00: auto picked the best). "
+        "`auto/own best` = auto's own measured time / the fastest method's (the same work "
+        "as `pick` plus planning, so it differs from `pick` by that cost and by timing noise). "
         "`mem` = peak extra memory of auto / (input + output bytes).",
         "",
         "| case | mode | dtype | auto ms (method) | best own | best competitor | speedup "
-        "| auto/own best | auto err | mem |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| pick | auto/own best | auto err | mem |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         auto, own, other = row["auto"], row["best_own"], row["best_other"]
         lines.append(
-            "| {case} | {mode} | {dtype} | {a} | {o} | {c} | {s} | {r} | {e} | {m} |".format(
+            "| {case} | {mode} | {dtype} | {a} | {o} | {c} | {s} | {p} | {r} | {e} | {m} |".format(
                 case=row["case"],
                 mode=row["mode"],
                 dtype=row["dtype"],
@@ -491,6 +513,7 @@ def to_markdown(records: Sequence[Record], info: dict[str, Any], title: str) -> 
                 o=f"{own.contender.removeprefix('trueconv ')} {_fmt_ms(own.ms)}" if own else "—",
                 c=f"{other.contender} {_fmt_ms(other.ms)}" if other else "—",
                 s=f"{row['speedup']:.2f}×" if row["speedup"] else "—",
+                p=f"{row['pick']:.2f}" if row["pick"] else "—",
                 r=f"{row['auto_vs_own']:.2f}" if row["auto_vs_own"] else "—",
                 e=f"{auto.rel_err:.1e}" if auto and auto.rel_err is not None else "—",
                 m=f"{auto.peak_extra:.2f}" if auto and auto.peak_extra is not None else "—",
@@ -508,6 +531,16 @@ def to_markdown(records: Sequence[Record], info: dict[str, Any], title: str) -> 
                 f"- {dtype}: median speedup over the best competitor {median:.2f}×, "
                 f"worst {worst:.2f}×."
             )
+    picks = [r["pick"] for r in rows if r["pick"]]
+    if picks and any(r["auto_vs_picked"] for r in rows):
+        within = sum(p <= 1.10 for p in picks)
+        overhead = sorted(r["auto_vs_picked"] for r in rows if r["auto_vs_picked"])
+        lines.append(
+            f"- auto's pick within 1.10× of the fastest trueconv method on {within} of "
+            f"{len(picks)} cases (worst {max(picks):.2f}×); auto's own time / its method's "
+            f"time: median {overhead[len(overhead) // 2]:.2f}, range "
+            f"{overhead[0]:.2f}–{overhead[-1]:.2f}."
+        )
     lines += ["", "## Every contender", ""]
     lines += [
         "| case | mode | dtype | contender | ms | rel err | peak extra mem | note |",

@@ -33,6 +33,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     pb.add_argument(
         "--budget", type=float, default=5.0, help="skip direct contenders estimated slower"
     )
+    pb.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="interleaved timing rounds; each contender's time is its best round "
+        "(default: %(default)s; 3 with --quick)",
+    )
     pb.add_argument("--no-memory", action="store_true", help="skip peak-memory measurement")
     pb.add_argument("--quiet", action="store_true", help="no progress lines")
     pb.set_defaults(run=bench)
@@ -52,6 +59,8 @@ def bench(args: argparse.Namespace) -> int:
         names = ", ".join(repr(c.name) for c in grid)
         print(f"trueconv bench: no case matches --cases {args.cases}; cases: {names}")
         return 2
+    if args.rounds < 1:
+        raise UsageError(f"--rounds must be at least 1; got {args.rounds}")
     dtypes = [getattr(torch, d) for d in args.dtypes]
 
     def progress(line: str) -> None:
@@ -66,6 +75,7 @@ def bench(args: argparse.Namespace) -> int:
         budget_s=1.0 if args.quick else args.budget,
         memory=not args.no_memory,
         progress=progress,
+        rounds=3 if args.quick else args.rounds,
     )
     paths = harness.write(records, Path(args.out), harness.machine_info(args.device), args.stem)
     print("wrote " + ", ".join(str(p) for p in paths))

@@ -3,9 +3,9 @@
 A convolution layer is, per group ``g``, output channel ``o`` and input channel ``c``, a true
 convolution of ``input[b, g, c]`` with ``weight[g, o, c]``, summed over ``c``. The transform is
 linear, so the sum moves into the frequency domain: one forward transform per input channel and
-per weight channel pair, one contraction over ``c`` at every frequency (an ``einsum``, i.e. a
-batched matrix product with the frequencies as batch), and one inverse transform per output
-channel -- never ``B * O * C`` spectra.
+per weight channel pair, one contraction over ``c`` at every frequency (a batched matrix
+product with the frequencies as batch, see :class:`_Mixer`), and one inverse transform per
+output channel -- never ``B * O * C`` spectra.
 
 Dilation and stride become exact identities on true convolutions:
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -62,6 +63,163 @@ def flat_pads(pads: Sequence[tuple[int, int]]) -> list[int]:
     return flat
 
 
+@dataclass(frozen=True)
+class Layout:
+    """How :func:`_mix` transforms and tiles one problem (shapes only)."""
+
+    dims: tuple[int, ...]  # transformed spatial dims (0-based), where both operands are > 1
+    lens: tuple[int, ...]  # their transform lengths
+    spectrum: tuple[int, ...]  # spatial shape of a spectrum (half the last transformed dim)
+    b_chunk: int  # batch items per tile
+    o_chunk: int  # output channels (per group) per tile
+
+
+def layout(
+    sa: Sequence[int],
+    sk: Sequence[int],
+    starts: Sequence[int],
+    counts: Sequence[int],
+    steps: Sequence[int],
+    channels: tuple[int, int, int, int],
+    real: bool,
+) -> Layout:
+    """The transform lengths and tiles of the channel mixing of spatial shapes ``sa``/``sk``
+    (``channels`` = batch, groups, output and input channels per group)."""
+    batch, groups, out_ch, in_ch = channels
+    dims, lens = [], []
+    for i, (n, m, s, c, st) in enumerate(zip(sa, sk, starts, counts, steps)):
+        if n > 1 and m > 1:  # else a broadcast product, not a transform
+            dims.append(i)
+            lens.append(max(s + (c - 1) * st + 1, n + m - 1 - s, n, m))
+    # the last transformed dim is the halved one of rfftn: it must be even
+    lens = [next_fast_len(m, real and i == len(lens) - 1) for i, m in enumerate(lens)]
+    spectrum = [max(n, m) for n, m in zip(sa, sk)]
+    for d, m in zip(dims, lens):
+        spectrum[d] = m
+    if real and dims:
+        spectrum[dims[-1]] = lens[-1] // 2 + 1
+    points = math.prod(spectrum)
+    per_item = groups * out_ch * points
+    # the input spectra of a batch tile count too (G * C per item)
+    per_batch_item = groups * max(out_ch, in_ch) * points
+    b_chunk = max(1, min(batch, SPECTRUM_BUDGET // max(per_batch_item, 1)))
+    o_chunk = (
+        out_ch if per_item <= SPECTRUM_BUDGET else max(1, SPECTRUM_BUDGET // (per_item // out_ch))
+    )
+    return Layout(tuple(dims), tuple(lens), tuple(spectrum), b_chunk, o_chunk)
+
+
+def geometry(
+    spec: NNSpec,
+) -> tuple[list[int], list[int], list[int], list[int], list[int], tuple[int, int, int, int]]:
+    """What :func:`conv` / :func:`conv_transpose` hand to :func:`_mix`, from the spec alone:
+    the spatial shapes of the (padded or zero-inserted) input and the dilated kernel, the
+    wanted samples' ``starts``/``counts``/``steps``, and ``(batch, groups, out, in)``
+    channels per group."""
+    batch, channels = spec.input_shape[:2]
+    n, kk = spec.input_shape[2:], spec.kernel_size
+    sk = [(m - 1) * d + 1 for m, d in zip(kk, spec.dilation)]
+    out_ch = spec.output_shape[1] // spec.groups
+    in_ch = channels // spec.groups
+    if spec.transposed:
+        sa = [(m - 1) * s + 1 for m, s in zip(n, spec.stride)]
+        starts = [p for p, _ in spec.pads]
+        counts = [
+            max(0, min(o, a + m - 1 - p))
+            for o, a, m, p in zip(spec.output_shape[2:], sa, sk, starts)
+        ]
+        steps = [1] * spec.nd
+    else:
+        sa = [m + b + a for m, (b, a) in zip(n, spec.pads)]
+        starts = [m - 1 for m in sk]  # valid sample j is sample (span - 1) + j of the full one
+        counts = list(spec.output_shape[2:])
+        steps = list(spec.stride)
+    return sa, sk, starts, counts, steps, (batch, spec.groups, out_ch, in_ch)
+
+
+#: Channel products per frequency (``B * C * O`` of one tile and group) up to which
+#: :class:`_Mixer` sums broadcast products over ``c`` instead of calling ``bmm``. Provenance:
+#: complex64 on the 2-core CPU of benchmarks/results/calibration-cpu.json, ``(B, C, O,
+#: frequencies)``: (1, 3, 16, 34060) 0.73 vs 1.63 ms, (8, 3, 16, 34060) 17.6 vs 35.1,
+#: (1, 16, 16, 34060) 5.6 vs 14.1, (2, 8, 8, 14000) 1.25 vs 2.40 for the sum; (4, 16, 16, 2520)
+#: 1.22 vs 0.53 and (8, 16, 16, 2059) 2.67 vs 0.81 for ``bmm``: torch's batched product costs
+#: ~0.4 us per frequency however small the matrices.
+SUM_MAX_PRODUCTS = 512
+
+
+class _Mixer:
+    """The per-frequency channel contraction ``y[b, g, o, *F] = sum_c a[b, g, c, *F] *
+    k[g, o, c, *F]``, broadcasting over ``F``.
+
+    Few channel products: a sum over ``c`` of broadcast products (``C`` passes over the
+    output). Otherwise one contiguous batched matrix product with the frequencies as batch:
+    ``torch.einsum`` reaches the same ``bmm`` but with a strided batch, for which torch's CPU
+    complex ``bmm`` copies every batch entry apart (8 x 16 x 16 channels at 2059 frequencies:
+    15 ms against 1.2 ms contiguous). Spectrum dims where one operand has length 1 (a
+    broadcast, not a transform) become matrix rows (``a`` only) or columns (``k`` only), so
+    nothing is expanded.
+    """
+
+    def __init__(
+        self, fa: Sequence[int], fk: Sequence[int], batch: int, in_ch: int, out_ch: int
+    ) -> None:
+        nf = len(fa)
+        self.summed = batch * in_ch * out_ch <= SUM_MAX_PRODUCTS
+        self.shared = [i for i in range(nf) if fa[i] == fk[i]]
+        self.rows = [i for i in range(nf) if fa[i] != fk[i] and fk[i] == 1]
+        self.cols = [i for i in range(nf) if fa[i] != fk[i] and fa[i] == 1]
+        self.fshape = [max(n, m) for n, m in zip(fa, fk)]
+        self.batch = math.prod([self.fshape[i] for i in self.shared])
+        #: where the output channels are in :meth:`kernel`'s layout
+        self.o_dim = 1 if self.summed else 2 + len(self.shared)
+
+    def kernel(self, kf: torch.Tensor) -> torch.Tensor:
+        """The kernel spectra ``(G, O, C, *F)`` in the layout :meth:`__call__` takes: as they
+        are (sums), or contiguous ``(G, *shared, C, O, *cols)`` (``bmm``; rows dims dropped)."""
+        if self.summed:
+            return kf
+        f = [3 + i for i in self.shared]
+        c = [3 + i for i in self.cols]
+        r = [3 + i for i in self.rows]
+        t = kf.permute(0, *f, 2, 1, *c, *r)
+        return t.reshape(static_shape(t)[: len(static_shape(t)) - len(self.rows)]).contiguous()
+
+    def __call__(self, af: torch.Tensor, kp: torch.Tensor) -> torch.Tensor:
+        """``af`` ``(B, G, C, *F)`` with ``kp`` from :meth:`kernel` (any slice of ``O``)."""
+        batch, groups, in_ch = static_shape(af)[:3]
+        if self.summed:
+            y = af[:, :, 0].unsqueeze(2) * kp[:, :, 0].unsqueeze(0)
+            for c in range(1, in_ch):
+                y = y.addcmul_(af[:, :, c].unsqueeze(2), kp[:, :, c].unsqueeze(0))
+            return y
+        out_ch = static_shape(kp)[self.o_dim]
+        f = [3 + i for i in self.shared]
+        r = [3 + i for i in self.rows]
+        cc = [3 + i for i in self.cols]
+        a = af.permute(1, *f, 0, *r, *cc, 2)
+        n_rows = batch * math.prod([self.fshape[i] for i in self.rows])
+        n_cols = out_ch * math.prod([self.fshape[i] for i in self.cols])
+        a = a.reshape(groups * self.batch, n_rows, in_ch).contiguous()
+        kp = kp.reshape(groups * self.batch, in_ch, n_cols).contiguous()
+        y = torch.bmm(a, kp)
+        # (G, *shared, B, *rows, O, *cols) -> (B, G, O, *F)
+        n_s, n_r = len(self.shared), len(self.rows)
+        shape = [
+            groups,
+            *[self.fshape[i] for i in self.shared],
+            batch,
+            *[self.fshape[i] for i in self.rows],
+            out_ch,
+            *[self.fshape[i] for i in self.cols],
+        ]
+        pos: dict[int, int] = {}
+        for j, fi in enumerate([*self.shared, *self.rows, *self.cols]):
+            # after G; after G, shared, B; after G, shared, B, rows, O
+            pos[fi] = 1 + j if j < n_s else (2 + j if j < n_s + n_r else 3 + j)
+        b_at, o_at = 1 + n_s, 2 + n_s + n_r
+        return y.reshape(shape).permute(b_at, 0, o_at, *[pos[i] for i in range(len(pos))])
+
+
 def _mix(
     a: torch.Tensor,
     k: torch.Tensor,
@@ -77,35 +235,27 @@ def _mix(
     batch = static_shape(a)[0]
     groups, out_ch, in_ch = static_shape(k)[:3]
     a = a.reshape(batch, groups, in_ch, *static_shape(a)[2:])
-    sa, sk = static_shape(a)[3:], static_shape(k)[3:]
-
-    # Dims where an operand has length one are a broadcast product, not a transform.
-    dims, lens = [], []
-    for i, (n, m, s, c, st) in enumerate(zip(sa, sk, starts, counts, steps)):
-        if n > 1 and m > 1:
-            dims.append(3 + i)
-            lens.append(max(s + (c - 1) * st + 1, n + m - 1 - s, n, m))
     real = not (a.is_complex() or k.is_complex())
-    # the last transformed dim is the halved one of rfftn: it must be even
-    lens = [next_fast_len(m, real and i == len(lens) - 1) for i, m in enumerate(lens)]
-    fwd, inv = transforms(real)
-
-    kf = fwd(k, s=lens, dim=dims) if dims else k
-    # spectrum shape: the transformed dims as in kf, the others broadcast
-    fshape = [max(n, m) for n, m in zip(sa, sk)]
-    for d in dims:
-        fshape[d - 3] = static_shape(kf)[d]
-    per_item = groups * out_ch * math.prod(fshape)
-    # the input spectra of a batch tile count too (G * C per item)
-    per_batch_item = groups * max(out_ch, in_ch) * math.prod(fshape)
-    b_chunk = max(1, min(batch, SPECTRUM_BUDGET // max(per_batch_item, 1)))
-    o_chunk = (
-        out_ch if per_item <= SPECTRUM_BUDGET else max(1, SPECTRUM_BUDGET // (per_item // out_ch))
+    lay = layout(
+        static_shape(a)[3:],
+        static_shape(k)[3:],
+        starts,
+        counts,
+        steps,
+        (batch, groups, out_ch, in_ch),
+        real,
     )
+    dims, lens, b_chunk, o_chunk = [3 + d for d in lay.dims], lay.lens, lay.b_chunk, lay.o_chunk
+    fwd, inv = transforms(real)
+    kf = fwd(k, s=lens, dim=dims) if dims else k
     crop: Any = (
         Ellipsis,
         *(slice(s, s + (c - 1) * st + 1, st) for s, c, st in zip(starts, counts, steps)),
     )
+    fa = [lay.spectrum[i] if i in lay.dims else n for i, n in enumerate(static_shape(a)[3:])]
+    mixer = _Mixer(fa, static_shape(kf)[3:], b_chunk, in_ch, o_chunk)
+    kp = mixer.kernel(kf)
+    del kf
 
     rows = []
     for b0 in range(0, batch, b_chunk):
@@ -113,8 +263,7 @@ def _mix(
         af = fwd(ab, s=lens, dim=dims) if dims else ab
         cols = []
         for o0 in range(0, out_ch, o_chunk):
-            kb = kf.narrow(1, o0, min(o_chunk, out_ch - o0))
-            yf = torch.einsum("bgc...,goc...->bgo...", af, kb)
+            yf = mixer(af, kp.narrow(mixer.o_dim, o0, min(o_chunk, out_ch - o0)))
             y = inv(yf, s=lens, dim=dims) if dims else yf
             cols.append(y[crop])
         rows.append(cols[0] if len(cols) == 1 else torch.cat(cols, dim=2))
@@ -155,9 +304,8 @@ def conv(
     k = zero_insert(w.to(cdtype), spatial, spec.dilation)
     out_ch, in_ch = static_shape(k)[:2]
     k = k.reshape(spec.groups, out_ch // spec.groups, in_ch, *static_shape(k)[2:])
-    # valid sample j of the padded input is sample (span - 1) + j of the full convolution
-    starts = [m - 1 for m in static_shape(k)[3:]]
-    y = _mix(a, k, starts, spec.output_shape[2:], spec.stride)
+    _, _, starts, counts, steps, _ = geometry(spec)
+    y = _mix(a, k, starts, counts, steps)
     return _finish(y, bias, x, spec.dtype)
 
 
@@ -180,10 +328,8 @@ def conv_transpose(
     in_ch, out_ch = static_shape(k)[:2]
     k = k.reshape(spec.groups, in_ch // spec.groups, out_ch, *static_shape(k)[2:]).transpose(1, 2)
     out = spec.output_shape[2:]
-    full = [n + m - 1 for n, m in zip(static_shape(a)[2:], static_shape(k)[3:])]
-    starts = [p for p, _ in spec.pads]
-    counts = [max(0, min(o, f - p)) for o, f, p in zip(out, full, starts)]
-    y = _mix(a, k, starts, counts, [1] * nd)
+    _, _, starts, counts, steps, _ = geometry(spec)
+    y = _mix(a, k, starts, counts, steps)
     flat = flat_pads([(0, o - c) for o, c in zip(out, counts)])
     if any(flat):
         y = F.pad(y, flat)

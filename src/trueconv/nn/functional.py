@@ -119,9 +119,9 @@ def _direct_conv(
     if is_integer(spec.dtype):  # int64 everywhere: exact, and narrower results wrap alike
         x, w = x.to(torch.int64), w.to(torch.int64)
         bias = None if bias is None else bias.to(torch.int64)
-    if all(b == a for b, a in pads):
+    if all(b == a < _plan.PREPAD_MIN for b, a in pads):
         padding: tuple[int, ...] = tuple(b for b, _ in pads)
-    else:  # torch pads symmetrically only
+    else:  # torch pads symmetrically only, and oneDNN is slow with wide padding
         x = F.pad(x, _fft.flat_pads(pads))
         padding = (0,) * spec.nd
     y = _CONV[spec.nd](x, w.flip(spatial), bias, spec.stride, padding, spec.dilation, spec.groups)
@@ -136,7 +136,7 @@ def _conv(fname: str, nd: int, *args: Any) -> torch.Tensor:
     if spec.boundary != "fill" and not _is_zero(pads):
         x = extend(x, range(2, 2 + nd), pads, spec.boundary)
         pads = tuple((0, 0) for _ in pads)
-    if _plan.choose(spec) == "fft":
+    if _plan.choose(spec, x.device.type) == "fft":
         y = _fft.conv(x, w, b, spec, pads)
     else:
         y = _direct_conv(x, w, b, spec, pads)
@@ -147,7 +147,7 @@ def _conv_transpose(fname: str, nd: int, *args: Any) -> torch.Tensor:
     x, w, b, spec = normalize_conv_transpose(fname, nd, *args)
     if not spec.batched:
         x = x.unsqueeze(0)
-    if _plan.choose(spec) == "fft":
+    if _plan.choose(spec, x.device.type) == "fft":
         y = _fft.conv_transpose(x, w, b, spec)
     else:
         spatial = list(range(2, 2 + nd))
