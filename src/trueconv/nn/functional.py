@@ -72,8 +72,9 @@ _CONV_NOTES = """
 
     Methods: ``'direct'`` runs ``F.convNd`` on the flipped weight (bit-identical to it);
     ``'fft'`` multiplies spectra and mixes channels per frequency (equal to float tolerance,
-    with stride, dilation, groups and bias); ``'auto'`` takes the FFT for kernels with many
-    taps per output sample (a provisional rule). Dtypes: those of ``F.convNd`` (input, weight
+    with stride, dilation, groups and bias); ``'auto'`` runs the one the fitted cost model
+    prices cheaper (the FFT for large kernels and float64, direct for many channels and small
+    kernels). Dtypes: those of ``F.convNd`` (input, weight
     and bias alike), plus exact integers on CPU; float16/bfloat16 go through float32 in the FFT.
 
     Supports: batched and unbatched input, ``channels_last``, CPU and CUDA, autograd (and
