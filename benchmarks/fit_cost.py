@@ -161,34 +161,27 @@ def _nn_spec(fname: str, x_shape: Any, w_shape: Any, dtype: torch.dtype) -> Any:
     return normalize_conv(fname, nd, x, w, None, 1, "same", 1, 1, "zeros", "auto")[3]
 
 
-def _nn_problems(dtypes: list[torch.dtype]) -> Iterator[tuple[str, Any]]:
-    for variant, layers in NN_GRID.items():
-        for fname, x_shape, w_shape in layers:
-            for dtype in dtypes:
-                if variant == "nn_direct":
-                    c = count(variant, x_shape, w_shape, fname, dtype, "cpu")
-                    if c.units / _NN_DIRECT_RATE[str(dtype)[6:]] > _NN_DIRECT_MAX_S:
-                        continue
-                yield variant, (x_shape, w_shape, fname, dtype)
-
-
 def _problems(
     device: str, dtypes: list[torch.dtype], variants: list[str]
 ) -> Iterator[tuple[str, Any]]:
-    for variant, problem in _all_problems(device, dtypes):
-        if variant in variants:
-            yield variant, problem
-
-
-def _all_problems(device: str, dtypes: list[torch.dtype]) -> Iterator[tuple[str, Any]]:
-    yield from _nn_problems(dtypes)
+    for variant, layers in NN_GRID.items():
+        if variant not in variants:
+            continue
+        for fname, x_shape, w_shape in layers:
+            for dtype in dtypes:
+                if variant == "nn_direct":
+                    c = count(variant, x_shape, w_shape, fname, dtype, device)
+                    rate = _NN_DIRECT_RATE[str(dtype).removeprefix("torch.")]
+                    if c.units / rate > _NN_DIRECT_MAX_S:
+                        continue
+                yield variant, (x_shape, w_shape, fname, dtype)
     for variant, grid_shapes in GRID.items():
+        if variant not in variants or (variant == "conv" and device == "cpu"):
+            continue  # conv never runs for signal problems on the CPU (direct.variant)
         shapes = grid_shapes + (GPU_EXTRA[variant] if device != "cpu" else [])
         for x_shape, k_shape in shapes:
             for mode in MODES:
                 for dtype in dtypes:
-                    if variant == "conv" and device == "cpu":
-                        continue  # never run on CPU (direct.variant)
                     yield variant, (x_shape, k_shape, mode, dtype)
 
 

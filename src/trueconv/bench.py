@@ -437,6 +437,11 @@ def _fmt_ms(ms: float | None) -> str:
     return f"{ms:.3g}" if ms < 1000 else f"{ms:,.0f}"
 
 
+def _ratio(num: Record | None, den: Record | None) -> float | None:
+    """``num.ms / den.ms``, or None where either time is missing."""
+    return num.ms / den.ms if num and den and num.ms and den.ms else None
+
+
 def summarize(records: Sequence[Record]) -> list[dict[str, Any]]:
     """Per (case, mode, dtype): auto, best own method, best competitor, and the ratios."""
     groups: dict[tuple[str, str, str], list[Record]] = {}
@@ -460,18 +465,10 @@ def summarize(records: Sequence[Record]) -> list[dict[str, Any]]:
                 "auto": auto,
                 "best_own": best_own,
                 "best_other": best_other,
-                "speedup": (best_other.ms / auto.ms)
-                if auto and best_other and auto.ms and best_other.ms
-                else None,
-                "auto_vs_own": (auto.ms / best_own.ms)
-                if auto and best_own and auto.ms and best_own.ms
-                else None,
-                "pick": (picked.ms / best_own.ms)
-                if picked and best_own and picked.ms and best_own.ms
-                else None,
-                "auto_vs_picked": (auto.ms / picked.ms)
-                if auto and picked and auto.ms and picked.ms
-                else None,
+                "speedup": _ratio(best_other, auto),
+                "auto_vs_own": _ratio(auto, best_own),
+                "pick": _ratio(picked, best_own),
+                "auto_vs_picked": _ratio(auto, picked),
             }
         )
     return rows

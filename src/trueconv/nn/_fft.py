@@ -202,22 +202,13 @@ class _Mixer:
         a = a.reshape(groups * self.batch, n_rows, in_ch).contiguous()
         kp = kp.reshape(groups * self.batch, in_ch, n_cols).contiguous()
         y = torch.bmm(a, kp)
-        # (G, *shared, B, *rows, O, *cols) -> (B, G, O, *F)
-        n_s, n_r = len(self.shared), len(self.rows)
-        shape = [
-            groups,
-            *[self.fshape[i] for i in self.shared],
-            batch,
-            *[self.fshape[i] for i in self.rows],
-            out_ch,
-            *[self.fshape[i] for i in self.cols],
-        ]
-        pos: dict[int, int] = {}
-        for j, fi in enumerate([*self.shared, *self.rows, *self.cols]):
-            # after G; after G, shared, B; after G, shared, B, rows, O
-            pos[fi] = 1 + j if j < n_s else (2 + j if j < n_s + n_r else 3 + j)
-        b_at, o_at = 1 + n_s, 2 + n_s + n_r
-        return y.reshape(shape).permute(b_at, 0, o_at, *[pos[i] for i in range(len(pos))])
+        # y's dims, labelled: G, *shared, B, *rows, O, *cols -> (B, G, O, *F in order)
+        labels: list[int | str] = ["g", *self.shared, "b", *self.rows, "o", *self.cols]
+        sizes: dict[int | str, int] = {"g": groups, "b": batch, "o": out_ch}
+        sizes.update(enumerate(self.fshape))
+        y = y.reshape([sizes[d] for d in labels])
+        wanted: list[int | str] = ["b", "g", "o", *range(len(self.fshape))]
+        return y.permute([labels.index(d) for d in wanted])
 
 
 def _mix(

@@ -40,6 +40,14 @@ FFT_MIN_TAPS = {1: 128, 2: 17 * 17, 3: 9 * 9 * 9}
 #: within +-20% either way.
 PREPAD_MIN = 8
 
+
+def pads_first(pads: tuple[tuple[int, int], ...]) -> bool:
+    """Whether the direct method pads the input itself (``F.pad``) rather than through
+    ``F.convNd``'s ``padding``: torch pads symmetrically only, and oneDNN is slow with wide
+    padding (:data:`PREPAD_MIN`)."""
+    return not all(b == a < PREPAD_MIN for b, a in pads)
+
+
 #: dtypes whose CPU ``F.convNd`` runs in oneDNN; the others go through an unfolded (im2col)
 #: matrix of ``C * taps`` rows per output sample, counted as the direct method's ``aux``
 _ONEDNN_DTYPES = frozenset({torch.float32, torch.bfloat16, torch.float16})
@@ -60,12 +68,9 @@ def counts(spec: NNSpec, method: str, device_type: str) -> _cost.Counts:
             macs = out_elems * (channels // spec.groups) * taps
             unfolded = batch * channels * taps * math.prod(spec.output_shape[2:])
         passes = in_elems + out_elems
-        if any(b != a or b >= PREPAD_MIN for b, a in spec.pads) and not spec.transposed:
-            passes += (
-                batch
-                * channels
-                * math.prod(n + b + a for n, (b, a) in zip(spec.input_shape[2:], spec.pads))
-            )  # the input padded first
+        if not spec.transposed and pads_first(spec.pads):
+            padded = [n + b + a for n, (b, a) in zip(spec.input_shape[2:], spec.pads)]
+            passes += batch * channels * math.prod(padded)
         im2col = unfolded if device_type == "cpu" and spec.dtype not in _ONEDNN_DTYPES else 0
         return _cost.Counts("nn_direct", 1, float(macs), float(passes), float(im2col))
     sa, sk, starts, cnt, steps, chans = _fft.geometry(spec)

@@ -120,11 +120,11 @@ def _direct_conv(
     if is_integer(spec.dtype):  # int64 everywhere: exact, and narrower results wrap alike
         x, w = x.to(torch.int64), w.to(torch.int64)
         bias = None if bias is None else bias.to(torch.int64)
-    if all(b == a < _plan.PREPAD_MIN for b, a in pads):
-        padding: tuple[int, ...] = tuple(b for b, _ in pads)
-    else:  # torch pads symmetrically only, and oneDNN is slow with wide padding
+    if _plan.pads_first(pads):
         x = F.pad(x, _fft.flat_pads(pads))
-        padding = (0,) * spec.nd
+        padding: tuple[int, ...] = (0,) * spec.nd
+    else:
+        padding = tuple(b for b, _ in pads)
     y = _CONV[spec.nd](x, w.flip(spatial), bias, spec.stride, padding, spec.dilation, spec.groups)
     return y if y.dtype == spec.dtype else y.to(spec.dtype)
 
