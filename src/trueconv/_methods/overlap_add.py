@@ -1,4 +1,4 @@
-"""Overlap-add: the long operand cut into blocks, all blocks transformed in one batched FFT.
+"""Overlap-add: the long operand cut into blocks, the blocks transformed in batched FFTs.
 
 Along a convolved dim of signal length ``n`` and kernel length ``k``, the signal is cut into
 ``nb = ceil(n / S)`` blocks of length ``S``; each block's full convolution with the kernel has
@@ -14,19 +14,24 @@ Lambert's W), i.e. ``L`` a few times ``k``. Measured here (2**20 samples, float3
 MKL), batched transforms also pay a fixed cost per block and slow down once a batch of long
 blocks leaves the cache, and MKL batches odd smooth lengths (2268, 46080) poorly; the best
 blocks were L = 256, 2048 and 16384 for k = 16, 256 and 4096. ``block_work`` models both
-effects (``BLOCK_OVERHEAD`` and ``trueconv._cost.CACHE_KNEE``) and reproduces those optima.
-Whether blocking beats one transform of the whole dim is the planner's call, with the fitted
-cost constants.
+effects (``BLOCK_OVERHEAD`` and ``trueconv._cost.CACHE_KNEE``) and reproduces those optima;
+blocks longer than :data:`BLOCK_MAX` are only taken when the kernel needs them. A dim is
+blocked only when its blocks cost less than one transform of the whole dim (scipy's
+``oaconvolve`` declines alike); whether blocking beats the 'fft' method over all dims is the
+planner's call, with the fitted cost constants.
 
-``S >= k - 1`` makes every block's tail (``k - 1`` samples) shorter than a block, so the
-overlap-add is two shifted adds of ``nb · S`` samples each.
+``S >= k - 1`` makes every block's tail (``k - 1`` samples) shorter than a block, so each
+block's result lands on the output in two pieces: its head (``S`` samples) at ``jS`` and its
+tail (``k - 1``) on the next block's head. The blocks are transformed in boxes of bounded size
+(:func:`_boxes`), so memory stays near the input's size (:func:`_run_boxes`).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -44,6 +49,14 @@ compute_dtype = fft.compute_dtype
 BLOCK_OVERHEAD = 300.0
 
 
+#: Longest block worth choosing when a shorter one is allowed: past it a transform leaves the
+#: cache and costs about twice as much per point. Provenance: 2**20 samples * 65536 taps,
+#: 2 threads, forced block lengths: L = 131072 took 17.1 ms (float32) / 23.2 ms (float64),
+#: L = 262144 33.7 / 33.5 ms, though ``block_work`` rates them alike; at 4096 and 256 taps
+#: every L past 2**17 was 1.5-2x slower than the best.
+BLOCK_MAX = 1 << 17
+
+
 def block_work(length: int) -> float:
     """Modelled work of one block transform of ``length`` points (see the module docstring):
     the shared transform model of :func:`trueconv._cost.transform_work` plus a fixed cost."""
@@ -56,9 +69,10 @@ def block_length(n: int, k: int) -> int | None:
     (a length-1 operand, or no power-of-two block shorter than the signal)."""
     if n <= 1 or k <= 1:
         return None
-    best_s, best_cost = None, math.inf
+    best_s, best_cost = None, block_work(next_fast_len(n + k - 1))  # one block: no blocking
     length = 1 << max(1, (2 * k - 3).bit_length())  # smallest power of two >= 2k - 2
-    while length - k + 1 < n:
+    first = length
+    while length - k + 1 < n and (length == first or length <= BLOCK_MAX):
         s = length - k + 1
         cost = -(-n // s) * block_work(length)
         if cost < best_cost:
@@ -73,54 +87,269 @@ def blocked_dims(sa: Sequence[int], sb: Sequence[int]) -> list[int | None]:
 
 
 def counts(spec: ConvSpec, device: torch.device) -> _cost.Counts:
-    """Transform work of all blocks of the signal and of the outputs, plus one kernel
-    transform; blocked dims contribute ``nb`` blocks of ``L = S + k - 1`` points."""
+    """What :func:`run` does: per box (:func:`_boxes`), a zero-filled buffer, the blocks
+    copied in, a forward transform, a product and an inverse, and the ``3 ** d`` adds of the
+    blocks' results; one kernel transform. Work: ``nb`` transforms of ``L = S + k - 1`` points
+    per blocked dim, for the signal's blocks and the outputs'."""
     sa, sb, pads = _cost.canonical(spec)
     s = _cost.sizes(spec)
-    starts, lengths = fft.wanted(sa, sb, pads)
-    real = not spec.dtype.is_complex
-    points, blocks_total, longest, nblocked = 1, 1, 1, 0
-    for i, (n, k, blk) in enumerate(zip(sa, sb, blocked_dims(sa, sb))):
-        length = 1
-        if blk is not None:
-            length = blk + k - 1
-            blocks_total *= -(-n // blk)
-            nblocked += 1
-        elif n > 1 and k > 1:
-            length = next_fast_len(fft.unaliased_length(n, k, starts[i], lengths[i]), real)
-        points *= length
-        longest = max(longest, length)
+    blocks, tlens, _, _ = _layout(sa, sb, pads, not spec.dtype.is_complex)
+    lens = [t for t in tlens if t is not None]
+    points = math.prod(lens)
     if points <= 1:
         return _cost.Counts("overlap_add", 1, float(s.out_elems))
+    nblocked = sum(b is not None for b in blocks)
+    blocks_total = math.prod(-(-n // b) for n, b in zip(sa, blocks) if b is not None)
     count = blocks_total * (s.batch_a + s.batch) + s.batch_b
-    work = _cost.transform_work(points, count, longest) + count * BLOCK_OVERHEAD
-    # per blocked dim: a padded, reshaped copy of the signal and a two-slab merge of the output
-    passes = float(count * points * (1 + 2 * nblocked))
-    return _cost.Counts("overlap_add", 6 * segments(sa, sb, s.batch), work, passes)
-
-
-def segmenting(sa: Sequence[int], sb: Sequence[int], batch: int) -> tuple[int, int] | None:
-    """How :func:`run` cuts the signal (see :data:`SEGMENT_SAMPLES`): the convolved dim it cuts
-    (the first blocked one) and the segment length along it (whole blocks); ``None``: one
-    piece."""
-    blocks = blocked_dims(sa, sb)
-    first = next((i for i, s in enumerate(blocks) if s is not None), None)
-    if first is None or batch * math.prod(sa) <= 2 * SEGMENT_SAMPLES:
-        return None
-    s = blocks[first]
-    assert s is not None
-    per_block = batch * math.prod(sa) // sa[first] * s  # samples in one block slab
-    return first, s * max(1, SEGMENT_SAMPLES // per_block)
-
-
-def segments(sa: Sequence[int], sb: Sequence[int], batch: int) -> int:
-    """How many pieces :func:`run` convolves one after another."""
-    cut = segmenting(sa, sb, batch)
-    return 1 if cut is None else -(-sa[cut[0]] // cut[1])
+    work = _cost.transform_work(points, count, max(lens)) + count * BLOCK_OVERHEAD
+    boxes = len(_boxes(sa, sb, blocks, _extents(sa, tlens), s.batch)) if nblocked else 1
+    calls = 1 + boxes * (3 + len(lens) + 2**nblocked + 3**nblocked)
+    # buffer fill and copy-in, spectrum product, and the adds into the output
+    passes = float(count * points * 3)
+    return _cost.Counts("overlap_add", calls, work, passes)
 
 
 def cost(spec: ConvSpec, device: torch.device) -> float:
     return _cost.predict(counts(spec, device), spec.dtype, device.type)
+
+
+#: Elements of the block buffer (blocks at their transform length, batch included) transformed
+#: at once by :func:`run`: a quarter of the signal, at least :data:`BOX_MIN` and at most
+#: :data:`BOX_MAX`. A call holds about three such buffers (the blocks, their spectrum, the
+#: inverse's output) besides its output, so the temporaries stay near the input's size whatever
+#: the block expansion ``(L / S) ** d``; before, the whole signal's spectra (up to ``8x`` its
+#: size for 3-D blocks) were held at once.
+BOX_FRACTION = 4
+BOX_MIN = 1 << 16
+BOX_MAX = 1 << 19
+
+#: A piece of one blocked dim, mapping a flat range onto blocks:
+#: ``(flat_start, count, stride, block_start, inner_start, length)`` pairs the flat dim's
+#: ``[flat_start, flat_start + count · stride)`` viewed as ``(count, stride)`` and narrowed to
+#: ``length`` with blocks ``[block_start, block_start + count)`` at ``[inner_start,
+#: inner_start + length)`` of each block. An unblocked dim has ``count = 0``: both sides are
+#: narrowed to ``length`` (from ``flat_start`` and ``inner_start``).
+Piece = tuple[int, int, int, int, int, int]
+
+
+def _paired(
+    flat: torch.Tensor, blocked: torch.Tensor, lead: int, dims: Sequence[Sequence[Piece]]
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Views of ``flat`` (one dim per convolved dim) and ``blocked`` (two per blocked dim)
+    that correspond element for element: every combination of one piece per dim."""
+    pairs = [(flat, blocked)]
+    p = lead
+    for pieces in dims:
+        nxt = []
+        for f, b in pairs:
+            for f0, count, stride, b0, i0, length in pieces:
+                if count == 0:
+                    nxt.append((f.narrow(p, f0, length), b.narrow(p, i0, length)))
+                    continue
+                fv = f.narrow(p, f0, count * stride).unflatten(p, (count, stride))
+                nxt.append(
+                    (fv.narrow(p + 1, 0, length), b.narrow(p, b0, count).narrow(p + 1, i0, length))
+                )
+        pairs = nxt
+        p += 2 if any(piece[1] for piece in pieces) else 1
+    return pairs
+
+
+def _layout(
+    sa: Sequence[int], sb: Sequence[int], pads: Sequence[tuple[int, int]], real: bool
+) -> tuple[list[int | None], list[int | None], list[int], list[int]]:
+    """Per convolved dim, the block length (``None``: not blocked) and the transform length
+    (``None``: not transformed; blocked dims at ``S + k - 1``, a power of two, the others as
+    the 'fft' method does), and the wanted ``starts``/``lengths`` of the full convolution."""
+    starts, lengths = fft.wanted(sa, sb, pads)
+    blocks = blocked_dims(sa, sb)
+    tlens: list[int | None] = []
+    for i, (n, k, s) in enumerate(zip(sa, sb, blocks)):
+        if s is not None:
+            tlens.append(s + k - 1)
+        elif n > 1 and k > 1:
+            # rfftn halves its last dim, which must then be even
+            even = real and not any(m > 1 and q > 1 for m, q in zip(sa[i + 1 :], sb[i + 1 :]))
+            tlens.append(next_fast_len(fft.unaliased_length(n, k, starts[i], lengths[i]), even))
+        else:
+            tlens.append(None)
+    return blocks, tlens, starts, lengths
+
+
+def _boxes(
+    sa: Sequence[int],
+    sb: Sequence[int],
+    blocks: Sequence[int | None],
+    extents: Sequence[int],
+    batch: int,
+) -> list[list[tuple[int, int]]]:
+    """The boxes of blocks :func:`run` transforms one after another: per blocked dim (in
+    order) ``(first block, blocks)``. A box holds at most the :data:`BOX_FRACTION` budget of
+    block-buffer elements (``extents``: a block's length per blocked dim, the transform or
+    signal length per other dim); the first blocked dims are split first."""
+    budget = min(BOX_MAX, max(BOX_MIN, batch * math.prod(sa) // BOX_FRACTION))
+    counts = [-(-n // s) for n, s in zip(sa, blocks) if s is not None]
+    size = batch * math.prod(
+        e * (-(-n // s) if s is not None else 1) for n, s, e in zip(sa, blocks, extents)
+    )
+    ranges = []
+    for nb in counts:
+        per = size // nb  # elements of a box one block wide along this dim
+        g = nb if size <= budget else max(1, budget // per)
+        size = per * g
+        ranges.append([(j, min(g, nb - j)) for j in range(0, nb, g)])
+    return [list(box) for box in itertools.product(*ranges)]
+
+
+def _extents(sa: Sequence[int], tlens: Sequence[int | None]) -> list[int]:
+    """Per convolved dim, the block buffer's length: a block's transform length where
+    blocked, else the transform length or, untransformed, the signal's."""
+    return [t if t is not None else n for n, t in zip(sa, tlens)]
+
+
+def run(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> torch.Tensor:
+    nd = len(pads)
+    assert a.ndim == b.ndim, "operands are aligned by the front door"
+    lead = a.ndim - nd
+    sa, sb = tuple(a.shape[lead:]), tuple(b.shape[lead:])
+    real = not (a.is_complex() or b.is_complex())
+    blocks, tlens, starts, lengths = _layout(sa, sb, pads, real)
+    if all(s is None for s in blocks):
+        # one block along every dim is the plain FFT (scipy's oaconvolve falls back to
+        # fftconvolve alike), and the 'fft' method holds fewer spectra at once
+        return fft.run(a, b, pads)
+    if fft._traced(a, b):
+        return _run_traced(a, b, blocks, tlens, starts, lengths)
+    return _run_boxes(a, b, blocks, tlens, starts, lengths)
+
+
+def _transformed(
+    lead: int, blocks: Sequence[int | None], tlens: Sequence[int | None]
+) -> tuple[list[int], list[int]]:
+    """Positions (in the blocked layout: two dims per blocked dim) and lengths of the
+    transformed dims."""
+    tdims, tl = [], []
+    p = lead
+    for s, t in zip(blocks, tlens):
+        if t is not None:
+            tdims.append(p + 1 if s is not None else p)
+            tl.append(t)
+        p += 2 if s is not None else 1
+    return tdims, tl
+
+
+def _run_boxes(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    blocks: Sequence[int | None],
+    tlens: Sequence[int | None],
+    starts: Sequence[int],
+    lengths: Sequence[int],
+) -> torch.Tensor:
+    """Overlap-add of a call that records no graph, box by box (:func:`_boxes`).
+
+    The kernel's spectrum is made once. Per box, the blocks are copied into a zeroed buffer at
+    their transform length (so the transform pads nothing), transformed, multiplied in place,
+    transformed back, and each block's result is added in place into the output at its offset:
+    per blocked dim, the block heads (``S`` samples, side by side), the tails of all but the
+    last block (``k - 1`` samples, onto the next block's head) and the last tail, so
+    ``3 ** d`` strided adds and no merged temporaries.
+    """
+    nd = len(blocks)
+    lead = a.ndim - nd
+    sa, sb = a.shape[lead:], b.shape[lead:]
+    real = not (a.is_complex() or b.is_complex())
+    tdims, tl = _transformed(lead, blocks, tlens)
+    kb = b
+    for i, s in enumerate(blocks):  # size-1 block dims, so the kernel's spectrum broadcasts
+        if s is not None:
+            kb = kb.unsqueeze(lead + i + sum(q is not None for q in blocks[:i]))
+    fwd: Callable[..., torch.Tensor] = torch.fft.rfftn if real else fft._fftn
+    kspec = fwd(kb, s=tl, dim=tdims)
+    batch_shape = broadcast_shape(a.shape[:lead], b.shape[:lead])
+    extents = _extents(sa, tlens)
+    out: torch.Tensor | None = None
+    for box in _boxes(sa, sb, blocks, extents, math.prod(batch_shape)):
+        ranges = iter(box)
+        shape, gather, scatter, piece = list(a.shape[:lead]), [], [], a
+        for i, (n, k, s, e) in enumerate(zip(sa, sb, blocks, extents)):
+            if s is None:
+                shape.append(e)
+                gather.append([(0, 0, 0, 0, 0, n)])
+                scatter.append([(0, 0, 0, 0, starts[i], lengths[i])])
+                continue
+            j0, g = next(ranges)
+            m = min(g * s, n - j0 * s)  # signal samples in the box
+            piece = piece.narrow(lead + i, j0 * s, m)
+            f, r, t = m // s, m % s, k - 1
+            shape += [g, e]
+            gather.append([(0, f, s, 0, 0, s)] * (f > 0) + [(f * s, 1, r, f, 0, r)] * (r > 0))
+            scatter.append(
+                [(0, g, s, 0, 0, s)]
+                + [(s, g - 1, s, 0, s, t)] * (g > 1)
+                + [(g * s, 1, t, g - 1, s, t)]
+            )
+        buf = a.new_zeros(shape)
+        for src, dst in _paired(piece, buf, lead, gather):
+            dst.copy_(src)
+        spec = fwd(buf, s=tl, dim=tdims)
+        del buf
+        spec = fft._multiply(spec, kspec)
+        for n, d in zip(tl[:-1], tdims[:-1]):
+            spec = torch.fft.ifft(spec, n=n, dim=d)
+        inv = torch.fft.irfft if real else torch.fft.ifft
+        y = inv(spec, n=tl[-1], dim=tdims[-1])
+        del spec
+        if out is None:
+            full = [
+                n + k - 1 + (-n) % s if s is not None else ln
+                for n, k, s, ln in zip(sa, sb, blocks, lengths)
+            ]
+            out = y.new_zeros((*batch_shape, *full))
+        region = out
+        for i, s in enumerate(blocks):
+            if s is not None:
+                j0, g = box[sum(q is not None for q in blocks[:i])]
+                region = region.narrow(lead + i, j0 * s, g * s + sb[i] - 1)
+        for dst, src in _paired(region, y, lead, scatter):
+            dst.add_(src)
+        del y
+    assert out is not None
+    cs = [st if s is not None else 0 for st, s in zip(starts, blocks)]
+    return fft.crop(out, cs, lengths)
+
+
+def _run_traced(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    blocks: Sequence[int | None],
+    tlens: Sequence[int | None],
+    starts: Sequence[int],
+    lengths: Sequence[int],
+) -> torch.Tensor:
+    """Overlap-add of a recorded call (autograd, ``torch.compile``, ``torch.func``): every
+    block in one batched transform and out-of-place merges, which every tracer understands
+    (and the graph keeps the spectra anyway)."""
+    nd = len(blocks)
+    lead = a.ndim - nd
+    sa = a.shape[lead:]
+    # Split each blocked dim of a into (nb, S), and give b a size-1 block dim to match. From the
+    # last dim backwards, so the positions of the dims not yet visited stay put.
+    for i in reversed(range(nd)):
+        s = blocks[i]
+        if s is not None:
+            p, nb = lead + i, -(-sa[i] // s)
+            a = F.pad(a.movedim(p, -1), (0, nb * s - sa[i]))
+            a = a.unflatten(-1, (nb, s)).movedim((-2, -1), (p, p + 1))
+            b = b.unsqueeze(p)
+    tdims, tl = _transformed(lead, blocks, tlens)
+    fwd, inv = fft.transforms(not (a.is_complex() or b.is_complex()))
+    y = inv(fwd(a, s=tl, dim=tdims) * fwd(b, s=tl, dim=tdims), s=tl, dim=tdims)
+    for i in reversed(range(nd)):  # merge from the last dim, so earlier positions stay put
+        s = blocks[i]
+        if s is not None:
+            y = _overlap_add(y, lead + i + sum(q is not None for q in blocks[:i]), s)
+    return fft.crop(y, starts, lengths)
 
 
 def _overlap_add(y: torch.Tensor, pos: int, s: int) -> torch.Tensor:
@@ -131,81 +360,3 @@ def _overlap_add(y: torch.Tensor, pos: int, s: int) -> torch.Tensor:
     tail = F.pad(y[..., s:], (0, 2 * s - length)).reshape(*lead, nb * s)
     out = F.pad(head, (0, s)) + F.pad(tail, (s, 0))
     return out.movedim(-1, pos)
-
-
-#: Signal samples (times batch) transformed at once. Larger signals are cut into segments of
-#: whole blocks along the first blocked dim, each segment's full convolution added into one
-#: output buffer, so the block spectra held at once stay bounded by the segment, not the
-#: signal: one hour of stereo 48 kHz audio otherwise held 8.6x its output in temporaries.
-SEGMENT_SAMPLES = 1 << 18
-
-
-def run(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> torch.Tensor:
-    nd = len(pads)
-    lead = a.ndim - nd
-    sa, sb = a.shape[lead:], b.shape[lead:]
-    batch = math.prod(broadcast_shape(a.shape[:lead], b.shape[:lead]))
-    cut = segmenting(sa, sb, batch)
-    if cut is None or segments(sa, sb, batch) == 1:
-        return _run_once(a, b, pads)
-    first, seg = cut  # segments of whole blocks along the first blocked dim
-    d = lead + first
-    full = [(k - 1, k - 1) for k in sb]
-    out: torch.Tensor | None = None
-    for start in range(0, sa[first], seg):
-        piece = a.narrow(d, start, min(seg, sa[first] - start))
-        y = _run_once(piece, b, full)  # the segment's full convolution
-        if out is None:
-            shape = (*y.shape[:lead], *(n + k - 1 for n, k in zip(sa, sb)))
-            out = y.new_zeros(shape)
-        out.narrow(d, start, y.shape[d]).add_(y)  # autograd records the in-place add
-    assert out is not None
-    starts, lengths = fft.wanted(sa, sb, pads)
-    return fft.crop(out, starts, lengths)
-
-
-def _run_once(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> torch.Tensor:
-    """All blocks of ``a`` in one batched transform."""
-    nd = len(pads)
-    assert a.ndim == b.ndim, "operands are aligned by the front door"
-    lead = a.ndim - nd
-    sa, sb = a.shape[lead:], b.shape[lead:]
-    starts, lengths = fft.wanted(sa, sb, pads)
-    blocks = blocked_dims(sa, sb)
-
-    # Split each blocked dim of a into (nb, S), and give b a size-1 block dim to match. From the
-    # last dim backwards, so the positions of the dims not yet visited stay put.
-    for i in reversed(range(nd)):
-        s = blocks[i]
-        if s is not None:
-            p, nb = lead + i, -(-sa[i] // s)
-            a = F.pad(a.movedim(p, -1), (0, nb * s - sa[i]))
-            a = a.unflatten(-1, (nb, s)).movedim((-2, -1), (p, p + 1))
-            b = b.unsqueeze(p)
-
-    # Where each convolved dim now sits, and the transform over it: blocked dims at the block
-    # length (an even fast length by construction), the others as the 'fft' method does.
-    real = not (a.is_complex() or b.is_complex())
-    positions, tdims, tlens = [], [], []
-    p = lead
-    for i, (n, k, s) in enumerate(zip(sa, sb, blocks)):
-        positions.append(p)
-        if s is not None:
-            tdims.append(p + 1)
-            tlens.append(s + k - 1)
-        elif n > 1 and k > 1:
-            tdims.append(p)
-            # rfftn halves its last dim, which must then be even
-            even = real and not any(m > 1 and q > 1 for m, q in zip(sa[i + 1 :], sb[i + 1 :]))
-            tlens.append(next_fast_len(fft.unaliased_length(n, k, starts[i], lengths[i]), even))
-        p += 2 if s is not None else 1
-    if not tdims:
-        return fft.crop(a * b, starts, lengths)
-    fwd, inv = fft.transforms(real)
-    y = inv(fwd(a, s=tlens, dim=tdims) * fwd(b, s=tlens, dim=tdims), s=tlens, dim=tdims)
-
-    for i in reversed(range(nd)):
-        s = blocks[i]
-        if s is not None:
-            y = _overlap_add(y, positions[i], s)
-    return fft.crop(y, starts, lengths)

@@ -1,0 +1,146 @@
+"""Overlap-add's block and box layouts, against scipy.
+
+The block lengths the planner picks only block long signals, so small shapes would run the
+plain FFT (one block per dim). Here the block lengths are drawn instead (any ``S >= k - 1``,
+not only the planner's powers of two) and the boxes made small, so every path of
+:mod:`trueconv._methods.overlap_add` — partial last blocks, single-block boxes, many boxes
+per dim, blocked next to unblocked and untransformed dims, broadcast batches, complex data,
+recorded (autograd) calls — meets an oracle we did not write: ``scipy.signal.convolve``
+(direct) in float64/complex128.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import scipy.signal
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import trueconv
+from conftest import REL_TOL, rel_err, to_numpy
+from trueconv._methods import overlap_add
+
+
+@st.composite
+def problems(draw):
+    nd = draw(st.integers(1, 3))
+    sa = draw(st.lists(st.integers(1, 23 if nd < 3 else 11), min_size=nd, max_size=nd))
+    sb = draw(st.lists(st.integers(1, 6), min_size=nd, max_size=nd))
+    extra = draw(st.lists(st.integers(0, 7), min_size=nd, max_size=nd))
+    blocks = []
+    for n, k, e in zip(sa, sb, extra):
+        s = max(1, k - 1) + e
+        blocks.append(s if n > 1 and k > 1 and s < n and draw(st.booleans()) else None)
+    batch_a = draw(st.sampled_from([(), (1,), (2,), (2, 1)]))
+    batch_b = draw(st.sampled_from([(), (1,), (3,), (1, 3)] if batch_a != (2,) else [(), (1,)]))
+    dtype = draw(st.sampled_from([torch.float64, torch.complex128]))
+    mode = draw(st.sampled_from(["full", "same", "valid"]))
+    box = draw(st.sampled_from([1, 37, 400, 1 << 20]))
+    return sa, sb, blocks, batch_a, batch_b, dtype, mode, box
+
+
+def _forced(monkeypatch, box):
+    """The drawn block lengths for the drawn shapes (both operand orders: 'valid' may swap
+    them), and boxes of at most ``box`` buffer elements."""
+    table = {}
+
+    def blocked_dims(sa, sb):
+        return list(table.get((tuple(sa), tuple(sb)), [None] * len(sa)))
+
+    monkeypatch.setattr(overlap_add, "blocked_dims", blocked_dims)
+    monkeypatch.setattr(overlap_add, "BOX_MIN", box)
+    monkeypatch.setattr(overlap_add, "BOX_MAX", box)
+    return table
+
+
+def _oracle(x: np.ndarray, k: np.ndarray, nd: int, mode: str) -> np.ndarray:
+    """scipy's direct convolution of every broadcast (batch) pair."""
+    batch = np.broadcast_shapes(x.shape[: x.ndim - nd], k.shape[: k.ndim - nd])
+    xb = np.broadcast_to(x, batch + x.shape[x.ndim - nd :])
+    kb = np.broadcast_to(k, batch + k.shape[k.ndim - nd :])
+    outs = [scipy.signal.convolve(xb[i], kb[i], mode, "direct") for i in np.ndindex(*batch)]
+    return np.stack(outs).reshape(batch + outs[0].shape)
+
+
+@given(problems())
+def test_blocks_and_boxes_match_scipy(problem):
+    sa, sb, blocks, batch_a, batch_b, dtype, mode, box = problem
+    if mode == "valid" and not (
+        all(n >= k for n, k in zip(sa, sb)) or all(k >= n for n, k in zip(sa, sb))
+    ):
+        mode = "full"  # neither operand dominates: 'valid' is an error (tested elsewhere)
+    g = torch.Generator().manual_seed(sum(sa) * 31 + sum(sb))
+    x = torch.randn((*batch_a, *sa), generator=g, dtype=dtype)
+    k = torch.randn((*batch_b, *sb), generator=g, dtype=dtype)
+    dims = tuple(range(-len(sa), 0))
+    ref = _oracle(to_numpy(x), to_numpy(k), len(sa), mode)
+    with pytest.MonkeyPatch.context() as mp:
+        table = _forced(mp, box)
+        table[tuple(sa), tuple(sb)] = blocks
+        table[tuple(sb), tuple(sa)] = [None] * len(sa)  # swapped 'valid': signal is x still
+        out = trueconv.convolve(x, k, mode, dims=dims, method="overlap_add")
+        assert rel_err(out, ref) < REL_TOL[dtype]
+        # a recorded call (autograd) takes the out-of-place merge: same values
+        xr = x.clone().requires_grad_(True)
+        out_r = trueconv.convolve(xr, k, mode, dims=dims, method="overlap_add")
+        assert rel_err(out_r, ref) < REL_TOL[dtype]
+
+
+@pytest.mark.parametrize("box", [1, 300, 1 << 20])
+def test_gradients_through_blocks_match_finite_differences(monkeypatch, box):
+    """Blocked along one of two dims, float64: autograd's gradients of both operands against
+    finite differences (``torch.autograd.gradcheck``)."""
+    table = _forced(monkeypatch, box)
+    table[(9, 7), (3, 2)] = [4, None]
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(9, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(3, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda a, b: trueconv.convolve(a, b, "same", method="overlap_add"), (x, k)
+    )
+
+
+def test_boxes_cover_every_block_once_within_budget():
+    sa, sb = (1000, 90, 7), (31, 5, 7)
+    blocks = [96, 12, None]
+    extents = [127, 16, 7]
+    budget = 1 << 12
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(overlap_add, "BOX_MIN", budget)
+        mp.setattr(overlap_add, "BOX_MAX", budget)
+        boxes = overlap_add._boxes(sa, sb, blocks, extents, 2)
+    counts = [math.ceil(n / s) for n, s in zip(sa, blocks) if s is not None]
+    seen = []
+    for box in boxes:
+        ranges = [range(j, j + g) for j, g in box]
+        seen += list(itertools.product(*ranges))
+        size = 2 * extents[2] * math.prod(e * g for e, (_, g) in zip(extents, box))
+        assert size <= budget or all(g == 1 for _, g in box[1:]), box
+    assert sorted(seen) == list(itertools.product(*(range(c) for c in counts)))
+
+
+def test_long_signals_run_in_boxes_and_match_scipy(monkeypatch):
+    """The planner's own blocks on a long 1-D batch and a 2-D image, many boxes each."""
+    boxes = []
+    real_boxes = overlap_add._boxes
+    monkeypatch.setattr(
+        overlap_add, "_boxes", lambda *args: boxes.append(real_boxes(*args)) or boxes[-1]
+    )
+    g = torch.Generator().manual_seed(1)
+    for xs, ks, dims in [((3, 200_000), (300,), (-1,)), ((1100, 1000), (3, 4), (0, 1))]:
+        assert all(overlap_add.block_length(xs[d], ks[d]) for d in dims)
+        x = torch.randn(xs, generator=g, dtype=torch.float64)
+        k = torch.randn(ks, generator=g, dtype=torch.float64)
+        for mode in ("full", "same"):
+            boxes.clear()
+            out = trueconv.convolve(x, k, mode, dims=dims, method="overlap_add")
+            assert len(boxes) == 1
+            assert len(boxes[0]) > 2
+            xn, kn = to_numpy(x), to_numpy(k).reshape((1,) * (x.ndim - k.ndim) + ks)
+            ref = scipy.signal.fftconvolve(xn, kn, mode, axes=dims)
+            assert rel_err(out, ref) < REL_TOL[torch.float64]
