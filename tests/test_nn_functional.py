@@ -577,20 +577,22 @@ def test_auto_is_the_rule_in_one_function(monkeypatch, method):
 
 def test_fft_counts_price_the_layout_that_runs(monkeypatch):
     """The FFT's counts read the same ``layout`` the run uses: tiles counted = tiles run."""
-    monkeypatch.setattr(_fft, "SPECTRUM_BUDGET", 300)
+    monkeypatch.setattr(_fft, "SPECTRUM_BUDGET", 600)
     seen = []
     real_layout = _fft.layout
     monkeypatch.setattr(_fft, "layout", lambda *a: seen.append(real_layout(*a)) or seen[-1])
-    x, w = randn(3, 4, 9, 7), randn(6, 4, 3, 3, seed=1)
+    x, w = randn(5, 4, 9, 7), randn(6, 4, 3, 3, seed=1)
     out = trueconv.conv2d(x, w, padding="same", method="fft")
     assert rel_err(out, F.conv2d(x, flipped(w, 2), padding="same")) <= 1e-12
-    spec = _spec(2, (3, 4, 9, 7), (6, 4, 3, 3), torch.float64)
+    spec = _spec(2, (5, 4, 9, 7), (6, 4, 3, 3), torch.float64)
     _plan.counts(spec, "fft", "cpu")
     assert len(seen) == 2
     assert seen[0] == seen[1]
-    assert (seen[0].b_chunk, seen[0].o_chunk) == (1, 4)  # the budget made tiles both ways
+    # O = 6 > B = 5: kernel spectra per output-channel tile, outside the batch tiles
+    assert seen[0].kernel_outer
+    assert (seen[0].b_chunk, seen[0].o_chunk) == (4, 2)  # the budget made tiles both ways
     counted = _plan.counts(spec, "fft", "cpu")
-    assert counted.calls == 2 + 3 * (1 + 3 * 2)  # 3 batch tiles, 2 channel tiles each
+    assert counted.calls == 2 + 3 * (1 + 3 * 2)  # 3 channel tiles, 2 batch tiles each
 
 
 @pytest.mark.parametrize("budget", [1, 200, 5000])
@@ -603,6 +605,12 @@ def test_fft_tiling_over_batch_and_channels(monkeypatch, budget):
     wt = randn(4, 3, 3, 3, seed=3)
     out = trueconv.conv_transpose2d(x, wt, None, 2, 1, 1, 2, method="fft")
     assert rel_err(out, F.conv_transpose2d(x, flipped(wt, 2), None, 2, 1, 1, 2)) <= 1e-12
+    # more output channels than batch items (kernel spectra per channel tile), and a call
+    # that records a graph (tiles concatenated, not written in place): same results
+    w8 = randn(8, 4, 3, 3, seed=4)
+    for xr in (x, x.clone().requires_grad_(True)):
+        out = trueconv.conv2d(xr, w8, None, padding=1, method="fft")
+        assert rel_err(out, F.conv2d(x, flipped(w8, 2), None, padding=1)) <= 1e-12
 
 
 def test_fft_kernel_with_singleton_dims():

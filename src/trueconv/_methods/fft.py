@@ -176,12 +176,13 @@ def run(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> to
 
 
 def _traced(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Whether the call is recorded (autograd, ``torch.compile``, ``torch.func``): then the
+    """Whether the call is recorded (autograd, ``torch.compile``, ``torch.func``,
+    ``torch.jit.trace``): then the
     plain out-of-place composition runs, which every tracer understands; the sliced in-place
     one of :func:`_run_sliced` is for plain (inference) calls."""
     if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
         return True
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return True
     return bool(torch._C._are_functorch_transforms_active())
 

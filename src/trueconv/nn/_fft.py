@@ -33,13 +33,19 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from trueconv._methods.fft import compute_dtype, next_fast_len, transforms
+from trueconv._methods.fft import _traced, compute_dtype, next_fast_len, transforms
 from trueconv.nn._spec import NNSpec, Pads, is_integer, static_shape
 
 #: Most complex output-spectrum elements held at once (2**24: 128 MiB in complex64, 256 MiB in
-#: complex128). Larger problems are tiled over the batch, then over output channels, so the
-#: ``B * O`` spectra of a big layer are never all materialised together.
+#: complex128), and at most one :data:`SPECTRUM_FRACTION` of the layer's input and output
+#: elements (but at least :data:`SPECTRUM_MIN`). Larger problems are tiled over the batch, then
+#: over output channels, so the ``B * O`` spectra of a big layer are never all materialised
+#: together; a tile's spectrum and its inverse transform's output are held at once, so with
+#: the fraction's eighth (a quarter of the bytes, complex) the tiles' temporaries stay within
+#: about half the layer's input + output bytes.
 SPECTRUM_BUDGET = 2**24
+SPECTRUM_FRACTION = 8
+SPECTRUM_MIN = 2**18
 
 
 def zero_insert(t: torch.Tensor, dims: Sequence[int], factors: Sequence[int]) -> torch.Tensor:
@@ -72,6 +78,10 @@ class Layout:
     spectrum: tuple[int, ...]  # spatial shape of a spectrum (half the last transformed dim)
     b_chunk: int  # batch items per tile
     o_chunk: int  # output channels (per group) per tile
+    #: tiles over output channels outside those over the batch: all input spectra are made
+    #: first and the kernel spectra one output-channel tile at a time (where they outnumber
+    #: the input's, ``O > B``); else the kernel spectra first and the input's per batch tile
+    kernel_outer: bool = False
 
 
 def layout(
@@ -102,10 +112,15 @@ def layout(
     per_item = groups * out_ch * points
     # the input spectra of a batch tile count too (G * C per item)
     per_batch_item = groups * max(out_ch, in_ch) * points
-    b_chunk = max(1, min(batch, SPECTRUM_BUDGET // max(per_batch_item, 1)))
-    o_chunk = (
-        out_ch if per_item <= SPECTRUM_BUDGET else max(1, SPECTRUM_BUDGET // (per_item // out_ch))
-    )
+    data = batch * groups * (in_ch * math.prod(sa) + out_ch * math.prod(counts))
+    budget = min(SPECTRUM_BUDGET, max(SPECTRUM_MIN, data // SPECTRUM_FRACTION))
+    if out_ch > batch:  # kernel spectra (O C per group) outnumber the input's (B C)
+        # a tile of kernel spectra and a tile of output spectra each within the budget
+        o_chunk = max(1, min(out_ch, budget // max(groups * in_ch * points, 1)))
+        b_chunk = max(1, min(batch, budget // max(groups * o_chunk * points, 1)))
+        return Layout(tuple(dims), tuple(lens), tuple(spectrum), b_chunk, o_chunk, True)
+    b_chunk = max(1, min(batch, budget // max(per_batch_item, 1)))
+    o_chunk = out_ch if per_item <= budget else max(1, budget // (per_item // out_ch))
     return Layout(tuple(dims), tuple(lens), tuple(spectrum), b_chunk, o_chunk)
 
 
@@ -238,28 +253,58 @@ def _mix(
     )
     dims, lens, b_chunk, o_chunk = [3 + d for d in lay.dims], lay.lens, lay.b_chunk, lay.o_chunk
     fwd, inv = transforms(real)
-    kf = fwd(k, s=lens, dim=dims) if dims else k
     crop: Any = (
         Ellipsis,
         *(slice(s, s + (c - 1) * st + 1, st) for s, c, st in zip(starts, counts, steps)),
     )
     fa = [lay.spectrum[i] if i in lay.dims else n for i, n in enumerate(static_shape(a)[3:])]
-    mixer = _Mixer(fa, static_shape(kf)[3:], b_chunk, in_ch, o_chunk)
-    kp = mixer.kernel(kf)
-    del kf
+    fk = [lay.spectrum[i] if i in lay.dims else n for i, n in enumerate(static_shape(k)[3:])]
+    mixer = _Mixer(fa, fk, b_chunk, in_ch, o_chunk)
 
-    rows = []
-    for b0 in range(0, batch, b_chunk):
-        ab = a.narrow(0, b0, min(b_chunk, batch - b0))
-        af = fwd(ab, s=lens, dim=dims) if dims else ab
-        cols = []
-        for o0 in range(0, out_ch, o_chunk):
-            yf = mixer(af, kp.narrow(mixer.o_dim, o0, min(o_chunk, out_ch - o0)))
-            y = inv(yf, s=lens, dim=dims) if dims else yf
-            cols.append(y[crop])
-        rows.append(cols[0] if len(cols) == 1 else torch.cat(cols, dim=2))
-    y = rows[0] if len(rows) == 1 else torch.cat(rows, dim=0)
-    return y.reshape(batch, groups * out_ch, *static_shape(y)[3:])
+    def spectra(t: torch.Tensor) -> torch.Tensor:
+        return fwd(t, s=lens, dim=dims) if dims else t
+
+    b_tiles = [(b0, min(b_chunk, batch - b0)) for b0 in range(0, batch, b_chunk)]
+    o_tiles = [(o0, min(o_chunk, out_ch - o0)) for o0 in range(0, out_ch, o_chunk)]
+    if lay.kernel_outer:
+        held = spectra(a)  # every input spectrum; kernel spectra per output-channel tile
+        tiles = [(ot, bt) for ot in o_tiles for bt in b_tiles]
+    else:
+        held = mixer.kernel(spectra(k))  # every kernel spectrum; input's per batch tile
+        tiles = [(ot, bt) for bt in b_tiles for ot in o_tiles]
+    # A call that records no graph writes each tile into one output, in place; a recorded
+    # one (not every tracer understands that) concatenates the tiles.
+    out = None
+    if not _traced(a, k):
+        odtype = torch.promote_types(a.dtype, k.dtype)
+        out = a.new_empty((batch, groups, out_ch, *counts), dtype=odtype)
+    pieces: dict[tuple[int, int], torch.Tensor] = {}
+    af = kp = None
+    for (o0, on), (b0, bn) in tiles:
+        if lay.kernel_outer:
+            if b0 == 0:
+                kp = None
+                kp = mixer.kernel(spectra(k.narrow(1, o0, on)))
+            af = held.narrow(0, b0, bn)
+        else:
+            if o0 == 0:
+                af = None
+                af = spectra(a.narrow(0, b0, bn))
+            kp = held.narrow(mixer.o_dim, o0, on)
+        assert af is not None
+        assert kp is not None
+        yf = mixer(af, kp)
+        y = inv(yf, s=lens, dim=dims) if dims else yf
+        del yf
+        if out is not None:
+            out.narrow(0, b0, bn).narrow(2, o0, on).copy_(y[crop])
+        else:
+            pieces[b0, o0] = y[crop]
+        del y
+    if out is None:
+        rows = [torch.cat([pieces[b0, o0] for o0, _ in o_tiles], dim=2) for b0, _ in b_tiles]
+        out = torch.cat(rows, dim=0)
+    return out.reshape(batch, groups * out_ch, *static_shape(out)[3:])
 
 
 def _finish(

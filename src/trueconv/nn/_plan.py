@@ -88,7 +88,11 @@ def counts(spec: NNSpec, method: str, device_type: str) -> _cost.Counts:
         work = 0.0
     aux = batch * groups * out_ch * in_ch * points
     passes = spectra * points + batch * channels * math.prod(sa) + out_elems
-    return _cost.Counts("nn_fft", 2 + b_tiles * (1 + 3 * o_tiles), work, float(passes), float(aux))
+    # one transform of the held operand's spectra, then per outer tile the other's and per
+    # tile a mixing, an inverse and a copy (see _fft._mix)
+    outer, inner = (o_tiles, b_tiles) if lay.kernel_outer else (b_tiles, o_tiles)
+    calls = 2 + outer * (1 + 3 * inner)
+    return _cost.Counts("nn_fft", calls, work, float(passes), float(aux))
 
 
 def costs(spec: NNSpec, device_type: str) -> dict[str, float]:
