@@ -613,6 +613,34 @@ def test_fft_tiling_over_batch_and_channels(monkeypatch, budget):
         assert rel_err(out, F.conv2d(x, flipped(w8, 2), None, padding=1)) <= 1e-12
 
 
+@pytest.mark.parametrize(
+    ("fname", "xs", "ws", "kwargs"),
+    [
+        ("conv1d", (2, 4, 40), (6, 4, 5), {"padding": "same"}),
+        ("conv1d", (2, 4, 40), (6, 2, 3), {"padding": 2, "dilation": 3, "groups": 2}),
+        ("conv2d", (2, 3, 17, 12), (5, 3, 3, 4), {"padding": 1, "stride": (2, 1)}),
+        ("conv2d", (2, 3, 9, 11), (4, 3, 1, 4), {"padding": (0, 2)}),
+        ("conv3d", (1, 2, 7, 6, 5), (3, 2, 3, 2, 3), {"padding": "same"}),
+        ("conv_transpose2d", (2, 4, 6, 5), (4, 3, 3, 2), {"stride": 2, "output_padding": 1}),
+    ],
+)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
+def test_fft_kernel_spectra_from_dft_matrices(monkeypatch, fname, xs, ws, kwargs, dtype):
+    """The kernels' spectra by DFT-matrix products of their taps (matrix-product mixing, short
+    kernels) against torch's flipped-weight convolution."""
+    monkeypatch.setattr(_fft, "SUM_MAX_PRODUCTS", 0)  # the matrix-product mixing
+    monkeypatch.setattr(_fft, "KERNEL_DFT_MAX_TAPS", {1: 9, 2: 9, 3: 9})
+    used = []
+    real_dft = _fft._dft_spectra
+    monkeypatch.setattr(_fft, "_dft_spectra", lambda *a: used.append(1) or real_dft(*a))
+    x, w = randn(*xs, dtype=dtype), randn(*ws, dtype=dtype, seed=1)
+    nd = len(ws) - 2
+    out = getattr(trueconv, fname)(x, w, method="fft", **kwargs)
+    ref = getattr(F, fname)(x, flipped(w, nd), **kwargs)
+    assert used
+    assert rel_err(out, ref) <= 1e-12
+
+
 def test_fft_kernel_with_singleton_dims():
     """1 x k kernels: the length-1 dims are a broadcast product, not a transform."""
     x, w = randn(2, 3, 5, 9), randn(4, 3, 1, 4, seed=1)

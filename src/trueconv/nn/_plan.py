@@ -80,7 +80,11 @@ def counts(spec: NNSpec, method: str, device_type: str) -> _cost.Counts:
     points = math.prod(lay.spectrum)
     b_tiles = -(-batch // lay.b_chunk)
     o_tiles = -(-out_ch // lay.o_chunk)
-    spectra = batch * channels + groups * out_ch * in_ch + batch * groups * out_ch
+    kernels = groups * out_ch * in_ch
+    # kernel spectra from DFT-matrix products of the taps: no transforms and no zero-filled
+    # copies; each product about a pass over what it writes
+    dft = _fft.dft_kernel(_fft.mixer_for(lay, sk, in_ch), sk, lay.dims)
+    spectra = batch * channels + batch * groups * out_ch + (0 if dft else kernels)
     if lay.dims:
         size = math.prod(lay.lens)
         work = _cost.transform_work(size, spectra, max(lay.lens))
@@ -88,6 +92,8 @@ def counts(spec: NNSpec, method: str, device_type: str) -> _cost.Counts:
         work = 0.0
     aux = batch * groups * out_ch * in_ch * points
     passes = spectra * points + batch * channels * math.prod(sa) + out_elems
+    if dft:
+        passes += kernels * _fft.dft_points(lay.spectrum, sk, lay.dims)
     # one transform of the held operand's spectra, then per outer tile the other's and per
     # tile a mixing, an inverse and a copy (see _fft._mix)
     outer, inner = (o_tiles, b_tiles) if lay.kernel_outer else (b_tiles, o_tiles)
