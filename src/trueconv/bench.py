@@ -264,6 +264,15 @@ def _peak_extra_bytes(fn: Callable[[], Any]) -> float | None:
     return float(max(0, peak - base) * 1024)
 
 
+#: Calls per contender whose peak extra memory is measured; the median is reported.
+MEMORY_CALLS = 3
+
+
+def _median_or_none(values: list[float | None]) -> float | None:
+    known = sorted(v for v in values if v is not None)
+    return known[len(known) // 2] if known else None
+
+
 def _cuda_peak_extra_bytes(fn: Callable[[], Any]) -> float:
     """Peak CUDA memory allocated by torch while ``fn`` runs, beyond what was allocated before
     (the result included, as on the CPU)."""
@@ -386,12 +395,13 @@ def run(
                         rec, fn = timed[name]
                         ms = _time_ms(fn, min_run_time / rounds)
                         rec.ms = ms if rec.ms is None else min(rec.ms, ms)
-                # 3. memory last: its malloc_trim must not disturb the timings
+                # 3. memory last: its malloc_trim must not disturb the timings. The median of
+                # MEMORY_CALLS calls: the resident peak moves with the heap's state
                 if memory:
                     peak_extra = _cuda_peak_extra_bytes if cuda else _peak_extra_bytes
                     for name, (rec, fn) in timed.items():
                         if name.startswith("trueconv"):
-                            extra = peak_extra(fn)
+                            extra = _median_or_none([peak_extra(fn) for _ in range(MEMORY_CALLS)])
                             if extra is not None:
                                 out_bytes = ref.size * x.element_size()
                                 rec.peak_extra = max(0.0, extra - out_bytes) / io_bytes
@@ -493,7 +503,8 @@ def to_markdown(records: Sequence[Record], info: dict[str, Any], title: str) -> 
         "timed as `trueconv.convolve(..., method=m)` (1.00: auto picked the best). "
         "`auto/own best` = auto's own measured time / the fastest method's (the same work "
         "as `pick` plus planning, so it differs from `pick` by that cost and by timing noise). "
-        "`mem` = peak extra memory of auto / (input + output bytes).",
+        "`mem` = peak extra memory of auto (resident memory beyond the input and the returned "
+        "output while the call runs; median of three calls) / (input + output bytes).",
         "",
         "| case | mode | dtype | auto ms (method) | best own | best competitor | speedup "
         "| pick | auto/own best | auto err | mem |",
