@@ -79,7 +79,8 @@ GRID: dict[str, list[tuple[tuple[int, ...], tuple[int, ...]]]] = {
     "shift_add": _DIRECT_SMALL + _CONV,
     "conv": _CONV,
     "fft": _TRANSFORM,
-    "overlap_add": _TRANSFORM,
+    # its crossover with the direct sum: long signals, short kernels
+    "overlap_add": [*_TRANSFORM, ((2**20,), (16,)), ((2**20,), (48,)), ((1024, 1024), (7, 7))],
 }
 #: GPUs: the CPU grid is mostly launch-bound there, so larger problems pin the per-unit costs
 _GPU_DIRECT = [
