@@ -207,6 +207,18 @@ def _chosen(case: Case, mode: Any, x: torch.Tensor, k: torch.Tensor) -> str:
     return _plan.choose(spec, x.device.type)
 
 
+def _blocks(case: Case, mode: Any, x: torch.Tensor, k: torch.Tensor) -> bool:
+    """Whether ``method='overlap_add'`` cuts some dim of this signal case into blocks (else it
+    runs the fft method)."""
+    from trueconv import _plan
+    from trueconv._spec import normalize
+
+    if case.kind != "signal":
+        return False
+    spec = normalize("convolve", x, k, mode, None, "overlap_add", "fill", 0)[2]
+    return "overlap_add" in _plan.feasible(spec)
+
+
 def _direct_macs(case: Case) -> float:
     out = math.prod(case.x_shape)
     if case.kind == "nn":
@@ -365,6 +377,11 @@ def run(
                     est = _direct_macs(case) / _DIRECT_RATE[rate_key][case.kind]
                     if _is_direct(name) and est > budget_s:
                         rec.skipped = f"direct work est. {est:.0f} s > budget {budget_s:g} s"
+                        continue
+                    if name == "trueconv overlap_add" and not _blocks(case, mode, x, k):
+                        # the same computation as the fft method: timing it twice would
+                        # only compare two samples of one call's noise
+                        rec.skipped = "no dim is blocked: runs the fft method"
                         continue
                     if name == "trueconv auto":
                         rec.chosen = _chosen(case, mode, x, k)

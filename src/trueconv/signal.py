@@ -103,7 +103,7 @@ def convolve(
     method : {'auto', 'direct', 'fft', 'overlap_add'}, optional
         ``'direct'`` sums products (``F.conv1d/2d/3d`` on the flipped kernel); ``'fft'``
         multiplies spectra of the whole operands; ``'overlap_add'`` cuts the long operand into
-        blocks and transforms them in one batch (long signals, mid-size kernels). ``'auto'``
+        blocks and transforms them in batches (long signals, mid-size kernels). ``'auto'``
         (default) picks the cheapest by a cost model, and only exact methods for integer
         inputs; :func:`choose_method` says which.
     boundary : {'fill', 'wrap', 'symmetric', 'reflect', 'replicate'}, optional
