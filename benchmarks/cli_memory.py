@@ -72,25 +72,31 @@ def main() -> int:
         # in a child: a forked child's peak RSS counts the parent's pages, keep the parent small
         subprocess.run([sys.executable, __file__, "--generate", str(folder)], check=True)
         sizes = {"tiny.npy": 5, "image.npy": 8000 * 8000, "rec.wav": 2 * MINUTES * 60 * RATE}
+        image, small, large = "8000 x 8000 float32 array", "7 x 7 Gaussian", "61 x 61 Gaussian"
+        audio = f"{MINUTES} min stereo 48 kHz, 3 s stereo IR, 'full'"
+        ir = str(folder / "ir.wav")
+        # (label, input, kernel, method): 'auto' and each method forced, so every entry of
+        # WORK_FACTOR has a measurement
         cases = [
-            ("idle: 5 samples", "tiny.npy", "box:3"),
-            ("8000 x 8000 float32 array, 7 x 7 Gaussian", "image.npy", "gaussian:sigma=1"),
-            ("8000 x 8000 float32 array, 61 x 61 Gaussian", "image.npy", "gaussian:sigma=10"),
-            (
-                f"{MINUTES} min stereo 48 kHz, 3 s stereo IR, 'full'",
-                "rec.wav",
-                str(folder / "ir.wav"),
-            ),
+            ("idle: 5 samples", "tiny.npy", "box:3", "auto"),
+            (f"{image}, {small}", "image.npy", "gaussian:sigma=1", "auto"),
+            (f"{image}, {small}", "image.npy", "gaussian:sigma=1", "direct"),
+            (f"{image}, {large}", "image.npy", "gaussian:sigma=10", "auto"),
+            (f"{image}, {large}", "image.npy", "gaussian:sigma=10", "fft"),
+            (audio, "rec.wav", ir, "auto"),
+            (audio, "rec.wav", ir, "fft"),
         ]
         rows, idle = [], 0
-        for label, name, kernel in cases:
+        for label, name, kernel, forced in cases:
             out = folder / f"out{Path(name).suffix}"
             argv = [*command(), "apply", str(folder / name), "-k", kernel, "-o", str(out)]
-            argv += ["--force", "-v"] + (["--mode", "full"] if name.endswith(".wav") else [])
+            argv += ["--force", "-v", "--method", forced]
+            argv += ["--mode", "full"] if name.endswith(".wav") else []
             peak, text = peak_of(argv)
             m = re.search(r"-> ([0-9 x]+), (\w+), [0-9.]+ s, memory estimate ([0-9.]+ \w+)", text)
             assert m, text
             shape, method, estimate = m.groups()
+            method = method if forced != "auto" else f"{method} ('auto')"
             out_bytes = 4 * int(np.prod([int(n) for n in shape.split(" x ")]))
             in_bytes = 4 * sizes[name]
             if not rows:
@@ -109,7 +115,7 @@ def main() -> int:
             "(peak − idle − input) / output, the scratch of the method in output-sizes, which "
             "`WORK_FACTOR` in `src/trueconv/cli/apply.py` rounds up.",
             "",
-            "| job | method ('auto') | output | peak RSS | factor | the command's estimate |",
+            "| job | method | output | peak RSS | factor | the command's estimate |",
             "|---|---|---|---|---|---|",
             *rows,
         ]

@@ -43,12 +43,11 @@ from trueconv.cli._progress import Progress
 
 #: Peak working memory of one job beyond its input, in units of the output array, per method:
 #: the result itself and the method's scratch (the direct sum: little; the FFT: padded operands,
-#: spectra and product; overlap-add: one segment's blocks, spectra and merge, plus the output
-#: buffer). Provenance: benchmarks/RESULTS_CLI.md, section "Memory per method" (peak RSS beyond
-#: the idle command and the input, made by benchmarks/cli_memory.py): direct 1.0, fft 4.2; and
-#: for overlap-add, since it works in segments, the hour of stereo audio: peak 2.87 GiB with a
-#: 1.29 GiB input and output, i.e. about 1.05; rounded up, so that the estimate errs on the safe
-#: side.
+#: spectra and product; overlap-add: one box of blocks, their spectra, plus the output).
+#: Provenance: benchmarks/RESULTS_CLI.md, section "Memory per method" (peak RSS beyond the idle
+#: command and the input, made by benchmarks/cli_memory.py): direct 1.0, fft 3.1-4.3,
+#: overlap-add 1.2-1.3 (8000^2 images, 10 min of stereo audio); rounded up, so that the
+#: estimate errs on the safe side.
 WORK_FACTOR = {"direct": 1.5, "fft": 5.0, "overlap_add": 2.0}
 
 #: Default ``--max-bytes``: this share of the machine's physical memory.
