@@ -253,14 +253,15 @@ def _rss_kib(field_name: str) -> int | None:
     return None
 
 
-def _peak_extra_bytes(fn: Callable[[], Any]) -> float | None:
+def _peak_extra_bytes(fn: Callable[[], Any], collect: bool = True) -> float | None:
     """Peak resident memory added while ``fn`` runs (Linux; CPU tensors only).
 
     Resets the kernel's high-water mark (``/proc/self/clear_refs``), hands freed heap back to
     the OS first (``malloc_trim``) so reuse of old pages does not hide new ones, and returns
     ``VmHWM - VmRSS`` measured around the call.
     """
-    gc.collect()
+    if collect:  # a full collection costs ~0.1 s with scipy and torch loaded
+        gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
         with open("/proc/self/clear_refs", "w") as fh:
@@ -415,10 +416,17 @@ def run(
                 # 3. memory last: its malloc_trim must not disturb the timings. The median of
                 # MEMORY_CALLS calls: the resident peak moves with the heap's state
                 if memory:
-                    peak_extra = _cuda_peak_extra_bytes if cuda else _peak_extra_bytes
+                    gc.collect()  # once: the calls measured free their tensors by refcount
                     for name, (rec, fn) in timed.items():
                         if name.startswith("trueconv"):
-                            extra = _median_or_none([peak_extra(fn) for _ in range(MEMORY_CALLS)])
+                            extra = _median_or_none(
+                                [
+                                    _cuda_peak_extra_bytes(fn)
+                                    if cuda
+                                    else _peak_extra_bytes(fn, collect=False)
+                                    for _ in range(MEMORY_CALLS)
+                                ]
+                            )
                             if extra is not None:
                                 out_bytes = ref.size * x.element_size()
                                 rec.peak_extra = max(0.0, extra - out_bytes) / io_bytes
