@@ -97,7 +97,7 @@ def _irfftn(x: torch.Tensor, s: Sequence[int], dim: Sequence[int]) -> torch.Tens
     return torch.fft.irfft(x, n=s[-1], dim=dim[-1])
 
 
-def _fftn(x: torch.Tensor, s: Sequence[int], dim: Sequence[int]) -> torch.Tensor:
+def fftn(x: torch.Tensor, s: Sequence[int], dim: Sequence[int]) -> torch.Tensor:
     if x.device.type != "cpu":
         return torch.fft.fftn(x, s=s, dim=dim)
     for n, d in zip(s, dim):
@@ -118,7 +118,7 @@ def transforms(real: bool) -> tuple[Callable[..., torch.Tensor], Callable[..., t
     1-D transforms; called as ``f(x, s=lengths, dim=dims)``."""
     if real:
         return torch.fft.rfftn, _irfftn
-    return _fftn, _ifftn
+    return fftn, _ifftn
 
 
 def crop(y: torch.Tensor, starts: Sequence[int], lengths: Sequence[int]) -> torch.Tensor:
@@ -167,7 +167,7 @@ def run(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> to
     dims, lens, starts, lengths = plan(sa, sb, pads, real)
     if not dims:
         return crop(a * b, starts, lengths)  # every convolved dim has a length-1 operand
-    if _traced(a, b) or a.device.type != "cpu":  # GPUs: cuFFT N-D plans, no MKL fault
+    if traced(a, b) or a.device.type != "cpu":  # GPUs: cuFFT N-D plans, no MKL fault
         fwd, inv = transforms(real)
         fft_dims = [i - nd for i in dims]
         y = inv(fwd(a, s=lens, dim=fft_dims) * fwd(b, s=lens, dim=fft_dims), s=lens, dim=fft_dims)
@@ -175,7 +175,7 @@ def run(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> to
     return _run_sliced(a, b, nd, dims, lens, starts, lengths, real)
 
 
-def _traced(a: torch.Tensor, b: torch.Tensor) -> bool:
+def traced(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Whether the call is recorded (autograd, ``torch.compile``, ``torch.func``,
     ``torch.jit.trace``): then the
     plain out-of-place composition runs, which every tracer understands; the sliced in-place
@@ -259,7 +259,7 @@ def _run_sliced(
     lead = a.ndim - nd
     tdims = [lead + i for i in dims]
     first, short = tdims[0], len(tdims) > 1 and _dft_ok(lens[0], b.shape[tdims[0]])
-    fwd: Callable[..., torch.Tensor] = torch.fft.rfftn if real else _fftn
+    fwd: Callable[..., torch.Tensor] = torch.fft.rfftn if real else fftn
     spec = fwd(a, s=lens, dim=tdims)
     if short:
         part = fwd(b, s=lens[1:], dim=tdims[1:])  # the kernel, untransformed along `first`
@@ -267,10 +267,10 @@ def _run_sliced(
             for cut in _slabs(spec.shape, (first,)):
                 _narrow(spec, cut).mul_(_dft(_narrow(part, cut), lens[0], first))
         else:  # the kernel broadcasts against the input: its spectrum is small there
-            spec = _multiply(spec, _dft(part, lens[0], first))
+            spec = multiply(spec, _dft(part, lens[0], first))
         del part
     else:
-        spec = _multiply(spec, fwd(b, s=lens, dim=tdims))
+        spec = multiply(spec, fwd(b, s=lens, dim=tdims))
     for n, d in zip(lens[:-1], tdims[:-1]):
         spec = torch.fft.ifft(spec, n=n, dim=d)
     starts = list(starts)
@@ -283,7 +283,7 @@ def _run_sliced(
 
 #: Kernel lengths ``m`` along the first transformed dim (of length ``n``) up to
 #: ``DFT_FACTOR * log2(n)`` are transformed by a matrix product (:func:`_dft`), if the matrix
-#: has at most ``DFT_MATRIX_MAX`` entries (2 MiB in complex128; :func:`_dft_matrix` caches 8).
+#: has at most ``DFT_MATRIX_MAX`` entries (2 MiB in complex128; :func:`dft_matrix` caches 8).
 #: Provenance: 2-D 1024² float32/float64, 2 threads: ``m`` = 3-31 at ``n`` ≈ 1050 ran 5-25%
 #: faster than the whole kernel's ``rfftn``, ``m`` = 63 4-12% slower; 3-D 96³ at ``m`` = 17.
 DFT_FACTOR = 4.0
@@ -304,12 +304,12 @@ def _dft(x: torch.Tensor, n: int, dim: int) -> torch.Tensor:
     """
     m = x.shape[dim]
     xm = x.movedim(dim, 0)
-    y = _dft_matrix(n, m, x.dtype, x.device) @ xm.reshape(m, -1)
+    y = dft_matrix(n, m, x.dtype, x.device) @ xm.reshape(m, -1)
     return y.reshape(n, *xm.shape[1:]).movedim(0, dim)
 
 
 @functools.lru_cache(maxsize=8)
-def _dft_matrix(n: int, m: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+def dft_matrix(n: int, m: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """``W[j, t] = exp(-2πi jt / n)`` for ``j < n``, ``t < m``, angles reduced mod ``2π``
     exactly (``jt mod n``) and computed in float64."""
     turns = torch.arange(n, dtype=torch.float64, device=device) * (-2 * math.pi / n)
@@ -318,7 +318,7 @@ def _dft_matrix(n: int, m: int, dtype: torch.dtype, device: torch.device) -> tor
     return roots[(j[:, None] * torch.arange(m, device=device)) % n]
 
 
-def _multiply(spec: torch.Tensor, kspec: torch.Tensor) -> torch.Tensor:
+def multiply(spec: torch.Tensor, kspec: torch.Tensor) -> torch.Tensor:
     """``spec * kspec``, in place in ``spec`` when the shapes allow."""
     if spec.shape == torch.broadcast_shapes(spec.shape, kspec.shape):
         return spec.mul_(kspec)

@@ -218,7 +218,7 @@ def run(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> to
         # one block along every dim is the plain FFT (scipy's oaconvolve falls back to
         # fftconvolve alike), and the 'fft' method holds fewer spectra at once
         return fft.run(a, b, pads)
-    if fft._traced(a, b):
+    if fft.traced(a, b):
         return _run_traced(a, b, blocks, tlens, starts, lengths)
     return _run_boxes(a, b, blocks, tlens, starts, lengths)
 
@@ -264,14 +264,20 @@ def _run_boxes(
     for i, s in enumerate(blocks):  # size-1 block dims, so the kernel's spectrum broadcasts
         if s is not None:
             kb = kb.unsqueeze(lead + i + sum(q is not None for q in blocks[:i]))
-    fwd: Callable[..., torch.Tensor] = torch.fft.rfftn if real else fft._fftn
+    fwd: Callable[..., torch.Tensor] = torch.fft.rfftn if real else fft.fftn
     kspec = fwd(kb, s=tl, dim=tdims)
     batch_shape = broadcast_shape(a.shape[:lead], b.shape[:lead])
     extents = _extents(sa, tlens)
-    out: torch.Tensor | None = None
+    # the full extent of every block's result along blocked dims, the wanted samples elsewhere
+    full = [
+        n + k - 1 + (-n) % s if s is not None else ln
+        for n, k, s, ln in zip(sa, sb, blocks, lengths)
+    ]
+    out = a.new_zeros((*batch_shape, *full), dtype=torch.promote_types(a.dtype, b.dtype))
     for box in _boxes(sa, sb, blocks, extents, math.prod(batch_shape)):
         ranges = iter(box)
-        shape, gather, scatter, piece = list(a.shape[:lead]), [], [], a
+        shape, gather, scatter = list(a.shape[:lead]), [], []
+        piece, region = a, out  # the box's signal samples, and the output they reach
         for i, (n, k, s, e) in enumerate(zip(sa, sb, blocks, extents)):
             if s is None:
                 shape.append(e)
@@ -281,6 +287,7 @@ def _run_boxes(
             j0, g = next(ranges)
             m = min(g * s, n - j0 * s)  # signal samples in the box
             piece = piece.narrow(lead + i, j0 * s, m)
+            region = region.narrow(lead + i, j0 * s, g * s + k - 1)
             f, r, t = m // s, m % s, k - 1
             shape += [g, e]
             gather.append([(0, f, s, 0, 0, s)] * (f > 0) + [(f * s, 1, r, f, 0, r)] * (r > 0))
@@ -294,27 +301,15 @@ def _run_boxes(
             dst.copy_(src)
         spec = fwd(buf, s=tl, dim=tdims)
         del buf
-        spec = fft._multiply(spec, kspec)
+        spec = fft.multiply(spec, kspec)
         for n, d in zip(tl[:-1], tdims[:-1]):
             spec = torch.fft.ifft(spec, n=n, dim=d)
         inv = torch.fft.irfft if real else torch.fft.ifft
         y = inv(spec, n=tl[-1], dim=tdims[-1])
         del spec
-        if out is None:
-            full = [
-                n + k - 1 + (-n) % s if s is not None else ln
-                for n, k, s, ln in zip(sa, sb, blocks, lengths)
-            ]
-            out = y.new_zeros((*batch_shape, *full))
-        region = out
-        for i, s in enumerate(blocks):
-            if s is not None:
-                j0, g = box[sum(q is not None for q in blocks[:i])]
-                region = region.narrow(lead + i, j0 * s, g * s + sb[i] - 1)
         for dst, src in _paired(region, y, lead, scatter):
             dst.add_(src)
         del y
-    assert out is not None
     cs = [st if s is not None else 0 for st, s in zip(starts, blocks)]
     return fft.crop(out, cs, lengths)
 

@@ -34,10 +34,10 @@ import torch
 import torch.nn.functional as F
 
 from trueconv._methods.fft import (
-    _dft_matrix,
-    _traced,
     compute_dtype,
+    dft_matrix,
     next_fast_len,
+    traced,
     transforms,
 )
 from trueconv.nn._spec import NNSpec, Pads, is_integer, static_shape
@@ -312,7 +312,7 @@ def _dft_spectra(
         pos = 1 + mixer.shared.index(d)
         shape = static_shape(t)
         m = shape[pos]
-        w = _dft_matrix(n, m, cdtype, t.device)
+        w = dft_matrix(n, m, cdtype, t.device)
         if real and d == last:
             w = w[: n // 2 + 1]
         pre, post = math.prod(shape[:pos]), math.prod(shape[pos + 1 :])
@@ -378,7 +378,7 @@ def _mix(
     # A call that records no graph writes each tile into one output, in place; a recorded
     # one (not every tracer understands that) concatenates the tiles.
     out = None
-    if not _traced(a, k):
+    if not traced(a, k):
         odtype = torch.promote_types(a.dtype, k.dtype)
         out = a.new_empty((batch, groups, out_ch, *counts), dtype=odtype)
     pieces: dict[tuple[int, int], torch.Tensor] = {}
