@@ -32,6 +32,7 @@ import functools
 import itertools
 import math
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -93,16 +94,16 @@ def counts(spec: ConvSpec, device: torch.device) -> _cost.Counts:
     per blocked dim, for the signal's blocks and the outputs'."""
     sa, sb, pads = _cost.canonical(spec)
     s = _cost.sizes(spec)
-    blocks, tlens, _, _ = _layout(sa, sb, pads, not spec.dtype.is_complex)
-    lens = [t for t in tlens if t is not None]
+    lay = _layout(sa, sb, pads, not spec.dtype.is_complex)
+    lens = [t for t in lay.tlens if t is not None]
     points = math.prod(lens)
     if points <= 1:
         return _cost.Counts("overlap_add", 1, float(s.out_elems))
-    nblocked = sum(b is not None for b in blocks)
-    blocks_total = math.prod(-(-n // b) for n, b in zip(sa, blocks) if b is not None)
+    nblocked = sum(b is not None for b in lay.blocks)
+    blocks_total = math.prod(-(-n // b) for n, b in zip(sa, lay.blocks) if b is not None)
     count = blocks_total * (s.batch_a + s.batch) + s.batch_b
     work = _cost.transform_work(points, count, max(lens)) + count * BLOCK_OVERHEAD
-    boxes = len(_boxes(sa, sb, blocks, _extents(sa, tlens), s.batch)) if nblocked else 1
+    boxes = len(_boxes(sa, lay.blocks, _extents(sa, lay.tlens), s.batch)) if nblocked else 1
     calls = 1 + boxes * (3 + len(lens) + 2**nblocked + 3**nblocked)
     # buffer fill and copy-in, spectrum product, and the adds into the output
     passes = float(count * points * 3)
@@ -155,12 +156,21 @@ def _paired(
     return pairs
 
 
+class Layout(NamedTuple):
+    """Per convolved dim: how :func:`run` transforms it, and the samples it keeps."""
+
+    blocks: list[int | None]  # block length S; None: not blocked
+    #: transform length; None: not transformed. Blocked dims at S + k - 1 (a power of two),
+    #: the others as the 'fft' method does
+    tlens: list[int | None]
+    starts: list[int]  # the wanted slice of the full convolution
+    lengths: list[int]
+
+
 def _layout(
     sa: Sequence[int], sb: Sequence[int], pads: Sequence[tuple[int, int]], real: bool
-) -> tuple[list[int | None], list[int | None], list[int], list[int]]:
-    """Per convolved dim, the block length (``None``: not blocked) and the transform length
-    (``None``: not transformed; blocked dims at ``S + k - 1``, a power of two, the others as
-    the 'fft' method does), and the wanted ``starts``/``lengths`` of the full convolution."""
+) -> Layout:
+    """The :class:`Layout` of a problem."""
     starts, lengths = fft.wanted(sa, sb, pads)
     blocks = blocked_dims(sa, sb)
     tlens: list[int | None] = []
@@ -173,15 +183,11 @@ def _layout(
             tlens.append(next_fast_len(fft.unaliased_length(n, k, starts[i], lengths[i]), even))
         else:
             tlens.append(None)
-    return blocks, tlens, starts, lengths
+    return Layout(blocks, tlens, starts, lengths)
 
 
 def _boxes(
-    sa: Sequence[int],
-    sb: Sequence[int],
-    blocks: Sequence[int | None],
-    extents: Sequence[int],
-    batch: int,
+    sa: Sequence[int], blocks: Sequence[int | None], extents: Sequence[int], batch: int
 ) -> list[list[tuple[int, int]]]:
     """The boxes of blocks :func:`run` transforms one after another: per blocked dim (in
     order) ``(first block, blocks)``. A box holds at most the :data:`BOX_FRACTION` budget of
@@ -213,14 +219,12 @@ def run(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> to
     lead = a.ndim - nd
     sa, sb = tuple(a.shape[lead:]), tuple(b.shape[lead:])
     real = not (a.is_complex() or b.is_complex())
-    blocks, tlens, starts, lengths = _layout(sa, sb, pads, real)
-    if all(s is None for s in blocks):
+    lay = _layout(sa, sb, pads, real)
+    if all(s is None for s in lay.blocks):
         # one block along every dim is the plain FFT (scipy's oaconvolve falls back to
         # fftconvolve alike), and the 'fft' method holds fewer spectra at once
         return fft.run(a, b, pads)
-    if fft.traced(a, b):
-        return _run_traced(a, b, blocks, tlens, starts, lengths)
-    return _run_boxes(a, b, blocks, tlens, starts, lengths)
+    return (_run_traced if fft.traced(a, b) else _run_boxes)(a, b, lay)
 
 
 def _transformed(
@@ -238,14 +242,7 @@ def _transformed(
     return tdims, tl
 
 
-def _run_boxes(
-    a: torch.Tensor,
-    b: torch.Tensor,
-    blocks: Sequence[int | None],
-    tlens: Sequence[int | None],
-    starts: Sequence[int],
-    lengths: Sequence[int],
-) -> torch.Tensor:
+def _run_boxes(a: torch.Tensor, b: torch.Tensor, lay: Layout) -> torch.Tensor:
     """Overlap-add of a call that records no graph, box by box (:func:`_boxes`).
 
     The kernel's spectrum is made once. Per box, the blocks are copied into a zeroed buffer at
@@ -255,6 +252,7 @@ def _run_boxes(
     last block (``k - 1`` samples, onto the next block's head) and the last tail, so
     ``3 ** d`` strided adds and no merged temporaries.
     """
+    blocks, tlens, starts, lengths = lay
     nd = len(blocks)
     lead = a.ndim - nd
     sa, sb = a.shape[lead:], b.shape[lead:]
@@ -274,7 +272,7 @@ def _run_boxes(
         for n, k, s, ln in zip(sa, sb, blocks, lengths)
     ]
     out = a.new_zeros((*batch_shape, *full), dtype=torch.promote_types(a.dtype, b.dtype))
-    for box in _boxes(sa, sb, blocks, extents, math.prod(batch_shape)):
+    for box in _boxes(sa, blocks, extents, math.prod(batch_shape)):
         ranges = iter(box)
         shape, gather, scatter = list(a.shape[:lead]), [], []
         piece, region = a, out  # the box's signal samples, and the output they reach
@@ -314,17 +312,11 @@ def _run_boxes(
     return fft.crop(out, cs, lengths)
 
 
-def _run_traced(
-    a: torch.Tensor,
-    b: torch.Tensor,
-    blocks: Sequence[int | None],
-    tlens: Sequence[int | None],
-    starts: Sequence[int],
-    lengths: Sequence[int],
-) -> torch.Tensor:
+def _run_traced(a: torch.Tensor, b: torch.Tensor, lay: Layout) -> torch.Tensor:
     """Overlap-add of a recorded call (autograd, ``torch.compile``, ``torch.func``): every
     block in one batched transform and out-of-place merges, which every tracer understands
     (and the graph keeps the spectra anyway)."""
+    blocks, tlens, starts, lengths = lay
     nd = len(blocks)
     lead = a.ndim - nd
     sa = a.shape[lead:]
