@@ -1,10 +1,13 @@
 """The ``trueconv`` command line: ``demo``, ``apply``, ``kernels`` and ``bench``.
 
 Each subcommand lives in its own module with a ``register(subparsers)`` function that adds its
-parser and sets ``run``; :func:`main` parses, runs, and turns user mistakes
-(:class:`~trueconv.cli._errors.CliError`) into one line on stderr and an exit status — 0 done,
-1 some inputs failed, 2 bad usage — never a traceback. The subcommands are thin shells over
-the library: ``apply`` reads files, calls :func:`trueconv.convolve` and writes files.
+parser and sets ``run``; :func:`main` parses, runs, and is the one error boundary: user mistakes
+(:class:`~trueconv.cli._errors.CliError`) become one line on stderr and an exit status — 0 done,
+1 some inputs failed, 2 bad usage — never a traceback; so do running out of memory (1), Ctrl-C
+(130) and SIGTERM/SIGHUP (128 + the signal), which unwind through every cleanup (no temporary
+output stays behind). Anything else is a bug of ours and says so, with its traceback. The
+subcommands are thin shells over the library: ``apply`` reads files, calls
+:func:`trueconv.convolve` and writes files.
 
 Optional dependencies (Pillow, tifffile, soundfile, tqdm: ``pip install "trueconv[cli]"``) are
 imported only by ``apply`` when a file needs them; ``demo`` needs none.
@@ -13,11 +16,16 @@ imported only by ``apply`` when a file needs them; ``demo`` needs none.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+import traceback
+from collections.abc import Iterator, Sequence
+from types import FrameType
 
 from trueconv.cli import apply, bench, demo, kernels
-from trueconv.cli._errors import USAGE, CliError
+from trueconv.cli._errors import SOME_FAILED, USAGE, CliError
 
 __all__ = ["main"]
 
@@ -35,6 +43,37 @@ def _parser() -> argparse.ArgumentParser:
     bench.register(sub)
     parser.set_defaults(run=lambda args: demo.demo())  # no command: the demo
     return parser
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C (every temporary output is removed on the
+    way), and is no ``Exception``, so that no per-input handler mistakes it for a failed input."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _terminate_cleanly() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into :class:`Terminated` while the command runs (Python's
+    default for them ends the process at once, leaving a half-written temporary behind).
+    Only the main thread can install handlers; elsewhere (an embedding program) nothing
+    changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Terminated(signum)
+
+    wanted = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    before = {signum: signal.signal(signum, handler) for signum in wanted}
+    try:
+        yield
+    finally:
+        for signum, old in before.items():
+            signal.signal(signum, old)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,11 +95,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2, already printed)
         return exc.code if isinstance(exc.code, int) else USAGE
+    command = f"trueconv {args.command or 'demo'}"
     try:
-        return int(args.run(args))
+        with _terminate_cleanly():
+            return int(args.run(args))
     except CliError as exc:
-        print(f"trueconv {args.command or 'demo'}: {exc}", file=sys.stderr)
+        print(f"{command}: {exc}", file=sys.stderr)
         return exc.status
     except KeyboardInterrupt:
-        print(f"trueconv {args.command}: interrupted", file=sys.stderr)
+        print(f"{command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print(f"{command}: terminated ({exc})", file=sys.stderr)
+        return 128 + exc.signum
+    except MemoryError:
+        print(f"{command}: out of memory", file=sys.stderr)
+        return SOME_FAILED
+    except Exception as exc:  # a bug of ours, not the user's: say so, and show where
+        print(
+            f"{command}: internal error, please report: {type(exc).__name__}: {exc}",
+            file=sys.stderr,
+        )
+        traceback.print_exc(file=sys.stderr)
+        return SOME_FAILED

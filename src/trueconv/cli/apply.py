@@ -160,11 +160,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _parse_bytes(text: str) -> int:
-    match = re.fullmatch(r"\s*([0-9.]+(?:e[0-9]+)?)\s*([kmgt]?)(i?b?)\s*", text.lower())
-    if not match:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 500M, 8G, 1e9)")
-    number, unit, _ = match.groups()
-    return int(float(number) * 1024 ** " kmgt".index(unit or " "))
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmgt]?)(i?b?)\s*", text.lower())
+    value = float(match[1]) * 1024 ** " kmgt".index(match[2] or " ") if match else math.nan
+    if not 1 <= value < 2**63:  # NaN, 1e400 (inf) and sizes no machine has fail here
+        raise argparse.ArgumentTypeError(
+            f"not a size: {text!r} (a number of bytes from 1 to 8E, with an optional unit: "
+            "500M, 8G, 1e9)"
+        )
+    return int(value)
 
 
 def _physical_memory() -> int:
@@ -179,12 +182,7 @@ def _reason(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
+_human = formats.human_bytes
 
 
 # -- the kernel ---------------------------------------------------------------------------------
@@ -202,9 +200,38 @@ class Kernel:
     per_channel: bool = False  # an impulse response with one channel per input channel
     samplerate: int | None = None
 
+    @property
+    def resident(self) -> int:
+        """Bytes a kernel read from a file holds during every job (a built-in is built per
+        input and counted with its job)."""
+        return 0 if self.array is None else self.array.nbytes
 
-def load_kernel(text: str) -> Kernel:
-    """Parse ``--kernel``: a file when it exists or has a known suffix, else a built-in."""
+
+#: Peak bytes per sample of decoding a kernel file, beyond the samples as stored: the samples
+#: in their float working type (images: float32/float64, see formats.work_dtype) and two
+#: float64 planes while an image is turned grey and scaled to sum 1 (load_kernel). An upper
+#: bound for every kind; what is kept afterwards (Kernel.resident) is counted per job.
+_KERNEL_DECODE_EXTRA = 8 + 2 * 8
+
+
+def _kernel_too_big(what: str, shape: tuple[int, ...], nbytes: int, max_bytes: int) -> str | None:
+    """Why a kernel of ``shape`` needing ``nbytes`` is refused under ``--max-bytes``, or None."""
+    if nbytes <= max_bytes:
+        return None
+    taps = " x ".join(str(n) if n < 10**12 else formats.approx(n) for n in shape)
+    taps += f" = {formats.approx(math.prod(shape))}" if len(shape) > 1 else ""
+    return (
+        f"kernel {what} has {taps} taps, about {_human(nbytes)} of memory, more than "
+        f"--max-bytes {_human(max_bytes)}"
+    )
+
+
+def load_kernel(text: str, max_bytes: int) -> Kernel:
+    """Parse ``--kernel``: a file when it exists or has a known suffix, else a built-in.
+
+    A file's size is checked against ``max_bytes`` from its header, before it is decoded (a
+    1 MB ``.npz`` can inflate to gigabytes); a built-in's when it is built for an input.
+    """
     path = Path(text)
     if not (path.exists() or path.suffix.lower() in formats.FORMATS):
         try:
@@ -213,11 +240,16 @@ def load_kernel(text: str) -> Kernel:
             raise UsageError(f"--kernel: {exc}") from None
         return Kernel(text, spec.builtin.name, spec=spec)
     try:
-        signal = formats.read(formats.open_source(path, "kernel"))
+        source = formats.open_source(path, "kernel")
+        if len(source.shapes) != 1:
+            raise UsageError(f"--kernel {text}: holds {len(source.shapes)} arrays; save one")
+        ((name, shape),) = source.shapes.items()
+        decode = math.prod(shape) * (source.dtypes[name].itemsize + _KERNEL_DECODE_EXTRA)
+        if reason := _kernel_too_big(text, shape, decode, max_bytes):
+            raise UsageError(f"--kernel: {reason}")
+        signal = formats.read(source)
     except InputError as exc:
         raise UsageError(f"--kernel {text}: {exc}") from None
-    if len(signal.arrays) != 1:
-        raise UsageError(f"--kernel {text}: holds {len(signal.arrays)} arrays; save one")
     k = next(iter(signal.arrays.values()))
     if signal.kind == "image":  # a point-spread function: grey, weights summing to 1
         k = np.tensordot(_LUMA, k, axes=1) if k.shape[0] == 3 else k[0]
@@ -244,15 +276,22 @@ def _dims_words(source: formats.Source, spatial: int) -> str:
     return f"{spatial} dim{'s' * (spatial != 1)} to convolve"
 
 
-def fit_kernel(kernel: Kernel, source: formats.Source, name: str, spatial: int) -> np.ndarray:
+def fit_kernel(
+    kernel: Kernel, source: formats.Source, name: str, spatial: int, max_bytes: int
+) -> np.ndarray:
     """The kernel for one array of ``source`` with ``spatial`` convolved dims, or an
-    :class:`InputError` saying why it does not fit."""
+    :class:`InputError` saying why it does not fit (a built-in is sized against
+    ``max_bytes`` from its parameters before it is built)."""
     where = f"this {source.kind} has {_dims_words(source, spatial)}"
     if kernel.spec is not None:
         rank = kernel.spec.ndim or spatial
         if not kernel.spec.builtin.fits(rank) or rank > spatial:
             what = kernel.spec.builtin.ranks() if kernel.spec.ndim is None else f"{rank}-D"
             raise InputError(f"kernel {kernel.spec.builtin.name} is {what}; {where}")
+        shape = kernel.spec.shape(rank)
+        float64 = np.dtype(np.float64).itemsize
+        if reason := _kernel_too_big(kernel.text, shape, float64 * math.prod(shape), max_bytes):
+            raise InputError(reason)
         return kernel.spec.build(rank)
     assert kernel.array is not None
     k = kernel.array
@@ -350,7 +389,7 @@ def fit(
     spatial = len(dims) if dims is not None else source.spatial(name)
     if spatial == 0:
         raise InputError(f"nothing to convolve: array {name or '0'!r} is 0-D")
-    k = fit_kernel(kernel, source, name, spatial)
+    k = fit_kernel(kernel, source, name, spatial, args.max_bytes)
     return Fitted(dims, k, _compute_dtype(args, source, name, k), shape)
 
 
@@ -384,6 +423,7 @@ def plan(args: argparse.Namespace, kernel: Kernel, source: formats.Source) -> li
         method = _planned_method(args, shape, k, dtype, kernel.per_channel)
         itemsize = torch.empty((), dtype=dtype).element_size()
         need = itemsize * (math.prod(shape) + WORK_FACTOR[method] * math.prod(out) + k.size)
+        need += k.nbytes if kernel.spec is not None else 0  # built for this input (float64)
         jobs.append(Job(name, k, dims, dtype, out, int(need)))
     return jobs
 
@@ -460,47 +500,101 @@ def _reframe(alpha: np.ndarray, kshape: tuple[int, ...], mode: str) -> np.ndarra
     return alpha
 
 
-def _target(args: argparse.Namespace, path: Path, kernel: Kernel) -> Path:
+@dataclass(frozen=True)
+class Task:
+    """One input and its output: as typed (for messages) and resolved (for every check and
+    every read and write: :func:`formats.resolve_path`)."""
+
+    input: Path
+    output: Path
+    source: Path
+    target: Path
+
+
+def _output_name(args: argparse.Namespace, path: Path, kernel: Kernel) -> Path:
     if args.output is not None:
-        return args.output
+        return Path(args.output)
     if args.out_dir is not None:
-        return args.out_dir / path.name
+        return Path(args.out_dir) / path.name
     return path.with_name(f"{path.stem}-{kernel.tag}{path.suffix}")
 
 
 def _same_file(a: Path, b: Path) -> bool:
+    """Whether two resolved paths name one file (also through a hard link)."""
     try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
+        return a == b or (a.exists() and b.exists() and os.path.samefile(a, b))
     except OSError:
         return False
+
+
+def tasks(args: argparse.Namespace, kernel: Kernel, inputs: list[Path]) -> list[Task]:
+    """Every input with its output, resolved once, in an order that reads each input before
+    any other input's output replaces it (``apply p.npy p-box.npy --force`` convolves
+    ``p-box.npy`` before ``p.npy``'s result is written over it); a :class:`UsageError` when
+    two inputs would write one output, or when outputs replace inputs in a cycle."""
+    todo = []
+    for path in inputs:
+        output = _output_name(args, path, kernel)
+        todo.append(Task(path, output, formats.resolve_path(path), formats.resolve_path(output)))
+    seen: dict[Path, Path] = {}
+    for t in todo:
+        if t.target in seen:
+            raise UsageError(f"{seen[t.target]} and {t.input} would both write {t.output}")
+        seen[t.target] = t.input
+    # task i must wait for every task j whose input i's output replaces (Kahn's algorithm,
+    # keeping the given order among the tasks that are ready)
+    waits = {
+        i: {j for j, u in enumerate(todo) if j != i and _same_file(t.target, u.source)}
+        for i, t in enumerate(todo)
+    }
+    order: list[int] = []
+    while len(order) < len(todo):
+        ready = [i for i in range(len(todo)) if i not in order and waits[i] <= set(order)]
+        if not ready:
+            stuck = [todo[i].input for i in range(len(todo)) if i not in order]
+            raise UsageError(
+                f"the outputs of {', '.join(map(str, stuck))} would replace each other's "
+                "inputs before they are read; write them elsewhere (--out-dir)"
+            )
+        order.append(ready[0])
+    return [todo[i] for i in order]
+
+
+def check_target(task: Task, todo: list[Task], force: bool) -> None:
+    """Refuse, without ``--force``, an output that exists (a dangling symlink too) or that is
+    one of the inputs."""
+    if force:
+        return
+    if any(_same_file(task.target, t.source) for t in todo):
+        raise InputError(f"the output {task.output} is an input; pass --force to replace it")
+    if os.path.lexists(task.output) or os.path.lexists(task.target):
+        raise InputError(f"{task.output} exists; pass --force to overwrite it")
 
 
 def process(
     args: argparse.Namespace,
     kernel: Kernel,
-    path: Path,
-    target: Path,
-    inputs: list[Path],
+    task: Task,
+    todo: list[Task],
     progress: Progress,
     client: Any = None,
 ) -> list[str]:
-    """Convolve one input into ``target``; returns warnings; raises :class:`InputError`.
+    """Convolve one input into its output; returns warnings; raises :class:`InputError`.
 
     A ``.zarr`` input goes to the lazy path once its header is open, before anything is
     planned for memory or read (``client``: the ``--scheduler`` connection, or ``None``)."""
-    if not args.force:
-        if any(_same_file(target, p) for p in inputs):
-            raise InputError(f"the output {target} is an input; pass --force to replace it")
-        if target.exists():
-            raise InputError(f"{target} exists; pass --force to overwrite it")
-    source = formats.open_source(path)
-    if formats.lookup(path) is formats.ZARR:
+    with contextlib.suppress(OSError):  # a folder that does not exist yet has none
+        formats.sweep_leftovers(task.target)
+    check_target(task, todo, args.force)
+    source = formats.open_source(task.source)
+    target = task.target
+    if formats.lookup(task.source) is formats.ZARR:
         from trueconv.cli import zarr_apply  # imports this module: not at the top
 
         return zarr_apply.process(args, kernel, source, target, progress, client)
     out_format = formats.check_writable(target, source, args.float_output)
     jobs = plan(args, kernel, source)
-    need = sum(j.bytes for j in jobs)
+    need = kernel.resident + sum(j.bytes for j in jobs)
     if need > args.max_bytes:
         shapes = ", ".join(" x ".join(map(str, j.out_shape)) for j in jobs)
         raise InputError(
@@ -552,7 +646,7 @@ def process(
         )
         method = ", ".join(sorted(set(methods)))
         print(
-            f"{path} -> {target}: {shapes}, {method}, {seconds:.2f} s, "
+            f"{task.input} -> {task.output}: {shapes}, {method}, {seconds:.2f} s, "
             f"memory estimate {_human(need)}",
             flush=True,
         )
@@ -569,23 +663,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--device cuda: no CUDA device is available")
     if args.max_bytes is None:
         args.max_bytes = int(RAM_SHARE * _physical_memory())
-    kernel = load_kernel(args.kernel)
-    targets = [_target(args, p, kernel) for p in inputs]
-    seen: dict[Path, Path] = {}
-    for p, t in zip(inputs, targets):
-        key = t.resolve()
-        if key in seen:
-            raise UsageError(f"{seen[key]} and {p} would both write {t}")
-        seen[key] = p
-    lazy = [p for p in inputs if formats.FORMATS.get(p.suffix.lower()) is formats.ZARR]
+    kernel = load_kernel(args.kernel, args.max_bytes)
+    todo = tasks(args, kernel, inputs)
+    lazy = [t for t in todo if formats.FORMATS.get(t.source.suffix.lower()) is formats.ZARR]
     for option in ("chunks", "scheduler"):
         if getattr(args, option) is not None and not lazy:
             raise UsageError(f"--{option} applies to .zarr inputs; there is none")
-    for p, t in zip(inputs, targets):
-        if p in lazy and formats.FORMATS.get(t.suffix.lower()) is not formats.ZARR:
+    for t in lazy:
+        if formats.FORMATS.get(t.target.suffix.lower()) is not formats.ZARR:
             raise UsageError(
-                f"-o {t}: a .zarr input is convolved chunk by chunk into a .zarr store; "
-                "name the output DIR.zarr"
+                f"-o {t.output}: a .zarr input is convolved chunk by chunk into a .zarr "
+                "store; name the output DIR.zarr"
             )
     args.chunk_sizes = None
     if args.chunks is not None:
@@ -604,28 +692,29 @@ def run(args: argparse.Namespace) -> int:
             from trueconv.cli import zarr_apply
 
             client = stack.enter_context(zarr_apply.connect(args.scheduler))
-        return _run_all(args, kernel, inputs, targets, client)
+        return _run_all(args, kernel, todo, client)
 
 
-def _run_all(
-    args: argparse.Namespace,
-    kernel: Kernel,
-    inputs: list[Path],
-    targets: list[Path],
-    client: Any,
-) -> int:
+def _run_all(args: argparse.Namespace, kernel: Kernel, todo: list[Task], client: Any) -> int:
     """Process every input, each failure reported on one line; the exit status."""
     failed = 0
-    with Progress(len(inputs), enabled=not args.quiet) as progress:
-        for path, target in zip(inputs, targets):
+    with Progress(len(todo), enabled=not args.quiet) as progress:
+        for task in todo:
+            path = task.input
             progress.file(path.name)
             try:
-                for note in process(args, kernel, path, target, inputs, progress, client):
+                for note in process(args, kernel, task, todo, progress, client):
                     if not args.quiet:
                         progress.write(f"trueconv apply: {path}: warning: {note}")
             except InputError as exc:
                 failed += 1
                 progress.write(f"trueconv apply: {path}: {exc}")
+            except MemoryError:
+                failed += 1
+                progress.write(
+                    f"trueconv apply: {path}: out of memory; lower --max-bytes to refuse such "
+                    "jobs before they start"
+                )
             except Exception as exc:  # a bug of ours: say so, show where, go on
                 failed += 1
                 progress.write(

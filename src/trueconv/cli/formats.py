@@ -26,12 +26,15 @@ one as a kernel (in memory) and writes an in-memory result as a ``.zarr`` store.
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import math
 import os
+import re
+import secrets
 import shutil
+import socket
 import struct
-import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -156,15 +159,58 @@ def read(source: Source) -> Signal:
     return _guarded(lookup(source.path), "read", source.load)
 
 
-def _guarded(fmt: Format, verb: str, call: Callable[[], Any]) -> Any:
+def _guarded(fmt: Format, verb: str, call: Callable[[], Any], where: Path | None = None) -> Any:
     try:
         return call()
     except CliError:
         raise
     except MemoryError:
         raise InputError(f"out of memory: cannot {verb} it") from None
+    except OSError as exc:
+        raise InputError(f"cannot {verb} as {fmt.name}: {os_reason(exc, where)}") from None
     except Exception as exc:  # third-party readers raise anything: report it as one line
         raise InputError(f"cannot {verb} as {fmt.name}: {_reason(exc)}") from None
+
+
+#: Free bytes below which a failed write is reported as a full disk.
+_FULL_BELOW = 1024**2
+
+
+def os_reason(exc: OSError, folder: Path | None = None) -> str:
+    """One line for a failed read or write: the system's words, with the free space of
+    ``folder`` when the disk is full; also when the writer lost the system's words (numpy's
+    ``tofile`` says only "1440000 requested and 654832 written") and ``folder``'s file system
+    has (almost) nothing left."""
+    text = exc.strerror or _reason(exc)
+    if folder is None or exc.errno not in (None, errno.ENOSPC, errno.EDQUOT):
+        return text
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return text
+    if exc.errno is not None:  # strerror already says "No space left on device"
+        return f"{text} ({human_bytes(free)} free in {folder})"
+    if free >= _FULL_BELOW:
+        return text
+    return f"no space left on device ({text}; {human_bytes(free)} free in {folder})"
+
+
+def approx(n: int) -> str:
+    """A count of any size: exact below a million, else three digits (``2.50e+09``,
+    ``3.60e+601``; from the decimal digits, as counts can be past a float's range)."""
+    digits = str(n)
+    return digits if n < 10**6 else f"{digits[0]}.{digits[1:3]}e+{len(digits) - 1:02d}"
+
+
+def human_bytes(n: float) -> str:
+    """``n`` bytes in binary units, for messages: ``512 B``, ``1.5 KiB``, ``18.6 GiB``."""
+    if n >= 1024**6:  # beyond any machine: a count, not a unit (also past float's range)
+        return f"{approx(int(n))} B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
 
 
 def _reason(exc: BaseException) -> str:
@@ -203,6 +249,18 @@ def need_dask(module: str, suffix: str = ".zarr", purpose: str = "reading") -> M
 # -- writing safely ---------------------------------------------------------------------------
 
 
+def resolve_path(path: Path) -> Path:
+    """The absolute path that ``path`` names, as every check and every write of ``apply`` sees
+    it: relative to this process's working folder, symlinks followed, ``..`` applied to what
+    precedes it (``new/../data.npy`` is ``data.npy`` whether or not ``new`` exists).
+
+    One resolution for the existence check, the same-file check and the rename, so that they
+    cannot disagree; and absolute, so that a Dask worker with another working folder reads and
+    writes the same files as this process.
+    """
+    return Path(os.path.realpath(path))
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
@@ -217,7 +275,9 @@ def write_atomically(target: Path, fmt: Format, signal: Signal, float_output: bo
     """
 
     def write(tmp: Path) -> list[str]:
-        return list(_guarded(fmt, "write", lambda: fmt.write(tmp, signal, float_output)))
+        return list(
+            _guarded(fmt, "write", lambda: fmt.write(tmp, signal, float_output), tmp.parent)
+        )
 
     return replace_atomically(target, fmt.directory, write)
 
@@ -251,43 +311,87 @@ def replace_atomically(
         Any other exception of ``write`` propagates as it is; the temporary output is removed
         in every case, so no partial output is ever visible under the target's name.
     """
-    prefix, suffix = f".{target.name}.", target.suffix
+    prefix = _temporary_prefix(target, os.getpid())
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        if directory:
-            tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=target.parent))
-        else:
-            with tempfile.NamedTemporaryFile(
-                prefix=prefix, suffix=suffix, dir=target.parent, delete=False
-            ) as handle:
-                tmp = Path(handle.name)
     except OSError as exc:
         raise InputError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
+    # Every name is chosen before its file exists, so that the cleanup below knows it whenever
+    # an exception (Ctrl-C, SIGTERM: see trueconv.cli.main) arrives, even in the middle of
+    # creating it; tempfile's functions name the file only once they return.
+    token = secrets.token_hex(4)
+    tmp = target.parent / f"{prefix}{token}{target.suffix}"
+    old = target.parent / f"{prefix}old-{token}"  # an existing directory output, moved aside
+    aside = old / target.name
     try:
-        warnings = write(tmp)
-        os.chmod(tmp, (0o777 if directory else 0o666) & ~_umask())  # mkstemp made it 0600
-        if directory and target.exists():  # a directory cannot be replaced in one step
-            old = Path(tempfile.mkdtemp(prefix=prefix + "old.", dir=target.parent))
-            os.replace(target, old / target.name)
-            try:
-                os.replace(tmp, target)
-            except OSError:
-                os.replace(old / target.name, target)
-                old.rmdir()
-                raise
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, target)
-    except BaseException as exc:
         if directory:
-            shutil.rmtree(tmp, ignore_errors=True)
+            os.mkdir(tmp, 0o700)
         else:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        warnings = write(tmp)
+        os.chmod(tmp, (0o777 if directory else 0o666) & ~_umask())
+        if directory and target.exists():  # a directory cannot be replaced in one step
+            os.mkdir(old, 0o700)
+            os.replace(target, aside)
+        os.replace(tmp, target)
+    except BaseException as exc:
+        if os.path.lexists(aside) and not os.path.lexists(target):
+            os.replace(aside, target)  # the old output back where it was
+        for leftover in (tmp, old):
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
         if isinstance(exc, OSError):
-            raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
+            raise InputError(f"cannot write {target}: {os_reason(exc, target.parent)}") from None
         raise
+    shutil.rmtree(old, ignore_errors=True)
     return list(warnings)
+
+
+def _temporary_prefix(target: Path, pid: int) -> str:
+    """How the temporaries of a write to ``target`` by process ``pid`` of this host start.
+
+    The host and the process are in the name so that a later write to the same target can
+    tell the leftovers of a killed process (SIGKILL, a power cut: nothing could clean up) from
+    those of a write still running, here or on another host sharing the folder.
+    """
+    return f".{target.name}.trueconv-{socket.gethostname()}-{pid}-"
+
+
+def sweep_leftovers(target: Path) -> None:
+    """Remove what killed writes to ``target`` on this host left beside it (``apply`` calls
+    this before it looks at the target).
+
+    A temporary output is deleted. An old directory output that was moved aside to be replaced
+    (``<prefix>old-*``) is moved back when nothing took its place, else deleted. Leftovers of
+    live processes, of other hosts and of other targets are not touched.
+    """
+    pattern = re.compile(re.escape(_temporary_prefix(target, 0)[:-2]) + r"(\d+)-(old-)?")
+    for entry in target.parent.iterdir():
+        match = pattern.match(entry.name)
+        if match is None or _alive(int(match[1])):
+            continue
+        with contextlib.suppress(OSError):
+            kept = entry / target.name
+            if match[2] and kept.is_dir() and not os.path.lexists(target):
+                os.replace(kept, target)
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 # -- sample conversion shared by the writers ------------------------------------------------------

@@ -42,6 +42,38 @@ def _check_ndim(ndim: int) -> None:
         raise ValueError(f"ndim must be at least 1; got {ndim}")
 
 
+def _at_least_one(name: str, value: int) -> int:
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1; got {value}")
+    return value
+
+
+def _finite(name: str, value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number; got {value}")
+    return value
+
+
+# Taps per dim of each built-in, from its parameters alone: what ``--max-bytes`` is checked
+# against before a kernel is built (``box:50000`` at rank 2 would be 18.6 GiB of float64).
+# Each also validates the parameters, so the builders below and the spec parser share one
+# check per parameter.
+
+
+def gaussian_taps(sigma: float, size: int | None = None) -> int:
+    """Taps per dim of :func:`gaussian`: ``size``, or ``2 * ceil(3 * sigma) + 1``."""
+    if not (_finite("sigma", sigma) > 0):
+        raise ValueError(f"sigma must be positive; got {sigma}")
+    return 2 * math.ceil(3 * sigma) + 1 if size is None else _at_least_one("size", size)
+
+
+def motion_taps(length: int = 9, angle: float = 0.0) -> int:
+    """Taps per dim of :func:`motion`: the odd size ``2 * ceil((length - 1) / 2) + 1``."""
+    _at_least_one("length", length)
+    _finite("angle", angle)
+    return 2 * math.ceil((length - 1) / 2) + 1
+
+
 def gaussian(sigma: float, size: int | None = None, ndim: int = 2) -> np.ndarray:
     """A normalised Gaussian of standard deviation ``sigma`` samples along every dim.
 
@@ -71,14 +103,10 @@ def gaussian(sigma: float, size: int | None = None, ndim: int = 2) -> np.ndarray
     array([0.2741, 0.4519, 0.2741])
     """
     _check_ndim(ndim)
-    if not sigma > 0:
-        raise ValueError(f"sigma must be positive; got {sigma}")
-    if size is None:
-        size = 2 * math.ceil(3 * sigma) + 1
-    if size < 1:
-        raise ValueError(f"size must be at least 1; got {size}")
+    size = gaussian_taps(sigma, size)
     x = np.arange(size) - (size - 1) / 2
-    g = np.exp(-0.5 * (x / sigma) ** 2)
+    with np.errstate(over="ignore"):  # a tiny sigma: exp(-inf) = 0 beside the centre tap
+        g = np.exp(-0.5 * (x / sigma) ** 2)
     g /= g.sum()
     return _outer([g] * ndim)
 
@@ -106,8 +134,7 @@ def box(size: int = 3, ndim: int = 2) -> np.ndarray:
            [0.25, 0.25]])
     """
     _check_ndim(ndim)
-    if size < 1:
-        raise ValueError(f"size must be at least 1; got {size}")
+    _at_least_one("size", size)
     return np.full((size,) * ndim, 1.0 / size**ndim)
 
 
@@ -236,8 +263,7 @@ def identity(size: int = 1, ndim: int = 2) -> np.ndarray:
     array([0., 1., 0.])
     """
     _check_ndim(ndim)
-    if size < 1:
-        raise ValueError(f"size must be at least 1; got {size}")
+    _at_least_one("size", size)
     k = np.zeros((size,) * ndim)
     k[((size - 1) // 2,) * ndim] = 1.0
     return k
@@ -280,10 +306,8 @@ def motion(length: int = 9, angle: float = 0.0, ndim: int = 2) -> np.ndarray:
     """
     if ndim != 2:
         raise ValueError(f"a motion kernel is 2-D; got ndim={ndim}")
-    if length < 1:
-        raise ValueError(f"length must be at least 1; got {length}")
-    half = math.ceil((length - 1) / 2)
-    size = 2 * half + 1
+    size = motion_taps(length, angle)
+    half = size // 2
     theta = math.radians(angle)
     # 8 samples per pixel of length, endpoints included: every crossed pixel is hit
     t = np.linspace(-(length - 1) / 2, (length - 1) / 2, 8 * max(length, 1) + 1)
@@ -316,7 +340,8 @@ class Param:
 
 @dataclass(frozen=True)
 class Builtin:
-    """A built-in kernel: ``build(ndim=..., **params)`` and what ``trueconv kernels`` says."""
+    """A built-in kernel: ``build(ndim=..., **params)``, its taps per dim ``taps(**params)``
+    (validating the parameters, building nothing), and what ``trueconv kernels`` says."""
 
     name: str
     build: Callable[..., np.ndarray]
@@ -324,6 +349,7 @@ class Builtin:
     params: tuple[Param, ...] = ()
     min_rank: int = 1
     max_rank: int | None = None
+    taps: Callable[..., int] = lambda **params: 3
 
     def usage(self) -> str:
         """The spec syntax, e.g. ``gaussian:sigma=S[,size=N]`` or ``box[:size=N]``."""
@@ -354,12 +380,14 @@ BUILTINS: dict[str, Builtin] = {
             gaussian,
             "Gaussian blur summing to 1; size 2*ceil(3*sigma)+1 unless given",
             (Param("sigma", float, "S", required=True), Param("size", int, "N")),
+            taps=gaussian_taps,
         ),
         Builtin(
             "box",
             box,
             "moving average of N taps per dim (default 3), summing to 1",
             (Param("size", int, "N"),),
+            taps=lambda size=3: _at_least_one("size", size),
         ),
         Builtin(
             "sobel-x",
@@ -380,6 +408,7 @@ BUILTINS: dict[str, Builtin] = {
             identity,
             "unit impulse: mode 'same' returns the input",
             (Param("size", int, "N"),),
+            taps=lambda size=1: _at_least_one("size", size),
         ),
         Builtin(
             "motion",
@@ -388,6 +417,7 @@ BUILTINS: dict[str, Builtin] = {
             (Param("length", int, "LENGTH"), Param("angle", float, "ANGLE")),
             min_rank=2,
             max_rank=2,
+            taps=motion_taps,
         ),
     )
 }
@@ -404,6 +434,10 @@ class KernelSpec:
     builtin: Builtin
     args: dict[str, float | int] = field(default_factory=dict)
     ndim: int | None = None
+
+    def shape(self, ndim: int) -> tuple[int, ...]:
+        """The shape :meth:`build` would give at ``ndim``, from the parameters alone."""
+        return (self.builtin.taps(**self.args),) * (self.ndim or ndim)
 
     def build(self, ndim: int) -> np.ndarray:
         """The kernel at the rank the spec fixed (``ndim=``), else at ``ndim``."""
@@ -451,7 +485,9 @@ def parse(text: str) -> KernelSpec:
     Raises
     ------
     ValueError
-        Unknown kernel or parameter (with a suggestion), a bad value, a missing parameter.
+        Unknown kernel or parameter (with a suggestion), a bad value (not a number, out of
+        range, infinite), a missing parameter. Nothing is built: a valid spec may still be too
+        large to build, which :meth:`KernelSpec.shape` tells first.
 
     Examples
     --------
@@ -499,9 +535,11 @@ def parse(text: str) -> KernelSpec:
     ndim = int(args.pop("ndim")) if "ndim" in args else None
     if ndim is not None and not builtin.fits(ndim):
         raise ValueError(f"{name} is {builtin.ranks()}; got ndim={ndim}")
-    spec = KernelSpec(text, builtin, args, ndim)
-    spec.build(ndim or builtin.min_rank)  # the builder checks the values (cheaply, at low rank)
-    return spec
+    try:
+        builtin.taps(**args)  # checks the values; builds nothing (box:1e10 is 80 GB)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+    return KernelSpec(text, builtin, args, ndim)
 
 
 # -- `trueconv kernels` -------------------------------------------------------------------------
