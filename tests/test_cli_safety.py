@@ -315,3 +315,42 @@ def test_a_full_disk_says_no_space_left_and_leaves_nothing(work):
     assert run.rc == 1
     assert "no space left on device" in run.one_line().lower()
     assert run.stdout.strip() == ""  # nothing left on the full file system
+
+
+def test_sigterm_during_a_chunked_compute_leaves_no_temporary_store(tmp_path):
+    """A .zarr input is written chunk by chunk by Dask's threads: on SIGTERM the chunks being
+    written finish before the temporary store is removed (else they recreate it)."""
+    zarr = pytest.importorskip("zarr")
+    x = (
+        zarr.create_array(
+            store=str(tmp_path / "x.zarr"), shape=(64, 512, 512), chunks=(4, 128, 128), dtype="f4"
+        )
+        if hasattr(zarr, "create_array")
+        else zarr.open_array(
+            str(tmp_path / "x.zarr"),
+            mode="w",
+            shape=(64, 512, 512),
+            chunks=(4, 128, 128),
+            dtype="f4",
+        )
+    )
+    x[...] = 1.0
+    argv = [*COMMAND, "apply", "x.zarr", "-k", "box:7", "--method", "direct", "-o", "y.zarr"]
+    run = Run.start(argv, tmp_path)
+    deadline = time.monotonic() + 120
+    written = []
+    while not written and run.proc.poll() is None:  # until the first chunks are written
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+        written = [
+            p for t in _temporaries(tmp_path) if t.is_dir() for p in t.rglob("*") if p.is_file()
+        ]
+    run.proc.send_signal(signal.SIGTERM)
+    run.finish()
+    if run.rc == 0:
+        pytest.fail("the job finished before the signal arrived: make it longer")
+    assert run.rc == 128 + signal.SIGTERM
+    assert run.one_line() == "trueconv apply: terminated (SIGTERM)"
+    time.sleep(1)  # a thread still writing would recreate the store by now
+    assert not _temporaries(tmp_path)
+    assert not (tmp_path / "y.zarr").exists()

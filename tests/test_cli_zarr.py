@@ -312,17 +312,17 @@ def test_chunks_of_the_wrong_rank_and_other_usage(tmp_path, capsys):
 
 
 def test_max_bytes_applies_per_task(tmp_path, capsys):
-    """A 256 KiB array in 2 KiB chunks passes a 64 KiB limit; in one chunk it does not."""
-    x = np.ones((128, 256))
-    src = store(tmp_path / "x.zarr", x, (16, 16))
-    assert run(src, "-k", "box:3", "--max-bytes", "64K", "-o", tmp_path / "a.zarr") == 0
-    assert run(src, "-k", "box:3", "--max-bytes", "64K", "--chunks", "128,256",
+    """An 8 MiB array in 32 KiB chunks passes a 20 MiB limit (its task graph, 256 chunks,
+    fits too); in one chunk it does not."""
+    src = store(tmp_path / "x.zarr", np.ones((1024, 1024)), (64, 64))
+    assert run(src, "-k", "box:3", "--max-bytes", "20M", "-o", tmp_path / "a.zarr") == 0
+    assert run(src, "-k", "box:3", "--max-bytes", "20M", "--chunks", "1024",
                "-o", tmp_path / "b.zarr") == 1  # fmt: skip
     line = one_line(capsys)
     assert "one task needs about" in line
-    assert "(a 130 x 258 window of the input" in line
+    assert "(a 1026 x 1026 window of the input" in line
     assert line.endswith(
-        "more than --max-bytes 64.0 KiB; use smaller --chunks or raise --max-bytes"
+        "more than --max-bytes 20.0 MiB; use smaller --chunks or raise --max-bytes"
     )
     assert not (tmp_path / "b.zarr").exists()
 

@@ -54,7 +54,7 @@ from trueconv._typing import Boundary, BoundaryAlias, Method, Mode
 if TYPE_CHECKING:
     import dask.array
 
-__all__ = ["convolve", "correlate"]
+__all__ = ["Blocks", "blocks", "convolve", "correlate"]
 
 
 def convolve(
@@ -243,6 +243,87 @@ def correlate(
     return _chunked("correlate", array, kernel, mode, dims, boundary, fill_value, method, device)
 
 
+@dataclass(frozen=True)
+class Blocks:
+    """The blocks of a chunked convolution, planned from shapes alone (see :func:`blocks`).
+
+    Per dim of the result, in the aligned layout of :func:`trueconv.convolve` (a kernel with
+    more dims than the array prepends size-1 dims): ``chunks`` are the result's chunks, and
+    ``windows`` the length of the input window (own chunk, halo, boundary extension) that the
+    task of each chunk reads.
+    """
+
+    chunks: tuple[tuple[int, ...], ...]
+    windows: tuple[tuple[int, ...], ...]
+
+    @property
+    def largest_block(self) -> tuple[int, ...]:
+        """The largest result chunk per dim (0 for an empty dim)."""
+        return tuple(max(c, default=0) for c in self.chunks)
+
+    @property
+    def largest_window(self) -> tuple[int, ...]:
+        """The largest input window per dim: what the largest task holds."""
+        return tuple(max(w, default=0) for w in self.windows)
+
+
+def blocks(
+    shape: Sequence[int],
+    chunks: Sequence[Sequence[int]],
+    dtype: Any,
+    kernel: Any,
+    mode: Mode = "same",
+    *,
+    dims: int | tuple[int, ...] | None = None,
+    boundary: Boundary | BoundaryAlias = "fill",
+    fill_value: complex = 0,
+    method: Method = "auto",
+) -> Blocks:
+    """The chunks and task windows of :func:`convolve` on an array of ``shape``, ``chunks``
+    and ``dtype``, planned from those alone: no array, no graph (opt_einsum's
+    ``contract_path(..., shapes=True)`` in spirit).
+
+    What a caller needs to size a job before it exists: the number of tasks, and the memory of
+    the largest one. :func:`correlate` plans the same blocks.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        The array's shape.
+    chunks : sequence of sequence of int
+        Its chunk sizes per dim, as ``dask.array.Array.chunks``.
+    dtype : numpy dtype
+        Its dtype.
+    kernel, mode, dims, boundary, fill_value, method
+        As in :func:`convolve` (validated alike, with the same messages).
+
+    Returns
+    -------
+    Blocks
+        The result's chunks and each task's window length, per dim.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import trueconv.dask
+    >>> plan = trueconv.dask.blocks((10,), ((4, 4, 2),), np.float64, [1, 1, 1])
+    >>> plan.chunks, plan.windows
+    (((4, 4, 2),), ((6, 6, 4),))
+    """
+    if len(chunks) != len(shape) or any(sum(c) != n for c, n in zip(chunks, shape)):
+        raise ValueError(f"blocks(): chunks {chunks!r} do not cover shape {tuple(shape)!r}.")
+    one = np.zeros(1, dtype=dtype)
+    standin = np.lib.stride_tricks.as_strided(one, tuple(shape), (0,) * len(shape))
+    _, _, spec = normalize("convolve", standin, kernel, mode, dims, method, boundary, fill_value)
+    if spec.empty:
+        return Blocks(tuple((n,) for n in spec.out_shape), tuple((0,) for _ in spec.out_shape))
+    plans = _dim_plans(_aligned_chunks(tuple(tuple(c) for c in chunks), spec), spec)
+    return Blocks(
+        tuple(p.out_chunks for p in plans),
+        tuple(tuple(length for _, length in p.windows) for p in plans),
+    )
+
+
 # ------------------------------------------------------------------------------------------------
 # planning (client side, shapes only)
 # ------------------------------------------------------------------------------------------------
@@ -332,6 +413,33 @@ def _plan_dim(chunks: Sequence[int], k: int, pads: tuple[int, int], swap: bool) 
         out = (merged[0] + b - hl, *merged[1:-1], merged[-1] + a - hr)
     starts = itertools.accumulate(out[:-1], initial=0)
     return _DimPlan(out, tuple((s, o + k - 1) for s, o in zip(starts, out)))
+
+
+def _dim_plans(chunks: Sequence[Sequence[int]], spec: ConvSpec) -> list[_DimPlan]:
+    """Every dim's plan, for an input of ``chunks`` in the spec's aligned layout: convolved
+    dims by :func:`_plan_dim`; batch dims keep their chunks and read no halo."""
+    swap = spec.mode == "valid" and spec.swap
+    plans = []
+    for d in range(spec.ndim):
+        if d in spec.dims:
+            i = spec.dims.index(d)
+            plans.append(_plan_dim(chunks[d], spec.k[i], spec.pads[i], swap))
+        else:
+            starts = itertools.accumulate(chunks[d][:-1], initial=0)
+            plans.append(_DimPlan(tuple(chunks[d]), tuple(zip(starts, chunks[d]))))
+    return plans
+
+
+def _aligned_chunks(
+    chunks: tuple[tuple[int, ...], ...], spec: ConvSpec
+) -> tuple[tuple[int, ...], ...]:
+    """The input's chunks after :func:`_aligned`: size-1 dims prepended, broadcast batch dims
+    in one chunk."""
+    chunks = ((1,),) * (spec.ndim - len(chunks)) + chunks
+    return tuple(
+        c if d in spec.dims or spec.x_shape[d] == spec.out_shape[d] else (spec.out_shape[d],)
+        for d, c in enumerate(chunks)
+    )
 
 
 def _source_of(p: np.ndarray, n: int, boundary: str) -> np.ndarray:
@@ -531,16 +639,9 @@ def _chunked(
     swap = spec.mode == "valid" and spec.swap
     out_chunks: list[tuple[int, ...]] = []
     pieces: list[list[list[_Segment]]] = []
-    for d in range(spec.ndim):
+    for d, plan in enumerate(_dim_plans(x.chunks, spec)):
         bounds = list(itertools.accumulate(x.chunks[d], initial=0))
-        if d in spec.dims:
-            i = spec.dims.index(d)
-            plan = _plan_dim(x.chunks[d], spec.k[i], spec.pads[i], swap)
-            before = 0 if swap else spec.pads[i][0]
-        else:  # batch dim: the output chunks are the input's, no halo
-            starts = itertools.accumulate(x.chunks[d][:-1], initial=0)
-            plan = _DimPlan(x.chunks[d], tuple(zip(starts, x.chunks[d])))
-            before = 0
+        before = spec.pads[spec.dims.index(d)][0] if d in spec.dims and not swap else 0
         out_chunks.append(plan.out_chunks)
         pieces.append([_segments(w, before, spec.boundary, bounds) for w in plan.windows])
 
@@ -598,8 +699,7 @@ def _aligned(da: Any, array: Any, spec: ConvSpec) -> Any:
         spec.out_shape[d] if d not in spec.dims else s for d, s in enumerate(spec.x_shape)
     )
     if x.shape != target:
-        chunks = tuple(c if s == t else (t,) for c, s, t in zip(x.chunks, x.shape, target))
-        x = da.broadcast_to(x, target, chunks=chunks)
+        x = da.broadcast_to(x, target, chunks=_aligned_chunks(x.chunks, spec))
     return x
 
 

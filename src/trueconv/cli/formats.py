@@ -44,6 +44,7 @@ from typing import IO, Any, Literal
 
 import numpy as np
 
+from trueconv.cli import zarr_store
 from trueconv.cli._errors import CliError, InputError, MissingExtra
 
 Kind = Literal["array", "image", "audio"]
@@ -804,22 +805,27 @@ def zarr_major() -> int:
     return int(str(zarr.__version__).split(".")[0])
 
 
-def open_zarr_array(path: Path) -> Any:
-    """The ``zarr.Array`` stored at ``path``, opened read-only (metadata only).
+def open_zarr_array(path: Path) -> tuple[Any, zarr_store.StoreMeta]:
+    """The ``zarr.Array`` stored at ``path``, opened read-only (metadata only), and its
+    metadata as checked before zarr read it (:func:`trueconv.cli.zarr_store.check_store`:
+    numeric dtype, sane shape and chunks, allowed codecs only).
 
     Raises
     ------
     MissingDaskExtra
         zarr is not installed.
     InputError
-        ``path`` is not a directory holding a zarr store, or the store is a group (named with
-        the arrays it holds): ``apply`` reads a store that is one array.
+        ``path`` is not a directory holding a zarr store, its metadata is refused (a codec that
+        could run code or does not give numbers, a bogus shape or chunks), or the store is a
+        group (named with the arrays it holds): ``apply`` reads a store that is one array.
     """
     zarr = need_dask("zarr", path.suffix)
     if not path.is_dir():
         raise InputError("not a zarr store: a .zarr store is a directory")
     if not any((path / name).exists() for name in _ZARR_MARKERS):
         raise InputError("not a zarr store: it has no .zarray or zarr.json")
+    path = resolve_path(path)  # absolute: the graph carries it to workers in other folders
+    store = zarr_store.check_store(path, zarr_major())
     node = zarr.open(str(path), mode="r")
     if not isinstance(node, zarr.Array):
         names = sorted(node.array_keys())
@@ -828,7 +834,10 @@ def open_zarr_array(path: Path) -> Any:
         raise InputError(
             f"a zarr group (it holds {holds}), not an array; give a store that is one array"
         )
-    return node
+    seen = (tuple(node.shape), tuple(node.chunks), np.dtype(node.dtype))
+    if store is None or seen != (store.shape, store.chunks, store.dtype):
+        raise InputError("zarr read other metadata than was checked; was the store changed?")
+    return node, store
 
 
 def zarr_format_of(array: Any) -> int:
@@ -838,13 +847,14 @@ def zarr_format_of(array: Any) -> int:
 
 
 def _open_zarr(path: Path) -> Source:
-    array = open_zarr_array(path)
-    dtype = np.dtype(array.dtype)
-    _numeric(dtype, "the array")
+    array, store = open_zarr_array(path)
+    dtype = store.dtype
     meta = {
         "zarr_format": zarr_format_of(array),
-        "chunks": tuple(int(c) for c in array.chunks),
+        "chunks": store.chunks,
         "attrs": dict(array.attrs),
+        "store": store,  # the checked metadata: what zarr_apply plans from
+        "array": array,
     }
 
     def load() -> Signal:  # a kernel, or a small array: in memory
