@@ -311,6 +311,98 @@ def test_operands_on_different_devices(fname, meta_operand):
 
 
 # --------------------------------------------------------------------------------------------
+# choose_method(measure=...): a bool, and data to time
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("measure", ["yes", "False", 1, 0, None, 1.0, np.int64(1), [True]])
+def test_choose_method_measure_must_be_a_bool(measure):
+    match = re.escape(f"measure must be a bool (True or False); got {measure!r}")
+    message = raises(TypeError, "choose_method", _x(), _k(), match=match, measure=measure)
+    assert type(measure).__name__ in message
+
+
+@pytest.mark.parametrize("measure", [True, False, np.bool_(True), np.bool_(False)])
+def test_choose_method_measure_accepts_bools(measure):
+    """Validation passes: the call goes on to plan or time (which the fixture stops)."""
+    with pytest.raises(AssertionError, match="compute was reached"):
+        trueconv.choose_method(_x(), _k(), measure=measure)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_choose_method_measure_needs_data(mode):
+    x, k = _x().to("meta"), _k().to("meta")
+    match = re.escape(
+        "choose_method(): measure=True times the methods on the operands' data; meta tensors "
+        "have none"
+    )
+    message = raises(ValueError, "choose_method", x, k, mode, match=match, measure=True)
+    assert "measure=False" in message  # the way out
+
+
+# --------------------------------------------------------------------------------------------
+# sizes past what one tensor can hold: a clear error, not torch's from deep inside a method
+# --------------------------------------------------------------------------------------------
+
+LIMIT = "at most 2**63 - 1 bytes"
+
+
+@pytest.mark.parametrize("fname", ALL_FUNCS)
+@pytest.mark.parametrize(
+    ("x_shape", "k_shape", "dtype", "mode", "kwargs", "what", "shape", "per"),
+    [
+        # output: 2**62 + 2 elements
+        ((2**62,), (3,), torch.int8, "full", {}, "the output", (2**62 + 2,), 8),
+        ((2**60,), (3,), torch.float32, "full", {}, "the output", (2**60 + 2,), 8),
+        ((3,), (2**60,), torch.float32, "full", {}, "the output", (2**60 + 2,), 8),
+        ((2**59 - 1,), (3,), torch.complex128, "full", {}, "the output", (2**59 + 1,), 16),
+        ((2**30, 2**30), (3, 3), torch.float32, "full", {}, "the output", (2**30 + 2,) * 2, 8),
+        # the output fits, the input extended by the boundary rule does not
+        (
+            (2**60 - 1,),
+            (3,),
+            torch.float64,
+            "same",
+            {"boundary": "wrap"},
+            "the input padded for mode='same'",
+            (2**60 + 1,),
+            8,
+        ),
+        # the kernel plays the signal, zero-padded by n - 1 on both sides
+        (
+            (2**39,),
+            (2**60 - 2**39,),
+            torch.float32,
+            "full",
+            {},
+            "the kernel padded for mode='full'",
+            (2**60 + 2**39 - 2,),
+            8,
+        ),
+    ],
+)
+def test_too_large_for_one_tensor(fname, x_shape, k_shape, dtype, mode, kwargs, what, shape, per):
+    """Meta operands: their shapes are real, their data absent (nothing is allocated)."""
+    x = torch.empty(x_shape, dtype=dtype, device="meta")
+    k = torch.empty(k_shape, dtype=dtype, device="meta")
+    elements = int(np.prod(shape, dtype=object))
+    match = re.escape(f"{what} must fit in one tensor, {LIMIT} at {per} bytes per element")
+    message = raises(ValueError, fname, x, k, mode, match=match, **kwargs)
+    assert f"got shape {shape}, {elements} elements ({elements * per} bytes)" in message
+    assert str(dtype).removeprefix("torch.") in message
+
+
+@pytest.mark.parametrize("fname", ALL_FUNCS)
+def test_too_large_stride_zero_operand(fname):
+    """A stride-0 view holds one element however large its shape; its output cannot."""
+    x = torch.zeros(()).expand(2**62)  # not snapshotted: a clone would allocate 2**64 bytes
+    with pytest.raises(ValueError, match=re.escape(f"the output must fit in one tensor, {LIMIT}")):
+        getattr(trueconv, fname)(x, torch.ones(3))
+    with pytest.raises(ValueError, match=re.escape(f"{fname}(): the output must fit")):
+        getattr(trueconv, fname)(torch.ones(3), x, "valid")
+
+
+# --------------------------------------------------------------------------------------------
 # inputs stay unmodified when an error is raised (numpy operands too)
 # --------------------------------------------------------------------------------------------
 

@@ -138,6 +138,33 @@ class ConvSpec:
         return self.batch_shape + tuple(self.out_shape[d] for d in self.dims)
 
 
+#: Most bytes one tensor can span: torch computes a storage's size in bytes as a signed 64-bit
+#: integer and refuses larger ones ("Storage size calculation overflowed").
+MAX_BYTES = 2**63 - 1
+
+
+def element_bytes(dtype: torch.dtype) -> int:
+    """Bytes per element that a call with result ``dtype`` may hold in one array: its compute
+    dtype (integers and bool run in int64 or float64, float16 and bfloat16 in float32), and
+    at least 8: boundary extension builds int64 source indices along a dim, and placing
+    non-finite values counts terms in float64 (:mod:`trueconv._nonfinite`)."""
+    if dtype in (torch.float16, torch.bfloat16) or is_integer(dtype):
+        return 8
+    return max(8, dtype.itemsize)
+
+
+def _check_size(fname: str, what: str, shape: Sequence[int], dtype: torch.dtype) -> None:
+    """Refuse an array of ``shape`` that no torch tensor could hold (:func:`element_bytes`)."""
+    elements = math.prod(shape)
+    per = element_bytes(dtype)
+    if elements * per > MAX_BYTES:
+        raise ValueError(
+            f"{fname}(): {what} must fit in one tensor, at most 2**63 - 1 bytes at {per} bytes "
+            f"per element for a {str(dtype).removeprefix('torch.')} result; got shape "
+            f"{tuple(shape)}, {elements} elements ({elements * per} bytes)."
+        )
+
+
 def _err(fname: str, arg: str, allowed: str, got: Any) -> ValueError:
     return ValueError(f"{fname}(): {arg} must be {allowed}; got {got!r}.")
 
@@ -378,6 +405,22 @@ def normalize(
         out_shape[d] = s
     for d, s in zip(conv_dims, out_conv):
         out_shape[d] = s
+
+    # The output, and the signal operand as padded or extended (the kernel when they swap,
+    # zero-padded by n - 1 for 'full'): torch refuses tensors past MAX_BYTES, with an obscure
+    # message from deep inside a method.
+    _check_size(fname, "the output", out_shape, dtype)
+    if swap:
+        what, shape = "kernel", k_shape
+        grown = [kk + (2 * n - 2 if mode == "full" else 0) for n, kk in zip(ns, ks)]
+    else:
+        what, shape = "input", x_shape
+        grown = [n + before + after for n, (before, after) in zip(ns, pads)]
+    if grown != [shape[d] for d in conv_dims]:
+        grown_shape = list(shape)
+        for d, size in zip(conv_dims, grown):
+            grown_shape[d] = size
+        _check_size(fname, f"the {what} padded for mode={mode!r}", grown_shape, dtype)
 
     spec = ConvSpec(
         fname=fname,

@@ -24,7 +24,11 @@ How one call is built
    chunks it covers and small *copies* of the halo pieces it needs from the other chunks
    (:func:`_extract`); it assembles the window and runs ``trueconv.convolve(window, kernel,
    'valid', dims=...)`` on torch, on the requested device. That one call is where the math
-   happens.
+   happens. A window that reaches into the zero fill of ``boundary='fill'`` (value 0) is
+   convolved as its data in ``'full'`` mode, cut to the window's valid part: the same numbers,
+   with the padding left implicit as :func:`trueconv.convolve` leaves it (it holds no terms:
+   an infinite kernel tap meets no zero there, see the Notes of :func:`trueconv.convolve`), so
+   the result equals the in-memory call with NaN and Inf in the data or the kernel too.
 
 Why not ``dask.array.overlap``/``map_overlap`` with a padded array (the textbook recipe): its
 halos are views that keep whole neighbour chunks alive, and together with the padding and the
@@ -592,6 +596,10 @@ class _Window:
     dtype: np.dtype
     dests: tuple[tuple[slice, ...], ...]  # where each piece goes, in the window
     fill: bool | int | float | complex  # the value of pieces without data
+    #: zero padding that ``trueconv.convolve`` leaves implicit (``boundary='fill'``, value 0):
+    #: per dim, the fill samples before and after the data, which the block does not
+    #: multiply either (an infinite kernel tap meets no padding: see trueconv._nonfinite)
+    implicit: tuple[tuple[int, int], ...] | None = None
 
 
 def _chunked(
@@ -680,7 +688,10 @@ def _chunked(
                 graph[key] = (_extract, source, _piece_index(combo))
                 refs.append(key)
         shape = tuple(p[i][-1][0] + p[i][-1][1] for p, i in zip(pieces, block_id))
-        window = _Window(shape, x.dtype, tuple(dests), spec.fill_value)
+        implicit = None
+        if spec.boundary == "fill" and spec.fill_value == 0 and None in refs:
+            implicit = tuple(_fill_runs(p[i]) for p, i in zip(pieces, block_id))
+        window = _Window(shape, x.dtype, tuple(dests), spec.fill_value, implicit)
         graph[(name, *block_id)] = (task, window, refs, kernel_key, block_id)
 
     from dask.highlevelgraph import HighLevelGraph
@@ -735,6 +746,13 @@ def _extract(block: np.ndarray, index: tuple[slice, ...]) -> np.ndarray:
     return np.array(np.asarray(block)[index])
 
 
+def _fill_runs(segments: Sequence[_Segment]) -> tuple[int, int]:
+    """The fill samples at the start and at the end of one dim of a window."""
+    before = segments[0][1] if segments[0][2] is None else 0
+    after = segments[-1][1] if segments[-1][2] is None and len(segments) > 1 else 0
+    return before, after
+
+
 def _block(
     window: _Window,
     pieces: list[np.ndarray | None],
@@ -766,5 +784,18 @@ def _block(
                 "device (torch.cuda.is_available() is False)."
             )
         t, k = t.to(device), k.to(device)
-    y = signal.convolve(t, k, "valid", dims=dims, method=method)  # type: ignore[arg-type]
-    return y.to(dtype).cpu().resolve_conj().numpy()
+    if window.implicit is None:
+        y = signal.convolve(t, k, "valid", dims=dims, method=method)  # type: ignore[arg-type]
+        return y.to(dtype).cpu().resolve_conj().numpy()
+    # the data without its zero padding, and 'full' (which pads implicitly) cut to the valid
+    # part of the padded window: along a dim with (b, a) fill samples, valid output j of the
+    # padded window is full output j + K - 1 - b
+    pads = window.implicit
+    data = tuple(slice(b, n - a) for (b, a), n in zip(pads, t.shape))
+    y = signal.convolve(t[data], k, "full", dims=dims, method=method)  # type: ignore[arg-type]
+    cut = []
+    for d, ((b, _), n) in enumerate(zip(pads, t.shape)):
+        # the kernel aligns with the trailing dims; a dim it lacks has one tap
+        taps = k.shape[d - t.ndim] if d in dims and d - t.ndim >= -k.ndim else 1
+        cut.append(slice(taps - 1 - b, n - b))
+    return y[tuple(cut)].to(dtype).cpu().resolve_conj().numpy()
