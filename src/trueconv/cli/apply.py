@@ -218,7 +218,7 @@ def _kernel_too_big(what: str, shape: tuple[int, ...], nbytes: int, max_bytes: i
     """Why a kernel of ``shape`` needing ``nbytes`` is refused under ``--max-bytes``, or None."""
     if nbytes <= max_bytes:
         return None
-    taps = " x ".join(str(n) if n < 10**12 else formats.approx(n) for n in shape)
+    taps = formats.shape_text(shape)
     taps += f" = {formats.approx(math.prod(shape))}" if len(shape) > 1 else ""
     return (
         f"kernel {what} has {taps} taps, about {_human(nbytes)} of memory, more than "

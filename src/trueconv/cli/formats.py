@@ -203,6 +203,11 @@ def approx(n: int) -> str:
     return digits if n < 10**6 else f"{digits[0]}.{digits[1:3]}e+{len(digits) - 1:02d}"
 
 
+def shape_text(sizes: tuple[int, ...]) -> str:
+    """Sizes for messages: ``130 x 258``; a size past 10^12 in three digits (``6.00e+300``)."""
+    return " x ".join(str(n) if n < 10**12 else approx(n) for n in sizes)
+
+
 def human_bytes(n: float) -> str:
     """``n`` bytes in binary units, for messages: ``512 B``, ``1.5 KiB``, ``18.6 GiB``."""
     if n >= 1024**6:  # beyond any machine: a count, not a unit (also past float's range)

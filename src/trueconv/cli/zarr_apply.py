@@ -187,11 +187,6 @@ def _count(n: int) -> str:
     return f"{n:,}" if n < 10**12 else formats.approx(n)
 
 
-def _shape(sizes: tuple[int, ...]) -> str:
-    """Sizes for messages: ``130 x 258``."""
-    return " x ".join(str(n) if n < 10**12 else formats.approx(n) for n in sizes)
-
-
 def _sizes(n: int, c: int) -> tuple[int, ...]:
     """Regular chunk sizes of a dim of length ``n`` in chunks of ``c``, as Dask holds them."""
     return (c,) * (n // c) + ((n % c,) if n % c or not n else ())
@@ -266,7 +261,7 @@ def plan(args: argparse.Namespace, store: zarr_store.StoreMeta, fitted: Fitted) 
     if graph_bytes > args.max_bytes:
         rechunked = "" if args.chunk_sizes is None else f" (rechunked to --chunks {args.chunks})"
         raise InputError(
-            f"the input has {_count(store.nchunks)} chunks of {_shape(store.chunks)}"
+            f"the input has {_count(store.nchunks)} chunks of {formats.shape_text(store.chunks)}"
             f"{rechunked}: its task graph, about {_count(tasks)} tasks, would need about "
             f"{_human(graph_bytes)}, more than --max-bytes {_human(args.max_bytes)}; store it "
             "in larger chunks, use larger --chunks or raise --max-bytes"
@@ -306,7 +301,7 @@ def plan(args: argparse.Namespace, store: zarr_store.StoreMeta, fitted: Fitted) 
     if plan.task_bytes > args.max_bytes:
         raise InputError(
             f"one task needs about {_human(plan.task_bytes)} of memory (a "
-            f"{_shape(plan.window)} window of the input, {method}), more than "
+            f"{formats.shape_text(plan.window)} window of the input, {method}), more than "
             f"--max-bytes {_human(args.max_bytes)}; use smaller --chunks or raise --max-bytes"
         )
     return plan
