@@ -33,6 +33,7 @@ from scipy.optimize import nnls
 import trueconv
 from trueconv import _cost
 from trueconv._methods import REGISTRY, direct
+from trueconv._problem import Problem
 from trueconv._spec import normalize
 from trueconv.bench import machine_info
 
@@ -172,6 +173,7 @@ def _problems(
             for dtype in dtypes:
                 if variant == "nn_direct":
                     c = count(variant, x_shape, w_shape, fname, dtype, device)
+                    assert c is not None
                     rate = _NN_DIRECT_RATE[str(dtype).removeprefix("torch.")]
                     if c.units / rate > _NN_DIRECT_MAX_S:
                         continue
@@ -183,7 +185,8 @@ def _problems(
         for x_shape, k_shape in shapes:
             for mode in MODES:
                 for dtype in dtypes:
-                    yield variant, (x_shape, k_shape, mode, dtype)
+                    if count(variant, x_shape, k_shape, mode, dtype, device) is not None:
+                        yield variant, (x_shape, k_shape, mode, dtype)
 
 
 def _time(fn: Any, min_run_time: float) -> float:
@@ -207,10 +210,11 @@ def _time(fn: Any, min_run_time: float) -> float:
 
 def count(
     variant: str, x_shape: Any, k_shape: Any, mode: str, dtype: torch.dtype, device: str
-) -> _cost.Counts:
-    """The operation counts of one calibration problem, from the method's own ``counts``
-    (shapes only: zero-stride operands, nothing allocated). NN rows carry the function name
-    in ``mode``."""
+) -> _cost.Counts | None:
+    """The operation counts of one calibration problem, from the method's own plan (shapes
+    only: zero-stride operands, nothing allocated); ``None`` where the method declines the
+    problem (overlap-add with no dim worth blocking runs the FFT method: its time says nothing
+    about overlap-add). NN rows carry the function name in ``mode``."""
     if variant in NN_GRID:
         from trueconv.nn import _plan as nn_plan
 
@@ -220,19 +224,25 @@ def count(
     k = torch.zeros((), dtype=dtype).expand(tuple(k_shape))
     method = "direct" if variant in ("shift_add", "conv") else variant
     _, _, spec = normalize("convolve", x, k, mode, None, method, "fill", 0)
+    problem, dev = Problem.of(spec), torch.device(device)
     if variant in ("shift_add", "conv"):
-        return direct.counts(spec, torch.device(device), forced=variant)
-    return REGISTRY[method].counts(spec, torch.device(device))
+        return direct.plan(problem, dev, use=variant).counts
+    planned = REGISTRY[method].plan(problem, dev)
+    return None if planned is None else planned.counts
 
 
 def recount(rows: list[dict[str, Any]], device: str) -> None:
     """Recompute every recorded row's counts with the current code (after a change to a
-    method's ``counts``), keeping the measured seconds."""
+    method's counts), keeping the measured seconds; drop the rows the method now declines."""
+    kept = []
     for r in rows:
         c = count(
             r["variant"], r["x_shape"], r["k_shape"], r["mode"], getattr(torch, r["dtype"]), device
         )
-        r.update(calls=c.calls, units=c.units, passes=c.passes, aux=c.aux)
+        if c is not None:
+            r.update(calls=c.calls, units=c.units, passes=c.passes, aux=c.aux)
+            kept.append(r)
+    rows[:] = kept
 
 
 def measure(
@@ -246,6 +256,7 @@ def measure(
         k = torch.randn(k_shape, generator=gen, dtype=torch.float64).to(dev, dtype)
         method = "direct" if variant in ("shift_add", "conv") else variant
         c = count(variant, x_shape, k_shape, mode, dtype, device)
+        assert c is not None  # _problems yields the problems the method plans
         if variant in NN_GRID:
             forced = contextlib.nullcontext()
             call = _nn_call(mode, x, k, variant.removeprefix("nn_"))

@@ -108,7 +108,7 @@ def test_measure_remembers_the_winner_and_auto_runs_it(monkeypatch):
     x = torch.randn(3000, dtype=torch.float64)
     k = torch.randn(200, dtype=torch.float64)
     spec = normalize("convolve", x, k, "same", None, "auto", "fill", 0)[2]
-    predicted = _plan._choose_auto(spec, x.device)
+    predicted = _plan.predicted(spec, x.device)
     # make the timing crown a method the cost model would not pick
     forced = next(m for m in _plan.feasible(spec) if m != predicted)
     monkeypatch.setattr(_plan, "_MEASURED", {})
@@ -127,7 +127,7 @@ def test_measure_remembers_the_winner_and_auto_runs_it(monkeypatch):
     assert np.abs(y.numpy() - ref).max() <= 1e-12 * np.abs(ref).max()
     # another problem is not affected
     other = normalize("convolve", x[:2999], k, "same", None, "auto", "fill", 0)[2]
-    assert trueconv.choose_method(x[:2999], k, "same") == _plan._choose_auto(other, x.device)
+    assert trueconv.choose_method(x[:2999], k, "same") == _plan.predicted(other, x.device)
 
 
 def test_measure_really_times_every_feasible_method():

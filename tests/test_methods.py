@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 
 import trueconv
 from conftest import REL_TOL, rel_err, to_numpy
-from trueconv import _cost, _plan, _spec
-from trueconv._methods import REGISTRY, direct
+from trueconv import _plan, _spec
+from trueconv._methods import REGISTRY, direct, overlap_add
 from trueconv._methods.fft import next_fast_len
+from trueconv._problem import Problem
 
 METHODS = sorted(REGISTRY)
 MODES = ["full", "same", "valid"]
@@ -128,8 +129,8 @@ def test_the_requested_method_runs(monkeypatch, method, xs, ks, mode, boundary):
     _, _, spec = _spec.normalize(
         "convolve", torch.from_numpy(x), torch.from_numpy(k), mode, None, method, boundary, 0
     )
-    sa, sb, _ = _cost.canonical(spec)
-    unblocked = all(s is None for s in REGISTRY["overlap_add"].blocked_dims(sa, sb))
+    problem = Problem.of(spec)
+    unblocked = all(s is None for s in overlap_add.blocked_dims(problem.sa, problem.sb))
     also = ("fft",) if method == "overlap_add" and unblocked else ()
     _forbid_others(monkeypatch, method, also)
     out = trueconv.convolve(

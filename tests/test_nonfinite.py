@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 import trueconv
 from conftest import REL_TOL, rel_err, to_numpy
-from trueconv import _nonfinite, signal
+from trueconv import _nonfinite, _plan, signal
 from trueconv._methods import REGISTRY, direct, overlap_add
 
 METHODS = sorted(REGISTRY)
@@ -570,15 +570,19 @@ def test_vmap_is_not_checked_and_spreads_as_scipys_transforms(only, method):
 def test_guard_runs_only_for_methods_that_spread():
     x, k = torch.randn(8, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
     spec = trueconv._spec.normalize("convolve", x, k, "full", None, "auto", "fill", 0)[2]
-    pads = spec.method_pads
-    assert not signal._nonfinite_guard("direct", spec, x, k)  # shift-and-add on the CPU
-    assert signal._nonfinite_guard("fft", spec, x, k)
-    assert signal._nonfinite_guard("overlap_add", spec, x, k)
-    assert direct.places_nonfinite(x, k, pads)
+    cpu = torch.device("cpu")
+
+    def planned(method, s=spec):
+        return _plan.forced(s, cpu, method)
+
+    assert not signal._nonfinite_guard(planned("direct"), x, k)  # shift-and-add on the CPU
+    assert signal._nonfinite_guard(planned("fft"), x, k)
+    assert signal._nonfinite_guard(planned("overlap_add"), x, k)
+    assert planned("direct").places_nonfinite
     ints = trueconv._spec.normalize("convolve", x.long(), k.long(), "full", None, "fft", "fill", 0)
-    assert not signal._nonfinite_guard("fft", ints[2], x, k)  # integers are finite
+    assert not signal._nonfinite_guard(planned("fft", ints[2]), x, k)  # integers are finite
     meta = x.to("meta"), k.to("meta")
-    assert not signal._nonfinite_guard("fft", spec, *meta)
+    assert not signal._nonfinite_guard(planned("fft"), *meta)
 
 
 # --------------------------------------------------------------------------------------------

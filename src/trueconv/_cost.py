@@ -1,8 +1,8 @@
 """The cost model's two halves, kept apart: operation counts and per-device constants.
 
-Each method module counts its own operations from a spec (``cost(spec, device)``); this module
-supplies what they share — the problem sizes in the method's terms — and the constants that
-turn counts into seconds. The constants are fitted by ``benchmarks/fit_cost.py`` from recorded
+Each method counts its own operations when it plans a problem (``Plan.counts``, see
+:mod:`trueconv._problem`); this module supplies the shared transform model and the constants
+that turn counts into seconds. The constants are fitted by ``benchmarks/fit_cost.py`` from recorded
 calibration timings and stored in ``_cost_constants.json`` beside this file, which names the
 results file and the machine they came from. A device type without fitted constants uses the
 provisional table below, marked as such.
@@ -13,13 +13,10 @@ from __future__ import annotations
 import functools
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-
-from trueconv._spec import ConvSpec
 
 CONSTANTS_FILE = Path(__file__).with_name("_cost_constants.json")
 
@@ -119,49 +116,6 @@ def predict(c: Counts, dtype: torch.dtype, device_type: str) -> float:
     per_aux = row.get(f"{c.variant}_aux", 0.0)
     work = c.units * per_unit + c.passes * per_pass + c.aux * per_aux
     return c.calls * row[f"{c.variant}_call"] + factor * work
-
-
-@dataclass(frozen=True)
-class Sizes:
-    """A spec in the terms of the canonical problem the methods solve."""
-
-    a: tuple[int, ...]  # signal-role lengths along the convolved dims, padding included
-    b: tuple[int, ...]  # kernel-role lengths
-    out: tuple[int, ...]  # output lengths along the convolved dims
-    batch_a: int  # signals (product of the signal role's batch dims)
-    batch_b: int  # kernels
-    batch: int  # outputs
-
-    @property
-    def taps(self) -> int:
-        return math.prod(self.b)
-
-    @property
-    def out_elems(self) -> int:
-        return self.batch * math.prod(self.out)
-
-
-def sizes(spec: ConvSpec) -> Sizes:
-    xb = math.prod(s for d, s in enumerate(spec.x_shape) if d not in spec.dims)
-    kb = math.prod(s for d, s in enumerate(spec.k_shape) if d not in spec.dims)
-    if spec.swap:
-        a, b, ba, bb = spec.k, spec.n, kb, xb
-    else:
-        a = tuple(n + bf + af for n, (bf, af) in zip(spec.n, spec.pads))
-        b, ba, bb = spec.k, xb, kb
-    out = tuple(spec.out_shape[d] for d in spec.dims)
-    return Sizes(a, b, out, ba, bb, math.prod(spec.batch_shape))
-
-
-def canonical(
-    spec: ConvSpec,
-) -> tuple[tuple[int, ...], tuple[int, ...], tuple[tuple[int, int], ...]]:
-    """The convolved lengths of ``a`` and ``b`` and the implicit pads, as ``run`` sees them."""
-    if spec.swap:
-        return spec.k, spec.n, spec.method_pads
-    if spec.extend_explicitly:
-        return sizes(spec).a, spec.k, spec.method_pads
-    return spec.n, spec.k, spec.method_pads
 
 
 #: Transform length from which a transform (or a batch of blocks) no longer fits in cache;

@@ -64,7 +64,8 @@ from collections.abc import Callable, Sequence
 import torch
 
 Pads = Sequence[tuple[int, int]]
-Run = Callable[[torch.Tensor, torch.Tensor, Pads], torch.Tensor]
+#: A planned method: the valid convolution of its operands, padded by the plan's pads.
+Run = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 #: functorch's own probes (private torch API, present from torch 2.0 on; looked up once, and
@@ -103,18 +104,19 @@ def all_finite(t: torch.Tensor) -> bool:
 
 
 def run(method: Run, a: torch.Tensor, b: torch.Tensor, pads: Pads) -> torch.Tensor:
-    """``method(a, b, pads)`` with NaN and ±Inf placed as the direct sum places them.
+    """``method(a, b)`` (a plan run, padding by ``pads``) with NaN and ±Inf placed as the
+    direct sum places them.
 
     The operands must be :func:`checkable` and of a floating or complex dtype. When both are
-    finite this is ``method(a, b, pads)`` after one reduction per operand. Otherwise the method
+    finite this is ``method(a, b)`` after one reduction per operand. Otherwise the method
     runs on the finite part, and the non-finite outputs are found by counting terms (module
     docstring). Gradients of the finite outputs are those of the finite part; the non-finite
     outputs are constants.
     """
     fin_a, fin_b = all_finite(a), all_finite(b)
     if fin_a and fin_b:
-        return method(a, b, pads)
-    y = method(_finite_part(a, fin_a), _finite_part(b, fin_b), pads)
+        return method(a, b)
+    y = method(_finite_part(a, fin_a), _finite_part(b, fin_b))
     with torch.no_grad():
         counts = _Counts(method, a.detach(), b.detach(), pads)
         if y.is_complex():
@@ -186,7 +188,7 @@ class _Counts:
             return self._box(u, self.b, u_is_a=True)
         if u is None:
             return self._box(v, self.a, u_is_a=False)
-        return self.method(u.to(torch.float64), v.to(torch.float64), self.pads)
+        return self.method(u.to(torch.float64), v.to(torch.float64))
 
     def _pair(self, u: torch.Tensor, v: torch.Tensor | None, u_is_a: bool) -> torch.Tensor:
         """:meth:`count` with ``u`` the indicator of ``a`` (``u_is_a``) or of ``b``."""

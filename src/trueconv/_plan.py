@@ -1,4 +1,11 @@
-"""Choose the method for a call: the explicit one, or the cheapest feasible one."""
+"""Plan a call: the explicit method's plan, or the cheapest feasible one's (``'auto'``).
+
+Every method plans the call's :class:`~trueconv._problem.Problem` once; ``'auto'`` prices each
+plan once (``_cost.predict`` of its counts) and keeps the cheapest, which is then what runs:
+:func:`trueconv.choose_method` and ``method='auto'`` read the same plan. ``'auto'`` plans are
+cached per (spec, device); a requested method is planned per call (the plan is cheap, and
+planning reads module constants that tests and calibration adjust).
+"""
 
 from __future__ import annotations
 
@@ -7,25 +14,9 @@ import functools
 import torch
 
 from trueconv import _cost
-from trueconv._methods import REGISTRY, overlap_add
-from trueconv._spec import ConvSpec
-
-
-def feasible(spec: ConvSpec) -> tuple[str, ...]:
-    """Methods ``'auto'`` may pick: integers and bool take exact paths only; overlap-add only
-    where some dim gets blocks (elsewhere it is the plain FFT with more steps)."""
-    if not (spec.dtype.is_floating_point or spec.dtype.is_complex):
-        return ("direct",)
-    sa, sb, _ = _cost.canonical(spec)
-    if any(s is not None for s in overlap_add.blocked_dims(sa, sb)):
-        return ("direct", "fft", "overlap_add")
-    return ("direct", "fft")
-
-
-def costs(spec: ConvSpec, device: torch.device) -> dict[str, float]:
-    """Predicted seconds of every feasible method."""
-    return {m: REGISTRY[m].cost(spec, device) for m in feasible(spec)}
-
+from trueconv._methods import REGISTRY
+from trueconv._problem import Plan, Problem
+from trueconv._spec import ConvSpec, is_integer
 
 #: Seconds a transform method must save before ``'auto'`` leaves the direct method, per device
 #: type. Direct sums are exact on integer-valued data and their rounding error does not grow
@@ -37,28 +28,84 @@ def costs(spec: ConvSpec, device: torch.device) -> dict[str, float]:
 DIRECT_MARGIN_S = {"cpu": 5e-4}
 OTHER_MARGIN_S = 5e-5
 
-
 #: Winners timed by ``choose_method(..., measure=True)``, per (spec, device); 'auto' uses them.
+#: At most :data:`MEASURED_MAX`, the oldest forgotten first.
 _MEASURED: dict[tuple[ConvSpec, torch.device], str] = {}
+MEASURED_MAX = 1024
 
 
 def remember(spec: ConvSpec, device: torch.device, method: str) -> None:
+    """Make ``method`` what ``'auto'`` runs for ``spec`` on ``device``."""
+    _MEASURED.pop((spec, device), None)
+    while len(_MEASURED) >= MEASURED_MAX:
+        del _MEASURED[next(iter(_MEASURED))]
     _MEASURED[(spec, device)] = method
 
 
-def choose(spec: ConvSpec, device: torch.device) -> str:
+def plans(spec: ConvSpec, device: torch.device) -> dict[str, Plan]:
+    """The plan of every method ``'auto'`` may pick: those that apply (a method declines a
+    problem it would only complicate), and for integers and bool the exact ones only."""
+    problem = Problem.of(spec)
+    out = {}
+    for name, method in REGISTRY.items():
+        if is_integer(spec.dtype) and not method.EXACT:
+            continue
+        p = method.plan(problem, device)
+        if p is not None:
+            out[name] = p
+    return out
+
+
+def feasible(spec: ConvSpec) -> tuple[str, ...]:
+    """The methods ``'auto'`` may pick for ``spec``."""
+    return tuple(plans(spec, torch.device("cpu")))
+
+
+def costs(spec: ConvSpec, device: torch.device) -> dict[str, float]:
+    """Predicted seconds of every feasible method."""
+    return {n: _price(p, device) for n, p in plans(spec, device).items()}
+
+
+def _price(p: Plan, device: torch.device) -> float:
+    return _cost.predict(p.counts, p.problem.dtype, device.type)
+
+
+def plan(spec: ConvSpec, device: torch.device) -> Plan:
+    """The plan a call runs: the requested method's, the measured winner's, or the cheapest."""
     if spec.method != "auto":
-        return spec.method
+        return forced(spec, device)
     measured = _MEASURED.get((spec, device))
-    return measured if measured is not None else _choose_auto(spec, device)
+    if measured is not None:
+        return forced(spec, device, measured)
+    return _auto(spec, device)
+
+
+def choose(spec: ConvSpec, device: torch.device) -> str:
+    """The method :func:`plan` gives."""
+    return plan(spec, device).method
+
+
+def forced(spec: ConvSpec, device: torch.device, method: str | None = None) -> Plan:
+    """The plan of ``method`` (default: the spec's), which must plan something."""
+    p = REGISTRY[method or spec.method].plan(Problem.of(spec), device, forced=True)
+    assert p is not None, "a requested method always plans"
+    return p
 
 
 @functools.lru_cache(maxsize=4096)
-def _choose_auto(spec: ConvSpec, device: torch.device) -> str:
-    """The plan depends on the (frozen, hashable) spec and the device alone: cached."""
-    predicted = costs(spec, device)
+def _auto(spec: ConvSpec, device: torch.device) -> Plan:
+    """The cheapest feasible plan, each priced once; the direct one unless a transform saves
+    more than the device's margin. Depends on the (frozen, hashable) spec and the device
+    alone: cached."""
+    candidates = plans(spec, device)
+    predicted = {n: _price(p, device) for n, p in candidates.items()}
     best = min(predicted, key=predicted.__getitem__)
     margin = DIRECT_MARGIN_S.get(device.type, OTHER_MARGIN_S)
     if predicted["direct"] <= predicted[best] + margin:
-        return "direct"
-    return best
+        best = "direct"
+    return candidates[best]
+
+
+def predicted(spec: ConvSpec, device: torch.device) -> str:
+    """What the cost model picks, whatever was measured."""
+    return _auto(spec, device).method

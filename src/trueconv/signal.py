@@ -15,7 +15,7 @@ import torch
 
 from trueconv import _nonfinite, _plan
 from trueconv._boundary import extend
-from trueconv._methods import REGISTRY, direct
+from trueconv._problem import Plan
 from trueconv._spec import ConvSpec, normalize
 from trueconv._typing import Boundary, BoundaryAlias, Method, Mode
 
@@ -380,30 +380,27 @@ def _execute(x: torch.Tensor, k: torch.Tensor, spec: ConvSpec) -> torch.Tensor:
     if spec.nd == 0:
         return (x * k).to(spec.dtype)
 
-    method = _plan.choose(spec, x.device)
-    module = REGISTRY[method]
-    cdtype = module.compute_dtype(spec.dtype)
+    plan = _plan.plan(spec, x.device)
     trailing = list(range(spec.ndim - spec.nd, spec.ndim))
-    x = x.movedim(spec.dims, trailing).to(cdtype)
-    k = k.movedim(spec.dims, trailing).to(cdtype)
+    x = x.movedim(spec.dims, trailing).to(plan.compute_dtype)
+    k = k.movedim(spec.dims, trailing).to(plan.compute_dtype)
     if spec.extend_explicitly:
         x = extend(x, trailing, spec.pads, spec.boundary, spec.fill_value)
     a, b = (k, x) if spec.swap else (x, k)
-    if _nonfinite_guard(method, spec, a, b):
-        y = _nonfinite.run(module.run, a, b, spec.method_pads)
+    if _nonfinite_guard(plan, a, b):
+        y = _nonfinite.run(plan.run, a, b, plan.problem.pads)
     else:
-        y = module.run(a, b, spec.method_pads)
+        y = plan.run(a, b)
     y = y.movedim(trailing, spec.dims)
     return _restore_dtype(y, spec.dtype)
 
 
-def _nonfinite_guard(method: str, spec: ConvSpec, a: torch.Tensor, b: torch.Tensor) -> bool:
+def _nonfinite_guard(plan: Plan, a: torch.Tensor, b: torch.Tensor) -> bool:
     """Whether the run needs :func:`trueconv._nonfinite.run` to place NaN and ±Inf as the
     direct sum does: floating or complex operands (integers are finite) whose data can be
-    checked, and a method that would spread them (the transforms; ``F.convNd`` off the CPU)."""
-    if not (spec.dtype.is_floating_point or spec.dtype.is_complex):
-        return False
-    if method == "direct" and direct.places_nonfinite(a, b, spec.method_pads):
+    checked, and a plan that would spread them (the transforms; ``F.convNd`` off the CPU)."""
+    dtype = plan.problem.dtype
+    if plan.places_nonfinite or not (dtype.is_floating_point or dtype.is_complex):
         return False
     return _nonfinite.checkable(a, b)
 

@@ -17,12 +17,17 @@ import contextlib
 import itertools
 import math
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from trueconv import _cost, _nonfinite
-from trueconv._spec import ConvSpec, broadcast_shape
+from trueconv._problem import Problem
+from trueconv._spec import broadcast_shape
+
+#: Computes integer problems in integers: ``'auto'`` may pick it for them.
+EXACT = True
 
 #: Device types whose ``F.convNd`` implements integer dtypes (checked for torch >= 2.1 on CPU).
 NATIVE_INTEGER_CONV_DEVICES = frozenset({"cpu"})
@@ -71,41 +76,41 @@ def _counts(v: str, taps: int, out_elems: int, nd: int) -> _cost.Counts:
     return _cost.Counts(v, 1, macs, passes=macs if nd >= 2 else 0.0)
 
 
-def counts(spec: ConvSpec, device: torch.device, forced: str | None = None) -> _cost.Counts:
-    """Calls and multiply-adds of the variant that runs (or of ``forced``)."""
-    s = _cost.sizes(spec)
-    v = forced or variant(s.taps, s.out_elems, spec.dtype, device.type, s.b)
-    return _counts(v, s.taps, s.out_elems, len(s.b))
+@dataclass(frozen=True)
+class DirectPlan:
+    """The direct method's plan: the variant, decided once (:func:`variant`)."""
+
+    problem: Problem
+    variant: str  # 'shift_add' or 'conv' (F.convNd on the flipped kernel)
+    counts: _cost.Counts
+    compute_dtype: torch.dtype
+    method: str = "direct"
+
+    @property
+    def places_nonfinite(self) -> bool:
+        """:func:`shift_add` multiplies every term (see its zero-tap rule), so NaN and ±Inf
+        land where the direct sum has them. ``F.convNd`` on an accelerator need not: cuDNN
+        may choose Winograd or FFT algorithms, whose transforms mix a tile's samples, so one
+        NaN reaches outputs whose sums do not contain it."""
+        return self.variant == "shift_add"
+
+    def run(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return run(self, a, b)
 
 
-def cost(spec: ConvSpec, device: torch.device) -> float:
-    return _cost.predict(counts(spec, device), spec.dtype, device.type)
+def plan(
+    problem: Problem, device: torch.device, forced: bool = False, *, use: str | None = None
+) -> DirectPlan:
+    """The direct method always applies; ``use`` forces a variant (for calibration)."""
+    v = use or variant(problem.taps, problem.out_elems, problem.dtype, device.type, problem.sb)
+    counts = _counts(v, problem.taps, problem.out_elems, len(problem.sb))
+    return DirectPlan(problem, v, counts, compute_dtype(problem.dtype))
 
 
-def _variant_of(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> str:
-    """The :func:`variant` that :func:`run` takes for these operands."""
+def run(plan: DirectPlan, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    pads = plan.problem.pads
     nd = len(pads)
-    nb = a.ndim - nd
-    out_sz = [n + bf + af - k + 1 for n, k, (bf, af) in zip(a.shape[nb:], b.shape[nb:], pads)]
-    batch = broadcast_shape(a.shape[:nb], b.shape[:nb])
-    taps = math.prod(b.shape[nb:])
-    out_elems = math.prod(batch) * math.prod(out_sz)
-    return variant(taps, out_elems, a.dtype, a.device.type, b.shape[nb:])
-
-
-def places_nonfinite(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> bool:
-    """Whether :func:`run` puts NaN and ±Inf exactly where the direct sum has them.
-
-    :func:`shift_add` multiplies every term (see its zero-tap rule). ``F.convNd`` on an
-    accelerator need not: cuDNN may choose Winograd or FFT algorithms, whose transforms mix a
-    tile's samples, so one NaN reaches outputs whose sums do not contain it.
-    """
-    return _variant_of(a, b, pads) == "shift_add"
-
-
-def run(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> torch.Tensor:
-    nd = len(pads)
-    if _variant_of(a, b, pads) == "shift_add":
+    if plan.variant == "shift_add":
         return shift_add(a, b, pads)
     if nd <= 3:
         return _conv(a, b, pads)
@@ -208,21 +213,6 @@ def _crop(
         if start or y.shape[i - nd] != length:
             y = y.narrow(i - nd, start, length)
     return y
-
-
-def _tap_slices(m: int, k: int, n: int, out: int, before: int) -> tuple[int, int, int] | None:
-    """For kernel tap ``m``: ``(out_start, in_start, length)`` of the samples it touches.
-
-    With the input zero-padded by ``before``, the valid convolution is
-    ``y[j] = sum_m b[m] * a[j + k - 1 - m - before]``, so tap ``m`` adds ``b[m] * a[i]`` to
-    ``y[i - (k - 1 - m - before)]`` for every ``i`` that lands inside ``y``.
-    """
-    shift = k - 1 - m - before  # y[j] reads a[j + shift]
-    j0 = max(0, -shift)
-    j1 = min(out, n - shift)
-    if j1 <= j0:
-        return None
-    return j0, j0 + shift, j1 - j0
 
 
 def _zero_taps_skippable(a: torch.Tensor, flat: Sequence[complex]) -> bool:

@@ -17,11 +17,15 @@ import functools
 import itertools
 import math
 from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 
 from trueconv import _cost
-from trueconv._spec import ConvSpec
+from trueconv._problem import Problem
+
+#: Rounds integer problems (exact only while ``|y| < 2**52``): ``'auto'`` never picks it for them.
+EXACT = False
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -130,7 +134,7 @@ def crop(y: torch.Tensor, starts: Sequence[int], lengths: Sequence[int]) -> torc
     return y
 
 
-def plan(
+def layout(
     sa: Sequence[int], sb: Sequence[int], pads: Sequence[tuple[int, int]], real: bool
 ) -> tuple[list[int], list[int], list[int], list[int]]:
     """Transformed dims (as indices into the convolved dims), their lengths, and the wanted
@@ -143,36 +147,64 @@ def plan(
     return dims, lens, starts, lengths
 
 
-def counts(spec: ConvSpec, device: torch.device) -> _cost.Counts:
-    """Three transforms' calls; work = transforms × ``P log2 P`` for ``P`` points each."""
-    sa, sb, pads = _cost.canonical(spec)
-    s = _cost.sizes(spec)
-    _, lens, _, _ = plan(sa, sb, pads, not spec.dtype.is_complex)
+@dataclass(frozen=True)
+class FFTPlan:
+    """The FFT method's plan: what is transformed, at which lengths, and what is kept."""
+
+    problem: Problem
+    dims: tuple[int, ...]  # transformed dims, as indices into the convolved dims
+    lens: tuple[int, ...]  # their transform lengths
+    starts: tuple[int, ...]  # the wanted slice of the full convolution, per convolved dim
+    lengths: tuple[int, ...]
+    #: the kernel's spectrum along the first transformed dim from a DFT-matrix product
+    #: (:func:`_dft_ok`; calls that record no graph)
+    dft_first: bool
+    counts: _cost.Counts
+    compute_dtype: torch.dtype
+    method: str = "fft"
+    places_nonfinite: bool = False  # a transform mixes every sample into every output
+
+    def run(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return run(self, a, b)
+
+
+def plan(problem: Problem, device: torch.device, forced: bool = False) -> FFTPlan:
+    """The FFT method applies to every problem. Counts: three transforms' calls; work =
+    transforms × ``P log2 P`` for ``P`` points each, and one pass over each spectrum."""
+    sa, sb = problem.sa, problem.sb
+    dims, lens, starts, lengths = layout(sa, sb, problem.pads, problem.real)
     points = math.prod(lens)
     if points <= 1:
-        return _cost.Counts("fft", 1, float(s.out_elems))
-    count = s.batch_a + s.batch_b + s.batch
-    work = _cost.transform_work(points, count, max(lens))
-    return _cost.Counts("fft", 3, work, passes=float(count * points))
+        counts = _cost.Counts("fft", 1, float(problem.out_elems))
+    else:
+        count = problem.batch_a + problem.batch_b + problem.batch
+        work = _cost.transform_work(points, count, max(lens))
+        counts = _cost.Counts("fft", 3, work, passes=float(count * points))
+    dft_first = len(dims) > 1 and _dft_ok(lens[0], sb[dims[0]])
+    return FFTPlan(
+        problem,
+        tuple(dims),
+        tuple(lens),
+        tuple(starts),
+        tuple(lengths),
+        dft_first,
+        counts,
+        compute_dtype(problem.dtype),
+    )
 
 
-def cost(spec: ConvSpec, device: torch.device) -> float:
-    return _cost.predict(counts(spec, device), spec.dtype, device.type)
-
-
-def run(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> torch.Tensor:
-    nd = len(pads)
-    sa, sb = a.shape[a.ndim - nd :], b.shape[b.ndim - nd :]
-    real = not (a.is_complex() or b.is_complex())
-    dims, lens, starts, lengths = plan(sa, sb, pads, real)
+def run(plan: FFTPlan, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    nd = len(plan.problem.pads)
+    dims, lens, starts, lengths = plan.dims, plan.lens, plan.starts, plan.lengths
     if not dims:
         return crop(a * b, starts, lengths)  # every convolved dim has a length-1 operand
+    real = not (a.is_complex() or b.is_complex())
     if traced(a, b) or a.device.type != "cpu":  # GPUs: cuFFT N-D plans, no MKL fault
         fwd, inv = transforms(real)
         fft_dims = [i - nd for i in dims]
         y = inv(fwd(a, s=lens, dim=fft_dims) * fwd(b, s=lens, dim=fft_dims), s=lens, dim=fft_dims)
         return crop(y, starts, lengths)
-    return _run_sliced(a, b, nd, dims, lens, starts, lengths, real)
+    return _run_sliced(a, b, nd, dims, lens, starts, lengths, real, plan.dft_first)
 
 
 def traced(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -237,6 +269,7 @@ def _run_sliced(
     starts: Sequence[int],
     lengths: Sequence[int],
     real: bool,
+    short: bool,
 ) -> torch.Tensor:
     """The FFT convolution of a call that records no graph, holding two or three spectra.
 
@@ -245,9 +278,10 @@ def _run_sliced(
     to five at once, 3-4.5x (input + output) bytes on the benchmark grid. Here each array is
     released as soon as the next one exists, and:
 
-    * When the kernel is short along the first transformed dim (:func:`_dft_ok`), its spectrum
-      is never whole: the kernel is transformed along the other dims only (kernel-sized along
-      the first), and finished slab by slab by a product with the DFT matrix (:func:`_dft`),
+    * When the kernel is short along the first transformed dim (``short``, the plan's
+      ``dft_first``: :func:`_dft_ok`), its spectrum is never whole: the kernel is transformed
+      along the other dims only (kernel-sized along the first), and finished slab by slab by
+      a product with the DFT matrix (:func:`_dft`),
       each slab multiplied into the input's spectrum in place. Peak: the input's spectrum and
       ``rfftn``'s zero-padded copy of the input. The matrix product also costs less than the
       padded kernel's transform (and ``rfftn`` of a mostly zero array).
@@ -258,7 +292,7 @@ def _run_sliced(
     """
     lead = a.ndim - nd
     tdims = [lead + i for i in dims]
-    first, short = tdims[0], len(tdims) > 1 and _dft_ok(lens[0], b.shape[tdims[0]])
+    first = tdims[0]
     fwd: Callable[..., torch.Tensor] = torch.fft.rfftn if real else fftn
     spec = fwd(a, s=lens, dim=tdims)
     if short:

@@ -32,6 +32,7 @@ import functools
 import itertools
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
@@ -40,9 +41,13 @@ import torch.nn.functional as F
 from trueconv import _cost
 from trueconv._methods import fft
 from trueconv._methods.fft import next_fast_len
-from trueconv._spec import ConvSpec, broadcast_shape
+from trueconv._problem import Problem
+from trueconv._spec import broadcast_shape
 
 compute_dtype = fft.compute_dtype
+
+#: Rounds integer problems, as the FFT method: ``'auto'`` never picks it for them.
+EXACT = False
 
 
 #: Fixed cost of one block's transform, in transform-work points (``L log2 L``). Provenance: the
@@ -85,33 +90,6 @@ def block_length(n: int, k: int) -> int | None:
 def blocked_dims(sa: Sequence[int], sb: Sequence[int]) -> list[int | None]:
     """Per convolved dim, the block length, or ``None`` where the dim is not blocked."""
     return [block_length(n, k) for n, k in zip(sa, sb)]
-
-
-def counts(spec: ConvSpec, device: torch.device) -> _cost.Counts:
-    """What :func:`run` does: per box (:func:`_boxes`), a zero-filled buffer, the blocks
-    copied in, a forward transform, a product and an inverse, and the ``3 ** d`` adds of the
-    blocks' results; one kernel transform. Work: ``nb`` transforms of ``L = S + k - 1`` points
-    per blocked dim, for the signal's blocks and the outputs'."""
-    sa, sb, pads = _cost.canonical(spec)
-    s = _cost.sizes(spec)
-    lay = _layout(sa, sb, pads, not spec.dtype.is_complex)
-    lens = [t for t in lay.tlens if t is not None]
-    points = math.prod(lens)
-    if points <= 1:
-        return _cost.Counts("overlap_add", 1, float(s.out_elems))
-    nblocked = sum(b is not None for b in lay.blocks)
-    blocks_total = math.prod(-(-n // b) for n, b in zip(sa, lay.blocks) if b is not None)
-    count = blocks_total * (s.batch_a + s.batch) + s.batch_b
-    work = _cost.transform_work(points, count, max(lens)) + count * BLOCK_OVERHEAD
-    boxes = len(_boxes(sa, lay.blocks, _extents(sa, lay.tlens), s.batch)) if nblocked else 1
-    calls = 1 + boxes * (3 + len(lens) + 2**nblocked + 3**nblocked)
-    # buffer fill and copy-in, spectrum product, and the adds into the output
-    passes = float(count * points * 3)
-    return _cost.Counts("overlap_add", calls, work, passes)
-
-
-def cost(spec: ConvSpec, device: torch.device) -> float:
-    return _cost.predict(counts(spec, device), spec.dtype, device.type)
 
 
 #: Elements of the block buffer (blocks at their transform length, batch included) transformed
@@ -213,18 +191,65 @@ def _extents(sa: Sequence[int], tlens: Sequence[int | None]) -> list[int]:
     return [t if t is not None else n for n, t in zip(sa, tlens)]
 
 
-def run(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> torch.Tensor:
-    nd = len(pads)
-    assert a.ndim == b.ndim, "operands are aligned by the front door"
-    lead = a.ndim - nd
-    sa, sb = tuple(a.shape[lead:]), tuple(b.shape[lead:])
-    real = not (a.is_complex() or b.is_complex())
-    lay = _layout(sa, sb, pads, real)
+@dataclass(frozen=True)
+class OverlapAddPlan:
+    """Overlap-add's plan: the layout (blocked dims, transform lengths), the boxes of blocks
+    transformed together, and the counts priced from them; or, where no dim is worth
+    blocking and the method was asked for, the FFT method's plan as its one pass (``inner``)."""
+
+    problem: Problem
+    layout: Layout
+    boxes: tuple[tuple[tuple[int, int], ...], ...]  # per box, (first block, blocks) per dim
+    counts: _cost.Counts
+    compute_dtype: torch.dtype
+    inner: fft.FFTPlan | None = None
+    method: str = "overlap_add"
+    places_nonfinite: bool = False  # a block's transform mixes its samples into its outputs
+
+    def run(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return run(self, a, b)
+
+
+def plan(problem: Problem, device: torch.device, forced: bool = False) -> OverlapAddPlan | None:
+    """Overlap-add applies where some dim gets blocks (:func:`blocked_dims`); elsewhere it is
+    the FFT with more steps, and ``None`` unless ``forced``.
+
+    Counts: per box (:func:`_boxes`), a zero-filled buffer, the blocks copied in, a forward
+    transform, a product and an inverse, and the ``3 ** d`` adds of the blocks' results; one
+    kernel transform. Work: ``nb`` transforms of ``L = S + k - 1`` points per blocked dim, for
+    the signal's blocks and the outputs'.
+    """
+    sa, sb = problem.sa, problem.sb
+    lay = _layout(sa, sb, problem.pads, problem.real)
     if all(s is None for s in lay.blocks):
+        if not forced:
+            return None
         # one block along every dim is the plain FFT (scipy's oaconvolve falls back to
         # fftconvolve alike), and the 'fft' method holds fewer spectra at once
-        return fft.run(a, b, pads)
-    return (_run_traced if fft.traced(a, b) else _run_boxes)(a, b, lay)
+        inner = fft.plan(problem, device)
+        return OverlapAddPlan(problem, lay, (), inner.counts, inner.compute_dtype, inner)
+    lens = [t for t in lay.tlens if t is not None]
+    points = math.prod(lens)
+    nblocked = sum(b is not None for b in lay.blocks)
+    blocks_total = math.prod(-(-n // b) for n, b in zip(sa, lay.blocks) if b is not None)
+    count = blocks_total * (problem.batch_a + problem.batch) + problem.batch_b
+    work = _cost.transform_work(points, count, max(lens)) + count * BLOCK_OVERHEAD
+    boxes = _boxes(sa, lay.blocks, _extents(sa, lay.tlens), problem.batch)
+    calls = 1 + len(boxes) * (3 + len(lens) + 2**nblocked + 3**nblocked)
+    # buffer fill and copy-in, spectrum product, and the adds into the output
+    passes = float(count * points * 3)
+    counts = _cost.Counts("overlap_add", calls, work, passes)
+    frozen = tuple(tuple(box) for box in boxes)
+    return OverlapAddPlan(problem, lay, frozen, counts, compute_dtype(problem.dtype))
+
+
+def run(plan: OverlapAddPlan, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    assert a.ndim == b.ndim, "operands are aligned by the front door"
+    if plan.inner is not None:
+        return plan.inner.run(a, b)
+    if fft.traced(a, b):
+        return _run_traced(a, b, plan.layout)
+    return _run_boxes(a, b, plan.layout, plan.boxes)
 
 
 def _transformed(
@@ -242,7 +267,12 @@ def _transformed(
     return tdims, tl
 
 
-def _run_boxes(a: torch.Tensor, b: torch.Tensor, lay: Layout) -> torch.Tensor:
+def _run_boxes(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    lay: Layout,
+    boxes: Sequence[Sequence[tuple[int, int]]],
+) -> torch.Tensor:
     """Overlap-add of a call that records no graph, box by box (:func:`_boxes`).
 
     The kernel's spectrum is made once. Per box, the blocks are copied into a zeroed buffer at
@@ -272,7 +302,7 @@ def _run_boxes(a: torch.Tensor, b: torch.Tensor, lay: Layout) -> torch.Tensor:
         for n, k, s, ln in zip(sa, sb, blocks, lengths)
     ]
     out = a.new_zeros((*batch_shape, *full), dtype=torch.promote_types(a.dtype, b.dtype))
-    for box in _boxes(sa, blocks, extents, math.prod(batch_shape)):
+    for box in boxes:
         ranges = iter(box)
         shape, gather, scatter = list(a.shape[:lead]), [], []
         piece, region = a, out  # the box's signal samples, and the output they reach

@@ -1,0 +1,122 @@
+"""The canonical problem every signal method solves, and what planning one gives.
+
+:class:`Problem` is worked out once per spec (:meth:`Problem.of`): the *valid* convolution of a
+signal-role operand ``a`` of shape ``(*batch_a, *sa)``, zero-padded implicitly by ``pads``,
+with a kernel-role operand ``b`` of shape ``(*batch_b, *sb)``, the last ``len(sa)`` dims
+convolved and the batch dims broadcast. ``'full'`` and ``'same'`` are padding, ``'valid'`` with
+a larger kernel is a swap of the roles (convolution commutes), and a non-zero boundary is an
+explicit extension of ``a`` done before the method runs.
+
+A method turns a problem into a :class:`Plan` (or declines it: :class:`Method`). The plan holds
+every decision the run needs — the variant, transform lengths, blocks, boxes — and the
+operation counts the cost model prices, so it is priced once and run as planned: nothing is
+derived twice. A plan may run other plans as its passes (overlap-add with no dim worth blocking
+runs the FFT method's plan).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from trueconv._cost import Counts
+from trueconv._spec import ConvSpec
+
+Pads = tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One call in the terms of the methods (from shapes and the dtype alone)."""
+
+    sa: tuple[int, ...]  # signal-role lengths along the convolved dims, as the method gets them
+    sb: tuple[int, ...]  # kernel-role lengths
+    pads: Pads  # implicit zero padding of the signal role, per convolved dim
+    out: tuple[int, ...]  # output lengths along the convolved dims
+    batch_a: int  # signals (product of the signal role's batch dims)
+    batch_b: int  # kernels
+    batch: int  # outputs (the broadcast batch)
+    dtype: torch.dtype  # the result dtype
+
+    @classmethod
+    def of(cls, spec: ConvSpec) -> Problem:
+        """The problem of a (non-empty) spec."""
+        xb = math.prod(s for d, s in enumerate(spec.x_shape) if d not in spec.dims)
+        kb = math.prod(s for d, s in enumerate(spec.k_shape) if d not in spec.dims)
+        pads = spec.method_pads
+        if spec.swap:
+            sa, sb, batch_a, batch_b = spec.k, spec.n, kb, xb
+        elif spec.extend_explicitly:  # the method gets the extended input, unpadded
+            sa = tuple(n + bf + af for n, (bf, af) in zip(spec.n, spec.pads))
+            sb, batch_a, batch_b = spec.k, xb, kb
+        else:
+            sa, sb, batch_a, batch_b = spec.n, spec.k, xb, kb
+        out = tuple(spec.out_shape[d] for d in spec.dims)
+        batch = math.prod(spec.batch_shape)
+        return cls(sa, sb, pads, out, batch_a, batch_b, batch, spec.dtype)
+
+    @property
+    def taps(self) -> int:
+        """Kernel-role samples."""
+        return math.prod(self.sb)
+
+    @property
+    def out_elems(self) -> int:
+        """Output samples, batch included."""
+        return self.batch * math.prod(self.out)
+
+    @property
+    def real(self) -> bool:
+        """Whether transforms of it are real (half-spectrum) ones."""
+        return not self.dtype.is_complex
+
+
+class Plan(Protocol):
+    """What a method will do for one problem; made by :meth:`Method.plan`, run as made."""
+
+    @property
+    def method(self) -> str:
+        """The registry name of the method that planned it."""
+        ...
+
+    @property
+    def problem(self) -> Problem: ...
+
+    @property
+    def counts(self) -> Counts:
+        """What the cost model prices (:func:`trueconv._cost.predict`)."""
+        ...
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype the operands are computed in."""
+        ...
+
+    @property
+    def places_nonfinite(self) -> bool:
+        """Whether NaN and ±Inf land where the direct sum puts them without help
+        (:mod:`trueconv._nonfinite`)."""
+        ...
+
+    def run(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """The valid convolution of ``a`` (padded by the problem's pads) with ``b``."""
+        ...
+
+
+class Method(Protocol):
+    """A convolution method: one module of :mod:`trueconv._methods`."""
+
+    #: computes integer problems exactly (in integers), so ``'auto'`` may pick it for them
+    EXACT: bool
+
+    def compute_dtype(self, dtype: torch.dtype) -> torch.dtype:
+        """The dtype it computes a result of ``dtype`` in."""
+        ...
+
+    def plan(self, problem: Problem, device: torch.device, forced: bool = False) -> Plan | None:
+        """The plan for ``problem`` on ``device``; ``None`` where the method does not apply
+        (``forced``: the user asked for this method, so it must plan something)."""
+        ...
