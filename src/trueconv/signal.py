@@ -7,7 +7,9 @@ rules, exact integers, autograd, any device.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -278,18 +280,23 @@ def choose_method(
     boundary: Boundary | BoundaryAlias = "fill",
     fill_value: complex = 0,
     measure: bool = False,
+    shapes: bool = False,
+    dtype: torch.dtype | None = None,
+    device: str | torch.device | None = None,
 ) -> str:
     """The method that ``convolve``/``correlate`` with ``method='auto'`` would run.
 
-    Plans from shapes, dtypes and the device alone and computes nothing, unless ``measure``:
-    then every feasible method runs on the given operands (twice; the faster run counts) and
-    the fastest is remembered for this problem (shapes, dtypes, dims, mode, boundary and
-    device), so later ``'auto'`` calls on the same problem run it.
+    Plans from shapes, dtypes and the device alone and computes nothing — the plan that
+    ``'auto'`` then runs — unless ``measure``: then every feasible method runs on the given
+    operands (twice; the faster run counts) and the fastest is remembered for this problem
+    (shapes, dtypes, dims, mode, boundary and device), so later ``'auto'`` calls on the same
+    problem run it. With ``shapes=True`` the operands are only their shapes (as
+    ``opt_einsum.contract_path(..., shapes=True)``): nothing of their size is allocated.
 
     Parameters
     ----------
-    input, kernel : Tensor or array_like
-        The operands, as in :func:`convolve`.
+    input, kernel : Tensor or array_like, or sequence of int
+        The operands, as in :func:`convolve`; with ``shapes=True``, their shapes.
     mode : {'full', 'same', 'valid'}, optional
         As in :func:`convolve`.
     dims : int or tuple of int, optional
@@ -300,7 +307,14 @@ def choose_method(
         As in :func:`convolve`.
     measure : bool, optional
         Time the candidates instead of predicting them, and remember the winner. Needs
-        operands with data (not on the meta device).
+        operands with data (not on the meta device, not ``shapes=True``).
+    shapes : bool, optional
+        ``input`` and ``kernel`` are shapes (sequences of non-negative ints, ``torch.Size``).
+    dtype : torch.dtype, optional
+        With ``shapes=True``: the dtype of both operands (default
+        ``torch.get_default_dtype()``).
+    device : str or torch.device, optional
+        With ``shapes=True``: the device planned for (default ``'cpu'``).
 
     Returns
     -------
@@ -310,9 +324,11 @@ def choose_method(
     Raises
     ------
     ValueError
-        As :func:`convolve`; ``measure=True`` with meta tensors.
+        As :func:`convolve`; ``measure=True`` with meta tensors or shapes; ``dtype`` or
+        ``device`` without ``shapes=True``.
     TypeError
-        As :func:`convolve`; a ``measure`` that is not a bool.
+        As :func:`convolve`; ``measure`` or ``shapes`` not a bool; a shape that is not a
+        sequence of non-negative ints; a ``dtype`` that is not a ``torch.dtype``.
 
     Examples
     --------
@@ -327,13 +343,37 @@ def choose_method(
     >>> ints = torch.zeros(100_000, dtype=torch.int64)
     >>> trueconv.choose_method(ints, ints[:5000])  # integers: exact paths only
     'direct'
+
+    From shapes alone (nothing of the operands' size is allocated):
+
+    >>> trueconv.choose_method((64, 2**20), (4096,), "same", shapes=True)
+    'overlap_add'
+    >>> trueconv.choose_method((1024, 1024), (3, 3), shapes=True, dtype=torch.float64)
+    'direct'
     """
-    if not isinstance(measure, (bool, np.bool_)):
-        raise TypeError(
-            f"choose_method(): measure must be a bool (True or False); got {measure!r} of type "
-            f"{type(measure).__name__}."
+    for name, flag in (("measure", measure), ("shapes", shapes)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(
+                f"choose_method(): {name} must be a bool (True or False); got {flag!r} of type "
+                f"{type(flag).__name__}."
+            )
+    if shapes:
+        if measure:
+            raise ValueError(
+                "choose_method(): measure=True times the methods on data; shapes=True gives "
+                "none. Pass the operands themselves to time them."
+            )
+        input, kernel = (
+            _standin(arg, value, dtype) for arg, value in (("input", input), ("kernel", kernel))
+        )
+    elif dtype is not None or device is not None:
+        raise ValueError(
+            "choose_method(): dtype and device describe operands given as shapes "
+            "(shapes=True); tensors carry their own."
         )
     x, k, spec = normalize("choose_method", input, kernel, mode, dims, "auto", boundary, fill_value)
+    if shapes:
+        return _plan.choose(spec, _device(device))
     if measure and x.device.type == "meta":
         raise ValueError(
             "choose_method(): measure=True times the methods on the operands' data; meta "
@@ -351,6 +391,36 @@ def choose_method(
     winner = min(timings, key=timings.__getitem__)
     _plan.remember(spec, x.device, winner)
     return winner
+
+
+def _standin(arg: str, shape: Any, dtype: Any) -> torch.Tensor:
+    """A meta tensor of ``shape`` and ``dtype``: the operand of a plan from shapes alone."""
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
+        raise TypeError(
+            f"choose_method(): with shapes=True, {arg} must be a shape (a sequence of "
+            f"non-negative ints); got {type(shape).__name__}."
+        )
+    if not all(
+        isinstance(n, numbers.Integral) and not isinstance(n, bool) and int(n) >= 0 for n in shape
+    ):
+        raise TypeError(
+            f"choose_method(): with shapes=True, {arg} must be a shape (a sequence of "
+            f"non-negative ints); got {shape!r}."
+        )
+    if dtype is not None and not isinstance(dtype, torch.dtype):
+        raise TypeError(f"choose_method(): dtype must be a torch.dtype; got {dtype!r}.")
+    return torch.empty(tuple(int(n) for n in shape), dtype=dtype, device="meta")
+
+
+def _device(device: Any) -> torch.device:
+    """``device`` as a torch device (default the CPU), or a ValueError naming it."""
+    try:
+        return torch.device("cpu" if device is None else device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"choose_method(): device must be a torch device such as 'cpu' or 'cuda'; got "
+            f"{device!r}."
+        ) from None
 
 
 def _timed(x: torch.Tensor, k: torch.Tensor, spec: ConvSpec) -> float:
