@@ -1,5 +1,5 @@
 """Measure the peak memory of ``trueconv apply`` per method: the provenance of ``WORK_FACTOR``
-in ``src/trueconv/cli/apply.py``, which turns a job's shapes into the estimate that
+in ``src/trueconv/cli/jobs.py``, which turns a job's shapes into the estimate that
 ``--max-bytes`` is compared with.
 
     python benchmarks/cli_memory.py              # records a section of RESULTS_CLI.md
@@ -113,7 +113,7 @@ def main() -> int:
             f"Made by `python benchmarks/cli_memory.py` on {time.strftime('%Y-%m-%d')} "
             f"({os.cpu_count()} CPUs). Peak RSS of the whole command (`os.wait4`); factor = "
             "(peak − idle − input) / output, the scratch of the method in output-sizes, which "
-            "`WORK_FACTOR` in `src/trueconv/cli/apply.py` rounds up.",
+            "`WORK_FACTOR` in `src/trueconv/cli/jobs.py` rounds up.",
             "",
             "| job | method | output | peak RSS | factor | the command's estimate |",
             "|---|---|---|---|---|---|",

@@ -9,7 +9,7 @@ overlap-add) through the public ``trueconv.convolve`` on a grid of problems and 
 medians with each problem's operation counts in ``benchmarks/results/calibration-<device>.json``.
 The fit then solves, per variant and dtype class, for the two constants of
 ``seconds = calls · c_call + units · c_unit`` by non-negative least squares on the *relative*
-error (each row divided by its measured time), and writes ``src/trueconv/_cost_constants.json``
+error (each row divided by its measured time), and writes ``src/trueconv/core/cost_constants.json``
 naming the results file, the machine and the fit's residuals. The counts come from each method's
 own ``counts(spec, device)``, so the script restates no formula.
 """
@@ -31,15 +31,15 @@ import torch
 from scipy.optimize import nnls
 
 import trueconv
-from trueconv import _cost
 from trueconv._methods import REGISTRY, direct
 from trueconv._problem import Problem
 from trueconv._spec import normalize
-from trueconv.bench import machine_info
+from trueconv.cli.bench_harness import machine_info
+from trueconv.core import cost as _cost
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
-CONSTANTS = ROOT.parent / "src" / "trueconv" / "_cost_constants.json"
+CONSTANTS = ROOT.parent / "src" / "trueconv" / "core" / "cost_constants.json"
 
 # (input shape, kernel shape, mode) per variant; sizes span the grid of benchmarks/RESULTS.md
 _DIRECT_SMALL = [
@@ -377,7 +377,7 @@ def main() -> None:
         "units: elem (shift_add: taps * outputs), mac (conv, nn_direct), work (fft, "
         "overlap_add, nn_fft: transforms * P log2 P); aux: nn_fft's complex channel-mixing "
         "multiply-adds, nn_direct's im2col elements; complex data scale units by "
-        "_cost.COMPLEX_FACTOR (unfitted)",
+        "core.cost.COMPLEX_FACTOR (unfitted)",
         "fit quality": quality,
     }
     args.constants.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")

@@ -1,6 +1,6 @@
 """Boundary rules against numpy.pad and scipy.signal.convolve2d.
 
-``_boundary.source_index``/``extend`` must be ``np.pad`` (including pads several periods longer
+``core.boundary.source_index``/``extend`` must be ``np.pad`` (including pads several periods longer
 than the input); ``convolve(..., boundary=...)`` must be ``convolve2d(boundary=...)`` where scipy
 has the rule, and everywhere the independent recipe ``np.pad`` + scipy ``'valid'``.
 """
@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 import trueconv
 from conftest import REL_TOL, rel_err, to_numpy
-from trueconv._boundary import extend, source_index
 from trueconv._methods import REGISTRY
 from trueconv._typing import BOUNDARIES, BOUNDARY_ALIASES
+from trueconv.core.boundary import extend, source_index
 
 METHODS = ["auto", *sorted(REGISTRY)]
 EXPLICIT = sorted(REGISTRY)

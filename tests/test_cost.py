@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from trueconv import _cost
 from trueconv._methods import overlap_add
+from trueconv.core import cost as _cost
 
 VARIANTS = ("shift_add", "conv", "fft", "overlap_add", "nn_direct", "nn_fft")
 

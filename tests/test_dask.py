@@ -29,7 +29,7 @@ import trueconv
 import trueconv.dask
 from conftest import REL_TOL, rel_err
 from trueconv import signal
-from trueconv._boundary import source_index
+from trueconv.core.boundary import source_index
 
 MODES = ("full", "same", "valid")
 BOUNDARIES = ("fill", "wrap", "symmetric", "reflect", "replicate")

@@ -19,8 +19,8 @@ import trueconv
 from conftest import REL_TOL, rel_err, to_numpy
 from trueconv import _plan, _spec
 from trueconv._methods import REGISTRY, direct, overlap_add
-from trueconv._methods.fft import next_fast_len
 from trueconv._problem import Problem
+from trueconv.core.transforms import next_fast_len
 
 METHODS = sorted(REGISTRY)
 MODES = ["full", "same", "valid"]

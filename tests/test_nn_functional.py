@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import trueconv
 from conftest import REL_TOL, rel_err
-from trueconv import _cost
+from trueconv.core import cost as _cost
 from trueconv.nn import _fft, _plan
 from trueconv.nn import functional as tcF
 from trueconv.nn._spec import normalize_conv

@@ -63,26 +63,18 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from trueconv.core.torch_internals import functorch_active, functorch_wrapped
+
 Pads = Sequence[tuple[int, int]]
 #: A planned method: the valid convolution of its operands, padded by the plan's pads.
 Run = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-#: functorch's own probes (private torch API, present from torch 2.0 on; looked up once, and
-#: absent ones read as "no transform" so that a torch without them still imports trueconv).
-_TRANSFORMS_ACTIVE: Callable[[], bool] = getattr(
-    torch._C, "_are_functorch_transforms_active", lambda: False
-)
-_WRAPPED: Callable[[torch.Tensor], bool] = getattr(
-    getattr(torch._C, "_functorch", None), "is_functorch_wrapped_tensor", lambda t: False
-)
-
-
 def checkable(*tensors: torch.Tensor) -> bool:
     """Whether the values of ``tensors`` may be inspected (see the module docstring)."""
-    if torch.compiler.is_compiling() or torch.jit.is_tracing() or _TRANSFORMS_ACTIVE():
+    if torch.compiler.is_compiling() or torch.jit.is_tracing() or functorch_active():
         return False
-    return not any(t.device.type == "meta" or _WRAPPED(t) for t in tensors)
+    return not any(t.device.type == "meta" or functorch_wrapped(t) for t in tensors)
 
 
 def all_finite(t: torch.Tensor) -> bool:

@@ -1,7 +1,7 @@
 """Plan a call: the explicit method's plan, or the cheapest feasible one's (``'auto'``).
 
 Every method plans the call's :class:`~trueconv._problem.Problem` once; ``'auto'`` prices each
-plan once (``_cost.predict`` of its counts) and keeps the cheapest, which is then what runs:
+plan once (``cost.predict`` of its counts) and keeps the cheapest, which is then what runs:
 :func:`trueconv.choose_method` and ``method='auto'`` read the same plan. ``'auto'`` plans are
 cached per (spec, device); a requested method is planned per call (the plan is cheap, and
 planning reads module constants that tests and calibration adjust).
@@ -13,20 +13,12 @@ import functools
 
 import torch
 
-from trueconv import _cost
 from trueconv._methods import REGISTRY
 from trueconv._problem import Plan, Problem
-from trueconv._spec import ConvSpec, is_integer
-
-#: Seconds a transform method must save before ``'auto'`` leaves the direct method, per device
-#: type. Direct sums are exact on integer-valued data and their rounding error does not grow
-#: with a transform's length, so a saving within the cost model's own error on sub-millisecond
-#: problems (0.1 to 0.3 ms on the CPU calibration machine) is not worth it; scipy's
-#: ``choose_conv_method`` likewise keeps small problems direct, and scipy's own tests expect
-#: exact results there. A GPU call costs tens of microseconds, so its margin is ten times
-#: smaller (:data:`OTHER_MARGIN_S`).
-DIRECT_MARGIN_S = {"cpu": 5e-4}
-OTHER_MARGIN_S = 5e-5
+from trueconv._spec import ConvSpec
+from trueconv.core import cost
+from trueconv.core.cost import DIRECT_MARGIN_S, OTHER_MARGIN_S
+from trueconv.core.dtypes import is_integer
 
 #: Winners timed by ``choose_method(..., measure=True)``, per (spec, device); 'auto' uses them.
 #: At most :data:`MEASURED_MAX`, the oldest forgotten first.
@@ -67,7 +59,7 @@ def costs(spec: ConvSpec, device: torch.device) -> dict[str, float]:
 
 
 def _price(p: Plan, device: torch.device) -> float:
-    return _cost.predict(p.counts, p.problem.dtype, device.type)
+    return cost.predict(p.counts, p.problem.dtype, device.type)
 
 
 def plan(spec: ConvSpec, device: torch.device) -> Plan:

@@ -22,8 +22,8 @@ from typing import Protocol
 
 import torch
 
-from trueconv._cost import Counts
 from trueconv._spec import ConvSpec
+from trueconv.core.cost import Counts
 
 Pads = tuple[tuple[int, int], ...]
 
@@ -87,7 +87,7 @@ class Plan(Protocol):
 
     @property
     def counts(self) -> Counts:
-        """What the cost model prices (:func:`trueconv._cost.predict`)."""
+        """What the cost model prices (:func:`trueconv.core.cost.predict`)."""
         ...
 
     @property

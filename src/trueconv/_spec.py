@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from trueconv._typing import BOUNDARIES, BOUNDARY_ALIASES, METHODS, MODES, choices
+from trueconv.core.dtypes import is_integer
 
 Pads = tuple[tuple[int, int], ...]
 
@@ -52,32 +53,6 @@ _SUPPORTED_DTYPES = frozenset(
 def _dtype_names() -> str:
     names = sorted(str(d).removeprefix("torch.") for d in _SUPPORTED_DTYPES)
     return ", ".join(names)
-
-
-def is_integer(dtype: torch.dtype) -> bool:
-    return not (dtype.is_floating_point or dtype.is_complex)
-
-
-def static_shape(t: torch.Tensor) -> tuple[int, ...]:
-    """``t.shape`` as Python ints, also under ``torch.jit.trace``.
-
-    The tracer hands out sizes as 0-d tensors so that it can record shape arithmetic; our
-    shape arithmetic is planning, not computation, and must see plain ints.
-    """
-    if not torch.jit.is_tracing():
-        return tuple(t.shape)
-    state = torch._C._get_tracing_state()
-    torch._C._set_tracing_state(None)  # type: ignore[attr-defined]
-    try:
-        return tuple(t.shape)
-    finally:
-        torch._C._set_tracing_state(state)  # type: ignore[attr-defined]
-
-
-def broadcast_shape(s: Sequence[int], t: Sequence[int]) -> tuple[int, ...]:
-    """Broadcast two shapes of equal length that the spec already validated (cheaper than
-    ``torch.broadcast_shapes`` in the per-call path)."""
-    return tuple(q if p == 1 else p for p, q in zip(s, t))
 
 
 @dataclass(frozen=True)

@@ -449,7 +449,7 @@ def _aligned_chunks(
 def _source_of(p: np.ndarray, n: int, boundary: str) -> np.ndarray:
     """Source index of original positions ``p`` (any integers) under a boundary rule.
 
-    The index maps of :func:`trueconv._boundary.source_index` (see its table), evaluated at
+    The index maps of :func:`trueconv.core.boundary.source_index` (see its table), evaluated at
     given positions only: that function builds the whole extended axis, which for a long
     signal is far larger than the few pad samples needed here. A test checks that both agree.
     """

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from trueconv import _nonfinite, _plan
-from trueconv._boundary import extend
 from trueconv._problem import Plan
 from trueconv._spec import ConvSpec, normalize
 from trueconv._typing import Boundary, BoundaryAlias, Method, Mode
+from trueconv.core.boundary import extend
 
 __all__ = ["choose_method", "convolve", "correlate"]
 

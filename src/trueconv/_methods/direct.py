@@ -16,15 +16,17 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from trueconv import _cost, _nonfinite
+from trueconv import _nonfinite
 from trueconv._problem import Problem
-from trueconv._spec import broadcast_shape
+from trueconv.core import cost
+from trueconv.core.dtypes import broadcast_shape, exact_dtype
+from trueconv.core.torch_internals import cudnn_ieee_float32
 
 #: Computes integer problems in integers: ``'auto'`` may pick it for them.
 EXACT = True
@@ -35,14 +37,8 @@ NATIVE_INTEGER_CONV_DEVICES = frozenset({"cpu"})
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """float16/bfloat16 accumulate in float32; integers and bool run exactly in int64 (the
-    result wraps like numpy's when cast back)."""
-    if dtype in (torch.float16, torch.bfloat16):
-        return torch.float32
-    if not (dtype.is_floating_point or dtype.is_complex):
-        return torch.int64
-    return dtype
+#: The dtype the direct sum computes in (:func:`trueconv.core.dtypes.exact_dtype`).
+compute_dtype = exact_dtype
 
 
 def variant(
@@ -60,20 +56,20 @@ def variant(
     integer = not (dtype.is_floating_point or dtype.is_complex)
     if device_type == "cpu" or (integer and device_type not in NATIVE_INTEGER_CONV_DEVICES):
         return "shift_add"
-    by_tap = _cost.predict(_counts("shift_add", taps, out_elems, len(kernel)), dtype, device_type)
-    by_conv = _cost.predict(_counts("conv", taps, out_elems, len(kernel)), dtype, device_type)
+    by_tap = cost.predict(_counts("shift_add", taps, out_elems, len(kernel)), dtype, device_type)
+    by_conv = cost.predict(_counts("conv", taps, out_elems, len(kernel)), dtype, device_type)
     return "shift_add" if by_tap <= by_conv else "conv"
 
 
-def _counts(v: str, taps: int, out_elems: int, nd: int) -> _cost.Counts:
+def _counts(v: str, taps: int, out_elems: int, nd: int) -> cost.Counts:
     """Shift-and-add: one call per tap, ``taps · outputs`` elements. ``F.convNd``: one call
     and ``taps · outputs`` multiply-adds, counted again as ``passes`` for 2-D and 3-D kernels:
     cuDNN's single-channel 2-D/3-D kernels cost 5-20x more per multiply-add than its 1-D
     ones (benchmarks/results/calibration-cuda.json), which the fit prices as ``conv_pass``."""
     macs = float(taps) * out_elems
     if v == "shift_add":
-        return _cost.Counts(v, taps, macs)
-    return _cost.Counts(v, 1, macs, passes=macs if nd >= 2 else 0.0)
+        return cost.Counts(v, taps, macs)
+    return cost.Counts(v, 1, macs, passes=macs if nd >= 2 else 0.0)
 
 
 @dataclass(frozen=True)
@@ -82,7 +78,7 @@ class DirectPlan:
 
     problem: Problem
     variant: str  # 'shift_add' or 'conv' (F.convNd on the flipped kernel)
-    counts: _cost.Counts
+    counts: cost.Counts
     compute_dtype: torch.dtype
     method: str = "direct"
 
@@ -138,34 +134,10 @@ def _valid_nd(a: torch.Tensor, b: torch.Tensor, nd: int) -> torch.Tensor:
     return out
 
 
-@contextlib.contextmanager
-def ieee_float32(device_type: str) -> Iterator[None]:
-    """cuDNN's float32 convolutions in full precision inside, the user's setting restored after.
-
-    cuDNN runs float32 (and complex64) convolutions in TF32 by default: 10 mantissa bits, a
-    relative error near 1e-3 where the signal API promises float32 results (about 1e-7, as
-    scipy). torch >= 2.9 has a per-operation switch (``cudnn.conv.fp32_precision``); older
-    versions the global ``cudnn.allow_tf32``. Only the one the user's torch has is touched, so
-    the legacy and new APIs are never mixed (torch refuses that).
-    """
-    if device_type != "cuda":
-        yield
-        return
-    conv = getattr(torch.backends.cudnn, "conv", None)
-    if conv is not None and hasattr(conv, "fp32_precision"):
-        before = conv.fp32_precision
-        conv.fp32_precision = "ieee"
-        try:
-            yield
-        finally:
-            conv.fp32_precision = before
-        return
-    before_flag = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32 = before_flag
+def ieee_float32(device_type: str) -> contextlib.AbstractContextManager[None]:
+    """cuDNN's float32 convolutions in full precision on CUDA (the signal API promises float32
+    results; :func:`trueconv.core.torch_internals.cudnn_ieee_float32`), nothing elsewhere."""
+    return cudnn_ieee_float32() if device_type == "cuda" else contextlib.nullcontext()
 
 
 def _conv(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> torch.Tensor:

@@ -13,7 +13,6 @@ small as the larger operand, for ``'same'`` about ``n + k/2`` instead of ``n + k
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -21,117 +20,25 @@ from dataclasses import dataclass
 
 import torch
 
-from trueconv import _cost
 from trueconv._problem import Problem
+from trueconv.core import cost
+from trueconv.core.dtypes import transform_dtype as compute_dtype
+from trueconv.core.transforms import (
+    crop,
+    dft_matrix,
+    fftn,
+    multiply,
+    next_fast_len,
+    traced,
+    transforms,
+    unaliased_length,
+    wanted,
+)
 
 #: Rounds integer problems (exact only while ``|y| < 2**52``): ``'auto'`` never picks it for them.
 EXACT = False
 
 _HALF = (torch.float16, torch.bfloat16)
-
-
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    if dtype in _HALF:
-        return torch.float32  # cuFFT's half transforms need power-of-two sizes; fp32 accumulates
-    if dtype.is_floating_point or dtype.is_complex:
-        return dtype
-    return torch.float64  # integers: exact after rounding while |y| < 2**52 (as scipy)
-
-
-@functools.lru_cache(maxsize=4096)
-def next_fast_len(n: int, real: bool = True) -> int:
-    """Smallest ``m >= n`` with no prime factor above 7; even (for ``n > 1``) when ``real``.
-
-    Examples
-    --------
-    >>> from trueconv._methods.fft import next_fast_len
-    >>> next_fast_len(1021), next_fast_len(16875), next_fast_len(16875, real=False)
-    (1024, 17010, 16875)
-    """
-    if n <= 2:
-        return max(n, 1)
-    best = 1 << (n - 1).bit_length()  # a power of two always qualifies
-    p7 = 1
-    while p7 < best:
-        p5 = p7
-        while p5 < best:
-            p3 = p5
-            while p3 < best:
-                m = p3
-                while m < n:
-                    m *= 2
-                if real and m % 2:
-                    m *= 2
-                best = min(best, m)
-                p3 *= 3
-            p5 *= 5
-        p7 *= 7
-    return best
-
-
-def wanted(
-    sa: Sequence[int], sb: Sequence[int], pads: Sequence[tuple[int, int]]
-) -> tuple[list[int], list[int]]:
-    """Per dim, the slice ``[start, start + length)`` of the full linear convolution wanted."""
-    starts = [k - 1 - before for (before, _), k in zip(pads, sb)]
-    lengths = [n + before + after - k + 1 for (before, after), n, k in zip(pads, sa, sb)]
-    return starts, lengths
-
-
-def unaliased_length(n: int, k: int, start: int, length: int) -> int:
-    """Smallest circular length whose fold leaves ``y[start : start + length]`` intact."""
-    return max(start + length, n + k - 1 - start, n, k)
-
-
-# torch 2.13.0+cpu (MKL) corrupts the heap in multi-dim complex-to-complex and complex-to-real
-# transforms of some 3-D shapes: ``torch.fft.irfftn`` over a (20, 512, 512) float32 tensor, or
-# ``ifftn`` over two of its dims, abort the process ("free(): corrupted unsorted chunks"), with
-# one thread or two. Sequences of 1-D transforms (how a multi-dim FFT is computed anyway, row by
-# column) are unaffected and as fast for the inverse, so every inverse and every complex
-# transform here is composed from 1-D ones. The real forward ``rfftn`` never failed in any
-# probe and is 2.6-4x faster than its composition (1152^2, 112^3), so it stays.
-# tests/test_fft_heap_regression.py runs the shapes that crashed.
-
-
-def _irfftn(x: torch.Tensor, s: Sequence[int], dim: Sequence[int]) -> torch.Tensor:
-    if x.device.type != "cpu":  # the MKL fault is CPU-only; cuFFT plans the N-D inverse whole
-        return torch.fft.irfftn(x, s=s, dim=dim)
-    for n, d in zip(s[:-1], dim[:-1]):
-        x = torch.fft.ifft(x, n=n, dim=d)
-    return torch.fft.irfft(x, n=s[-1], dim=dim[-1])
-
-
-def fftn(x: torch.Tensor, s: Sequence[int], dim: Sequence[int]) -> torch.Tensor:
-    if x.device.type != "cpu":
-        return torch.fft.fftn(x, s=s, dim=dim)
-    for n, d in zip(s, dim):
-        x = torch.fft.fft(x, n=n, dim=d)
-    return x
-
-
-def _ifftn(x: torch.Tensor, s: Sequence[int], dim: Sequence[int]) -> torch.Tensor:
-    if x.device.type != "cpu":
-        return torch.fft.ifftn(x, s=s, dim=dim)
-    for n, d in zip(s, dim):
-        x = torch.fft.ifft(x, n=n, dim=d)
-    return x
-
-
-def transforms(real: bool) -> tuple[Callable[..., torch.Tensor], Callable[..., torch.Tensor]]:
-    """The forward and inverse N-D transforms (half-spectrum for real data), composed from
-    1-D transforms; called as ``f(x, s=lengths, dim=dims)``."""
-    if real:
-        return torch.fft.rfftn, _irfftn
-    return fftn, _ifftn
-
-
-def crop(y: torch.Tensor, starts: Sequence[int], lengths: Sequence[int]) -> torch.Tensor:
-    """Views of the wanted slices along the trailing ``len(starts)`` dims."""
-    nd = len(starts)
-    for i, (s, ln) in enumerate(zip(starts, lengths)):
-        if s or y.shape[i - nd] != ln:
-            y = y.narrow(i - nd, s, ln)
-    return y
 
 
 def layout(
@@ -159,7 +66,7 @@ class FFTPlan:
     #: the kernel's spectrum along the first transformed dim from a DFT-matrix product
     #: (:func:`_dft_ok`; calls that record no graph)
     dft_first: bool
-    counts: _cost.Counts
+    counts: cost.Counts
     compute_dtype: torch.dtype
     method: str = "fft"
     places_nonfinite: bool = False  # a transform mixes every sample into every output
@@ -175,11 +82,11 @@ def plan(problem: Problem, device: torch.device, forced: bool = False) -> FFTPla
     dims, lens, starts, lengths = layout(sa, sb, problem.pads, problem.real)
     points = math.prod(lens)
     if points <= 1:
-        counts = _cost.Counts("fft", 1, float(problem.out_elems))
+        counts = cost.Counts("fft", 1, float(problem.out_elems))
     else:
         count = problem.batch_a + problem.batch_b + problem.batch
-        work = _cost.transform_work(points, count, max(lens))
-        counts = _cost.Counts("fft", 3, work, passes=float(count * points))
+        work = cost.transform_work(points, count, max(lens))
+        counts = cost.Counts("fft", 3, work, passes=float(count * points))
     dft_first = len(dims) > 1 and _dft_ok(lens[0], sb[dims[0]])
     return FFTPlan(
         problem,
@@ -207,23 +114,11 @@ def run(plan: FFTPlan, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return _run_sliced(a, b, nd, dims, lens, starts, lengths, real, plan.dft_first)
 
 
-def traced(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Whether the call is recorded (autograd, ``torch.compile``, ``torch.func``,
-    ``torch.jit.trace``): then the
-    plain out-of-place composition runs, which every tracer understands; the sliced in-place
-    one of :func:`_run_sliced` is for plain (inference) calls."""
-    if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
-        return True
-    if torch.compiler.is_compiling() or torch.jit.is_tracing():
-        return True
-    return bool(torch._C._are_functorch_transforms_active())
-
-
 #: Slabs in which :func:`_run_sliced` finishes the kernel's spectrum, and the fewest elements
 #: worth a slab of their own. Each slab costs two calls (a matrix product and a product in
 #: place) and a temporary of ``1 / SLABS`` of a spectrum. Peak extra memory on the benchmark
-#: grid's 2-D and 3-D cases (``trueconv.bench._peak_extra_bytes``, 3 calls each): at most 2.2x
-#: (input + output) bytes with 4 slabs, 2.9x with 2, 3.8x with 1.
+#: grid's 2-D and 3-D cases (``trueconv.cli.bench_harness._peak_extra_bytes``, 3 calls each):
+#: at most 2.2x (input + output) bytes with 4 slabs, 2.9x with 2, 3.8x with 1.
 SLABS = 4
 SLAB_MIN_ELEMENTS = 1 << 15
 
@@ -340,20 +235,3 @@ def _dft(x: torch.Tensor, n: int, dim: int) -> torch.Tensor:
     xm = x.movedim(dim, 0)
     y = dft_matrix(n, m, x.dtype, x.device) @ xm.reshape(m, -1)
     return y.reshape(n, *xm.shape[1:]).movedim(0, dim)
-
-
-@functools.lru_cache(maxsize=8)
-def dft_matrix(n: int, m: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """``W[j, t] = exp(-2πi jt / n)`` for ``j < n``, ``t < m``, angles reduced mod ``2π``
-    exactly (``jt mod n``) and computed in float64."""
-    turns = torch.arange(n, dtype=torch.float64, device=device) * (-2 * math.pi / n)
-    roots = torch.polar(torch.ones_like(turns), turns).to(dtype)
-    j = torch.arange(n, device=device)
-    return roots[(j[:, None] * torch.arange(m, device=device)) % n]
-
-
-def multiply(spec: torch.Tensor, kspec: torch.Tensor) -> torch.Tensor:
-    """``spec * kspec``, in place in ``spec`` when the shapes allow."""
-    if spec.shape == torch.broadcast_shapes(spec.shape, kspec.shape):
-        return spec.mul_(kspec)
-    return spec * kspec

@@ -14,7 +14,7 @@ Lambert's W), i.e. ``L`` a few times ``k``. Measured here (2**20 samples, float3
 MKL), batched transforms also pay a fixed cost per block and slow down once a batch of long
 blocks leaves the cache, and MKL batches odd smooth lengths (2268, 46080) poorly; the best
 blocks were L = 256, 2048 and 16384 for k = 16, 256 and 4096. ``block_work`` models both
-effects (``BLOCK_OVERHEAD`` and ``trueconv._cost.CACHE_KNEE``) and reproduces those optima;
+effects (``BLOCK_OVERHEAD`` and ``trueconv.cost.CACHE_KNEE``) and reproduces those optima;
 blocks longer than :data:`BLOCK_MAX` are only taken when the kernel needs them. A dim is
 blocked only when its blocks cost less than one transform of the whole dim (scipy's
 ``oaconvolve`` declines alike); whether blocking beats the 'fft' method over all dims is the
@@ -38,13 +38,20 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from trueconv import _cost
 from trueconv._methods import fft
-from trueconv._methods.fft import next_fast_len
 from trueconv._problem import Problem
-from trueconv._spec import broadcast_shape
-
-compute_dtype = fft.compute_dtype
+from trueconv.core import cost
+from trueconv.core.dtypes import broadcast_shape
+from trueconv.core.dtypes import transform_dtype as compute_dtype
+from trueconv.core.transforms import (
+    crop,
+    multiply,
+    next_fast_len,
+    traced,
+    transforms,
+    unaliased_length,
+    wanted,
+)
 
 #: Rounds integer problems, as the FFT method: ``'auto'`` never picks it for them.
 EXACT = False
@@ -65,8 +72,8 @@ BLOCK_MAX = 1 << 17
 
 def block_work(length: int) -> float:
     """Modelled work of one block transform of ``length`` points (see the module docstring):
-    the shared transform model of :func:`trueconv._cost.transform_work` plus a fixed cost."""
-    return _cost.transform_work(length, 1) + BLOCK_OVERHEAD
+    the shared transform model of :func:`trueconv.cost.transform_work` plus a fixed cost."""
+    return cost.transform_work(length, 1) + BLOCK_OVERHEAD
 
 
 @functools.lru_cache(maxsize=4096)
@@ -80,9 +87,9 @@ def block_length(n: int, k: int) -> int | None:
     first = length
     while length - k + 1 < n and (length == first or length <= BLOCK_MAX):
         s = length - k + 1
-        cost = -(-n // s) * block_work(length)
-        if cost < best_cost:
-            best_s, best_cost = s, cost
+        price = -(-n // s) * block_work(length)
+        if price < best_cost:
+            best_s, best_cost = s, price
         length *= 2
     return best_s
 
@@ -149,7 +156,7 @@ def _layout(
     sa: Sequence[int], sb: Sequence[int], pads: Sequence[tuple[int, int]], real: bool
 ) -> Layout:
     """The :class:`Layout` of a problem."""
-    starts, lengths = fft.wanted(sa, sb, pads)
+    starts, lengths = wanted(sa, sb, pads)
     blocks = blocked_dims(sa, sb)
     tlens: list[int | None] = []
     for i, (n, k, s) in enumerate(zip(sa, sb, blocks)):
@@ -158,7 +165,7 @@ def _layout(
         elif n > 1 and k > 1:
             # rfftn halves its last dim, which must then be even
             even = real and not any(m > 1 and q > 1 for m, q in zip(sa[i + 1 :], sb[i + 1 :]))
-            tlens.append(next_fast_len(fft.unaliased_length(n, k, starts[i], lengths[i]), even))
+            tlens.append(next_fast_len(unaliased_length(n, k, starts[i], lengths[i]), even))
         else:
             tlens.append(None)
     return Layout(blocks, tlens, starts, lengths)
@@ -200,7 +207,7 @@ class OverlapAddPlan:
     problem: Problem
     layout: Layout
     boxes: tuple[tuple[tuple[int, int], ...], ...]  # per box, (first block, blocks) per dim
-    counts: _cost.Counts
+    counts: cost.Counts
     compute_dtype: torch.dtype
     inner: fft.FFTPlan | None = None
     method: str = "overlap_add"
@@ -233,12 +240,12 @@ def plan(problem: Problem, device: torch.device, forced: bool = False) -> Overla
     nblocked = sum(b is not None for b in lay.blocks)
     blocks_total = math.prod(-(-n // b) for n, b in zip(sa, lay.blocks) if b is not None)
     count = blocks_total * (problem.batch_a + problem.batch) + problem.batch_b
-    work = _cost.transform_work(points, count, max(lens)) + count * BLOCK_OVERHEAD
+    work = cost.transform_work(points, count, max(lens)) + count * BLOCK_OVERHEAD
     boxes = _boxes(sa, lay.blocks, _extents(sa, lay.tlens), problem.batch)
     calls = 1 + len(boxes) * (3 + len(lens) + 2**nblocked + 3**nblocked)
     # buffer fill and copy-in, spectrum product, and the adds into the output
     passes = float(count * points * 3)
-    counts = _cost.Counts("overlap_add", calls, work, passes)
+    counts = cost.Counts("overlap_add", calls, work, passes)
     frozen = tuple(tuple(box) for box in boxes)
     return OverlapAddPlan(problem, lay, frozen, counts, compute_dtype(problem.dtype))
 
@@ -247,7 +254,7 @@ def run(plan: OverlapAddPlan, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     assert a.ndim == b.ndim, "operands are aligned by the front door"
     if plan.inner is not None:
         return plan.inner.run(a, b)
-    if fft.traced(a, b):
+    if traced(a, b):
         return _run_traced(a, b, plan.layout)
     return _run_boxes(a, b, plan.layout, plan.boxes)
 
@@ -329,7 +336,7 @@ def _run_boxes(
             dst.copy_(src)
         spec = fwd(buf, s=tl, dim=tdims)
         del buf
-        spec = fft.multiply(spec, kspec)
+        spec = multiply(spec, kspec)
         for n, d in zip(tl[:-1], tdims[:-1]):
             spec = torch.fft.ifft(spec, n=n, dim=d)
         inv = torch.fft.irfft if real else torch.fft.ifft
@@ -339,7 +346,7 @@ def _run_boxes(
             dst.add_(src)
         del y
     cs = [st if s is not None else 0 for st, s in zip(starts, blocks)]
-    return fft.crop(out, cs, lengths)
+    return crop(out, cs, lengths)
 
 
 def _run_traced(a: torch.Tensor, b: torch.Tensor, lay: Layout) -> torch.Tensor:
@@ -360,13 +367,13 @@ def _run_traced(a: torch.Tensor, b: torch.Tensor, lay: Layout) -> torch.Tensor:
             a = a.unflatten(-1, (nb, s)).movedim((-2, -1), (p, p + 1))
             b = b.unsqueeze(p)
     tdims, tl = _transformed(lead, blocks, tlens)
-    fwd, inv = fft.transforms(not (a.is_complex() or b.is_complex()))
+    fwd, inv = transforms(not (a.is_complex() or b.is_complex()))
     y = inv(fwd(a, s=tl, dim=tdims) * fwd(b, s=tl, dim=tdims), s=tl, dim=tdims)
     for i in reversed(range(nd)):  # merge from the last dim, so earlier positions stay put
         s = blocks[i]
         if s is not None:
             y = _overlap_add(y, lead + i + sum(q is not None for q in blocks[:i]), s)
-    return fft.crop(y, starts, lengths)
+    return crop(y, starts, lengths)
 
 
 def _overlap_add(y: torch.Tensor, pos: int, s: int) -> torch.Tensor:

@@ -10,7 +10,9 @@ response), and writes the result to a temporary file that is renamed into place.
 A ``.zarr`` input (one array in a directory store) is never read whole: it takes a lazy path
 (:mod:`trueconv.cli.zarr_apply`) right after its header is opened, convolved chunk by chunk
 through Dask (``--chunks``, ``--scheduler``) into a ``.zarr`` output, and ``--max-bytes`` then
-bounds the memory of one chunk's task.
+bounds the memory of one chunk's task. What both paths share (the checked :class:`Options`, the
+kernel, the compute dtype, the planned method and the memory estimate) is in
+:mod:`trueconv.cli.jobs`.
 
 Nothing is lost: an existing output is refused without ``--force`` (and so is an output that
 is one of the inputs); a failure leaves no partial file; one failing input of many is reported
@@ -37,23 +39,13 @@ import torch
 
 import trueconv
 from trueconv._typing import BOUNDARIES, BOUNDARY_ALIASES, METHODS, MODES
-from trueconv.cli import formats, kernels
+from trueconv.cli import formats, zarr_apply
 from trueconv.cli._errors import OK, SOME_FAILED, InputError, UsageError
 from trueconv.cli._progress import Progress
-
-#: Peak working memory of one job beyond its input, in units of the output array, per method:
-#: the result itself and the method's scratch (the direct sum: little; the FFT: padded operands,
-#: spectra and product; overlap-add: one box of blocks, their spectra, plus the output).
-#: Provenance: benchmarks/RESULTS_CLI.md, section "Memory per method" (peak RSS beyond the idle
-#: command and the input, made by benchmarks/cli_memory.py): direct 1.0, fft 3.1-4.3,
-#: overlap-add 1.2-1.3 (8000^2 images, 10 min of stereo audio); rounded up, so that the
-#: estimate errs on the safe side.
-WORK_FACTOR = {"direct": 1.5, "fft": 5.0, "overlap_add": 2.0}
+from trueconv.cli.jobs import Kernel, Options, fit, load_kernel, planned_method, reason, work_bytes
 
 #: Default ``--max-bytes``: this share of the machine's physical memory.
 RAM_SHARE = 0.5
-
-_LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as Pillow's convert("L")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -177,169 +169,51 @@ def _physical_memory() -> int:
         return 8 * 1024**3
 
 
-def _reason(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+def options_from(args: argparse.Namespace) -> Options:
+    """The parsed arguments, checked and frozen into the :class:`Options` every step reads.
 
-
-_human = formats.human_bytes
-
-
-# -- the kernel ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Kernel:
-    """The ``--kernel`` argument: a built-in spec (built per input at the input's rank) or
-    an array read from a file."""
-
-    text: str
-    tag: str  # names default outputs: <stem>-<tag><suffix>
-    spec: kernels.KernelSpec | None = None
-    array: np.ndarray | None = None
-    per_channel: bool = False  # an impulse response with one channel per input channel
-    samplerate: int | None = None
-
-    @property
-    def resident(self) -> int:
-        """Bytes a kernel read from a file holds during every job (a built-in is built per
-        input and counted with its job)."""
-        return 0 if self.array is None else self.array.nbytes
-
-
-#: Peak bytes per sample of decoding a kernel file, beyond the samples as stored: the samples
-#: in their float working type (images: float32/float64, see formats.work_dtype) and two
-#: float64 planes while an image is turned grey and scaled to sum 1 (load_kernel). An upper
-#: bound for every kind; what is kept afterwards (Kernel.resident) is counted per job.
-_KERNEL_DECODE_EXTRA = 8 + 2 * 8
-
-
-def _kernel_too_big(what: str, shape: tuple[int, ...], nbytes: int, max_bytes: int) -> str | None:
-    """Why a kernel of ``shape`` needing ``nbytes`` is refused under ``--max-bytes``, or None."""
-    if nbytes <= max_bytes:
-        return None
-    taps = formats.shape_text(shape)
-    taps += f" = {formats.approx(math.prod(shape))}" if len(shape) > 1 else ""
-    return (
-        f"kernel {what} has {taps} taps, about {_human(nbytes)} of memory, more than "
-        f"--max-bytes {_human(max_bytes)}"
+    Refuses (:class:`UsageError`, exit 2) what is wrong before any input is looked at: ``-o``
+    with several inputs, ``--device cuda`` without one (unless ``--scheduler``'s workers
+    compute), a malformed ``--chunks``; fills in the default ``--max-bytes`` (:data:`RAM_SHARE`
+    of the physical memory). What needs the kernel or the inputs (the outputs they name, the
+    ``.zarr`` options) is checked by :func:`run`.
+    """
+    inputs = tuple(args.inputs)
+    if args.output is not None and len(inputs) > 1:
+        raise UsageError("-o/--output names one output; with several inputs use --out-dir")
+    # with --scheduler the cluster's workers compute: their GPUs count, not this machine's
+    if args.device == "cuda" and args.scheduler is None and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available")
+    max_bytes = args.max_bytes
+    if max_bytes is None:
+        max_bytes = int(RAM_SHARE * _physical_memory())
+    chunk_sizes = None if args.chunks is None else zarr_apply.parse_chunks(args.chunks)
+    return Options(
+        inputs=inputs,
+        kernel=args.kernel,
+        output=args.output,
+        out_dir=args.out_dir,
+        mode=args.mode,
+        boundary=args.boundary,
+        fill_value=args.fill_value,
+        method=args.method,
+        correlate=args.correlate,
+        dims=None if args.dims is None else tuple(args.dims),
+        device=args.device,
+        dtype=args.dtype,
+        normalize=args.normalize,
+        float_output=args.float_output,
+        max_bytes=max_bytes,
+        chunks=args.chunks,
+        chunk_sizes=chunk_sizes,
+        scheduler=args.scheduler,
+        force=args.force,
+        quiet=args.quiet,
+        verbose=args.verbose,
     )
 
 
-def load_kernel(text: str, max_bytes: int) -> Kernel:
-    """Parse ``--kernel``: a file when it exists or has a known suffix, else a built-in.
-
-    A file's size is checked against ``max_bytes`` from its header, before it is decoded (a
-    1 MB ``.npz`` can inflate to gigabytes); a built-in's when it is built for an input.
-    """
-    path = Path(text)
-    if not (path.exists() or path.suffix.lower() in formats.FORMATS):
-        try:
-            spec = kernels.parse(text)
-        except ValueError as exc:
-            raise UsageError(f"--kernel: {exc}") from None
-        return Kernel(text, spec.builtin.name, spec=spec)
-    try:
-        source = formats.open_source(path, "kernel")
-        if len(source.shapes) != 1:
-            raise UsageError(f"--kernel {text}: holds {len(source.shapes)} arrays; save one")
-        ((name, shape),) = source.shapes.items()
-        decode = math.prod(shape) * (source.dtypes[name].itemsize + _KERNEL_DECODE_EXTRA)
-        if reason := _kernel_too_big(text, shape, decode, max_bytes):
-            raise UsageError(f"--kernel: {reason}")
-        signal = formats.read(source)
-    except InputError as exc:
-        raise UsageError(f"--kernel {text}: {exc}") from None
-    k = next(iter(signal.arrays.values()))
-    if signal.kind == "image":  # a point-spread function: grey, weights summing to 1
-        k = np.tensordot(_LUMA, k, axes=1) if k.shape[0] == 3 else k[0]
-        total = float(k.sum())
-        if total == 0:
-            raise UsageError(f"--kernel {text}: the image is black; it cannot be scaled to sum 1")
-        k = k / total
-    per_channel, rate = False, None
-    if signal.kind == "audio":
-        rate = signal.meta["samplerate"]
-        per_channel = k.shape[0] > 1
-        k = k if per_channel else k[0]
-    if k.size == 0:
-        raise UsageError(f"--kernel {text}: the kernel is empty")
-    return Kernel(text, path.stem, array=k, per_channel=per_channel, samplerate=rate)
-
-
-def _dims_words(source: formats.Source, spatial: int) -> str:
-    if source.kind == "audio":
-        return "1 dim to convolve (time)"
-    if source.kind == "image":
-        names = {2: "height, width", 3: "depth, height, width"}.get(spatial, f"{spatial} dims")
-        return f"{spatial} dims to convolve ({names})"
-    return f"{spatial} dim{'s' * (spatial != 1)} to convolve"
-
-
-def fit_kernel(
-    kernel: Kernel, source: formats.Source, name: str, spatial: int, max_bytes: int
-) -> np.ndarray:
-    """The kernel for one array of ``source`` with ``spatial`` convolved dims, or an
-    :class:`InputError` saying why it does not fit (a built-in is sized against
-    ``max_bytes`` from its parameters before it is built)."""
-    where = f"this {source.kind} has {_dims_words(source, spatial)}"
-    if kernel.spec is not None:
-        rank = kernel.spec.ndim or spatial
-        if not kernel.spec.builtin.fits(rank) or rank > spatial:
-            what = kernel.spec.builtin.ranks() if kernel.spec.ndim is None else f"{rank}-D"
-            raise InputError(f"kernel {kernel.spec.builtin.name} is {what}; {where}")
-        shape = kernel.spec.shape(rank)
-        float64 = np.dtype(np.float64).itemsize
-        if reason := _kernel_too_big(kernel.text, shape, float64 * math.prod(shape), max_bytes):
-            raise InputError(reason)
-        return kernel.spec.build(rank)
-    assert kernel.array is not None
-    k = kernel.array
-    rank = k.ndim - kernel.per_channel
-    if rank > spatial:
-        raise InputError(f"kernel {kernel.text} is {rank}-D; {where}")
-    if kernel.per_channel:
-        if source.kind != "audio":
-            raise InputError(
-                f"kernel {kernel.text} is a {k.shape[0]}-channel impulse response, for audio; "
-                f"{where}"
-            )
-        channels = source.shapes[name][0]
-        if channels not in (1, k.shape[0]):
-            raise InputError(
-                f"kernel {kernel.text} has {k.shape[0]} channels, the input has {channels}: "
-                "use a mono impulse response or one with as many channels"
-            )
-    rate = source.meta.get("samplerate")
-    if kernel.samplerate and rate and kernel.samplerate != rate:
-        raise InputError(
-            f"kernel {kernel.text} has sample rate {kernel.samplerate} Hz, the input "
-            f"{rate} Hz; resample one of them (trueconv does not resample)"
-        )
-    return k
-
-
 # -- planning one job ---------------------------------------------------------------------------
-
-
-def _compute_dtype(
-    args: argparse.Namespace, source: formats.Source, name: str, k: np.ndarray
-) -> torch.dtype:
-    """The torch dtype of the convolution (see ``--dtype``)."""
-    stored = source.dtypes[name]
-    if args.dtype != "auto":
-        base = np.dtype(args.dtype)
-    elif source.kind != "array":
-        base = np.dtype(formats.work_dtype(stored))
-    elif stored.kind in "fc":
-        base = stored
-    elif k.dtype.kind in "biu":
-        return torch.int64  # integers with an integer kernel: exact
-    else:
-        base = np.dtype(np.float64)
-    if stored.kind == "c" or k.dtype.kind == "c":
-        base = np.result_type(base, np.complex64)
-    return getattr(torch, base.name)  # type: ignore[no-any-return]
 
 
 def _out_shape(x: tuple[int, ...], k: tuple[int, ...], mode: str) -> tuple[int, ...]:
@@ -357,42 +231,6 @@ def _out_shape(x: tuple[int, ...], k: tuple[int, ...], mode: str) -> tuple[int, 
     return (*lead, *out)
 
 
-@dataclass(frozen=True)
-class Fitted:
-    """One array's kernel, fitted: what both the in-memory and the lazy (zarr) paths need."""
-
-    dims: tuple[int, ...] | None  # user --dims, as sorted non-negative axes
-    kernel: np.ndarray
-    dtype: torch.dtype
-    shape: tuple[int, ...]  # the array's shape with the --dims axes moved last
-
-
-def fit(
-    args: argparse.Namespace,
-    kernel: Kernel,
-    source: formats.Source,
-    name: str,
-    shape: tuple[int, ...],
-) -> Fitted:
-    """Resolve ``--dims``, fit the kernel and choose the compute dtype for one array."""
-    dims = None
-    if args.dims is not None:
-        try:
-            dims = tuple(sorted({range(len(shape))[d] for d in args.dims}))
-        except IndexError:
-            raise InputError(
-                f"--dims {args.dims} out of range for a {len(shape)}-D array"
-            ) from None
-        shape = tuple(shape[d] for d in range(len(shape)) if d not in dims) + tuple(
-            shape[d] for d in dims
-        )
-    spatial = len(dims) if dims is not None else source.spatial(name)
-    if spatial == 0:
-        raise InputError(f"nothing to convolve: array {name or '0'!r} is 0-D")
-    k = fit_kernel(kernel, source, name, spatial, args.max_bytes)
-    return Fitted(dims, k, _compute_dtype(args, source, name, k), shape)
-
-
 @dataclass
 class Job:
     """One array of one input, ready to run."""
@@ -405,80 +243,69 @@ class Job:
     bytes: int
 
 
-def plan(args: argparse.Namespace, kernel: Kernel, source: formats.Source) -> list[Job]:
+def _convolved_dims(ndim: int, per_channel: bool) -> tuple[int, ...] | None:
+    """``dims`` of the library call for a kernel of ``ndim`` dims: a per-channel impulse
+    response convolves all but its first (channel) dim; any other kernel aligns with the
+    trailing dims (``None``)."""
+    return tuple(range(-(ndim - 1), 0)) if per_channel else None
+
+
+def plan(options: Options, kernel: Kernel, source: formats.Source) -> list[Job]:
     """Fit the kernel to every array of ``source`` and estimate the memory, before reading."""
-    if args.dims is not None and source.kind != "array":
+    if options.dims is not None and source.kind != "array":
         raise InputError(
             f"--dims applies to arrays (.npy/.npz); a {source.kind} convolves its own "
             "spatial dims (fix a built-in kernel's rank with ndim=)"
         )
     jobs = []
     for name, stored_shape in source.shapes.items():
-        fitted = fit(args, kernel, source, name, stored_shape)
+        fitted = fit(options, kernel, source, name, stored_shape)
         dims, k, dtype, shape = fitted.dims, fitted.kernel, fitted.dtype, fitted.shape
         kshape = k.shape[1:] if kernel.per_channel else k.shape
-        out = _out_shape(shape, kshape, args.mode)
+        out = _out_shape(shape, kshape, options.mode)
         if kernel.per_channel:
             out = (max(out[0], k.shape[0]), *out[1:])
-        method = _planned_method(args, shape, k, dtype, kernel.per_channel)
+        method = planned_method(
+            options.method,
+            shape,
+            k.shape,
+            dtype,
+            options.device,
+            options.mode,
+            dims=_convolved_dims(k.ndim, kernel.per_channel),
+            boundary=options.boundary,
+            fill_value=options.fill_value,
+        )
         itemsize = torch.empty((), dtype=dtype).element_size()
-        need = itemsize * (math.prod(shape) + WORK_FACTOR[method] * math.prod(out) + k.size)
+        need = work_bytes(itemsize, math.prod(shape), method, math.prod(out), k.size)
         need += k.nbytes if kernel.spec is not None else 0  # built for this input (float64)
         jobs.append(Job(name, k, dims, dtype, out, int(need)))
     return jobs
-
-
-def _planned_method(
-    args: argparse.Namespace,
-    shape: tuple[int, ...],
-    k: np.ndarray,
-    dtype: torch.dtype,
-    per_channel: bool,
-) -> str:
-    """The method the job will run, planned from shapes alone (stride-0 operands: no memory).
-    A problem the library will refuse plans as the hungriest method; the refusal comes later,
-    with the library's message."""
-    if args.method != "auto":
-        return str(args.method)
-    zero = torch.zeros((), dtype=dtype, device=args.device)
-    dims = tuple(range(-(k.ndim - 1), 0)) if per_channel else None
-    try:
-        return trueconv.choose_method(
-            zero.expand(shape),
-            zero.expand(k.shape),
-            args.mode,
-            dims=dims,
-            boundary=args.boundary,
-            fill_value=args.fill_value,
-        )
-    except (ValueError, TypeError):
-        return max(WORK_FACTOR, key=WORK_FACTOR.__getitem__)
 
 
 # -- running one job ----------------------------------------------------------------------------
 
 
 def _convolve(
-    args: argparse.Namespace, x_np: np.ndarray, job: Job, per_channel: bool
+    options: Options, x_np: np.ndarray, job: Job, per_channel: bool
 ) -> tuple[np.ndarray, str]:
     """One library call on the whole array; returns the result and the method that ran."""
     x_np = np.moveaxis(x_np, job.dims, range(-len(job.dims), 0)) if job.dims else x_np
-    device = torch.device(args.device)
+    device = torch.device(options.device)
     x = torch.from_numpy(np.ascontiguousarray(x_np)).to(device=device, dtype=job.dtype)
     k = torch.from_numpy(np.ascontiguousarray(job.kernel)).to(device=device, dtype=job.dtype)
     del x_np
-    dims = tuple(range(-(k.ndim - 1), 0)) if per_channel else None
-    options: dict[str, Any] = {
-        "dims": dims,
-        "boundary": args.boundary,
-        "fill_value": args.fill_value,
+    how: dict[str, Any] = {
+        "dims": _convolved_dims(k.ndim, per_channel),
+        "boundary": options.boundary,
+        "fill_value": options.fill_value,
     }
-    fn = trueconv.correlate if args.correlate else trueconv.convolve
+    fn = trueconv.correlate if options.correlate else trueconv.convolve
     with torch.no_grad():
-        y = fn(x, k, args.mode, method=args.method, **options)
-    method = args.method
+        y = fn(x, k, options.mode, method=options.method, **how)
+    method: str = options.method
     if method == "auto":  # what 'auto' ran, for --verbose (planning only: no compute)
-        method = trueconv.choose_method(x, k, args.mode, **options)
+        method = trueconv.choose_method(x, k, options.mode, **how)
     del x
     y_np = y.cpu().numpy()
     if job.dims:
@@ -511,11 +338,11 @@ class Task:
     target: Path
 
 
-def _output_name(args: argparse.Namespace, path: Path, kernel: Kernel) -> Path:
-    if args.output is not None:
-        return Path(args.output)
-    if args.out_dir is not None:
-        return Path(args.out_dir) / path.name
+def _output_name(options: Options, path: Path, kernel: Kernel) -> Path:
+    if options.output is not None:
+        return Path(options.output)
+    if options.out_dir is not None:
+        return Path(options.out_dir) / path.name
     return path.with_name(f"{path.stem}-{kernel.tag}{path.suffix}")
 
 
@@ -527,14 +354,14 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def tasks(args: argparse.Namespace, kernel: Kernel, inputs: list[Path]) -> list[Task]:
+def tasks(options: Options, kernel: Kernel) -> list[Task]:
     """Every input with its output, resolved once, in an order that reads each input before
     any other input's output replaces it (``apply p.npy p-box.npy --force`` convolves
     ``p-box.npy`` before ``p.npy``'s result is written over it); a :class:`UsageError` when
     two inputs would write one output, or when outputs replace inputs in a cycle."""
     todo = []
-    for path in inputs:
-        output = _output_name(args, path, kernel)
+    for path in options.inputs:
+        output = _output_name(options, path, kernel)
         todo.append(Task(path, output, formats.resolve_path(path), formats.resolve_path(output)))
     seen: dict[Path, Path] = {}
     for t in todo:
@@ -572,7 +399,7 @@ def check_target(task: Task, todo: list[Task], force: bool) -> None:
 
 
 def process(
-    args: argparse.Namespace,
+    options: Options,
     kernel: Kernel,
     task: Task,
     todo: list[Task],
@@ -585,21 +412,20 @@ def process(
     planned for memory or read (``client``: the ``--scheduler`` connection, or ``None``)."""
     with contextlib.suppress(OSError):  # a folder that does not exist yet has none
         formats.sweep_leftovers(task.target)
-    check_target(task, todo, args.force)
+    check_target(task, todo, options.force)
     source = formats.open_source(task.source)
     target = task.target
     if formats.lookup(task.source) is formats.ZARR:
-        from trueconv.cli import zarr_apply  # imports this module: not at the top
-
-        return zarr_apply.process(args, kernel, source, target, progress, client)
-    out_format = formats.check_writable(target, source, args.float_output)
-    jobs = plan(args, kernel, source)
+        return zarr_apply.process(options, kernel, source, target, progress, client)
+    out_format = formats.check_writable(target, source, options.float_output)
+    jobs = plan(options, kernel, source)
     need = kernel.resident + sum(j.bytes for j in jobs)
-    if need > args.max_bytes:
+    if need > options.max_bytes:
         shapes = ", ".join(" x ".join(map(str, j.out_shape)) for j in jobs)
         raise InputError(
-            f"needs about {_human(need)} of memory (output {shapes}), more than --max-bytes "
-            f"{_human(args.max_bytes)}; raise --max-bytes or split the input"
+            f"needs about {formats.human_bytes(need)} of memory (output {shapes}), more than "
+            f"--max-bytes {formats.human_bytes(options.max_bytes)}; raise --max-bytes or split "
+            "the input"
         )
 
     progress.stage("reading")
@@ -610,22 +436,22 @@ def process(
     for job in jobs:
         progress.stage(f"convolving {' x '.join(map(str, signal.arrays[job.name].shape))}")
         try:
-            y, method = _convolve(args, signal.arrays.pop(job.name), job, kernel.per_channel)
+            y, method = _convolve(options, signal.arrays.pop(job.name), job, kernel.per_channel)
         except (ValueError, TypeError) as exc:  # the library's one-line argument errors
             raise InputError(str(exc)) from None
         except (MemoryError, RuntimeError) as exc:
             if not isinstance(exc, MemoryError) and "memory" not in str(exc).lower():
                 raise
             raise InputError(
-                f"out of memory (about {_human(job.bytes)} estimated; lower --max-bytes "
-                f"to refuse such jobs early): {_reason(exc)}"
+                f"out of memory (about {formats.human_bytes(job.bytes)} estimated; lower "
+                f"--max-bytes to refuse such jobs early): {reason(exc)}"
             ) from None
         results[job.name] = y
         methods.append(method)
     seconds = time.perf_counter() - started
 
     meta = dict(signal.meta)
-    if args.normalize:
+    if options.normalize:
         peak = max((float(np.abs(y).max()) for y in results.values() if y.size), default=0.0)
         if peak > 0:
             scale = meta.get("full_scale", 1.0) / peak
@@ -634,11 +460,11 @@ def process(
     if meta.get("alpha") is not None:
         job = jobs[0]
         kshape = job.kernel.shape[1:] if kernel.per_channel else job.kernel.shape
-        meta["alpha"] = _reframe(meta["alpha"], kshape, args.mode)
+        meta["alpha"] = _reframe(meta["alpha"], kshape, options.mode)
     out = formats.Signal(signal.kind, results, signal.channel_dims, meta)
     progress.stage("writing")
-    warnings = formats.write_atomically(target, out_format, out, args.float_output)
-    if args.verbose:
+    warnings = formats.write_atomically(target, out_format, out, options.float_output)
+    if options.verbose:
         shapes = "; ".join(
             f"{' x '.join(map(str, source.shapes[j.name]))} * "
             f"{' x '.join(map(str, j.kernel.shape))} -> {' x '.join(map(str, j.out_shape))}"
@@ -647,7 +473,7 @@ def process(
         method = ", ".join(sorted(set(methods)))
         print(
             f"{task.input} -> {task.output}: {shapes}, {method}, {seconds:.2f} s, "
-            f"memory estimate {_human(need)}",
+            f"memory estimate {formats.human_bytes(need)}",
             flush=True,
         )
     return warnings
@@ -655,19 +481,12 @@ def process(
 
 def run(args: argparse.Namespace) -> int:
     """``trueconv apply``: check the arguments (exit 2 on a mistake), then every input."""
-    inputs: list[Path] = args.inputs
-    if args.output is not None and len(inputs) > 1:
-        raise UsageError("-o/--output names one output; with several inputs use --out-dir")
-    # with --scheduler the cluster's workers compute: their GPUs count, not this machine's
-    if args.device == "cuda" and args.scheduler is None and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available")
-    if args.max_bytes is None:
-        args.max_bytes = int(RAM_SHARE * _physical_memory())
-    kernel = load_kernel(args.kernel, args.max_bytes)
-    todo = tasks(args, kernel, inputs)
+    options = options_from(args)
+    kernel = load_kernel(options.kernel, options.max_bytes)
+    todo = tasks(options, kernel)
     lazy = [t for t in todo if formats.FORMATS.get(t.source.suffix.lower()) is formats.ZARR]
-    for option in ("chunks", "scheduler"):
-        if getattr(args, option) is not None and not lazy:
+    for option, value in (("chunks", options.chunks), ("scheduler", options.scheduler)):
+        if value is not None and not lazy:
             raise UsageError(f"--{option} applies to .zarr inputs; there is none")
     for t in lazy:
         if formats.FORMATS.get(t.target.suffix.lower()) is not formats.ZARR:
@@ -675,36 +494,29 @@ def run(args: argparse.Namespace) -> int:
                 f"-o {t.output}: a .zarr input is convolved chunk by chunk into a .zarr "
                 "store; name the output DIR.zarr"
             )
-    args.chunk_sizes = None
-    if args.chunks is not None:
-        from trueconv.cli import zarr_apply
-
-        args.chunk_sizes = zarr_apply.parse_chunks(args.chunks)
-    if args.out_dir is not None:
+    if options.out_dir is not None:
         try:
-            args.out_dir.mkdir(parents=True, exist_ok=True)
+            options.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UsageError(f"--out-dir {args.out_dir}: {exc.strerror or exc}") from None
+            raise UsageError(f"--out-dir {options.out_dir}: {exc.strerror or exc}") from None
 
     with contextlib.ExitStack() as stack:
         client = None
-        if args.scheduler is not None:
-            from trueconv.cli import zarr_apply
-
-            client = stack.enter_context(zarr_apply.connect(args.scheduler))
-        return _run_all(args, kernel, todo, client)
+        if options.scheduler is not None:
+            client = stack.enter_context(zarr_apply.connect(options.scheduler))
+        return _run_all(options, kernel, todo, client)
 
 
-def _run_all(args: argparse.Namespace, kernel: Kernel, todo: list[Task], client: Any) -> int:
+def _run_all(options: Options, kernel: Kernel, todo: list[Task], client: Any) -> int:
     """Process every input, each failure reported on one line; the exit status."""
     failed = 0
-    with Progress(len(todo), enabled=not args.quiet) as progress:
+    with Progress(len(todo), enabled=not options.quiet) as progress:
         for task in todo:
             path = task.input
             progress.file(path.name)
             try:
-                for note in process(args, kernel, task, todo, progress, client):
-                    if not args.quiet:
+                for note in process(options, kernel, task, todo, progress, client):
+                    if not options.quiet:
                         progress.write(f"trueconv apply: {path}: warning: {note}")
             except InputError as exc:
                 failed += 1

@@ -1,4 +1,5 @@
-"""``trueconv bench``: the side-by-side benchmark grid (harness in :mod:`trueconv.bench`)."""
+"""``trueconv bench``: the side-by-side benchmark grid (harness in
+:mod:`trueconv.cli.bench_harness`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from trueconv.cli import bench_harness as harness
 from trueconv.cli._errors import UsageError
 
 
@@ -47,8 +49,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def bench(args: argparse.Namespace) -> int:
     """Run the side-by-side benchmark grid and write the results files."""
-    from trueconv import bench as harness
-
     if args.device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available")
     if args.threads:

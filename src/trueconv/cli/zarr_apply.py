@@ -32,7 +32,6 @@ cluster), shown where ``apply`` shows its own bar: not ``--quiet`` and stderr a 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib
 import math
@@ -51,7 +50,7 @@ import torch
 from trueconv.cli import formats, zarr_store
 from trueconv.cli._errors import InputError, UsageError
 from trueconv.cli._progress import Progress
-from trueconv.cli.apply import WORK_FACTOR, Fitted, Kernel, _human, _reason, fit
+from trueconv.cli.jobs import Fitted, Kernel, Options, fit, planned_method, reason, work_bytes
 
 #: Width of Dask's bar: inside the file bar (when tqdm draws one), and on its own line.
 BAR_WIDTH = {True: 20, False: 40}
@@ -128,7 +127,7 @@ def connect(address: str) -> Any:
     try:
         return distributed.Client(address, set_as_default=False)
     except (OSError, TimeoutError, ValueError, TypeError) as exc:
-        raise UsageError(f"--scheduler {address}: cannot connect: {_reason(exc)}") from None
+        raise UsageError(f"--scheduler {address}: cannot connect: {reason(exc)}") from None
 
 
 class _StageWriter:
@@ -234,7 +233,7 @@ class Plan:
     method: str  # the method planned for it
 
 
-def plan(args: argparse.Namespace, store: zarr_store.StoreMeta, fitted: Fitted) -> Plan:
+def plan(options: Options, store: zarr_store.StoreMeta, fitted: Fitted) -> Plan:
     """Plan the job from metadata: no array, no graph. Raises :class:`InputError` for the
     library's argument errors (its own messages) and above ``--max-bytes``.
 
@@ -254,17 +253,19 @@ def plan(args: argparse.Namespace, store: zarr_store.StoreMeta, fitted: Fitted) 
 
     stored = fitted_to_shape(store.chunks)
     work = stored
-    if args.chunk_sizes is not None:
-        work = fitted_to_shape(chunks_for(args.chunk_sizes, args.chunks, len(shape)))
+    if options.chunk_sizes is not None:
+        assert options.chunks is not None  # the text they were parsed from (options_from)
+        work = fitted_to_shape(chunks_for(options.chunk_sizes, options.chunks, len(shape)))
     tasks = graph_tasks(shape, stored, work, fitted.kernel.shape)
     graph_bytes = GRAPH_BYTES_PER_TASK * tasks
-    if graph_bytes > args.max_bytes:
-        rechunked = "" if args.chunk_sizes is None else f" (rechunked to --chunks {args.chunks})"
+    if graph_bytes > options.max_bytes:
+        rechunked = "" if options.chunks is None else f" (rechunked to --chunks {options.chunks})"
         raise InputError(
             f"the input has {_count(store.nchunks)} chunks of {formats.shape_text(store.chunks)}"
             f"{rechunked}: its task graph, about {_count(tasks)} tasks, would need about "
-            f"{_human(graph_bytes)}, more than --max-bytes {_human(args.max_bytes)}; store it "
-            "in larger chunks, use larger --chunks or raise --max-bytes"
+            f"{formats.human_bytes(graph_bytes)}, more than --max-bytes "
+            f"{formats.human_bytes(options.max_bytes)}; store it in larger chunks, use larger "
+            "--chunks or raise --max-bytes"
         )
 
     # the convolved array as trueconv.dask sees it: --dims moved last, the compute dtype
@@ -277,32 +278,26 @@ def plan(args: argparse.Namespace, store: zarr_store.StoreMeta, fitted: Fitted) 
             [_sizes(shape[axis], work[axis]) for axis in order],
             torch.empty(0, dtype=fitted.dtype).numpy().dtype,
             k,
-            args.mode,
-            boundary=args.boundary,
-            fill_value=args.fill_value,
-            method=args.method,
+            options.mode,
+            boundary=options.boundary,
+            fill_value=options.fill_value,
+            method=options.method,
         )
     except (ValueError, TypeError) as exc:  # the library's one-line argument errors
         raise InputError(str(exc)) from None
     block, window = blocks.largest_block, blocks.largest_window
-    method = str(args.method)
-    if method == "auto":
-        device = args.device if args.device != "cuda" or torch.cuda.is_available() else "cpu"
-        zero = torch.zeros((), dtype=fitted.dtype, device=device)
-        try:
-            method = trueconv.choose_method(zero.expand(window), zero.expand(k.shape), "valid")
-        except (ValueError, TypeError):
-            method = max(WORK_FACTOR, key=WORK_FACTOR.__getitem__)
+    # each block is a 'valid' convolution of its window (the boundary is applied once, before)
+    device = options.device if options.device != "cuda" or torch.cuda.is_available() else "cpu"
+    method = planned_method(options.method, window, k.shape, fitted.dtype, device, "valid")
     itemsize = k.element_size()
-    need = itemsize * (
-        2 * math.prod(window) + WORK_FACTOR[method] * math.prod(block) + fitted.kernel.size
-    )
+    need = work_bytes(itemsize, 2 * math.prod(window), method, math.prod(block), fitted.kernel.size)
     plan = Plan(work, work != stored, tasks, graph_bytes, int(need), tuple(window), method)
-    if plan.task_bytes > args.max_bytes:
+    if plan.task_bytes > options.max_bytes:
         raise InputError(
-            f"one task needs about {_human(plan.task_bytes)} of memory (a "
+            f"one task needs about {formats.human_bytes(plan.task_bytes)} of memory (a "
             f"{formats.shape_text(plan.window)} window of the input, {method}), more than "
-            f"--max-bytes {_human(args.max_bytes)}; use smaller --chunks or raise --max-bytes"
+            f"--max-bytes {formats.human_bytes(options.max_bytes)}; use smaller --chunks or "
+            "raise --max-bytes"
         )
     return plan
 
@@ -318,10 +313,10 @@ def check_workers(client: Any, store: zarr_store.StoreMeta, tmp: Path) -> None:
         views = client.run(zarr_store.worker_view, str(store.path), str(token_file))
     except (OSError, ImportError) as exc:  # a worker went away, or lacks trueconv
         raise InputError(
-            f"cannot ask the workers what they see ({_reason(exc)}); trueconv must be "
+            f"cannot ask the workers what they see ({reason(exc)}); trueconv must be "
             "installed on them"
             if isinstance(exc, ImportError)
-            else f"cannot ask the workers what they see: {_reason(exc)}"
+            else f"cannot ask the workers what they see: {reason(exc)}"
         ) from None
     finally:
         token_file.unlink(missing_ok=True)
@@ -372,7 +367,7 @@ def check_complete(zarr: Any, tmp: Path) -> None:
 
 
 def process(
-    args: argparse.Namespace,
+    options: Options,
     kernel: Kernel,
     source: formats.Source,
     target: Path,
@@ -383,8 +378,8 @@ def process(
 
     Parameters
     ----------
-    args : argparse.Namespace
-        The parsed ``apply`` arguments (``chunk_sizes``: ``--chunks`` parsed by ``run``).
+    options : Options
+        The checked ``apply`` arguments.
     kernel : Kernel
         The ``--kernel``, fitted here to the array's dims (all of them, or ``--dims``).
     source : formats.Source
@@ -415,7 +410,7 @@ def process(
     target = formats.resolve_path(target)
     if formats.FORMATS.get(target.suffix.lower()) is not formats.ZARR:
         raise InputError(f"{target}: a .zarr input is convolved into a .zarr store only")
-    if args.normalize:
+    if options.normalize:
         raise InputError(
             "--normalize is not available for .zarr inputs: it needs the peak of the whole "
             "result before the first chunk is written"
@@ -427,8 +422,8 @@ def process(
     import trueconv.dask
 
     store: zarr_store.StoreMeta = source.meta["store"]
-    fitted = fit(args, kernel, source, "", store.shape)
-    planned = plan(args, store, fitted)  # refuses above --max-bytes: no graph yet
+    fitted = fit(options, kernel, source, "", store.shape)
+    planned = plan(options, store, fitted)  # refuses above --max-bytes: no graph yet
     np_dtype = torch.empty(0, dtype=fitted.dtype).numpy().dtype
     k = torch.from_numpy(np.ascontiguousarray(fitted.kernel)).to(fitted.dtype)
 
@@ -444,16 +439,16 @@ def process(
     moved = tuple(range(-len(dims), 0)) if dims else ()
     if dims:
         x = da.moveaxis(x, dims, moved)
-    fn = trueconv.dask.correlate if args.correlate else trueconv.dask.convolve
+    fn = trueconv.dask.correlate if options.correlate else trueconv.dask.convolve
     try:
         y = fn(
             x,
             k,
-            args.mode,
-            boundary=args.boundary,
-            fill_value=args.fill_value,
-            method=args.method,
-            device=args.device,
+            options.mode,
+            boundary=options.boundary,
+            fill_value=options.fill_value,
+            method=options.method,
+            device=options.device,
         )
     except (ValueError, TypeError) as exc:  # the library's one-line argument errors
         raise InputError(str(exc)) from None
@@ -462,7 +457,7 @@ def process(
     y = y.rechunk(tuple(max(1, min(c, n)) for c, n in zip(planned.work, y.shape)))
 
     attrs = source.meta.get("attrs") or {}
-    show = not args.quiet and sys.stderr.isatty()
+    show = not options.quiet and sys.stderr.isatty()
     need = planned.task_bytes
 
     def write(tmp: Path) -> list[str]:
@@ -477,25 +472,25 @@ def process(
         except (MemoryError, RuntimeError) as exc:
             if isinstance(exc, MemoryError) or "memory" in str(exc).lower():
                 raise InputError(
-                    f"out of memory (about {_human(need)} estimated per task; use smaller "
-                    f"--chunks): {_reason(exc)}"
+                    f"out of memory (about {formats.human_bytes(need)} estimated per task; use "
+                    f"smaller --chunks): {reason(exc)}"
                 ) from None
             if str(exc).startswith("trueconv.dask:"):  # no CUDA on a worker
-                raise InputError(_reason(exc)) from None
+                raise InputError(reason(exc)) from None
             raise
         check_complete(zarr, tmp)  # before replace_atomically renames it into place
         return []
 
     started = time.perf_counter()
     warnings = formats.replace_atomically(target, True, write)
-    if args.verbose:
+    if options.verbose:
         seconds = time.perf_counter() - started
         shape = " x ".join(map(str, store.shape))
         print(
             f"{source.path} -> {target}: {shape} * {' x '.join(map(str, fitted.kernel.shape))} "
             f"-> {' x '.join(map(str, y.shape))}, chunks {' x '.join(map(str, y.chunksize))}, "
             f"{y.npartitions} chunks, {planned.method}, {seconds:.2f} s, "
-            f"memory estimate {_human(need)} per task",
+            f"memory estimate {formats.human_bytes(need)} per task",
             flush=True,
         )
     return warnings

@@ -33,13 +33,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from trueconv._methods.fft import (
-    compute_dtype,
-    dft_matrix,
-    next_fast_len,
-    traced,
-    transforms,
-)
+from trueconv.core.dtypes import transform_dtype
+from trueconv.core.transforms import dft_matrix, next_fast_len, traced, transforms
 from trueconv.nn._spec import NNSpec, Pads, is_integer, static_shape
 
 #: Most complex output-spectrum elements held at once (2**24: 128 MiB in complex64, 256 MiB in
@@ -434,7 +429,7 @@ def conv(
 ) -> torch.Tensor:
     """``F.convNd(x, w.flip(spatial), bias, ...)`` on a batched ``x`` with zero padding ``pads``."""
     nd = spec.nd
-    cdtype = compute_dtype(spec.dtype)
+    cdtype = transform_dtype(spec.dtype)
     spatial = range(2, 2 + nd)
     a = x.to(cdtype)
     flat = flat_pads(pads)
@@ -460,7 +455,7 @@ def conv_transpose(
     of the full convolution and are zero.
     """
     nd = spec.nd
-    cdtype = compute_dtype(spec.dtype)
+    cdtype = transform_dtype(spec.dtype)
     spatial = list(range(2, 2 + nd))
     a = zero_insert(x.to(cdtype), spatial, spec.stride)
     k = zero_insert(w.to(cdtype), spatial, spec.dilation).flip(spatial)

@@ -1,8 +1,8 @@
 """Choose the method of an NN-API call: the explicit one, or the cheaper by the cost model.
 
 ``'auto'`` prices both methods with the operation counts below and the per-device constants of
-:mod:`trueconv._cost` (variants ``nn_direct`` and ``nn_fft``, fitted by
-``benchmarks/fit_cost.py`` from timed layers), and keeps the direct method unless the FFT saves
+:mod:`trueconv.core.cost` (variants ``nn_direct`` and ``nn_fft``, fitted by
+``benchmarks/fitcost.py`` from timed layers), and keeps the direct method unless the FFT saves
 more than the signal API's direct margin: the direct result is the one torch's own
 ``F.convNd`` gives. A device type without fitted NN constants uses the threshold rule of
 :data:`FFT_MIN_TAPS`.
@@ -15,9 +15,9 @@ import math
 
 import torch
 
-from trueconv import _cost
-from trueconv._plan import DIRECT_MARGIN_S, OTHER_MARGIN_S
-from trueconv._spec import is_integer
+from trueconv.core import cost
+from trueconv.core.cost import DIRECT_MARGIN_S, OTHER_MARGIN_S
+from trueconv.core.dtypes import is_integer
 from trueconv.nn import _fft
 from trueconv.nn._spec import NNSpec
 
@@ -53,7 +53,7 @@ def pads_first(pads: tuple[tuple[int, int], ...]) -> bool:
 _ONEDNN_DTYPES = frozenset({torch.float32, torch.bfloat16, torch.float16})
 
 
-def counts(spec: NNSpec, method: str, device_type: str) -> _cost.Counts:
+def counts(spec: NNSpec, method: str, device_type: str) -> cost.Counts:
     """Operation counts of ``method`` ('direct' or 'fft') for the call, from shapes alone."""
     batch, channels = spec.input_shape[:2]
     out_elems = math.prod(spec.output_shape)
@@ -72,7 +72,7 @@ def counts(spec: NNSpec, method: str, device_type: str) -> _cost.Counts:
             padded = [n + b + a for n, (b, a) in zip(spec.input_shape[2:], spec.pads)]
             passes += batch * channels * math.prod(padded)
         im2col = unfolded if device_type == "cpu" and spec.dtype not in _ONEDNN_DTYPES else 0
-        return _cost.Counts("nn_direct", 1, float(macs), float(passes), float(im2col))
+        return cost.Counts("nn_direct", 1, float(macs), float(passes), float(im2col))
     sa, sk, starts, cnt, steps, chans = _fft.geometry(spec)
     _, groups, out_ch, in_ch = chans
     real = not spec.dtype.is_complex
@@ -87,7 +87,7 @@ def counts(spec: NNSpec, method: str, device_type: str) -> _cost.Counts:
     spectra = batch * channels + batch * groups * out_ch + (0 if dft else kernels)
     if lay.dims:
         size = math.prod(lay.lens)
-        work = _cost.transform_work(size, spectra, max(lay.lens))
+        work = cost.transform_work(size, spectra, max(lay.lens))
     else:
         work = 0.0
     aux = batch * groups * out_ch * in_ch * points
@@ -98,13 +98,13 @@ def counts(spec: NNSpec, method: str, device_type: str) -> _cost.Counts:
     # tile a mixing, an inverse and a copy (see _fft._mix)
     outer, inner = (o_tiles, b_tiles) if lay.kernel_outer else (b_tiles, o_tiles)
     calls = 2 + outer * (1 + 3 * inner)
-    return _cost.Counts("nn_fft", calls, work, float(passes), float(aux))
+    return cost.Counts("nn_fft", calls, work, float(passes), float(aux))
 
 
 def costs(spec: NNSpec, device_type: str) -> dict[str, float]:
     """Predicted seconds of both methods."""
     return {
-        m: _cost.predict(counts(spec, m, device_type), spec.dtype, device_type)
+        m: cost.predict(counts(spec, m, device_type), spec.dtype, device_type)
         for m in ("direct", "fft")
     }
 
@@ -125,7 +125,7 @@ def choose(spec: NNSpec, device_type: str = "cpu") -> str:
 @functools.lru_cache(maxsize=4096)
 def _choose_auto(spec: NNSpec, device_type: str) -> str:
     """Depends on the (frozen, hashable) spec and the device type alone: cached."""
-    if not _cost.has_constants(VARIANTS, device_type):
+    if not cost.has_constants(VARIANTS, device_type):
         work = spec.taps / math.prod(spec.stride)
         return "fft" if work >= FFT_MIN_TAPS[spec.nd] else "direct"
     predicted = costs(spec, device_type)

@@ -19,8 +19,9 @@ from typing import Any
 
 import torch
 
-from trueconv._spec import canonical_method, is_integer, static_shape
+from trueconv._spec import canonical_method
 from trueconv._typing import choices
+from trueconv.core.dtypes import is_integer, static_shape
 from trueconv.nn._typing import (
     NN_METHODS,
     PADDING_MODE_BOUNDARY,

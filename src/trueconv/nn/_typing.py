@@ -19,7 +19,7 @@ PADDING_MODES: tuple[str, ...] = get_args(PaddingMode)
 PADDING_STRINGS: tuple[str, ...] = get_args(PaddingString)
 NN_METHODS: tuple[str, ...] = get_args(NNMethod)
 
-#: ``padding_mode`` -> canonical boundary rule of :mod:`trueconv._boundary`.
+#: ``padding_mode`` -> canonical boundary rule of :mod:`trueconv.core.boundary`.
 PADDING_MODE_BOUNDARY: dict[str, str] = {
     mode: BOUNDARY_ALIASES.get(mode, mode) for mode in PADDING_MODES
 }

@@ -3,7 +3,7 @@
 ``trueconv.conv2d(x, w, ...)`` is ``F.conv2d(x, w.flip(spatial dims), ...)`` for every argument
 torch accepts, and ``trueconv.conv_transpose2d(y, w, ...)`` is ``F.conv_transpose2d`` on the
 same flipped weight -- the exact adjoint of ``conv2d`` with that weight. Each function reads
-normalise (:mod:`trueconv.nn._spec`) -> extend the input (:mod:`trueconv._boundary`, the signal
+normalise (:mod:`trueconv.nn._spec`) -> extend the input (:mod:`trueconv.core.boundary`, the signal
 API's code) -> choose (:mod:`trueconv.nn._plan`) -> run (``F.convNd`` or
 :mod:`trueconv.nn._fft`).
 """
@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from trueconv._boundary import extend
+from trueconv.core.boundary import extend
 from trueconv.nn import _fft, _plan
 from trueconv.nn._spec import NNSpec, Pads, is_integer, normalize_conv, normalize_conv_transpose
 from trueconv.nn._typing import NNMethod, PaddingMode, PaddingString

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 import torch
-from torch.nn.modules.conv import _ConvNd
 
 from trueconv._spec import canonical_method
 from trueconv._typing import choices
+from trueconv.core.torch_internals import ConvNd
 from trueconv.nn import functional as tcF
 from trueconv.nn._fft import flat_pads
 from trueconv.nn._spec import (
@@ -58,11 +58,11 @@ def _conv_init_args(
     return 0, parsed
 
 
-class _TrueConvNd(_ConvNd):
+class _TrueConvNd(ConvNd):
     """What the six modules share: forward through trueconv, repr, conversion to/from torch."""
 
     _nd: ClassVar[int]
-    _torch_cls: ClassVar[type[_ConvNd]]
+    _torch_cls: ClassVar[type[ConvNd]]
     method: str
 
     def _finish_init(self, padding: Any, padding_mode: str, method: str) -> None:
@@ -116,7 +116,7 @@ class _TrueConvNd(_ConvNd):
         _copy_flipped(module, new)
         return new
 
-    def to_torch(self) -> _ConvNd:
+    def to_torch(self) -> ConvNd:
         """The ``torch.nn`` module whose outputs equal this one's: weight flipped back.
 
         Raises ``ValueError`` for what torch's modules cannot express: asymmetric padding and
@@ -156,7 +156,7 @@ class _TrueConvNd(_ConvNd):
         return new
 
 
-def _copy_flipped(src: _ConvNd, dst: _ConvNd) -> None:
+def _copy_flipped(src: ConvNd, dst: ConvNd) -> None:
     with torch.no_grad():
         dst.weight.copy_(flip_kernel(src.weight))
         dst.weight.requires_grad_(src.weight.requires_grad)

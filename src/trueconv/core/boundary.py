@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import torch
 
-from trueconv._spec import static_shape
+from trueconv.core.dtypes import static_shape
 
 
 def source_index(n: int, before: int, after: int, boundary: str) -> torch.Tensor:

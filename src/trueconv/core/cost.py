@@ -3,7 +3,7 @@
 Each method counts its own operations when it plans a problem (``Plan.counts``, see
 :mod:`trueconv._problem`); this module supplies the shared transform model and the constants
 that turn counts into seconds. The constants are fitted by ``benchmarks/fit_cost.py`` from recorded
-calibration timings and stored in ``_cost_constants.json`` beside this file, which names the
+calibration timings and stored in ``cost_constants.json`` beside this file, which names the
 results file and the machine they came from. A device type without fitted constants uses the
 provisional table below, marked as such.
 """
@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-CONSTANTS_FILE = Path(__file__).with_name("_cost_constants.json")
+CONSTANTS_FILE = Path(__file__).with_name("cost_constants.json")
 
 #: Used where no fitted constants exist for a device type (seconds per unit; see each
 #: method's ``cost``). Provenance: hand-set orders of magnitude, *unfitted*.
@@ -133,3 +133,14 @@ def transform_work(points: int, count: float, longest: int | None = None) -> flo
         return count * points
     longest = points if longest is None else longest
     return count * points * math.log2(points) * (1.0 + math.log2(1.0 + longest / CACHE_KNEE))
+
+
+#: Seconds a transform method must save before ``'auto'`` leaves the direct method, per device
+#: type. Direct sums are exact on integer-valued data and their rounding error does not grow
+#: with a transform's length, so a saving within the cost model's own error on sub-millisecond
+#: problems (0.1 to 0.3 ms on the CPU calibration machine) is not worth it; scipy's
+#: ``choose_conv_method`` likewise keeps small problems direct, and scipy's own tests expect
+#: exact results there. A GPU call costs tens of microseconds, so its margin is ten times
+#: smaller (:data:`OTHER_MARGIN_S`).
+DIRECT_MARGIN_S = {"cpu": 5e-4}
+OTHER_MARGIN_S = 5e-5

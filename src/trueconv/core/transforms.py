@@ -1,0 +1,152 @@
+"""Transforms both engines use: fast lengths, the aliasing rule, N-D transforms composed where
+a torch build needs it, DFT matrices, crops and in-place products.
+
+The signal API's FFT and overlap-add methods (:mod:`trueconv._methods`) and the NN API's FFT
+engine (:mod:`trueconv.nn`) import these public names; neither imports the other's internals.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+
+from trueconv.core import torch_internals
+
+
+@functools.lru_cache(maxsize=4096)
+def next_fast_len(n: int, real: bool = True) -> int:
+    """Smallest ``m >= n`` with no prime factor above 7; even (for ``n > 1``) when ``real``.
+
+    Examples
+    --------
+    >>> from trueconv.core.transforms import next_fast_len
+    >>> next_fast_len(1021), next_fast_len(16875), next_fast_len(16875, real=False)
+    (1024, 17010, 16875)
+    """
+    if n <= 2:
+        return max(n, 1)
+    best = 1 << (n - 1).bit_length()  # a power of two always qualifies
+    p7 = 1
+    while p7 < best:
+        p5 = p7
+        while p5 < best:
+            p3 = p5
+            while p3 < best:
+                m = p3
+                while m < n:
+                    m *= 2
+                if real and m % 2:
+                    m *= 2
+                best = min(best, m)
+                p3 *= 3
+            p5 *= 5
+        p7 *= 7
+    return best
+
+
+def wanted(
+    sa: Sequence[int], sb: Sequence[int], pads: Sequence[tuple[int, int]]
+) -> tuple[list[int], list[int]]:
+    """Per dim, the slice ``[start, start + length)`` of the full linear convolution wanted."""
+    starts = [k - 1 - before for (before, _), k in zip(pads, sb)]
+    lengths = [n + before + after - k + 1 for (before, after), n, k in zip(pads, sa, sb)]
+    return starts, lengths
+
+
+def unaliased_length(n: int, k: int, start: int, length: int) -> int:
+    """Smallest circular length whose fold leaves ``y[start : start + length]`` intact."""
+    return max(start + length, n + k - 1 - start, n, k)
+
+
+#: Whether CPU multi-dim inverse and complex transforms are composed from 1-D ones.
+#:
+#: torch 2.13.0+cpu (MKL) corrupts the heap in multi-dim complex-to-complex and complex-to-real
+#: transforms of some 3-D shapes: ``torch.fft.irfftn`` over a (20, 512, 512) float32 tensor, or
+#: ``ifftn`` over two of its dims, abort the process ("free(): corrupted unsorted chunks"), with
+#: one thread or two. Sequences of 1-D transforms (how a multi-dim FFT is computed anyway, row
+#: by column) are unaffected and as fast for the inverse. The real forward ``rfftn`` never
+#: failed in any probe and is 2.6-4x faster than its composition (1152^2, 112^3), so it stays.
+#: The fault is MKL's: builds whose CPU transforms are pocketfft's (``torch.backends.mkl`` not
+#: available: the aarch64 wheels, for one) and cuFFT call the N-D transforms whole. Other MKL
+#: builds were not probed; they keep the composition, since a crash costs more than it does.
+#: tests/test_fft_heap_regression.py runs the shapes that crashed.
+COMPOSE_CPU_TRANSFORMS = torch.backends.mkl.is_available()
+
+
+def _composed(x: torch.Tensor) -> bool:
+    return COMPOSE_CPU_TRANSFORMS and x.device.type == "cpu"
+
+
+def _irfftn(x: torch.Tensor, s: Sequence[int], dim: Sequence[int]) -> torch.Tensor:
+    if not _composed(x):
+        return torch.fft.irfftn(x, s=s, dim=dim)
+    for n, d in zip(s[:-1], dim[:-1]):
+        x = torch.fft.ifft(x, n=n, dim=d)
+    return torch.fft.irfft(x, n=s[-1], dim=dim[-1])
+
+
+def fftn(x: torch.Tensor, s: Sequence[int], dim: Sequence[int]) -> torch.Tensor:
+    """``torch.fft.fftn``, composed from 1-D transforms where :data:`COMPOSE_CPU_TRANSFORMS`."""
+    if not _composed(x):
+        return torch.fft.fftn(x, s=s, dim=dim)
+    for n, d in zip(s, dim):
+        x = torch.fft.fft(x, n=n, dim=d)
+    return x
+
+
+def _ifftn(x: torch.Tensor, s: Sequence[int], dim: Sequence[int]) -> torch.Tensor:
+    if not _composed(x):
+        return torch.fft.ifftn(x, s=s, dim=dim)
+    for n, d in zip(s, dim):
+        x = torch.fft.ifft(x, n=n, dim=d)
+    return x
+
+
+def transforms(real: bool) -> tuple[Callable[..., torch.Tensor], Callable[..., torch.Tensor]]:
+    """The forward and inverse N-D transforms (half-spectrum for real data), composed from
+    1-D transforms where needed (:data:`COMPOSE_CPU_TRANSFORMS`); called as
+    ``f(x, s=lengths, dim=dims)``."""
+    if real:
+        return torch.fft.rfftn, _irfftn
+    return fftn, _ifftn
+
+
+def crop(y: torch.Tensor, starts: Sequence[int], lengths: Sequence[int]) -> torch.Tensor:
+    """Views of the wanted slices along the trailing ``len(starts)`` dims."""
+    nd = len(starts)
+    for i, (s, ln) in enumerate(zip(starts, lengths)):
+        if s or y.shape[i - nd] != ln:
+            y = y.narrow(i - nd, s, ln)
+    return y
+
+
+def traced(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether the call is recorded (autograd, ``torch.compile``, ``torch.func``,
+    ``torch.jit.trace``): then the
+    plain out-of-place composition runs, which every tracer understands; the sliced in-place
+    one of :func:`_run_sliced` is for plain (inference) calls."""
+    if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
+        return True
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return True
+    return torch_internals.functorch_active()
+
+
+@functools.lru_cache(maxsize=8)
+def dft_matrix(n: int, m: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``W[j, t] = exp(-2πi jt / n)`` for ``j < n``, ``t < m``, angles reduced mod ``2π``
+    exactly (``jt mod n``) and computed in float64."""
+    turns = torch.arange(n, dtype=torch.float64, device=device) * (-2 * math.pi / n)
+    roots = torch.polar(torch.ones_like(turns), turns).to(dtype)
+    j = torch.arange(n, device=device)
+    return roots[(j[:, None] * torch.arange(m, device=device)) % n]
+
+
+def multiply(spec: torch.Tensor, kspec: torch.Tensor) -> torch.Tensor:
+    """``spec * kspec``, in place in ``spec`` when the shapes allow."""
+    if spec.shape == torch.broadcast_shapes(spec.shape, kspec.shape):
+        return spec.mul_(kspec)
+    return spec * kspec
