@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 import trueconv
 from conftest import REL_TOL, rel_err, to_numpy
 from trueconv._methods import REGISTRY
-from trueconv._typing import BOUNDARIES, BOUNDARY_ALIASES
 from trueconv.core.boundary import extend, source_index
+from trueconv.core.names import BOUNDARIES, BOUNDARY_ALIASES
 
 METHODS = ["auto", *sorted(REGISTRY)]
 EXPLICIT = sorted(REGISTRY)

@@ -10,7 +10,7 @@ from trueconv.nn.functional import (
     conv_transpose3d,
 )
 from trueconv.porting import flip_kernel, tf_kernel_to_torch, tf_same_padding, torch_kernel_to_tf
-from trueconv.signal import choose_method, convolve, correlate
+from trueconv.signal import choose_method, convolve, correlate, method_costs
 
 __version__ = "0.1.0.dev0"
 
@@ -26,6 +26,7 @@ __all__ = [
     "convolve",
     "correlate",
     "flip_kernel",
+    "method_costs",
     "nn",
     "tf_kernel_to_torch",
     "tf_same_padding",

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from trueconv._typing import BOUNDARIES, BOUNDARY_ALIASES, METHODS, MODES, choices
 from trueconv.core.dtypes import is_integer
+from trueconv.core.names import METHODS, MODES, canonical_boundary, canonical_method, choices, err
 
 Pads = tuple[tuple[int, int], ...]
 
@@ -140,10 +140,6 @@ def _check_size(fname: str, what: str, shape: Sequence[int], dtype: torch.dtype)
         )
 
 
-def _err(fname: str, arg: str, allowed: str, got: Any) -> ValueError:
-    return ValueError(f"{fname}(): {arg} must be {allowed}; got {got!r}.")
-
-
 def as_operand(fname: str, arg: str, value: Any, device: torch.device | None) -> torch.Tensor:
     """Turn ``value`` into a tensor without copying when possible; reject non-numeric data."""
     if isinstance(value, torch.Tensor):
@@ -177,29 +173,8 @@ def as_operand(fname: str, arg: str, value: Any, device: torch.device | None) ->
 
 def canonical_mode(fname: str, mode: Any) -> str:
     if not isinstance(mode, str) or mode not in MODES:
-        raise _err(fname, "mode", f"one of {choices(MODES)}", mode)
+        raise err(fname, "mode", f"one of {choices(MODES)}", mode)
     return mode
-
-
-def canonical_method(fname: str, method: Any, allowed: tuple[str, ...] = METHODS) -> str:
-    if not isinstance(method, str) or method not in allowed:
-        raise _err(fname, "method", f"one of {choices(allowed)}", method)
-    return method
-
-
-def canonical_boundary(fname: str, boundary: Any, arg: str = "boundary") -> str:
-    if isinstance(boundary, str):
-        canon = BOUNDARY_ALIASES.get(boundary, boundary)
-        if canon in BOUNDARIES:
-            return canon
-    raise _err(
-        fname,
-        arg,
-        f"one of {choices(BOUNDARIES)} (or an alias: "
-        + ", ".join(f"{a!r} = {c!r}" for a, c in BOUNDARY_ALIASES.items())
-        + ")",
-        boundary,
-    )
 
 
 def check_fill_value(
@@ -209,7 +184,7 @@ def check_fill_value(
     value = fill_value
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise _err(
+            raise err(
                 fname, "fill_value", "a single number", f"tensor of shape {tuple(value.shape)}"
             )
         value = value.item()

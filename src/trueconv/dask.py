@@ -53,7 +53,7 @@ import torch
 
 from trueconv import signal
 from trueconv._spec import ConvSpec, normalize
-from trueconv._typing import Boundary, BoundaryAlias, Method, Mode
+from trueconv.core.names import Boundary, BoundaryAlias, Method, Mode
 
 if TYPE_CHECKING:
     import dask.array

@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from trueconv.core.names import int_tuple
+
 __all__ = ["flip_kernel", "tf_kernel_to_torch", "tf_same_padding", "torch_kernel_to_tf"]
 
 
@@ -247,7 +249,6 @@ def tf_same_padding(
     >>> trueconv.tf_same_padding((4,), 2)  # stride 1: 'same', the odd sample after
     ((0, 1),)
     """
-    from trueconv.nn._spec import int_tuple
 
     fname = "tf_same_padding"
     if not isinstance(input_size, (Sequence, torch.Size)) or isinstance(input_size, str):

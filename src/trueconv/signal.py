@@ -18,10 +18,10 @@ import torch
 from trueconv import _nonfinite, _plan
 from trueconv._problem import Plan
 from trueconv._spec import ConvSpec, normalize
-from trueconv._typing import Boundary, BoundaryAlias, Method, Mode
 from trueconv.core.boundary import extend
+from trueconv.core.names import Boundary, BoundaryAlias, Method, Mode
 
-__all__ = ["choose_method", "convolve", "correlate"]
+__all__ = ["choose_method", "convolve", "correlate", "method_costs"]
 
 _NOTES = """
     The output size along each convolved dim, for input length ``n`` and kernel length ``k``:
@@ -351,29 +351,21 @@ def choose_method(
     >>> trueconv.choose_method((1024, 1024), (3, 3), shapes=True, dtype=torch.float64)
     'direct'
     """
-    for name, flag in (("measure", measure), ("shapes", shapes)):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise TypeError(
-                f"choose_method(): {name} must be a bool (True or False); got {flag!r} of type "
-                f"{type(flag).__name__}."
-            )
-    if shapes:
-        if measure:
-            raise ValueError(
-                "choose_method(): measure=True times the methods on data; shapes=True gives "
-                "none. Pass the operands themselves to time them."
-            )
-        input, kernel = (
-            _standin(arg, value, dtype) for arg, value in (("input", input), ("kernel", kernel))
+    if not isinstance(measure, (bool, np.bool_)):
+        raise TypeError(
+            f"choose_method(): measure must be a bool (True or False); got {measure!r} of type "
+            f"{type(measure).__name__}."
         )
-    elif dtype is not None or device is not None:
+    if measure and shapes is True:
         raise ValueError(
-            "choose_method(): dtype and device describe operands given as shapes "
-            "(shapes=True); tensors carry their own."
+            "choose_method(): measure=True times the methods on data; shapes=True gives "
+            "none. Pass the operands themselves to time them."
         )
-    x, k, spec = normalize("choose_method", input, kernel, mode, dims, "auto", boundary, fill_value)
+    x, k, spec, where = _planned(
+        "choose_method", input, kernel, mode, dims, boundary, fill_value, shapes, dtype, device
+    )
     if shapes:
-        return _plan.choose(spec, _device(device))
+        return _plan.choose(spec, where)
     if measure and x.device.type == "meta":
         raise ValueError(
             "choose_method(): measure=True times the methods on the operands' data; meta "
@@ -393,33 +385,110 @@ def choose_method(
     return winner
 
 
-def _standin(arg: str, shape: Any, dtype: Any) -> torch.Tensor:
+def method_costs(
+    input: Any,
+    kernel: Any,
+    mode: Mode = "full",
+    *,
+    dims: int | tuple[int, ...] | None = None,
+    boundary: Boundary | BoundaryAlias = "fill",
+    fill_value: complex = 0,
+    shapes: bool = False,
+    dtype: torch.dtype | None = None,
+    device: str | torch.device | None = None,
+) -> dict[str, float]:
+    """Predicted seconds of every method ``'auto'`` chooses among, by the cost model.
+
+    The methods that apply to the call (overlap-add only where some dim is worth cutting
+    into blocks; for integer and bool operands the exact ones only), each planned and priced
+    as ``'auto'`` prices it; nothing is computed. ``'auto'`` keeps the direct method unless a
+    transform saves more than a per-device margin (:func:`choose_method` says what it runs).
+
+    Parameters
+    ----------
+    input, kernel, mode, dims, boundary, fill_value, shapes, dtype, device
+        As in :func:`choose_method`.
+
+    Returns
+    -------
+    dict of str to float
+        Method name to predicted seconds on the device of the operands (or ``device``).
+
+    Examples
+    --------
+    >>> import torch
+    >>> import trueconv
+    >>> costs = trueconv.method_costs((100_000,), (5000,), shapes=True)
+    >>> sorted(costs), min(costs, key=costs.get)
+    (['direct', 'fft', 'overlap_add'], 'overlap_add')
+    >>> sorted(trueconv.method_costs((1000,), (3,), shapes=True, dtype=torch.int64))
+    ['direct']
+    """
+    _, _, spec, where = _planned(
+        "method_costs", input, kernel, mode, dims, boundary, fill_value, shapes, dtype, device
+    )
+    return _plan.costs(spec, where)
+
+
+def _planned(
+    fname: str,
+    input: Any,
+    kernel: Any,
+    mode: Any,
+    dims: Any,
+    boundary: Any,
+    fill_value: Any,
+    shapes: Any,
+    dtype: Any,
+    device: Any,
+) -> tuple[torch.Tensor, torch.Tensor, ConvSpec, torch.device]:
+    """Normalise a planning call: operands, or their shapes (meta stand-ins) with ``dtype``
+    and ``device``; the spec and the device to plan for."""
+    if not isinstance(shapes, (bool, np.bool_)):
+        raise TypeError(
+            f"{fname}(): shapes must be a bool (True or False); got {shapes!r} of type "
+            f"{type(shapes).__name__}."
+        )
+    if shapes:
+        input, kernel = (
+            _standin(fname, arg, value, dtype)
+            for arg, value in (("input", input), ("kernel", kernel))
+        )
+    elif dtype is not None or device is not None:
+        raise ValueError(
+            f"{fname}(): dtype and device describe operands given as shapes (shapes=True); "
+            "tensors carry their own."
+        )
+    x, k, spec = normalize(fname, input, kernel, mode, dims, "auto", boundary, fill_value)
+    return x, k, spec, _device(fname, device) if shapes else x.device
+
+
+def _standin(fname: str, arg: str, shape: Any, dtype: Any) -> torch.Tensor:
     """A meta tensor of ``shape`` and ``dtype``: the operand of a plan from shapes alone."""
     if isinstance(shape, (str, bytes)) or not isinstance(shape, Sequence):
         raise TypeError(
-            f"choose_method(): with shapes=True, {arg} must be a shape (a sequence of "
+            f"{fname}(): with shapes=True, {arg} must be a shape (a sequence of "
             f"non-negative ints); got {type(shape).__name__}."
         )
     if not all(
         isinstance(n, numbers.Integral) and not isinstance(n, bool) and int(n) >= 0 for n in shape
     ):
         raise TypeError(
-            f"choose_method(): with shapes=True, {arg} must be a shape (a sequence of "
+            f"{fname}(): with shapes=True, {arg} must be a shape (a sequence of "
             f"non-negative ints); got {shape!r}."
         )
     if dtype is not None and not isinstance(dtype, torch.dtype):
-        raise TypeError(f"choose_method(): dtype must be a torch.dtype; got {dtype!r}.")
+        raise TypeError(f"{fname}(): dtype must be a torch.dtype; got {dtype!r}.")
     return torch.empty(tuple(int(n) for n in shape), dtype=dtype, device="meta")
 
 
-def _device(device: Any) -> torch.device:
+def _device(fname: str, device: Any) -> torch.device:
     """``device`` as a torch device (default the CPU), or a ValueError naming it."""
     try:
         return torch.device("cpu" if device is None else device)
     except (RuntimeError, TypeError):
         raise ValueError(
-            f"choose_method(): device must be a torch device such as 'cpu' or 'cuda'; got "
-            f"{device!r}."
+            f"{fname}(): device must be a torch device such as 'cpu' or 'cuda'; got {device!r}."
         ) from None
 
 

@@ -38,11 +38,11 @@ import numpy as np
 import torch
 
 import trueconv
-from trueconv._typing import BOUNDARIES, BOUNDARY_ALIASES, METHODS, MODES
 from trueconv.cli import formats, zarr_apply
 from trueconv.cli._errors import OK, SOME_FAILED, InputError, UsageError
 from trueconv.cli._progress import Progress
 from trueconv.cli.jobs import Kernel, Options, fit, load_kernel, planned_method, reason, work_bytes
+from trueconv.core.names import BOUNDARIES, BOUNDARY_ALIASES, METHODS, MODES
 
 #: Default ``--max-bytes``: this share of the machine's physical memory.
 RAM_SHARE = 0.5

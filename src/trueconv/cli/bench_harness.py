@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 import trueconv
-from trueconv._methods import REGISTRY
+from trueconv.core.names import METHODS
 
 #: rough direct multiply-add rates (MAC/s) used only to decide what is too slow to run, per
 #: device type: single-channel signal work (oneDNN/im2col at its worst), and many-channel NN
@@ -114,7 +114,7 @@ def _signal_contenders(
         "trueconv auto": lambda: trueconv.convolve(x, k, mode),
     }
     method: Any
-    for method in sorted(REGISTRY):
+    for method in sorted(m for m in METHODS if m != "auto"):
         out[f"trueconv {method}"] = functools.partial(trueconv.convolve, x, k, mode, method=method)
     if x.device.type == "cpu":
         import scipy.signal as ss
@@ -200,23 +200,13 @@ def _chosen(case: Case, mode: Any, x: torch.Tensor, k: torch.Tensor) -> str:
     """The method ``'auto'`` runs for this case."""
     if case.kind == "signal":
         return trueconv.choose_method(x, k, mode)
-    from trueconv.nn import _plan
-    from trueconv.nn._spec import normalize_conv
-
-    spec = normalize_conv("conv2d", 2, x, k, None, 1, "same", 1, 1, "zeros", "auto")[3]
-    return _plan.choose(spec, x.device.type)
+    return trueconv.nn.functional.choose_method(x, k, padding="same")
 
 
 def _blocks(case: Case, mode: Any, x: torch.Tensor, k: torch.Tensor) -> bool:
     """Whether ``method='overlap_add'`` cuts some dim of this signal case into blocks (else it
     runs the fft method)."""
-    from trueconv import _plan
-    from trueconv._spec import normalize
-
-    if case.kind != "signal":
-        return False
-    spec = normalize("convolve", x, k, mode, None, "overlap_add", "fill", 0)[2]
-    return "overlap_add" in _plan.feasible(spec)
+    return case.kind == "signal" and "overlap_add" in trueconv.method_costs(x, k, mode)
 
 
 def _direct_macs(case: Case) -> float:

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 import trueconv
-from trueconv._typing import Boundary, BoundaryAlias, Method, Mode
 from trueconv.cli import formats, kernels
 from trueconv.cli._errors import InputError, UsageError
+from trueconv.core.names import Boundary, BoundaryAlias, Method, Mode
 
 #: Peak working memory of one job beyond its input, in units of the output array, per method:
 #: the result itself and the method's scratch (the direct sum: little; the FFT: padded operands,

@@ -54,7 +54,7 @@ def extend(
 ) -> torch.Tensor:
     """Return ``x`` extended along ``dims`` by ``pads[i] = (before, after)`` samples.
 
-    ``boundary`` is a canonical name (see :mod:`trueconv._typing`); ``'fill'`` uses
+    ``boundary`` is a canonical name (see :mod:`trueconv.core.names`); ``'fill'`` uses
     ``fill_value``. The result is a new tensor; ``x`` is never modified.
     """
     if not any(b or a for b, a in pads):

@@ -12,16 +12,14 @@ Layout: ``input`` is ``(B, C, *N)`` (batched) or ``(C, *N)``; ``weight`` is ``(O
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from trueconv._spec import canonical_method
-from trueconv._typing import choices
 from trueconv.core.dtypes import is_integer, static_shape
+from trueconv.core.names import canonical_method, choices, int_tuple, is_int
 from trueconv.nn._typing import (
     NN_METHODS,
     PADDING_MODE_BOUNDARY,
@@ -90,33 +88,11 @@ def _err(fname: str, arg: str, allowed: str, got: Any) -> ValueError:
     return ValueError(f"{fname}(): {arg} must be {allowed}; got {got!r}.")
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def canonical_padding_mode(fname: str, padding_mode: Any) -> str:
     """The boundary rule for ``padding_mode``, or a ValueError naming the accepted modes."""
     if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
         raise _err(fname, "padding_mode", f"one of {choices(PADDING_MODES)}", padding_mode)
     return PADDING_MODE_BOUNDARY[padding_mode]
-
-
-def int_tuple(fname: str, arg: str, value: Any, nd: int, minimum: int) -> tuple[int, ...]:
-    """``value`` as ``nd`` ints (an int, or a sequence of 1 or ``nd`` ints), each >= minimum."""
-    if _is_int(value):
-        out = (int(value),) * nd
-    elif (
-        isinstance(value, (tuple, list))
-        and len(value) in (1, nd)
-        and all(_is_int(v) for v in value)
-    ):
-        out = tuple(int(v) for v in value) * (nd if len(value) == 1 else 1)
-    else:
-        raise TypeError(f"{fname}(): {arg} must be an int or a tuple of {nd} ints; got {value!r}.")
-    if any(v < minimum for v in out):
-        what = "positive" if minimum == 1 else "non-negative"
-        raise ValueError(f"{fname}(): {arg} must be {what}; got {value!r}.")
-    return out
 
 
 def parse_padding(fname: str, padding: Any, nd: int, *, transposed: bool = False) -> Padding:
@@ -138,7 +114,7 @@ def parse_padding(fname: str, padding: Any, nd: int, *, transposed: bool = False
         if padding not in PADDING_STRINGS:
             raise _err(fname, "padding", allowed, padding)
         return padding
-    if _is_int(padding):
+    if is_int(padding):
         entries: Sequence[Any] = (padding,) * nd
     elif isinstance(padding, (tuple, list)):
         if len(padding) not in (1, nd):
@@ -148,9 +124,9 @@ def parse_padding(fname: str, padding: Any, nd: int, *, transposed: bool = False
         raise TypeError(f"{fname}(): padding must be {allowed}; got {padding!r}.")
     pairs = []
     for e in entries:
-        if _is_int(e):
+        if is_int(e):
             pairs.append((int(e), int(e)))
-        elif isinstance(e, (tuple, list)) and all(_is_int(v) for v in e):
+        elif isinstance(e, (tuple, list)) and all(is_int(v) for v in e):
             if len(e) != 2:
                 raise _err(fname, "padding", allowed, padding)
             pairs.append((int(e[0]), int(e[1])))
@@ -231,7 +207,7 @@ def _check_operands(
 
 
 def _check_groups(fname: str, groups: Any) -> int:
-    if not _is_int(groups):
+    if not is_int(groups):
         raise TypeError(f"{fname}(): groups must be an int; got {groups!r}.")
     if groups < 1:
         raise ValueError(f"{fname}(): groups must be positive; got {groups!r}.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from trueconv._typing import BOUNDARIES, BOUNDARY_ALIASES
+from trueconv.core.names import BOUNDARIES, BOUNDARY_ALIASES
 
 PaddingMode = Literal["zeros", "reflect", "replicate", "circular", "symmetric"]
 PaddingString = Literal["valid", "same", "full"]

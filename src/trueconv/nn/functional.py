@@ -22,6 +22,7 @@ from trueconv.nn._spec import NNSpec, Pads, is_integer, normalize_conv, normaliz
 from trueconv.nn._typing import NNMethod, PaddingMode, PaddingString
 
 __all__ = [
+    "choose_method",
     "conv1d",
     "conv2d",
     "conv3d",
@@ -142,6 +143,59 @@ def _conv(fname: str, nd: int, *args: Any) -> torch.Tensor:
     else:
         y = _direct_conv(x, w, b, spec, pads)
     return y if spec.batched else y.squeeze(0)
+
+
+def choose_method(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    stride: IntArg = 1,
+    padding: PaddingArg = 0,
+    dilation: IntArg = 1,
+    groups: int = 1,
+    *,
+    padding_mode: PaddingMode = "zeros",
+) -> str:
+    """The method ``conv1d/2d/3d(..., method='auto')`` runs for these arguments.
+
+    Planned from shapes, dtypes and the device alone (the cost model's pick, as the call makes
+    it); nothing is computed. The rank comes from ``weight`` (``(C_out, C_in / groups,
+    *kernel)``).
+
+    Parameters
+    ----------
+    input, weight, stride, padding, dilation, groups, padding_mode
+        As in :func:`conv2d` (and :func:`conv1d`, :func:`conv3d`).
+
+    Returns
+    -------
+    str
+        ``'direct'`` (``F.convNd`` on the flipped weight) or ``'fft'``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As the convolution would.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import trueconv.nn.functional as tcF
+    >>> tcF.choose_method(torch.zeros(1, 3, 64, 64), torch.zeros(8, 3, 3, 3), padding="same")
+    'direct'
+    >>> tcF.choose_method(torch.zeros(8, 3, 512, 512), torch.zeros(16, 3, 31, 31), padding="same")
+    'fft'
+    """
+    nd = weight.ndim - 2 if isinstance(weight, torch.Tensor) else 0
+    if nd not in (1, 2, 3):
+        raise ValueError(
+            "choose_method(): weight must be a tensor of shape (C_out, C_in / groups, *kernel) "
+            f"with 1 to 3 kernel dims; got {getattr(weight, 'shape', type(weight).__name__)}."
+        )
+    spec = normalize_conv(
+        f"conv{nd}d", nd, input, weight, None, stride, padding, dilation, groups, padding_mode,
+        "auto",
+    )[3]  # fmt: skip
+    return _plan.choose(spec, input.device.type)
 
 
 def _conv_transpose(fname: str, nd: int, *args: Any) -> torch.Tensor:

@@ -12,8 +12,7 @@ from typing import Any, ClassVar, TypeVar
 
 import torch
 
-from trueconv._spec import canonical_method
-from trueconv._typing import choices
+from trueconv.core.names import canonical_method, choices
 from trueconv.core.torch_internals import ConvNd
 from trueconv.nn import functional as tcF
 from trueconv.nn._fft import flat_pads

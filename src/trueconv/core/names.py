@@ -1,0 +1,84 @@
+"""The accepted names of every choice, written once, and the checks that use them.
+
+The ``Literal`` types, the tuples of accepted values and the error messages all come from the
+definitions below, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Literal, get_args
+
+Mode = Literal["full", "same", "valid"]
+Method = Literal["auto", "direct", "fft", "overlap_add"]
+Boundary = Literal["fill", "wrap", "symmetric", "reflect", "replicate"]
+BoundaryAlias = Literal["constant", "zeros", "circular", "symm", "edge"]
+
+MODES: tuple[str, ...] = get_args(Mode)
+METHODS: tuple[str, ...] = get_args(Method)
+BOUNDARIES: tuple[str, ...] = get_args(Boundary)
+
+#: Other spellings users bring from numpy, scipy and torch, mapped to the canonical name.
+#: ndimage's ``mirror``/``nearest``/``reflect`` are deliberately absent: ndimage's ``reflect``
+#: is our ``symmetric``, so accepting its names would make ``'reflect'`` ambiguous.
+BOUNDARY_ALIASES: dict[str, str] = {
+    "constant": "fill",  # numpy.pad
+    "zeros": "fill",  # torch padding_mode
+    "circular": "wrap",  # torch padding_mode
+    "symm": "symmetric",  # scipy.signal.convolve2d
+    "edge": "replicate",  # numpy.pad
+}
+assert set(BOUNDARY_ALIASES) == set(get_args(BoundaryAlias))
+assert set(BOUNDARY_ALIASES.values()) <= set(BOUNDARIES)
+
+
+def choices(values: tuple[str, ...]) -> str:
+    """Format accepted values for an error message: ``'a', 'b', 'c'``."""
+    return ", ".join(repr(v) for v in values)
+
+
+def err(fname: str, arg: str, allowed: str, got: Any) -> ValueError:
+    """The one format of a bad-choice error: function, argument, what is allowed, what came."""
+    return ValueError(f"{fname}(): {arg} must be {allowed}; got {got!r}.")
+
+
+def canonical_method(fname: str, method: Any, allowed: tuple[str, ...] = METHODS) -> str:
+    if not isinstance(method, str) or method not in allowed:
+        raise err(fname, "method", f"one of {choices(allowed)}", method)
+    return method
+
+
+def canonical_boundary(fname: str, boundary: Any, arg: str = "boundary") -> str:
+    if isinstance(boundary, str):
+        canon = BOUNDARY_ALIASES.get(boundary, boundary)
+        if canon in BOUNDARIES:
+            return canon
+    raise err(
+        fname,
+        arg,
+        f"one of {choices(BOUNDARIES)} (or an alias: "
+        + ", ".join(f"{a!r} = {c!r}" for a, c in BOUNDARY_ALIASES.items())
+        + ")",
+        boundary,
+    )
+
+
+def is_int(value: Any) -> bool:
+    """An integer that is not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def int_tuple(fname: str, arg: str, value: Any, nd: int, minimum: int) -> tuple[int, ...]:
+    """``value`` as ``nd`` ints (an int, or a sequence of 1 or ``nd`` ints), each >= minimum."""
+    if is_int(value):
+        out = (int(value),) * nd
+    elif (
+        isinstance(value, (tuple, list)) and len(value) in (1, nd) and all(is_int(v) for v in value)
+    ):
+        out = tuple(int(v) for v in value) * (nd if len(value) == 1 else 1)
+    else:
+        raise TypeError(f"{fname}(): {arg} must be an int or a tuple of {nd} ints; got {value!r}.")
+    if any(v < minimum for v in out):
+        what = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{fname}(): {arg} must be {what}; got {value!r}.")
+    return out
