@@ -41,17 +41,9 @@ import torch.nn.functional as F
 from trueconv._methods import fft
 from trueconv._problem import Problem
 from trueconv.core import cost
+from trueconv.core import transforms as tr
 from trueconv.core.dtypes import broadcast_shape
 from trueconv.core.dtypes import transform_dtype as compute_dtype
-from trueconv.core.transforms import (
-    crop,
-    multiply,
-    next_fast_len,
-    traced,
-    transforms,
-    unaliased_length,
-    wanted,
-)
 
 #: Rounds integer problems, as the FFT method: ``'auto'`` never picks it for them.
 EXACT = False
@@ -82,7 +74,7 @@ def block_length(n: int, k: int) -> int | None:
     (a length-1 operand, or no power-of-two block shorter than the signal)."""
     if n <= 1 or k <= 1:
         return None
-    best_s, best_cost = None, block_work(next_fast_len(n + k - 1))  # one block: no blocking
+    best_s, best_cost = None, block_work(tr.next_fast_len(n + k - 1))  # one block: no blocking
     length = 1 << max(1, (2 * k - 3).bit_length())  # smallest power of two >= 2k - 2
     first = length
     while length - k + 1 < n and (length == first or length <= BLOCK_MAX):
@@ -156,7 +148,7 @@ def _layout(
     sa: Sequence[int], sb: Sequence[int], pads: Sequence[tuple[int, int]], real: bool
 ) -> Layout:
     """The :class:`Layout` of a problem."""
-    starts, lengths = wanted(sa, sb, pads)
+    starts, lengths = tr.wanted(sa, sb, pads)
     blocks = blocked_dims(sa, sb)
     tlens: list[int | None] = []
     for i, (n, k, s) in enumerate(zip(sa, sb, blocks)):
@@ -165,7 +157,7 @@ def _layout(
         elif n > 1 and k > 1:
             # rfftn halves its last dim, which must then be even
             even = real and not any(m > 1 and q > 1 for m, q in zip(sa[i + 1 :], sb[i + 1 :]))
-            tlens.append(next_fast_len(unaliased_length(n, k, starts[i], lengths[i]), even))
+            tlens.append(tr.next_fast_len(tr.unaliased_length(n, k, starts[i], lengths[i]), even))
         else:
             tlens.append(None)
     return Layout(blocks, tlens, starts, lengths)
@@ -254,7 +246,7 @@ def run(plan: OverlapAddPlan, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     assert a.ndim == b.ndim, "operands are aligned by the front door"
     if plan.inner is not None:
         return plan.inner.run(a, b)
-    if traced(a, b):
+    if tr.traced(a, b):
         return _run_traced(a, b, plan.layout)
     return _run_boxes(a, b, plan.layout, plan.boxes)
 
@@ -336,7 +328,7 @@ def _run_boxes(
             dst.copy_(src)
         spec = fwd(buf, s=tl, dim=tdims)
         del buf
-        spec = multiply(spec, kspec)
+        spec = tr.multiply(spec, kspec)
         for n, d in zip(tl[:-1], tdims[:-1]):
             spec = torch.fft.ifft(spec, n=n, dim=d)
         inv = torch.fft.irfft if real else torch.fft.ifft
@@ -346,7 +338,7 @@ def _run_boxes(
             dst.add_(src)
         del y
     cs = [st if s is not None else 0 for st, s in zip(starts, blocks)]
-    return crop(out, cs, lengths)
+    return tr.crop(out, cs, lengths)
 
 
 def _run_traced(a: torch.Tensor, b: torch.Tensor, lay: Layout) -> torch.Tensor:
@@ -367,13 +359,13 @@ def _run_traced(a: torch.Tensor, b: torch.Tensor, lay: Layout) -> torch.Tensor:
             a = a.unflatten(-1, (nb, s)).movedim((-2, -1), (p, p + 1))
             b = b.unsqueeze(p)
     tdims, tl = _transformed(lead, blocks, tlens)
-    fwd, inv = transforms(not (a.is_complex() or b.is_complex()))
+    fwd, inv = tr.transforms(not (a.is_complex() or b.is_complex()))
     y = inv(fwd(a, s=tl, dim=tdims) * fwd(b, s=tl, dim=tdims), s=tl, dim=tdims)
     for i in reversed(range(nd)):  # merge from the last dim, so earlier positions stay put
         s = blocks[i]
         if s is not None:
             y = _overlap_add(y, lead + i + sum(q is not None for q in blocks[:i]), s)
-    return crop(y, starts, lengths)
+    return tr.crop(y, starts, lengths)
 
 
 def _overlap_add(y: torch.Tensor, pos: int, s: int) -> torch.Tensor:

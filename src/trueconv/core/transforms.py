@@ -80,29 +80,28 @@ def _composed(x: torch.Tensor) -> bool:
     return COMPOSE_CPU_TRANSFORMS and x.device.type == "cpu"
 
 
+def _along(
+    fn: Callable[..., torch.Tensor], x: torch.Tensor, s: Sequence[int], dim: Sequence[int]
+) -> torch.Tensor:
+    """1-D transforms ``fn`` along ``dim`` one after another (lengths ``s``)."""
+    for n, d in zip(s, dim):
+        x = fn(x, n=n, dim=d)
+    return x
+
+
 def _irfftn(x: torch.Tensor, s: Sequence[int], dim: Sequence[int]) -> torch.Tensor:
     if not _composed(x):
         return torch.fft.irfftn(x, s=s, dim=dim)
-    for n, d in zip(s[:-1], dim[:-1]):
-        x = torch.fft.ifft(x, n=n, dim=d)
-    return torch.fft.irfft(x, n=s[-1], dim=dim[-1])
+    return torch.fft.irfft(_along(torch.fft.ifft, x, s[:-1], dim[:-1]), n=s[-1], dim=dim[-1])
 
 
 def fftn(x: torch.Tensor, s: Sequence[int], dim: Sequence[int]) -> torch.Tensor:
     """``torch.fft.fftn``, composed from 1-D transforms where :data:`COMPOSE_CPU_TRANSFORMS`."""
-    if not _composed(x):
-        return torch.fft.fftn(x, s=s, dim=dim)
-    for n, d in zip(s, dim):
-        x = torch.fft.fft(x, n=n, dim=d)
-    return x
+    return _along(torch.fft.fft, x, s, dim) if _composed(x) else torch.fft.fftn(x, s=s, dim=dim)
 
 
 def _ifftn(x: torch.Tensor, s: Sequence[int], dim: Sequence[int]) -> torch.Tensor:
-    if not _composed(x):
-        return torch.fft.ifftn(x, s=s, dim=dim)
-    for n, d in zip(s, dim):
-        x = torch.fft.ifft(x, n=n, dim=d)
-    return x
+    return _along(torch.fft.ifft, x, s, dim) if _composed(x) else torch.fft.ifftn(x, s=s, dim=dim)
 
 
 def transforms(real: bool) -> tuple[Callable[..., torch.Tensor], Callable[..., torch.Tensor]]:
