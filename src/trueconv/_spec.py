@@ -107,11 +107,6 @@ class ConvSpec:
             return tuple((0, 0) for _ in self.dims)
         return self.pads
 
-    @property
-    def canonical_out_shape(self) -> tuple[int, ...]:
-        """Result shape with the convolved dims moved to the end."""
-        return self.batch_shape + tuple(self.out_shape[d] for d in self.dims)
-
 
 #: Most bytes one tensor can span: torch computes a storage's size in bytes as a signed 64-bit
 #: integer and refuses larger ones ("Storage size calculation overflowed").
