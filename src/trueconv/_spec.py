@@ -18,6 +18,7 @@ Layout conventions used by the spec:
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from collections.abc import Sequence
@@ -280,22 +281,46 @@ def normalize(
         )
     dtype = torch.result_type(x, k)
     fill = check_fill_value(fname, fill_value, dtype)
+    key = (fname, tuple(x.shape), tuple(k.shape), dims, mode, method, boundary, fill, dtype)
+    if dims is None or isinstance(dims, (int, tuple)):
+        try:
+            return x, k, _describe_cached(*key)
+        except TypeError as exc:
+            if "unhashable" not in str(exc):
+                raise
+    return x, k, _describe(*key)  # dims as a list, or of an odd type: messages quote them
 
+
+def _describe(
+    fname: str,
+    x_dims: tuple[int, ...],
+    k_dims: tuple[int, ...],
+    dims: Any,
+    mode: str,
+    method: str,
+    boundary: str,
+    fill: bool | int | float | complex,
+    dtype: torch.dtype,
+) -> ConvSpec:
+    """The spec of validated operands' shapes and canonical options (raises for the ones that
+    do not fit together). Depends on its arguments alone: :func:`normalize` caches it, so a
+    repeated call with the same shapes and options repeats none of this work."""
+    x_ndim, k_ndim = len(x_dims), len(k_dims)
     if dims is None:
-        if k.ndim > x.ndim:
+        if k_ndim > x_ndim:
             raise ValueError(
-                f"{fname}(): kernel has more dims ({k.ndim}, shape {tuple(k.shape)}) than input "
-                f"({x.ndim}, shape {tuple(x.shape)}); pass dims= to choose the convolved dims "
+                f"{fname}(): kernel has more dims ({k_ndim}, shape {k_dims}) than input "
+                f"({x_ndim}, shape {x_dims}); pass dims= to choose the convolved dims "
                 "and broadcast the others."
             )
-        ndim = x.ndim
-        conv_dims = tuple(range(ndim - k.ndim, ndim))
+        ndim = x_ndim
+        conv_dims = tuple(range(ndim - k_ndim, ndim))
     else:
-        ndim = max(x.ndim, k.ndim)
+        ndim = max(x_ndim, k_ndim)
         conv_dims = _normalize_dims(fname, dims, ndim)
 
-    x_shape = (1,) * (ndim - x.ndim) + tuple(x.shape)
-    k_shape = (1,) * (ndim - k.ndim) + tuple(k.shape)
+    x_shape = (1,) * (ndim - x_ndim) + x_dims
+    k_shape = (1,) * (ndim - k_ndim) + k_dims
 
     batch_dims = [d for d in range(ndim) if d not in conv_dims]
     batch_shape = []
@@ -303,7 +328,7 @@ def normalize(
         a, b = x_shape[d], k_shape[d]
         if a != b and 1 not in (a, b):
             raise ValueError(
-                f"{fname}(): input shape {tuple(x.shape)} and kernel shape {tuple(k.shape)} "
+                f"{fname}(): input shape {x_dims} and kernel shape {k_dims} "
                 f"do not broadcast over the non-convolved dims (dim {d - ndim} has sizes "
                 f"{a} and {b}; convolved dims are {tuple(c - ndim for c in conv_dims)})."
             )
@@ -384,4 +409,7 @@ def normalize(
         swap=swap,
         empty=math.prod(out_shape) == 0,
     )
-    return x, k, spec
+    return spec
+
+
+_describe_cached = functools.lru_cache(maxsize=4096)(_describe)

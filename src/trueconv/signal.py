@@ -514,15 +514,21 @@ def _execute(x: torch.Tensor, k: torch.Tensor, spec: ConvSpec) -> torch.Tensor:
             if t.requires_grad:
                 out = out + t.flatten()[:0].sum()
         return out
-    x = x.reshape(spec.x_shape)
-    k = k.reshape(spec.k_shape)
+    # the layout changes below are skipped where they change nothing: each is a torch call
+    # (a few microseconds), and small problems are made of little else
+    x = x if x.ndim == spec.ndim else x.reshape(spec.x_shape)
+    k = k if k.ndim == spec.ndim else k.reshape(spec.k_shape)
     if spec.nd == 0:
         return (x * k).to(spec.dtype)
 
     plan = _plan.plan(spec, x.device)
-    trailing = list(range(spec.ndim - spec.nd, spec.ndim))
-    x = x.movedim(spec.dims, trailing).to(plan.compute_dtype)
-    k = k.movedim(spec.dims, trailing).to(plan.compute_dtype)
+    trailing = tuple(range(spec.ndim - spec.nd, spec.ndim))
+    moved = spec.dims != trailing
+    if moved:
+        x, k = x.movedim(spec.dims, trailing), k.movedim(spec.dims, trailing)
+    cdtype = plan.compute_dtype
+    x = x if x.dtype == cdtype else x.to(cdtype)
+    k = k if k.dtype == cdtype else k.to(cdtype)
     if spec.extend_explicitly:
         x = extend(x, trailing, spec.pads, spec.boundary, spec.fill_value)
     a, b = (k, x) if spec.swap else (x, k)
@@ -530,7 +536,8 @@ def _execute(x: torch.Tensor, k: torch.Tensor, spec: ConvSpec) -> torch.Tensor:
         y = _nonfinite.run(plan.run, a, b, plan.problem.pads)
     else:
         y = plan.run(a, b)
-    y = y.movedim(trailing, spec.dims)
+    if moved:
+        y = y.movedim(trailing, spec.dims)
     return _restore_dtype(y, spec.dtype)
 
 

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -204,6 +205,39 @@ def _zero_taps_skippable(a: torch.Tensor, flat: Sequence[complex]) -> bool:
     return a.device.type == "cpu" and _nonfinite.checkable(a) and _nonfinite.all_finite(a)
 
 
+@functools.lru_cache(maxsize=1024)
+def _tap_table(
+    sa: tuple[int, ...], sb: tuple[int, ...], pads: tuple[tuple[int, int], ...], nb: int
+) -> tuple[tuple[int, tuple[slice, ...], tuple[slice, ...], tuple[slice, ...]], ...]:
+    """Per kernel tap that reaches the output: its flat index, the output slice it adds to,
+    the input slice it reads and its own slice of the kernel (all with ``nb`` leading batch
+    dims). From shapes alone, so a repeated call does not build it again (it cost ~20 us of
+    a 3-tap call's ~160 us).
+
+    With the input zero-padded by ``before``, the valid convolution is
+    ``y[j] = sum_m b[m] · a[j + k - 1 - m - before]``: tap ``m`` adds ``b[m] · a[i]`` to
+    ``y[i - (k - 1 - m - before)]`` for every ``i`` that lands inside ``y``.
+    """
+    per_dim = []
+    for k, n, (before, after) in zip(sb, sa, pads):
+        o = n + before + after - k + 1
+        row: list[tuple[slice, slice] | None] = []
+        for m in range(k):
+            shift = k - 1 - m - before  # y[j] reads a[j + shift]
+            j0, j1 = max(0, -shift), min(o, n - shift)
+            row.append((slice(j0, j1), slice(j0 + shift, j1 + shift)) if j1 > j0 else None)
+        per_dim.append(row)
+    lead = (slice(None),) * nb
+    table = []
+    for t, tap in enumerate(itertools.product(*(range(k) for k in sb))):
+        hits = [per_dim[i][m] for i, m in enumerate(tap)]
+        if all(h is not None for h in hits):
+            dst = (*lead, *(h[0] for h in hits if h is not None))
+            src = (*lead, *(h[1] for h in hits if h is not None))
+            table.append((t, dst, src, (*lead, *(slice(m, m + 1) for m in tap))))
+    return tuple(table)
+
+
 def shift_add(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> torch.Tensor:
     """Exact direct convolution by one scaled, shifted add per kernel tap.
 
@@ -219,7 +253,7 @@ def shift_add(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]])
     """
     nd = len(pads)
     nb = a.ndim - nd
-    sa, sb = a.shape[nb:], b.shape[nb:]
+    sa, sb = tuple(a.shape[nb:]), tuple(b.shape[nb:])
     out_sz = [n + bf + af - k + 1 for n, k, (bf, af) in zip(sa, sb, pads)]
     batch = broadcast_shape(a.shape[:nb], b.shape[:nb])
     dtype = torch.promote_types(a.dtype, b.dtype)
@@ -228,29 +262,12 @@ def shift_add(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]])
     flat = None
     if not graph and math.prod(b.shape[:nb]) == 1 and b.device.type != "meta":
         flat = b.reshape(-1).tolist()  # one host transfer for all taps
-    skipped: frozenset[int] = frozenset()
-    if flat is not None and _zero_taps_skippable(a, flat):
-        skipped = frozenset(t for t, v in enumerate(flat) if not v)
-    # per dim and tap index: the output slice, the input slice (None: the tap misses)
-    per_dim = []
-    for k, n, o, (before, _) in zip(sb, sa, out_sz, pads):
-        row: list[tuple[slice, slice] | None] = []
-        for m in range(k):
-            shift = k - 1 - m - before  # y[j] reads a[j + shift]
-            j0, j1 = max(0, -shift), min(o, n - shift)
-            row.append((slice(j0, j1), slice(j0 + shift, j1 + shift)) if j1 > j0 else None)
-        per_dim.append(row)
-    lead = (slice(None),) * nb
-    for t, tap in enumerate(itertools.product(*(range(k) for k in sb))):
-        if t in skipped:
-            continue
-        hits = [per_dim[i][m] for i, m in enumerate(tap)]
-        if any(h is None for h in hits):
-            continue
-        dst = out[(*lead, *(h[0] for h in hits))]  # type: ignore[index]
-        src = a[(*lead, *(h[1] for h in hits))]  # type: ignore[index]
+    skip = flat is not None and _zero_taps_skippable(a, flat)
+    for t, dst_index, src_index, tap in _tap_table(sa, sb, tuple(pads), nb):
         if flat is not None:
-            dst.add_(src, alpha=flat[t])
+            if skip and not flat[t]:
+                continue
+            out[dst_index].add_(a[src_index], alpha=flat[t])
         else:
-            dst.addcmul_(src, b[(*lead, *(slice(m, m + 1) for m in tap))])
+            out[dst_index].addcmul_(a[src_index], b[tap])
     return out
