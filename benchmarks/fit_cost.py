@@ -76,7 +76,18 @@ _CONV = [
     ((48, 48, 48), (5, 5, 5)),
     ((32, 32, 32), (9, 9, 9)),
 ]
+# the compiled loop (direct.variant 'rows'): also where it meets the transforms
+_ROWS_EXTRA = [
+    ((1024, 1024), (11, 11)),
+    ((1024, 1024), (21, 21)),
+    ((2048, 2048), (5, 5)),
+    ((4000,), (1000,)),
+    ((2**16,), (256,)),
+    ((2**20,), (128,)),
+    ((96, 96, 96), (7, 7, 7)),
+]
 GRID: dict[str, list[tuple[tuple[int, ...], tuple[int, ...]]]] = {
+    "rows": _DIRECT_SMALL + _CONV + _ROWS_EXTRA,
     "shift_add": _DIRECT_SMALL + _CONV,
     "conv": _CONV,
     "fft": _TRANSFORM,
@@ -112,6 +123,7 @@ GPU_EXTRA: dict[str, list[tuple[tuple[int, ...], tuple[int, ...]]]] = {
     "overlap_add": _GPU_TRANSFORM,
 }
 MODES = ("full", "same")
+_DIRECT_VARIANTS = ("rows", "shift_add", "conv")
 
 #: NN layers, ``(function, input shape, weight shape)``, all ``padding='same'``, both methods
 #: (direct = flipped ``F.convNd``, fft = channel mixing); spans few/many channels and kernels on
@@ -181,6 +193,8 @@ def _problems(
     for variant, grid_shapes in GRID.items():
         if variant not in variants or (variant == "conv" and device == "cpu"):
             continue  # conv never runs for signal problems on the CPU (direct.variant)
+        if variant == "rows" and device != "cpu":
+            continue  # the compiled loop is CPU-only
         shapes = grid_shapes + (GPU_EXTRA[variant] if device != "cpu" else [])
         for x_shape, k_shape in shapes:
             for mode in MODES:
@@ -222,10 +236,10 @@ def count(
         return nn_plan.counts(spec, variant.removeprefix("nn_"), device)
     x = torch.zeros((), dtype=dtype).expand(tuple(x_shape))
     k = torch.zeros((), dtype=dtype).expand(tuple(k_shape))
-    method = "direct" if variant in ("shift_add", "conv") else variant
+    method = "direct" if variant in _DIRECT_VARIANTS else variant
     _, _, spec = normalize("convolve", x, k, mode, None, method, "fill", 0)
     problem, dev = Problem.of(spec), torch.device(device)
-    if variant in ("shift_add", "conv"):
+    if variant in _DIRECT_VARIANTS:
         return direct.plan(problem, dev, use=variant).counts
     planned = REGISTRY[method].plan(problem, dev)
     return None if planned is None else planned.counts
@@ -254,13 +268,13 @@ def measure(
     for variant, (x_shape, k_shape, mode, dtype) in _problems(device, dtypes, variants):
         x = torch.randn(x_shape, generator=gen, dtype=torch.float64).to(dev, dtype)
         k = torch.randn(k_shape, generator=gen, dtype=torch.float64).to(dev, dtype)
-        method = "direct" if variant in ("shift_add", "conv") else variant
+        method = "direct" if variant in _DIRECT_VARIANTS else variant
         c = count(variant, x_shape, k_shape, mode, dtype, device)
         assert c is not None  # _problems yields the problems the method plans
         if variant in NN_GRID:
             forced = contextlib.nullcontext()
             call = _nn_call(mode, x, k, variant.removeprefix("nn_"))
-        elif variant in ("shift_add", "conv"):
+        elif variant in _DIRECT_VARIANTS:
             forced = mock.patch.object(direct, "variant", lambda *a, v=variant: v)
         else:
             forced = mock.patch.object(direct, "variant", direct.variant)
@@ -374,7 +388,7 @@ def main() -> None:
         "fitted": time.strftime("%Y-%m-%d"),
         "model": "seconds = calls * <variant>_call + units * <variant>_<unit> "
         "+ passes * <variant>_pass + aux * <variant>_aux; "
-        "units: elem (shift_add: taps * outputs), mac (conv, nn_direct), work (fft, "
+        "units: elem (shift_add: taps * outputs), mac (rows, conv, nn_direct), work (fft, "
         "overlap_add, nn_fft: transforms * P log2 P); aux: nn_fft's complex channel-mixing "
         "multiply-adds, nn_direct's im2col elements; complex data scale units by "
         "core.cost.COMPLEX_FACTOR (unfitted)",

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import trueconv
 from conftest import REL_TOL, rel_err, to_numpy
 from trueconv import _plan, _spec
-from trueconv._methods import REGISTRY, direct, overlap_add
+from trueconv._methods import REGISTRY, direct, overlap_add, rows
 from trueconv._problem import Problem
 from trueconv.core.transforms import next_fast_len
 
@@ -252,9 +252,9 @@ def test_float_twins_of_the_integer_cases_do_pick_a_transform():
 def test_integer_auto_with_transforms_forbidden(monkeypatch):
     """Sizes where float would take a transform: the integer call must not touch one."""
     rng = np.random.default_rng(1)
-    x = rng.integers(-50, 50, 4000)
-    k = rng.integers(-50, 50, 1000)
-    assert trueconv.choose_method(torch.zeros(4000), torch.zeros(1000)) != "direct"
+    x = rng.integers(-50, 50, 20_000)
+    k = rng.integers(-50, 50, 2000)
+    assert trueconv.choose_method(torch.zeros(20_000), torch.zeros(2000)) != "direct"
     for name in METHODS:
         if not _exact_for_integers(name):
 
@@ -337,6 +337,7 @@ def no_native_integer_conv(monkeypatch):
         raise WrongMethodRan("direct._conv ran on an integer tensor")
 
     monkeypatch.setattr(direct, "NATIVE_INTEGER_CONV_DEVICES", frozenset())
+    monkeypatch.setattr(rows, "AVAILABLE", False)  # no compiled loop there either
     monkeypatch.setattr(direct, "shift_add", recording)
     monkeypatch.setattr(direct, "_conv", no_conv)
     return calls
@@ -371,6 +372,7 @@ def test_without_native_integer_conv_floats_are_unaffected(monkeypatch):
     shapes = [(10, 3), (4096, 16), (4096, 255), (65536, 3)]
     before = [direct.variant(k, n, torch.float64, "cpu") for n, k in shapes]
     monkeypatch.setattr(direct, "NATIVE_INTEGER_CONV_DEVICES", frozenset())
+    monkeypatch.setattr(rows, "AVAILABLE", False)  # no compiled loop there either
     after = [direct.variant(k, n, torch.float64, "cpu") for n, k in shapes]
     assert before == after
     assert direct.variant(3, 10, torch.int64, "cpu") == "shift_add"

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 import trueconv
 from conftest import REL_TOL, rel_err, to_numpy
-from trueconv import _nonfinite, _plan, signal
+from trueconv import _nonfinite, _plan
 from trueconv._methods import REGISTRY, direct, overlap_add
 
 METHODS = sorted(REGISTRY)
@@ -186,16 +186,17 @@ def test_audit_example_direct_zero_tap_with_the_python_scalar_path():
 
 @pytest.mark.parametrize("mode", ["full", "same"])
 def test_auto_k301_n1000_spreads_no_further_than_scipy(mode):
-    """The audit's 'auto' example: a transform is chosen, one NaN reaches the 301 outputs of
+    """The audit's 'auto' example (k=301, n=1000; with the compiled direct loop 'auto' now
+    runs it directly), scaled until 'auto' takes a transform: one NaN reaches the k outputs of
     scipy's direct sum (not all of them)."""
     rng = np.random.default_rng(301)
-    x, k = rng.standard_normal(1000), rng.standard_normal(301)
-    x[500] = NAN
+    x, k = rng.standard_normal(20_000), rng.standard_normal(3001)
+    x[5000] = NAN
     assert trueconv.choose_method(torch.tensor(x), torch.tensor(k), mode) in ("fft", "overlap_add")
     out = trueconv.convolve(torch.tensor(x), torch.tensor(k), mode)
     ref = scipy.signal.convolve(x, k, mode, method="direct")
-    assert np.isnan(ref).sum() == 301
-    assert torch.isnan(out).sum() == 301
+    assert np.isnan(ref).sum() == 3001
+    assert torch.isnan(out).sum() == 3001
     assert_placed(out, ref)
 
 
@@ -575,14 +576,14 @@ def test_guard_runs_only_for_methods_that_spread():
     def planned(method, s=spec):
         return _plan.forced(s, cpu, method)
 
-    assert not signal._nonfinite_guard(planned("direct"), x, k)  # shift-and-add on the CPU
-    assert signal._nonfinite_guard(planned("fft"), x, k)
-    assert signal._nonfinite_guard(planned("overlap_add"), x, k)
+    assert not _plan.guarded(planned("direct"), x, k)  # shift-and-add on the CPU
+    assert _plan.guarded(planned("fft"), x, k)
+    assert _plan.guarded(planned("overlap_add"), x, k)
     assert planned("direct").places_nonfinite
     ints = trueconv._spec.normalize("convolve", x.long(), k.long(), "full", None, "fft", "fill", 0)
-    assert not signal._nonfinite_guard(planned("fft", ints[2]), x, k)  # integers are finite
+    assert not _plan.guarded(planned("fft", ints[2]), x, k)  # integers are finite
     meta = x.to("meta"), k.to("meta")
-    assert not signal._nonfinite_guard(planned("fft"), *meta)
+    assert not _plan.guarded(planned("fft"), *meta)
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,13 @@ from trueconv.nn.functional import (
     conv_transpose3d,
 )
 from trueconv.porting import flip_kernel, tf_kernel_to_torch, tf_same_padding, torch_kernel_to_tf
-from trueconv.signal import choose_method, convolve, correlate, method_costs
+from trueconv.signal import (
+    choose_method,
+    convolve,
+    convolve_separable,
+    correlate,
+    method_costs,
+)
 
 __version__ = "0.1.0.dev0"
 
@@ -24,6 +30,7 @@ __all__ = [
     "conv_transpose2d",
     "conv_transpose3d",
     "convolve",
+    "convolve_separable",
     "correlate",
     "flip_kernel",
     "method_costs",

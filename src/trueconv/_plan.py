@@ -13,6 +13,7 @@ import functools
 
 import torch
 
+from trueconv import _nonfinite
 from trueconv._methods import REGISTRY
 from trueconv._problem import Plan, Problem
 from trueconv._spec import ConvSpec
@@ -35,12 +36,16 @@ def remember(spec: ConvSpec, device: torch.device, method: str) -> None:
 
 
 def plans(spec: ConvSpec, device: torch.device) -> dict[str, Plan]:
+    """The plan of every method ``'auto'`` may pick for ``spec``."""
+    return plans_of(Problem.of(spec), device)
+
+
+def plans_of(problem: Problem, device: torch.device) -> dict[str, Plan]:
     """The plan of every method ``'auto'`` may pick: those that apply (a method declines a
     problem it would only complicate), and for integers and bool the exact ones only."""
-    problem = Problem.of(spec)
     out = {}
     for name, method in REGISTRY.items():
-        if is_integer(spec.dtype) and not method.EXACT:
+        if is_integer(problem.dtype) and not method.EXACT:
             continue
         p = method.plan(problem, device)
         if p is not None:
@@ -79,7 +84,12 @@ def choose(spec: ConvSpec, device: torch.device) -> str:
 
 def forced(spec: ConvSpec, device: torch.device, method: str | None = None) -> Plan:
     """The plan of ``method`` (default: the spec's), which must plan something."""
-    p = REGISTRY[method or spec.method].plan(Problem.of(spec), device, forced=True)
+    return forced_problem(Problem.of(spec), device, method or spec.method)
+
+
+def forced_problem(problem: Problem, device: torch.device, method: str) -> Plan:
+    """The plan of ``method`` for a problem."""
+    p = REGISTRY[method].plan(problem, device, forced=True)
     assert p is not None, "a requested method always plans"
     return p
 
@@ -89,7 +99,14 @@ def _auto(spec: ConvSpec, device: torch.device) -> Plan:
     """The cheapest feasible plan, each priced once; the direct one unless a transform saves
     more than the device's margin. Depends on the (frozen, hashable) spec and the device
     alone: cached."""
-    candidates = plans(spec, device)
+    return cheapest(Problem.of(spec), device)
+
+
+@functools.lru_cache(maxsize=4096)
+def cheapest(problem: Problem, device: torch.device) -> Plan:
+    """The cheapest feasible plan of a problem, each priced once; the direct one unless a
+    transform saves more than the device's margin."""
+    candidates = plans_of(problem, device)
     predicted = {n: _price(p, device) for n, p in candidates.items()}
     best = min(predicted, key=predicted.__getitem__)
     margin = DIRECT_MARGIN_S.get(device.type, OTHER_MARGIN_S)
@@ -98,6 +115,29 @@ def _auto(spec: ConvSpec, device: torch.device) -> Plan:
     return candidates[best]
 
 
+def seconds(p: Plan, device: torch.device) -> float:
+    """A plan's predicted seconds."""
+    return _price(p, device)
+
+
 def predicted(spec: ConvSpec, device: torch.device) -> str:
     """What the cost model picks, whatever was measured."""
     return _auto(spec, device).method
+
+
+def run(p: Plan, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``p.run(a, b)`` with NaN and ±Inf placed as the direct sum places them
+    (:mod:`trueconv._nonfinite`) where the plan would spread them (:func:`guarded`)."""
+    if guarded(p, a, b):
+        return _nonfinite.run(p.run, a, b, p.problem.pads)
+    return p.run(a, b)
+
+
+def guarded(p: Plan, a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether running ``p`` needs :func:`trueconv._nonfinite.run`: floating or complex
+    operands (integers are finite) whose data can be checked, and a plan that would spread
+    NaN and ±Inf (the transforms; ``F.convNd`` off the CPU)."""
+    dtype = p.problem.dtype
+    if p.places_nonfinite or not (dtype.is_floating_point or dtype.is_complex):
+        return False
+    return _nonfinite.checkable(a, b)

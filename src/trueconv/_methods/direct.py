@@ -9,6 +9,10 @@
   down to three dims.
 * Integers are exact: they run in int64 (wrapping like numpy) where the device's conv has an
   integer kernel; elsewhere an exact shift-and-add runs in int64.
+
+On the CPU the single-channel problems of the signal API run in a compiled loop
+(:mod:`trueconv._methods.rows`, variant ``'rows'``) when numba is installed, else by
+shift-and-add.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from trueconv import _nonfinite
+from trueconv._methods import rows
 from trueconv._problem import Problem
 from trueconv.core import cost
 from trueconv.core.dtypes import broadcast_shape, exact_dtype
@@ -45,9 +50,11 @@ compute_dtype = exact_dtype
 def variant(
     taps: int, out_elems: int, dtype: torch.dtype, device_type: str, kernel: Sequence[int] = ()
 ) -> str:
-    """``'shift_add'`` or ``'conv'`` (``F.convNd``) for a single-channel signal problem.
+    """``'rows'``, ``'shift_add'`` or ``'conv'`` (``F.convNd``) for a single-channel signal
+    problem.
 
-    On CPU always shift-and-add: on the calibration grid (benchmarks/results/
+    On CPU the compiled loop where it runs (numba installed, its dtypes, 1-3 dims:
+    :mod:`trueconv._methods.rows`), else shift-and-add: on the calibration grid (benchmarks/results/
     calibration-cpu.json) oneDNN ran 1-D signals, float64 (im2col + GEMM) and 3x3 kernels
     7-40x slower, and its float32 2-D times jumped 14x between 512^2 and 1024^2 inputs with a
     7x7 kernel (2.4 to 34 ms), so no cost model describes it; the NN API, with many channels,
@@ -55,6 +62,13 @@ def variant(
     the device's conv has no integer kernel).
     """
     integer = not (dtype.is_floating_point or dtype.is_complex)
+    if (
+        device_type == "cpu"
+        and rows.AVAILABLE
+        and exact_dtype(dtype) in rows.DTYPES
+        and 1 <= len(kernel) <= 3
+    ):
+        return "rows"
     if device_type == "cpu" or (integer and device_type not in NATIVE_INTEGER_CONV_DEVICES):
         return "shift_add"
     by_tap = cost.predict(_counts("shift_add", taps, out_elems, len(kernel)), dtype, device_type)
@@ -68,6 +82,8 @@ def _counts(v: str, taps: int, out_elems: int, nd: int) -> cost.Counts:
     cuDNN's single-channel 2-D/3-D kernels cost 5-20x more per multiply-add than its 1-D
     ones (benchmarks/results/calibration-cuda.json), which the fit prices as ``conv_pass``."""
     macs = float(taps) * out_elems
+    if v == "rows":
+        return cost.Counts(v, 1, macs)
     if v == "shift_add":
         return cost.Counts(v, taps, macs)
     return cost.Counts(v, 1, macs, passes=macs if nd >= 2 else 0.0)
@@ -78,18 +94,19 @@ class DirectPlan:
     """The direct method's plan: the variant, decided once (:func:`variant`)."""
 
     problem: Problem
-    variant: str  # 'shift_add' or 'conv' (F.convNd on the flipped kernel)
+    variant: str  # 'rows', 'shift_add' or 'conv' (F.convNd on the flipped kernel)
     counts: cost.Counts
     compute_dtype: torch.dtype
     method: str = "direct"
 
     @property
     def places_nonfinite(self) -> bool:
-        """:func:`shift_add` multiplies every term (see its zero-tap rule), so NaN and ±Inf
-        land where the direct sum has them. ``F.convNd`` on an accelerator need not: cuDNN
-        may choose Winograd or FFT algorithms, whose transforms mix a tile's samples, so one
-        NaN reaches outputs whose sums do not contain it."""
-        return self.variant == "shift_add"
+        """The compiled loop and :func:`shift_add` multiply every term (see the latter's
+        zero-tap rule), so NaN and ±Inf land where the direct sum has them. ``F.convNd`` on
+        an accelerator need not: cuDNN may choose Winograd or FFT algorithms, whose
+        transforms mix a tile's samples, so one NaN reaches outputs whose sums do not contain
+        it."""
+        return self.variant in ("rows", "shift_add")
 
     def run(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return run(self, a, b)
@@ -107,7 +124,9 @@ def plan(
 def run(plan: DirectPlan, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     pads = plan.problem.pads
     nd = len(pads)
-    if plan.variant == "shift_add":
+    if plan.variant == "rows" and rows.usable(a, b, pads):
+        return rows.valid_conv(a, b, pads)
+    if plan.variant in ("rows", "shift_add"):  # rows where data cannot be read: traced, ...
         return shift_add(a, b, pads)
     if nd <= 3:
         return _conv(a, b, pads)

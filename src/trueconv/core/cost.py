@@ -25,6 +25,8 @@ CONSTANTS_FILE = Path(__file__).with_name("cost_constants.json")
 PROVISIONAL: dict[str, Any] = {
     "source": "provisional, unfitted (hand-set orders of magnitude)",
     "float32": {
+        "rows_call": 2e-5,
+        "rows_mac": 1e-10,
         "shift_add_call": 8e-6,
         "shift_add_elem": 4e-10,
         "conv_call": 3e-5,
@@ -35,6 +37,8 @@ PROVISIONAL: dict[str, Any] = {
         "overlap_add_work": 6e-10,
     },
     "float64": {
+        "rows_call": 2e-5,
+        "rows_mac": 2e-10,
         "shift_add_call": 8e-6,
         "shift_add_elem": 8e-10,
         "conv_call": 3e-5,
@@ -49,6 +53,7 @@ PROVISIONAL: dict[str, Any] = {
 #: Complex data: a complex multiply-add is four real ones; a complex transform of length L
 #: costs about twice the real (half-spectrum) transform of the same length.
 COMPLEX_FACTOR = {
+    "rows": 4.0,
     "shift_add": 4.0,
     "conv": 4.0,
     "fft": 2.0,
@@ -74,7 +79,7 @@ def constants(device_type: str) -> dict[str, Any]:
 class Counts(NamedTuple):
     """What a method does for one call: Python-level calls, and its work unit count."""
 
-    #: names the constants: the signal API's 'shift_add', 'conv', 'fft', 'overlap_add', and
+    #: names the constants: the signal API's 'rows', 'shift_add', 'conv', 'fft', 'overlap_add', and
     #: the NN API's 'nn_direct' (``F.convNd``) and 'nn_fft' (channel-mixing FFT)
     variant: str
     calls: float
@@ -87,6 +92,7 @@ class Counts(NamedTuple):
 
 
 UNIT = {
+    "rows": "mac",
     "shift_add": "elem",
     "conv": "mac",
     "fft": "work",

@@ -1,0 +1,290 @@
+"""The direct method's compiled CPU loop: every tap applied to one tile of an output row
+before the next tile (the ``'rows'`` variant of :mod:`trueconv._methods.direct`).
+
+Why a compiled loop. Shift-and-add (:func:`trueconv._methods.direct.shift_add`) makes one
+torch call and one pass over the whole output per kernel tap, so a K×K kernel moves about
+3·K² times the output's bytes and pays K² fork-joins; on a 2-core EPYC (torch 2.13, float32,
+1024², 2 threads) that was 1.8 ms for 3×3 and about 10 ms from 5×5 on, where OpenCV's
+``filter2D`` takes 0.97-6.5 ms. The alternatives, measured on the same machine:
+
+- oneDNN (``F.conv2d``) on one channel: 7-40× slower than shift-and-add for 1-D, float64
+  and 3×3, with a 14× jump between 512² and 1024² at 7×7 (benchmarks/results/
+  calibration-cpu.json); oneDNN depthwise on row strips laid out as channels: 1.6-5.8 ms
+  float32 at 5×5-7×7, poor for float64.
+- torch calls per cache-sized tile: the Python call count grows to taps × tiles (~5 µs each:
+  4 ms of calls for 7×7 on 1024²).
+- This loop (numba, no compiler needed at install): 1024² float32, 2 threads, 0.46 / 1.31 /
+  2.18 / 5.0 ms for 3×3 / 5×5 / 7×7 / 11×11 (OpenCV 0.97 / 1.72 / 2.85 / 6.47).
+
+It reads the input in place (the implicit zero padding is a per-tap range, never a padded
+copy), keeps the output tile in the L1 cache while all taps land on it, and is one parallel
+region per call (one fork-join, not one per tap: the collapse under load of issue 14).
+The terms of each output are added in the order shift-and-add adds them (the results agree
+to rounding: torch's ``add_`` may fuse a multiply-add); every term is multiplied
+(``0 · NaN`` is NaN, as in the direct sum).
+
+numba is optional (``pip install trueconv[fast]``): :data:`AVAILABLE` is False without it and
+the direct method keeps shift-and-add. The loop runs on plain CPU tensors of the dtypes in
+:data:`DTYPES` with up to three convolved dims; :func:`usable` says when a call qualifies
+(not under ``torch.compile``, ``torch.func`` or tracing, where data cannot be read).
+Autograd: :class:`_RowsConv`'s backward is two calls of the same loop (the input's gradient is
+a convolution of the output gradient with the flipped, conjugated kernel; the kernel's is one
+of the input with the flipped output gradient), so it is differentiable twice.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import math
+import os
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from trueconv.core.dtypes import broadcast_shape
+from trueconv.core.torch_internals import functorch_active, functorch_wrapped
+
+#: Whether the compiled loop can run here: numba (the optional 'fast' extra) is installed and
+#: the environment variable ``TRUECONV_NO_JIT`` is unset or empty. numba is imported at the
+#: first call that uses it (importing it takes about half a second).
+AVAILABLE = importlib.util.find_spec("numba") is not None and not os.environ.get("TRUECONV_NO_JIT")
+
+#: Dtypes the loop computes in (others use shift-and-add: the direct method computes half
+#: precision in float32 and integers in int64 before it gets here).
+DTYPES = frozenset({torch.float32, torch.float64, torch.complex64, torch.complex128, torch.int64})
+
+#: Output samples per tile of a row: 2048 float64 or 4096 float32 samples are 16 KiB, half of
+#: a typical 32 KiB L1 data cache, so the tile and the input rows it reads stay cached while
+#: every tap lands on it. Rows shorter than this are one tile.
+TILE = 2048
+
+_LOCK = threading.Lock()  # numba's 'workqueue' threading layer is not thread-safe;
+_KERNEL: Callable[..., None] | None = None  # also guards the first compilation
+numba: Any = None
+
+
+def _compile() -> Callable[..., None]:
+    """The loop, compiled lazily (importing trueconv compiles nothing; numba caches the
+    machine code on disk, so a later process loads it in milliseconds)."""
+    global numba
+    numba = importlib.import_module("numba")
+    prange = numba.prange
+
+    @numba.njit(parallel=True, nogil=True, cache=True)  # type: ignore[untyped-decorator]
+    def valid3(a, b, dims, p0, p1, p2, out, tile):  # type: ignore[no-untyped-def]  # pragma: no cover
+        # The operands as rows: a (za_n·n0·n1, n2), b (zb_n·k0·k1, k2), out (nz·o0·o1, o2);
+        # dims = (za_n, n0, n1, zb_n, k0, k1, nz, o0, o1). Then
+        #   out[z, i0, i1, j] = sum over taps (m0, m1, m2) of
+        #     b[z, m0, m1, m2] * a[z, i0 + k0-1-m0-p0, i1 + k1-1-m1-p1, j + k2-1-m2-p2]
+        # for the terms whose input index is inside a (outside it is the implicit zero
+        # padding: no term), added in tap order. Batch dims of size 1 broadcast.
+        za_n, n0, n1, zb_n, k0, k1, nz, o0, o1 = dims
+        n2 = a.shape[1]
+        k2 = b.shape[1]
+        o2 = out.shape[1]
+        tiles = (o2 + tile - 1) // tile
+        for item in prange(nz * o0 * o1 * tiles):
+            r = item // tiles
+            t0 = (item % tiles) * tile
+            t1 = min(o2, t0 + tile)
+            z = r // (o0 * o1)
+            i0 = (r // o1) % o0
+            i1 = r % o1
+            za = z if za_n > 1 else 0
+            zb = z if zb_n > 1 else 0
+            dst = out[r]
+            zero = dst[t0:t1]
+            for j in range(t1 - t0):
+                zero[j] = 0
+            for m0 in range(k0):
+                s0 = i0 + k0 - 1 - m0 - p0
+                if s0 < 0 or s0 >= n0:
+                    continue
+                for m1 in range(k1):
+                    s1 = i1 + k1 - 1 - m1 - p1
+                    if s1 < 0 or s1 >= n1:
+                        continue
+                    src = a[(za * n0 + s0) * n1 + s1]
+                    wts = b[(zb * k0 + m0) * k1 + m1]
+                    for m2 in range(k2):
+                        w = wts[m2]
+                        shift = k2 - 1 - m2 - p2
+                        j0 = max(t0, -shift)
+                        j1 = min(t1, n2 - shift)
+                        if j1 <= j0:
+                            continue
+                        # views from index 0: indices that cannot be negative let LLVM
+                        # vectorise (a possibly negative index costs a wraparound check: 6x
+                        # slower, measured). Fusing four taps per pass measured 1.0-1.4x
+                        # slower than this one-tap loop, which keeps its tile in L1.
+                        d = dst[j0:j1]
+                        s = src[j0 + shift : j1 + shift]
+                        for j in range(j1 - j0):
+                            d[j] += w * s[j]
+
+    return valid3  # type: ignore[no-any-return]
+
+
+def _kernel() -> Callable[..., None]:
+    global _KERNEL
+    if _KERNEL is None:
+        with _LOCK:
+            if _KERNEL is None:
+                _KERNEL = _compile()
+    return _KERNEL
+
+
+def _loads() -> bool:
+    """Whether numba imports (an installed numba may refuse the installed numpy); if not,
+    the loop is off for the process and the direct method uses shift-and-add, once warned."""
+    global AVAILABLE
+    if _KERNEL is not None:
+        return True
+    try:
+        _kernel()
+    except Exception as exc:  # ImportError, or numba's own error for an unsupported numpy
+        AVAILABLE = False
+        warnings.warn(
+            f"trueconv: numba is installed but does not load ({type(exc).__name__}: {exc}); "
+            "the direct method uses shift-and-add instead of its compiled loop.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return False
+    return True
+
+
+def usable(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> bool:
+    """Whether :func:`valid_conv` can run this call: numba present, plain strided CPU
+    tensors of one dtype in :data:`DTYPES` whose data can be read (not under
+    ``torch.compile``, ``torch.jit.trace`` or a ``torch.func`` transform), 1-3 convolved
+    dims."""
+    if not AVAILABLE or a.dtype != b.dtype or a.dtype not in DTYPES:
+        return False
+    nd = len(pads)
+    if not 1 <= nd <= 3 or a.ndim < nd or b.ndim < nd:
+        return False
+    for t in (a, b):
+        if t.device.type != "cpu" or t.layout != torch.strided or type(t) is not torch.Tensor:
+            return False
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return False
+    if functorch_active() or functorch_wrapped(a) or functorch_wrapped(b):
+        return False
+    return _loads()
+
+
+def valid_conv(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """The valid convolution of ``a`` (zero-padded by ``pads``) with ``b`` over the last
+    ``len(pads)`` dims, batch dims broadcast; autograd-aware. Requires :func:`usable`."""
+    pads = tuple((int(p), int(q)) for p, q in pads)
+    if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
+        out: torch.Tensor = _RowsConv.apply(a, b, pads)
+        return out
+    return _run(a, b, pads)
+
+
+def _run(a: torch.Tensor, b: torch.Tensor, pads: tuple[tuple[int, int], ...]) -> torch.Tensor:
+    """The compiled loop on data: operands viewed as (batch, d0, d1, d2), one call."""
+    nd = len(pads)
+    nb_a, nb_b = a.ndim - nd, b.ndim - nd
+    sa, sb = tuple(a.shape[nb_a:]), tuple(b.shape[nb_b:])
+    batch = broadcast_shape(a.shape[:nb_a], b.shape[:nb_b])
+    out_sz = tuple(n + p + q - k + 1 for n, k, (p, q) in zip(sa, sb, pads))
+    out = torch.empty((*batch, *out_sz), dtype=a.dtype)
+    if out.numel() == 0:
+        return out.zero_()
+    nz = math.prod(batch)
+    lift = (1,) * (3 - nd)
+    a3 = _flat(a, nb_a, batch, nz).reshape(-1, *lift, *sa)
+    b3 = _flat(b, nb_b, batch, nz).reshape(-1, *lift, *sb)
+    o3 = out.view(nz, *lift, *out_sz)
+    p = (0,) * (3 - nd) + tuple(before for before, _ in pads)
+    dims = (*a3.shape[:3], *b3.shape[:3], *o3.shape[:3])
+    arrays = [t.reshape(-1, t.shape[-1]).resolve_conj().resolve_neg().numpy() for t in (a3, b3, o3)]
+    _call(arrays[0], arrays[1], dims, p, arrays[2])
+    return out
+
+
+def _flat(t: torch.Tensor, nb: int, batch: Sequence[int], nz: int) -> torch.Tensor:
+    """``t`` detached and contiguous with its batch dims flattened to 1 or ``nz`` (a batch
+    that broadcasts only partly is expanded to the full batch)."""
+    t = t.detach()
+    lead = math.prod(t.shape[:nb])
+    if lead != 1 and tuple(t.shape[:nb]) != tuple(batch)[len(batch) - nb :]:
+        t = t.expand(*batch, *t.shape[nb:])
+    return t.contiguous()
+
+
+def _call(a: Any, b: Any, dims: tuple[int, ...], p: tuple[int, ...], out: Any) -> None:
+    kernel = _kernel()
+    threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(threads)
+    if _threadsafe():
+        kernel(a, b, dims, p[0], p[1], p[2], out, TILE)
+        return
+    with _LOCK:
+        kernel(a, b, dims, p[0], p[1], p[2], out, TILE)
+
+
+def _threadsafe() -> bool:
+    """numba's OpenMP and TBB layers accept parallel calls from several threads (Dask's
+    threaded scheduler); its fallback 'workqueue' layer aborts the process on them."""
+    try:
+        return bool(numba.threading_layer() != "workqueue")
+    except ValueError:  # no parallel region has run yet: the first call takes the lock
+        return False
+
+
+def _flip(t: torch.Tensor, nd: int) -> torch.Tensor:
+    return t.flip(list(range(-nd, 0)))
+
+
+def _sum_to(t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """``t`` summed over the batch dims that ``shape`` broadcast (autograd's reduction)."""
+    if t.shape == shape:
+        return t
+    lead = t.ndim - len(shape)
+    dims = list(range(lead)) + [
+        lead + i for i, n in enumerate(shape) if n == 1 and t.shape[lead + i] != 1
+    ]
+    return t.sum(dims, keepdim=True).reshape(shape) if dims else t
+
+
+class _RowsConv(torch.autograd.Function):
+    """:func:`_run` with its gradients computed by the same loop.
+
+    For one dim, ``y[j] = sum_m b[m] a_p[j + k - 1 - m]`` with ``a_p`` the padded input.
+    Then ``grad_a`` is the valid convolution of ``g`` padded by ``(k - 1 - before,
+    k - 1 - after)`` with ``conj(flip(b))``, and ``grad_b = flip(z)`` with ``z`` the valid
+    convolution of ``conj(a)`` padded by ``pads`` with ``flip(g)`` (length ``k``): both are
+    calls of :func:`valid_conv`, so the backward is itself differentiable.
+    """
+
+    @staticmethod
+    def forward(a: torch.Tensor, b: torch.Tensor, pads: tuple[tuple[int, int], ...]) -> Any:
+        return _run(a, b, pads)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        a, b, pads = inputs
+        ctx.save_for_backward(a, b)
+        ctx.pads = pads
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> Any:
+        a, b = ctx.saved_tensors
+        pads = ctx.pads
+        nd = len(pads)
+        ga = gb = None
+        if ctx.needs_input_grad[0]:
+            back = tuple((k - 1 - p, k - 1 - q) for (p, q), k in zip(pads, b.shape[-nd:]))
+            ga = _sum_to(valid_conv(g, _flip(b, nd).conj(), back), a.shape)
+        if ctx.needs_input_grad[1]:
+            z = valid_conv(a.conj(), _flip(g, nd), pads)
+            gb = _sum_to(_flip(z, nd), b.shape)
+        return ga, gb, None

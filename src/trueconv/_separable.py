@@ -1,0 +1,191 @@
+"""Separable (rank-1) kernels: one 1-D pass per convolved dim.
+
+A kernel is separable when ``k[m0, ..., m_{d-1}] = f0[m0] · f1[m1] · ...``. Its convolution is
+then the 1-D convolutions along each dim in turn (the sums factor), which costs
+``sum(k_i)`` multiply-adds per output instead of ``prod(k_i)``: a 7×7 Gaussian 14 instead of 49,
+a 31×31 one 62 instead of 961. Box, Gaussian, Sobel, Prewitt and most built-in kernels of the
+CLI are separable.
+
+Where it applies. ``method='auto'``, one kernel for every signal (no kernel batch), the kernel
+in the kernel role (no ``'valid'`` swap), at least two convolved dims longer than one, the
+kernel's values readable (not under ``torch.compile``, tracing or ``torch.func``, not on the
+meta device) and not requiring a gradient (the passes take factors, not the kernel). Each pass
+is a problem of its own, planned by :func:`trueconv._plan.cheapest` (so it runs by the
+compiled direct loop, the FFT or overlap-add, whichever is cheapest for that pass), and the
+separable plan is taken only when the cost model prices it below the dense plan. Boundaries:
+an explicit extension (``'reflect'``, ...) is applied once to the whole input before the
+passes, and the implicit zero padding of ``'full'``/``'same'`` splits per dim, so the result
+is the dense call's.
+
+Detection (:func:`factors`), from the largest-magnitude element ``p`` of the kernel and the
+fibres ``f_i`` through it (``k ≈ f0 ⊗ f1 ⊗ ... / p^(d-1)``):
+
+- integers and bool: exactly. The fibres are made primitive (divided by their gcd) and the
+  remaining integer factor folded into the first; the outer product of the factors must equal
+  the kernel element for element (kernels with entries up to ``2**20``, so the check cannot
+  overflow). Integer passes run in int64 and wrap as the dense sum does.
+- floating kernels: the factors, rounded to the compute dtype, must rebuild every element
+  within ``T·u·|k[m]|`` (``T`` taps, ``u`` the unit roundoff: ``2**-24`` float32, ``2**-53``
+  float64), computed in float64. A zero element must be rebuilt as exactly zero. Then each
+  output's change from using the factors is at most ``T·u·sum_m |k[m]| |x[j - m]|``: the
+  direct sum's own a-priori error bound (``γ_T = T·u / (1 - T·u)``). With the passes' own
+  rounding the separable result stays within about twice the direct method's bound.
+- complex kernels, NaN or ±Inf in the kernel, and the all-zero kernel: not separable here.
+
+NaN and ±Inf in the input land where the dense direct sum puts them: every pass places them
+(:func:`trueconv._plan.run`), and a term ``k[m] x[p]`` of the dense sum is the pass terms'
+product ``f1[m1] (f0[m0] x[p])``, non-finite and of the same sign exactly when it is.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from trueconv import _nonfinite, _plan
+from trueconv._problem import Plan, Problem
+from trueconv.core.dtypes import is_integer
+
+#: A separable plan is considered only for dense plans predicted to take at least this long:
+#: detection reads the kernel (about 20-40 µs for small kernels on the CPU, a device sync on
+#: an accelerator), which small problems cannot win back.
+MIN_DENSE_S = 2e-4
+
+#: Integer kernels whose entries are below this are checked exactly in int64.
+_INT_LIMIT = 2**20
+
+
+@dataclass(frozen=True)
+class SeparablePlan:
+    """One 1-D pass per convolved dim longer than one, last dim first, each planned as a
+    problem of its own (kernel ``1 × ... × k_i × ... × 1``)."""
+
+    problem: Problem
+    dims: tuple[int, ...]  # the convolved dim (index among the convolved dims) of each pass
+    passes: tuple[Plan, ...]
+    seconds: float  # predicted, the passes' sum
+    method: str = "separable"
+
+    def run(self, a: torch.Tensor, fs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The dense plan's result from the factors ``fs`` (:func:`factors`)."""
+        nd = len(self.problem.sb)
+        for d, p in zip(self.dims, self.passes):
+            shape = [1] * (a.ndim - nd) + [1] * nd
+            shape[a.ndim - nd + d] = fs[d].shape[0]
+            a = _plan.run(p, a, fs[d].reshape(shape))
+        return a
+
+
+@functools.lru_cache(maxsize=1024)
+def plan(problem: Problem, device: torch.device, method: str = "auto") -> SeparablePlan | None:
+    """The separable plan of ``problem`` (from shapes alone), ``None`` where it cannot apply;
+    each pass by its cheapest method, or by ``method``."""
+    nd = len(problem.sb)
+    dims = tuple(d for d in reversed(range(nd)) if problem.sb[d] > 1)
+    if problem.batch_b != 1 or len(dims) < 2:
+        return None
+    cur = list(problem.sa)
+    passes = []
+    for d in dims:
+        out = cur[d] + sum(problem.pads[d]) - problem.sb[d] + 1
+        step = Problem(
+            sa=tuple(cur),
+            sb=tuple(problem.sb[i] if i == d else 1 for i in range(nd)),
+            pads=tuple(problem.pads[i] if i == d else (0, 0) for i in range(nd)),
+            out=tuple(out if i == d else cur[i] for i in range(nd)),
+            batch_a=problem.batch_a,
+            batch_b=1,
+            batch=problem.batch,
+            dtype=problem.dtype,
+        )
+        if method == "auto":
+            passes.append(_plan.cheapest(step, device))
+        else:
+            passes.append(_plan.forced_problem(step, device, method))
+        cur[d] = out
+    assert tuple(cur) == problem.out
+    total = sum(_plan.seconds(p, device) for p in passes)
+    return SeparablePlan(problem, dims, tuple(passes), total)
+
+
+def choice(dense: Plan, b: torch.Tensor, device: torch.device) -> SeparablePlan | None:
+    """The separable plan when it applies to the kernel ``b`` (kernel role, compute dtype,
+    batch dims of size one) and the cost model prices it below ``dense``, else ``None``."""
+    if b.requires_grad and torch.is_grad_enabled():
+        return None
+    if _plan.seconds(dense, device) < MIN_DENSE_S:
+        return None
+    sep = plan(dense.problem, device)
+    if sep is None or sep.seconds >= _plan.seconds(dense, device):
+        return None
+    if not _nonfinite.checkable(b):
+        return None
+    return sep
+
+
+def factors(b: torch.Tensor, nd: int) -> tuple[torch.Tensor, ...] | None:
+    """One 1-D factor per convolved dim whose outer product is the kernel ``b`` (the last
+    ``nd`` dims; leading dims of size one) within the module's bound, or ``None``. Dims of
+    length one get the factor ``[1]`` (the plan runs no pass for them)."""
+    if b.is_complex():
+        return None
+    sizes = tuple(b.shape[-nd:])
+    long = [d for d in range(nd) if sizes[d] > 1]
+    k = b.detach().reshape([sizes[d] for d in long]).cpu()
+    integer = is_integer(k.dtype)
+    arr = k.numpy().astype(np.int64 if integer else np.float64)
+    if not integer and not np.isfinite(arr).all():
+        return None
+    if integer and np.abs(arr).max(initial=0) >= _INT_LIMIT:
+        return None
+    pivot = tuple(int(i) for i in np.unravel_index(int(np.abs(arr).argmax()), arr.shape))
+    p = arr[pivot]
+    if p == 0:
+        return None
+    m = len(long)
+    fibres = [_fibre(arr, pivot, d) for d in range(m)]
+    if integer:
+        fs = _integer_factors(fibres, pivot, int(p))
+        if fs is None or not np.array_equal(functools.reduce(np.multiply.outer, fs), arr):
+            return None
+        found = [torch.from_numpy(f) for f in fs]
+    else:
+        fibres[0] = fibres[0] / p ** (m - 1)
+        found = [torch.from_numpy(f).to(b.dtype) for f in fibres]
+        rebuilt = functools.reduce(np.multiply.outer, [f.to(torch.float64).numpy() for f in found])
+        u = torch.finfo(b.dtype).eps / 2  # unit roundoff
+        if not np.all(np.abs(rebuilt - arr) <= arr.size * u * np.abs(arr)):
+            return None
+    one = torch.ones(1, dtype=b.dtype, device=b.device)
+    out = [one] * nd
+    for d, f in zip(long, found):
+        out[d] = f.to(device=b.device, dtype=b.dtype)
+    return tuple(out)
+
+
+def _fibre(arr: np.ndarray, pivot: tuple[int, ...], d: int) -> np.ndarray:
+    """The 1-D line of ``arr`` along dim ``d`` through ``pivot`` (a copy)."""
+    index: list[Any] = list(pivot)
+    index[d] = slice(None)
+    return np.array(arr[tuple(index)])
+
+
+def _integer_factors(
+    fibres: list[np.ndarray], pivot: tuple[int, ...], p: int
+) -> list[np.ndarray] | None:
+    """Integer factors of an integer rank-1 kernel: primitive fibres, the rest folded into the
+    first. ``None`` when the division is not exact (then the kernel is not rank-1)."""
+    fs = []
+    for f in fibres:
+        g = int(np.gcd.reduce(np.abs(f)))
+        fs.append(f // g)
+    scale = math.prod(int(f[i]) for f, i in zip(fs, pivot))
+    if scale == 0 or p % scale:
+        return None
+    fs[0] = fs[0] * (p // scale)
+    return fs

@@ -1,0 +1,202 @@
+"""The direct method's compiled CPU loop (trueconv._methods.rows): every dtype it takes, 1-3
+dims, broadcast batches and every mode against scipy/numpy; the same sums as shift-and-add;
+gradients (twice) against finite differences and shift-and-add's; the fallbacks."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import scipy.signal
+import torch
+
+import trueconv
+from conftest import rel_err
+from trueconv._methods import direct, rows
+
+pytestmark = pytest.mark.skipif(not rows.AVAILABLE, reason="numba is not installed")
+
+SHAPES = [
+    ((50,), (7,)),
+    ((3, 40), (5,)),
+    ((1,), (9,)),
+    ((23, 31), (4, 3)),
+    ((2, 17, 19), (6, 5)),
+    ((9, 10, 11), (3, 4, 2)),
+    ((2, 7, 6, 5), (3, 2, 4)),
+]
+DTYPES = [torch.float32, torch.float64, torch.complex64, torch.complex128, torch.int64]
+
+
+def _data(shape, dtype, rng):
+    if dtype.is_complex:
+        v = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+    elif dtype.is_floating_point:
+        v = rng.standard_normal(shape)
+    else:
+        v = rng.integers(-20, 20, shape)
+    return torch.from_numpy(np.asarray(v)).to(dtype)
+
+
+def _oracle(x, k, mode):
+    """scipy's direct sum in float64/complex128, per leading batch index."""
+    xa, ka = x.numpy(), k.numpy()
+    wide = np.complex128 if x.is_complex() else (np.float64 if x.is_floating_point() else None)
+    if wide is not None:
+        xa, ka = xa.astype(wide), ka.astype(wide)
+    ka = ka.reshape((1,) * (xa.ndim - ka.ndim) + ka.shape)
+    return scipy.signal.convolve(xa, ka, mode, method="direct")
+
+
+@pytest.fixture
+def loop_only(monkeypatch):
+    """Fail if the direct method falls back to shift-and-add: the loop must be what ran."""
+
+    def boom(*args, **kwargs):
+        raise AssertionError("shift_add ran instead of the compiled loop")
+
+    monkeypatch.setattr(direct, "shift_add", boom)
+
+
+CASES = [
+    (xs, ks, mode)
+    for xs, ks in SHAPES
+    for mode in ("full", "same", "valid")
+    # 'valid' where the input dominates in every dim, or the kernel does (then they swap)
+    if mode != "valid"
+    or all(a >= b for a, b in zip(xs[::-1], ks[::-1]))
+    or all(a <= b for a, b in zip(xs[::-1], ks[::-1]))
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("xs", "ks", "mode"), CASES)
+def test_matches_scipy(loop_only, xs, ks, dtype, mode):
+    rng = np.random.default_rng(len(xs) * 100 + len(ks))
+    x, k = _data(xs, dtype, rng), _data(ks, dtype, rng)
+    assert direct.variant(1, 1, dtype, "cpu", ks) == "rows"
+    y = trueconv.convolve(x, k, mode, method="direct")
+    ref = _oracle(x, k, mode)
+    assert y.dtype == dtype
+    if dtype == torch.int64:
+        np.testing.assert_array_equal(y.numpy(), ref.round().astype(np.int64))
+    else:
+        bound = 1e-5 if dtype in (torch.float32, torch.complex64) else 1e-13
+        assert rel_err(y.numpy(), ref) < bound
+
+
+def test_integers_wrap_like_numpy(loop_only):
+    x = torch.tensor([2**62, 2**62, 3], dtype=torch.int64)
+    k = torch.tensor([3, 5], dtype=torch.int64)
+    ref = np.convolve(x.numpy(), k.numpy())  # numpy's int64 arithmetic wraps
+    np.testing.assert_array_equal(trueconv.convolve(x, k, method="direct").numpy(), ref)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.complex128])
+def test_same_sums_as_shift_and_add(dtype):
+    # the loop adds each output's terms in shift-and-add's order (torch's add_ with alpha may
+    # fuse the multiply-add, so not always to the last bit)
+    rng = np.random.default_rng(5)
+    for xs, ks in SHAPES:
+        x, k = _data(xs, dtype, rng), _data(ks, dtype, rng)
+        nd = len(ks)
+        pads = tuple((n - 1, n - 1) for n in ks)
+        kb = k.reshape((1,) * (x.ndim - nd) + k.shape)
+        got = rows.valid_conv(x, kb, pads)
+        want = direct.shift_add(x, kb, pads)
+        torch.testing.assert_close(got, want, rtol=1e-14, atol=1e-14)
+
+
+def test_broadcast_batches_of_both_operands(loop_only):
+    rng = np.random.default_rng(2)
+    x = _data((3, 1, 30), torch.float64, rng)
+    k = _data((1, 4, 5), torch.float64, rng)
+    y = trueconv.convolve(x, k, dims=-1, method="direct")
+    ref = np.stack(
+        [[np.convolve(x[i, 0].numpy(), k[0, j].numpy()) for j in range(4)] for i in range(3)]
+    )
+    assert y.shape == (3, 4, 34)
+    assert rel_err(y.numpy(), ref) < 1e-13
+
+
+def test_nonfinite_terms_as_numpy(loop_only):
+    x = torch.tensor([1.0, np.nan, 1.0, 1.0, np.inf, 2.0])
+    k = torch.tensor([1.0, 0.0, 1.0])
+    ref = np.convolve(x.numpy().astype(np.float64), k.numpy().astype(np.float64))
+    y = trueconv.convolve(x, k, method="direct").numpy()
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(ref))
+    np.testing.assert_array_equal(y[~np.isnan(y)], ref[~np.isnan(ref)])
+
+
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+@pytest.mark.parametrize(("xs", "ks"), [((12,), (4,)), ((2, 6, 7), (3, 2)), ((5, 4, 6), (2, 3, 2))])
+def test_gradients_twice(loop_only, xs, ks, mode):
+    rng = np.random.default_rng(7)
+    x = _data(xs, torch.float64, rng).requires_grad_()
+    k = _data(ks, torch.float64, rng).requires_grad_()
+
+    def f(a, b):
+        return trueconv.convolve(a, b, mode, method="direct")
+
+    assert torch.autograd.gradcheck(f, (x, k))
+    assert torch.autograd.gradgradcheck(f, (x, k))
+
+
+def test_complex_gradients_match_shift_and_add(monkeypatch):
+    rng = np.random.default_rng(8)
+    x0 = _data((3, 9, 8), torch.complex128, rng)
+    k0 = _data((4, 3), torch.complex128, rng)
+    g = _data((3, 12, 10), torch.complex128, rng)
+    grads = []
+    for use in ("rows", "shift_add"):
+        monkeypatch.setattr(direct, "variant", lambda *a, v=use: v)
+        x, k = x0.clone().requires_grad_(), k0.clone().requires_grad_()
+        (trueconv.convolve(x, k, method="direct") * g).real.sum().backward()
+        grads.append((x.grad, k.grad))
+    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grads[0][1], grads[1][1], rtol=1e-12, atol=1e-12)
+
+
+def test_falls_back_where_data_cannot_be_read():
+    x, k = torch.randn(20, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+    want = np.convolve(x.numpy(), k.numpy())
+    assert not rows.usable(x.to("meta"), k.to("meta"), [(2, 2)])
+    seen = []
+
+    def probe(a):
+        seen.append(rows.usable(a, k, [(2, 2)]))
+        return a.sum()
+
+    torch.func.vmap(probe)(x[None])
+    assert seen == [False]
+    assert rows.usable(x, k, [(2, 2)])
+    assert rel_err(trueconv.convolve(x, k, method="direct"), want) < 1e-13
+    assert not rows.usable(x.half(), k.half(), [(2, 2)])  # not a dtype the loop takes
+    assert not rows.usable(torch.randn(2, 2, 2, 2), torch.randn(2, 2, 2, 2), [(1, 1)] * 4)
+
+
+def test_without_numba_shift_and_add_runs(monkeypatch):
+    monkeypatch.setattr(rows, "AVAILABLE", False)
+    assert direct.variant(9, 1000, torch.float32, "cpu", (3, 3)) == "shift_add"
+
+
+def test_threads_call_it_concurrently(loop_only):
+    rng = np.random.default_rng(9)
+    x = _data((64, 300), torch.float64, rng)
+    k = _data((5, 5), torch.float64, rng)
+    want = scipy.signal.convolve(x.numpy(), k.numpy(), "same")
+    errors = []
+
+    def work():
+        for _ in range(20):
+            got = trueconv.convolve(x, k, "same", method="direct")
+            errors.append(rel_err(got.numpy(), want))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(errors) == 80
+    assert max(errors) < 1e-13
