@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import trueconv
 from conftest import rel_err
-from trueconv import _separable
+from trueconv import _plan, _separable
 from trueconv._plan import cheapest
 from trueconv._problem import Problem
 from trueconv._spec import normalize
@@ -182,9 +182,15 @@ def test_passes_are_each_planned_by_cost():
     spec = normalize("convolve", x, k, "same", None, "auto", "fill", 0)[2]
     sep = _separable.plan(Problem.of(spec), torch.device("cpu"))
     assert sep is not None
-    assert [p.problem.sb for p in sep.passes] == [(1, 63), (63, 1)]
-    for p in sep.passes:
-        assert p == cheapest(p.problem, torch.device("cpu"))
+    # along the last dim a 1-D problem over 2048 rows, by its cheapest method; along the
+    # first a 63 x 1 kernel, run in place by the direct method
+    first, second = sep.passes
+    assert (first.problem.sb, first.problem.batch) == ((63,), 2048)
+    assert first == cheapest(first.problem, torch.device("cpu"))
+    assert (second.problem.sb, second.method) == ((63, 1), "direct")
+    assert sep.seconds == pytest.approx(
+        sum(_plan.seconds(p, torch.device("cpu")) for p in sep.passes)
+    )
 
 
 # -- convolve_separable ---------------------------------------------------------------------

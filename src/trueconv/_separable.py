@@ -63,7 +63,9 @@ _INT_LIMIT = 2**20
 @dataclass(frozen=True)
 class SeparablePlan:
     """One 1-D pass per convolved dim longer than one, last dim first, each planned as a
-    problem of its own (kernel ``1 × ... × k_i × ... × 1``)."""
+    problem of its own: along the last dim a 1-D problem (the other dims batch dims), by its
+    cheapest method; along another dim a kernel ``1 × ... × k_i × ... × 1`` by the direct
+    method, which runs it in place."""
 
     problem: Problem
     dims: tuple[int, ...]  # the convolved dim (index among the convolved dims) of each pass
@@ -75,7 +77,7 @@ class SeparablePlan:
         """The dense plan's result from the factors ``fs`` (:func:`factors`)."""
         nd = len(self.problem.sb)
         for d, p in zip(self.dims, self.passes):
-            shape = [1] * (a.ndim - nd) + [1] * nd
+            shape = [1] * a.ndim
             shape[a.ndim - nd + d] = fs[d].shape[0]
             a = _plan.run(p, a, fs[d].reshape(shape))
         return a
@@ -93,20 +95,39 @@ def plan(problem: Problem, device: torch.device, method: str = "auto") -> Separa
     passes = []
     for d in dims:
         out = cur[d] + sum(problem.pads[d]) - problem.sb[d] + 1
-        step = Problem(
-            sa=tuple(cur),
-            sb=tuple(problem.sb[i] if i == d else 1 for i in range(nd)),
-            pads=tuple(problem.pads[i] if i == d else (0, 0) for i in range(nd)),
-            out=tuple(out if i == d else cur[i] for i in range(nd)),
-            batch_a=problem.batch_a,
-            batch_b=1,
-            batch=problem.batch,
-            dtype=problem.dtype,
-        )
-        if method == "auto":
+        if d == nd - 1:
+            # along the last dim: a 1-D problem, every other dim a batch dim
+            rest = math.prod(cur[:-1])
+            step = Problem(
+                sa=(cur[d],),
+                sb=(problem.sb[d],),
+                pads=(problem.pads[d],),
+                out=(out,),
+                batch_a=problem.batch_a * rest,
+                batch_b=1,
+                batch=problem.batch * rest,
+                dtype=problem.dtype,
+            )
+            use = method
+        else:
+            # along another dim, a kernel 1 x ... x k x ... x 1, which the direct method
+            # runs in place (the transforms would transform the whole slab for it, and their
+            # counts are not fitted to such kernels): 'auto' keeps it direct
+            step = Problem(
+                sa=tuple(cur),
+                sb=tuple(problem.sb[i] if i == d else 1 for i in range(nd)),
+                pads=tuple(problem.pads[i] if i == d else (0, 0) for i in range(nd)),
+                out=tuple(out if i == d else cur[i] for i in range(nd)),
+                batch_a=problem.batch_a,
+                batch_b=1,
+                batch=problem.batch,
+                dtype=problem.dtype,
+            )
+            use = "direct" if method == "auto" else method
+        if use == "auto":
             passes.append(_plan.cheapest(step, device))
         else:
-            passes.append(_plan.forced_problem(step, device, method))
+            passes.append(_plan.forced_problem(step, device, use))
         cur[d] = out
     assert tuple(cur) == problem.out
     total = sum(_plan.seconds(p, device) for p in passes)
