@@ -14,6 +14,7 @@ import itertools
 import re
 import subprocess
 import sys
+import threading
 
 import dask
 import dask.array as da
@@ -565,3 +566,43 @@ def test_import_trueconv_needs_no_dask():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[1, 3, 2]"
+
+
+@pytest.fixture
+def two_torch_threads():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "workers", "expected"),
+    [("threads", 2, "share"), ("threads", 1, "all"), ("synchronous", None, "all")],
+)
+def test_tasks_on_pool_threads_take_their_share_of_torch_threads(
+    monkeypatch, two_torch_threads, scheduler, workers, expected
+):
+    if not trueconv.dask._PER_THREAD_TORCH_THREADS:
+        pytest.skip("torch's thread count is process-wide in this build (not OpenMP)")
+    seen = []
+    real = trueconv.dask.signal.convolve
+
+    def spy(*args, **kwargs):
+        seen.append(
+            (threading.current_thread() is threading.main_thread(), torch.get_num_threads())
+        )
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trueconv.dask.signal, "convolve", spy)
+    x = np.arange(64.0).reshape(8, 8)
+    config = {"scheduler": scheduler}
+    if workers is not None:
+        config["num_workers"] = workers
+    with dask.config.set(config):
+        y = trueconv.dask.convolve(da.from_array(x, chunks=4), [[1.0, 2.0], [3.0, 4.0]]).compute()
+    np.testing.assert_array_equal(y, trueconv.convolve(x, [[1.0, 2.0], [3.0, 4.0]], "same").numpy())
+    assert len(seen) == 4
+    want = 1 if expected == "share" else 2
+    assert {threads for _, threads in seen} == {want}
+    assert torch.get_num_threads() == 2  # the caller's setting is untouched

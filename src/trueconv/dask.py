@@ -41,10 +41,13 @@ its own output task and by small copy tasks, so it can be released as soon as th
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
 import itertools
 import math
-from collections.abc import Sequence
+import os
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -147,9 +150,14 @@ def convolve(
     the convolved dims in one chunk: they are then no longer than the kernel, which is in
     memory anyway.
 
-    Each block runs torch, which by default uses every core of the machine; with several Dask
-    threads or worker processes per machine, ``torch.set_num_threads`` on the workers (or
-    one thread per worker) avoids oversubscribing the cores.
+    Threads: a block that runs on a pool thread (Dask's threaded scheduler, the default for
+    arrays, or a distributed worker's threads) computes with torch's threads divided by the
+    tasks that run at once, one per task under the threaded scheduler's default of one task
+    per core: torch's default of every core per task oversubscribed them (2 cores, 4096^2
+    float32 in 1024^2 chunks, 31^2 kernel: 480-501 ms, one thread per task 365-397 ms). The
+    task's thread count is its own (ATen's OpenMP backend) and restored afterwards. Several
+    worker *processes* per machine still each see every core: set ``torch.set_num_threads``
+    on them.
 
     Examples
     --------
@@ -753,6 +761,54 @@ def _fill_runs(segments: Sequence[_Segment]) -> tuple[int, int]:
     return before, after
 
 
+#: Whether ``torch.set_num_threads`` acts on the calling thread only: so with ATen's OpenMP
+#: backend (each thread has its own OpenMP thread count), not with its native thread pool.
+_PER_THREAD_TORCH_THREADS = "ATen parallel backend: OpenMP" in torch.__config__.parallel_info()
+
+
+@contextlib.contextmanager
+def _task_threads() -> Iterator[None]:
+    """A task on a pool thread computes with its share of the cores: torch's threads divided
+    by the tasks that run at once (a distributed worker's threads, else the size of Dask's
+    local thread pool: one per core by default, so one torch thread per task).
+
+    Dask's threaded scheduler runs one task per core, and torch would give each of them every
+    core: N tasks x N threads. Measured on 2 cores (torch 2.13), a 4096^2 float32 array in
+    1024^2 chunks, ``'same'``: 31^2 kernel (FFT) 480-501 ms with torch's default threads,
+    365-397 ms with one thread per task; 7^2 kernel (the direct loop) 152-191 against
+    155-163 ms. The setting is the task thread's own (ATen's OpenMP backend), restored after;
+    the main thread (the synchronous scheduler) and builds whose thread count is
+    process-wide keep torch's setting.
+    """
+    if not _PER_THREAD_TORCH_THREADS or threading.current_thread() is threading.main_thread():
+        yield
+        return
+    before = torch.get_num_threads()
+    share = max(1, before // _concurrent_tasks())
+    if share == before:
+        yield
+        return
+    torch.set_num_threads(share)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _concurrent_tasks() -> int:
+    """How many tasks run at once in this process: a distributed worker's threads, else the
+    local threaded scheduler's pool (``num_workers``, default one per core)."""
+    try:
+        from distributed import get_worker
+
+        return max(1, int(get_worker().state.nthreads))
+    except (ImportError, ValueError, AttributeError):
+        pass
+    import dask
+
+    return max(1, int(dask.config.get("num_workers", None) or os.cpu_count() or 1))
+
+
 def _block(
     window: _Window,
     pieces: list[np.ndarray | None],
@@ -785,14 +841,16 @@ def _block(
             )
         t, k = t.to(device), k.to(device)
     if window.implicit is None:
-        y = signal.convolve(t, k, "valid", dims=dims, method=method)  # type: ignore[arg-type]
+        with _task_threads():
+            y = signal.convolve(t, k, "valid", dims=dims, method=method)  # type: ignore[arg-type]
         return y.to(dtype).cpu().resolve_conj().numpy()
     # the data without its zero padding, and 'full' (which pads implicitly) cut to the valid
     # part of the padded window: along a dim with (b, a) fill samples, valid output j of the
     # padded window is full output j + K - 1 - b
     pads = window.implicit
     data = tuple(slice(b, n - a) for (b, a), n in zip(pads, t.shape))
-    y = signal.convolve(t[data], k, "full", dims=dims, method=method)  # type: ignore[arg-type]
+    with _task_threads():
+        y = signal.convolve(t[data], k, "full", dims=dims, method=method)  # type: ignore[arg-type]
     cut = []
     for d, ((b, _), n) in enumerate(zip(pads, t.shape)):
         # the kernel aligns with the trailing dims; a dim it lacks has one tap
