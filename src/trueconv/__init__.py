@@ -1,6 +1,6 @@
 """trueconv: true convolution (the kernel flipped) for PyTorch, with scipy.signal semantics."""
 
-from trueconv import nn
+from trueconv import calibration, nn
 from trueconv.nn.functional import (
     conv1d,
     conv2d,
@@ -22,6 +22,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "__version__",
+    "calibration",
     "choose_method",
     "conv1d",
     "conv2d",

@@ -10,6 +10,7 @@ planning reads module constants that tests and calibration adjust).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import torch
 
@@ -118,6 +119,24 @@ def cheapest(problem: Problem, device: torch.device) -> Plan:
 def seconds(p: Plan, device: torch.device) -> float:
     """A plan's predicted seconds."""
     return _price(p, device)
+
+
+#: Caches of plans made elsewhere from this module's prices (the separable plan's): cleared
+#: by :func:`forget` with this module's own.
+_OTHER_CACHES: list[Callable[[], None]] = []
+
+
+def priced_cache(clear: Callable[[], None]) -> None:
+    """Register the ``cache_clear`` of a cache of plans priced by this module."""
+    _OTHER_CACHES.append(clear)
+
+
+def forget() -> None:
+    """Drop every cached plan (after the cost constants changed: a calibration)."""
+    _auto.cache_clear()
+    cheapest.cache_clear()
+    for clear in _OTHER_CACHES:
+        clear()
 
 
 def predicted(spec: ConvSpec, device: torch.device) -> str:

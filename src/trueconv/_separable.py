@@ -134,6 +134,9 @@ def plan(problem: Problem, device: torch.device, method: str = "auto") -> Separa
     return SeparablePlan(problem, dims, tuple(passes), total)
 
 
+_plan.priced_cache(plan.cache_clear)
+
+
 def choice(dense: Plan, b: torch.Tensor, device: torch.device) -> SeparablePlan | None:
     """The separable plan when it applies to the kernel ``b`` (kernel role, compute dtype,
     batch dims of size one) and the cost model prices it below ``dense``, else ``None``."""

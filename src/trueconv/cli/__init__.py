@@ -1,4 +1,4 @@
-"""The ``trueconv`` command line: ``demo``, ``apply``, ``kernels`` and ``bench``.
+"""The ``trueconv`` command line: ``demo``, ``apply``, ``kernels``, ``bench`` and ``calibrate``.
 
 Each subcommand lives in its own module with a ``register(subparsers)`` function that adds its
 parser and sets ``run``; :func:`main` parses, runs, and is the one error boundary: user mistakes
@@ -24,7 +24,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 from types import FrameType
 
-from trueconv.cli import apply, bench, demo, kernels
+from trueconv.cli import apply, bench, calibrate, demo, kernels
 from trueconv.cli._errors import SOME_FAILED, USAGE, CliError
 
 __all__ = ["main"]
@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     apply.register(sub)
     kernels.register(sub)
     bench.register(sub)
+    calibrate.register(sub)
     parser.set_defaults(run=lambda args: demo.demo())  # no command: the demo
     return parser
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -71,9 +72,41 @@ def _table() -> dict[str, Any]:
         return {}
 
 
+#: Returns this machine's calibrated CPU constants (per dtype class) or None; installed by
+#: :mod:`trueconv.calibration` (this layer imports nothing above it).
+_CALIBRATION: Callable[[], dict[str, Any] | None] | None = None
+
+
+def use_calibration(provider: Callable[[], dict[str, Any] | None] | None) -> None:
+    """Price the CPU with ``provider()``'s constants where it returns some (merged over the
+    shipped ones), from the next prediction on."""
+    global _CALIBRATION
+    _CALIBRATION = provider
+    _merged.cache_clear()
+
+
 def constants(device_type: str) -> dict[str, Any]:
-    """The constants for a device type: fitted when recorded, else :data:`PROVISIONAL`."""
+    """The constants for a device type: this machine's calibration for the CPU when there is
+    one (:mod:`trueconv.calibration`), else the fitted ones when recorded, else
+    :data:`PROVISIONAL`."""
+    if device_type == "cpu" and _CALIBRATION is not None:
+        return _merged(torch.get_num_threads())
     return _table().get(device_type, PROVISIONAL)
+
+
+@functools.lru_cache(maxsize=64)
+def _merged(threads: int) -> dict[str, Any]:
+    """The shipped CPU table with the calibrated values over it (per torch thread count: a
+    calibration holds for the count it was made at)."""
+    base = _table().get("cpu", PROVISIONAL)
+    user = _CALIBRATION() if _CALIBRATION is not None else None
+    if not user:
+        return base
+    out = {key: dict(v) if isinstance(v, dict) else v for key, v in base.items()}
+    for dclass, values in user.items():
+        out.setdefault(dclass, {}).update(values)
+    out["source"] = "calibrated on this machine (trueconv.calibration.in_use())"
+    return out
 
 
 class Counts(NamedTuple):

@@ -1,0 +1,312 @@
+"""Cost constants measured on the running machine: :func:`calibrate`, :func:`in_use`.
+
+``method='auto'`` prices every method with operation counts times per-device constants. The
+constants shipped in ``trueconv/core/cost_constants.json`` were fitted on one machine (see its
+``sources``); another CPU, core count or thread count moves the crossovers between methods.
+:func:`calibrate` times a small grid of problems with every method on this machine (under a
+minute by default), fits the CPU constants of the signal API's methods, and stores them with
+their provenance in the user's cache directory (``platformdirs.user_cache_dir('trueconv')``).
+From then on ``'auto'`` uses them on this machine — same CPU model, same number of torch
+threads, same torch version, same state of the compiled loop (numba) — and the shipped
+constants elsewhere (:func:`in_use` says which). Set ``TRUECONV_NO_CALIBRATION=1`` to ignore
+stored calibrations. The NN API's constants are not calibrated here.
+
+The fit, per dtype class (float32; float64, which also prices integers) and method variant:
+non-negative coefficients ``c`` of ``seconds = calls·c_call + units·c_unit + passes·c_pass +
+aux·c_aux`` minimising the squared *relative* error over the measured problems. It has at most
+four unknowns, so every subset of them is solved by least squares and the best solution with
+no negative coefficient is kept: that is the exact non-negative least-squares solution, with
+numpy alone (scipy is optional for trueconv).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trueconv import _plan
+from trueconv._methods import rows
+from trueconv._spec import normalize
+from trueconv.core import cost
+
+__all__ = ["calibrate", "in_use", "machine", "stored_path"]
+
+#: (input shape, kernel shape) per method; 'same' and 'full' each. Spans both sides of each
+#: crossover at sizes that time in milliseconds (the whole grid runs in 20-40 s on 2 cores).
+GRID: dict[str, list[tuple[tuple[int, ...], tuple[int, ...]]]] = {
+    "direct": [
+        ((2**14,), (3,)),
+        ((2**18,), (16,)),
+        ((8000,), (1000,)),
+        ((256, 256), (3, 3)),
+        ((512, 512), (7, 7)),
+        ((512, 512), (15, 15)),
+        ((48, 48, 48), (5, 5, 5)),
+    ],
+    "fft": [
+        ((2**12,), (64,)),
+        ((2**16,), (1024,)),
+        ((2**18,), (4096,)),
+        ((256, 256), (31, 31)),
+        ((512, 512), (15, 15)),
+        ((512, 512), (63, 63)),
+        ((48, 48, 48), (9, 9, 9)),
+    ],
+    "overlap_add": [
+        ((2**16,), (256,)),
+        ((2**18,), (1024,)),
+        ((2**18,), (4096,)),
+        ((16, 16384), (129,)),
+        ((1024, 1024), (15, 15)),
+    ],
+}
+QUICK = {name: shapes[:3] for name, shapes in GRID.items()}
+MODES = ("same", "full")
+DTYPES = (torch.float32, torch.float64)
+
+
+def machine() -> dict[str, Any]:
+    """What a calibration is valid for: CPU model, torch threads, torch version, whether the
+    compiled direct loop runs."""
+    return {
+        "cpu": _cpu_model(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "compiled_loop": rows.AVAILABLE,
+    }
+
+
+def stored_path(where: Path | None = None) -> Path:
+    """The file a calibration of this machine is stored in (it may not exist)."""
+    folder = where if where is not None else _cache_dir()
+    key = hashlib.sha256(json.dumps(machine(), sort_keys=True).encode()).hexdigest()[:16]
+    return folder / f"cost-constants-{key}.json"
+
+
+def in_use(where: Path | None = None) -> dict[str, Any]:
+    """Which CPU constants ``'auto'`` prices with now: ``{'source': 'calibrated' or
+    'shipped', 'path': ..., 'machine': ..., 'date': ...}``."""
+    stored = _stored(stored_path(where))
+    if stored is None:
+        return {"source": "shipped", "path": str(cost.CONSTANTS_FILE), "machine": machine()}
+    return {
+        "source": "calibrated",
+        "path": str(stored_path(where)),
+        "machine": stored["machine"],
+        "date": stored["date"],
+    }
+
+
+def calibrate(
+    *,
+    quick: bool = False,
+    where: Path | None = None,
+    min_time: float = 0.05,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Time the grid on this machine, fit the CPU constants, store them, and return the record.
+
+    Parameters
+    ----------
+    quick : bool, optional
+        Three problems per method instead of the whole grid (for tests and a first look).
+    where : Path, optional
+        The folder to store in (default: the user's cache directory for trueconv).
+    min_time : float, optional
+        Seconds of repeated calls per problem (the fastest call counts).
+    progress : callable, optional
+        Called with one line per timed problem.
+
+    Returns
+    -------
+    dict
+        ``machine`` (:func:`machine`), ``date``, ``constants`` (per dtype class), ``fit``
+        (per dtype class and variant: points and the median and worst relative error) and
+        ``rows`` (every timed problem with its counts and seconds).
+    """
+    rows_: list[dict[str, Any]] = []
+    gen = torch.Generator().manual_seed(0)
+    cpu = torch.device("cpu")
+    for method, shapes in (QUICK if quick else GRID).items():
+        for (xs, ks), mode, dtype in itertools.product(shapes, MODES, DTYPES):
+            x = torch.randn(xs, generator=gen, dtype=torch.float64).to(dtype)
+            k = torch.randn(ks, generator=gen, dtype=torch.float64).to(dtype)
+            spec = normalize("calibrate", x, k, mode, None, "auto", "fill", 0)[2]
+            plan = _plan.plans(spec, cpu).get(method)
+            if plan is None:  # overlap-add with no dim worth blocking: it would run the FFT
+                continue
+            counts = plan.counts
+            seconds = _fastest(functools.partial(_run, x, k, mode, method), min_time)
+            rows_.append(
+                {
+                    "variant": counts.variant,
+                    "dtype": str(dtype).removeprefix("torch."),
+                    "x_shape": list(xs),
+                    "k_shape": list(ks),
+                    "mode": mode,
+                    "calls": counts.calls,
+                    "units": counts.units,
+                    "passes": counts.passes,
+                    "aux": counts.aux,
+                    "seconds": seconds,
+                }
+            )
+            if progress is not None:
+                progress(
+                    f"{counts.variant:12s} {mode:4s} {dtype} {xs}*{ks}: {seconds * 1e3:.3f} ms"
+                )
+    constants, quality = fit(rows_)
+    record = {
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "trueconv": _version(),
+        "constants": constants,
+        "fit": quality,
+        "rows": rows_,
+    }
+    path = stored_path(where)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n")
+    os.replace(tmp, path)
+    _stored.cache_clear()
+    _TABLES.clear()
+    cost.use_calibration(_calibrated_table)  # drops the cost model's cached tables
+    _plan.forget()  # and the plans priced with the old constants
+    return record
+
+
+def fit(rows_: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The constants per dtype class and variant (module docstring), and the fit's quality."""
+    constants: dict[str, dict[str, float]] = {}
+    quality: dict[str, Any] = {}
+    for dclass in sorted({r["dtype"] for r in rows_}):
+        constants[dclass] = {}
+        for variant in sorted({r["variant"] for r in rows_}):
+            sel = [r for r in rows_ if r["dtype"] == dclass and r["variant"] == variant]
+            if not sel:
+                continue
+            t = np.array([r["seconds"] for r in sel])
+            a = np.array([[r["calls"], r["units"], r["passes"], r["aux"]] for r in sel])
+            coef = _nnls(a / t[:, None], np.ones(len(sel)))
+            unit = cost.UNIT[variant]
+            for name, c, column in zip(("call", unit, "pass", "aux"), coef, a.T):
+                if name in ("call", unit) or column.any():
+                    constants[dclass][f"{variant}_{name}"] = float(c)
+            ratio = (a @ coef) / t
+            quality[f"{dclass} {variant}"] = {
+                "points": len(sel),
+                "median |log2(pred/measured)|": float(np.median(np.abs(np.log2(ratio)))),
+                "worst pred/measured": [float(ratio.min()), float(ratio.max())],
+            }
+    return constants, quality
+
+
+def _nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Exact non-negative least squares for a handful of unknowns: the best least-squares
+    solution over every subset of the columns that has no negative coefficient (module
+    docstring: at most 16 subsets here)."""
+    n = a.shape[1]
+    best, best_err = np.zeros(n), float(np.sum(b**2))
+    for size in range(1, n + 1):
+        for cols in itertools.combinations(range(n), size):
+            sub = a[:, cols]
+            if not sub.any():
+                continue
+            sol, *_ = np.linalg.lstsq(sub, b, rcond=None)
+            if (sol < 0).any():
+                continue
+            err = float(np.sum((sub @ sol - b) ** 2))
+            if err < best_err:
+                best_err = err
+                best = np.zeros(n)
+                best[list(cols)] = sol
+    return best
+
+
+def _version() -> str:
+    import trueconv
+
+    return str(trueconv.__version__)
+
+
+def _run(x: torch.Tensor, k: torch.Tensor, mode: str, method: str) -> None:
+    from trueconv.signal import convolve
+
+    with torch.no_grad():
+        convolve(x, k, mode, method=method)  # type: ignore[arg-type]
+
+
+def _fastest(fn: Callable[[], None], min_time: float) -> float:
+    fn()  # warm-up: plans, the compiled loop, the allocator
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < 3 or (time.perf_counter() - start < min_time and len(times) < 50):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _cache_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("trueconv"))
+
+
+@functools.lru_cache(maxsize=8)
+def _stored(path: Path) -> dict[str, Any] | None:
+    """The calibration at ``path`` when it exists, parses, and was made on this machine."""
+    if os.environ.get("TRUECONV_NO_CALIBRATION"):
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("machine") != machine():
+        return None
+    constants = record.get("constants")
+    if not isinstance(constants, dict):
+        return None
+    return record
+
+
+_TABLES: dict[int, dict[str, Any] | None] = {}
+
+
+def _calibrated_table() -> dict[str, Any] | None:
+    """The stored CPU constants of this machine at the current torch thread count, or
+    ``None`` (:mod:`trueconv.core.cost` merges them over the shipped ones)."""
+    threads = torch.get_num_threads()
+    if threads not in _TABLES:
+        try:
+            record = _stored(stored_path())
+        except Exception:  # no cache directory, no platformdirs: the shipped constants
+            record = None
+        _TABLES[threads] = None if record is None else record["constants"]
+    return _TABLES[threads]
+
+
+cost.use_calibration(_calibrated_table)

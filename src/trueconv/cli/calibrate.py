@@ -1,0 +1,48 @@
+"""``trueconv calibrate``: measure the cost model's CPU constants on this machine (a shell over
+:func:`trueconv.calibration.calibrate`), or ``--show`` which constants ``'auto'`` uses."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from trueconv import calibration
+from trueconv.cli._errors import UsageError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "calibrate",
+        help="time a small grid here and store cost constants for method='auto'",
+        description="Time every method on a small grid of problems on this machine (under a "
+        "minute; --quick: a few seconds), fit the cost model's CPU constants and store them "
+        "with their provenance in the user's cache folder. method='auto' then uses them on "
+        "this machine (same CPU, torch thread count, torch version); elsewhere, the shipped "
+        "ones. Calibrate once per thread count you use (torch.set_num_threads, --threads).",
+    )
+    p.add_argument("--quick", action="store_true", help="three problems per method")
+    p.add_argument("--show", action="store_true", help="only say which constants are in use")
+    p.add_argument(
+        "--threads", type=int, metavar="N", help="torch threads to calibrate for (default: torch's)"
+    )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UsageError(f"--threads must be at least 1; got {args.threads}")
+        torch.set_num_threads(args.threads)
+    if not args.show:
+        print(f"calibrating for {json.dumps(calibration.machine())}")
+        record = calibration.calibrate(quick=args.quick, progress=lambda line: print(" ", line))
+        for name, q in record["fit"].items():
+            print(
+                f"  fit {name:22s} median |log2(pred/measured)| "
+                f"{q['median |log2(pred/measured)|']:.2f} over {q['points']} problems"
+            )
+    used = calibration.in_use()
+    print(f"method='auto' prices the CPU with the {used['source']} constants: {used['path']}")
+    return 0

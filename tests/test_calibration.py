@@ -1,0 +1,130 @@
+"""`trueconv calibrate`: timings on this machine, fitted and stored with their provenance,
+used by 'auto' on the same machine only; the exact non-negative least squares."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.optimize
+import torch
+
+import trueconv
+from trueconv import _plan, calibration
+from trueconv.cli import main
+from trueconv.core import cost
+
+
+@pytest.fixture
+def stored(monkeypatch, tmp_path):
+    """Calibrations go to (and are read from) a temporary folder, and count."""
+    monkeypatch.delenv("TRUECONV_NO_CALIBRATION")
+    monkeypatch.setattr(calibration, "_cache_dir", lambda: tmp_path)
+    calibration._stored.cache_clear()
+    calibration._TABLES.clear()
+    cost.use_calibration(calibration._calibrated_table)
+    _plan.forget()
+    yield tmp_path
+    calibration._stored.cache_clear()
+    calibration._TABLES.clear()
+    cost.use_calibration(calibration._calibrated_table)
+    _plan.forget()
+
+
+@pytest.fixture(scope="module")
+def quick_record(tmp_path_factory):
+    """One quick calibration for the module (it takes a few seconds)."""
+    where = tmp_path_factory.mktemp("calibration")
+    record = calibration.calibrate(quick=True, where=where, min_time=0.0)
+    calibration._stored.cache_clear()
+    calibration._TABLES.clear()
+    _plan.forget()
+    return where, record
+
+
+def test_record_holds_its_provenance_and_a_fit_of_every_variant(quick_record):
+    where, record = quick_record
+    path = calibration.stored_path(where)
+    assert json.loads(path.read_text()) == json.loads(json.dumps(record))
+    assert record["machine"] == calibration.machine()
+    assert record["machine"]["threads"] == torch.get_num_threads()
+    assert record["machine"]["torch"] == torch.__version__
+    variants = {r["variant"] for r in record["rows"]}
+    assert {"fft", "overlap_add"} <= variants
+    assert variants & {"rows", "shift_add"}
+    for dclass in ("float32", "float64"):
+        for variant in variants:
+            table = record["constants"][dclass]
+            assert table[f"{variant}_call"] >= 0
+            assert table[f"{variant}_{cost.UNIT[variant]}"] >= 0
+            assert f"{dclass} {variant}" in record["fit"]
+
+
+def test_auto_uses_a_calibration_of_this_machine_only(stored, quick_record, monkeypatch):
+    where, record = quick_record
+    (stored / calibration.stored_path(where).name).write_text(
+        calibration.stored_path(where).read_text()
+    )
+    calibration._stored.cache_clear()
+    calibration._TABLES.clear()
+    cost.use_calibration(calibration._calibrated_table)
+    assert calibration.in_use()["source"] == "calibrated"
+    table = cost.constants("cpu")
+    assert "calibrated" in table["source"]
+    for dclass, values in record["constants"].items():
+        for name, value in values.items():
+            assert table[dclass][name] == value
+    # another thread count is another machine: its file does not exist, the shipped ones hold
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(before + 1)
+        assert calibration.in_use()["source"] == "shipped"
+        assert cost.constants("cpu")["source"].startswith("benchmarks/results/")
+    finally:
+        torch.set_num_threads(before)
+    # a record that claims another machine is not used, even under this machine's name
+    other = dict(record, machine=dict(record["machine"], cpu="some other CPU"))
+    calibration.stored_path().write_text(json.dumps(other))
+    calibration._stored.cache_clear()
+    calibration._TABLES.clear()
+    cost.use_calibration(calibration._calibrated_table)
+    assert calibration.in_use()["source"] == "shipped"
+    monkeypatch.setenv("TRUECONV_NO_CALIBRATION", "1")
+
+
+def test_a_calibration_changes_what_auto_picks(stored):
+    # constants under which a direct call costs a second: 'auto' must leave the direct method
+    x, k = torch.zeros(2000), torch.zeros(3)
+    assert trueconv.choose_method(x, k) == "direct"
+    slow = {dclass: {"rows_call": 1.0, "shift_add_call": 1.0} for dclass in ("float32", "float64")}
+    record = {"machine": calibration.machine(), "date": "now", "constants": slow}
+    calibration.stored_path().write_text(json.dumps(record))
+    calibration._stored.cache_clear()
+    calibration._TABLES.clear()
+    cost.use_calibration(calibration._calibrated_table)
+    _plan.forget()
+    assert trueconv.choose_method(x, k) in ("fft", "overlap_add")
+    assert trueconv.choose_method(x.double(), k.double()) in ("fft", "overlap_add")
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_nnls_is_scipys(seed):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((12, 4))
+    b = rng.standard_normal(12)
+    want, _ = scipy.optimize.nnls(a, b)
+    got = calibration._nnls(a, b)
+    assert (got >= 0).all()
+    np.testing.assert_allclose(got, want, atol=1e-10)
+
+
+def test_cli_show_and_quick(stored, capsys):
+    assert main(["calibrate", "--show"]) == 0
+    assert "shipped" in capsys.readouterr().out
+    assert main(["calibrate", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "fit float32" in out
+    assert "calibrated" in out
+    assert calibration.stored_path().exists()
+    assert main(["calibrate", "--threads", "0"]) == 2
