@@ -26,11 +26,10 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-import numpy as np
 import torch
-from scipy.optimize import nnls
 
 import trueconv
+from trueconv import calibration
 from trueconv._methods import REGISTRY, direct
 from trueconv._problem import Problem
 from trueconv._spec import normalize
@@ -303,35 +302,9 @@ def measure(
 
 
 def fit(rows: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Per (dtype class, variant): non-negative least squares on relative error."""
-    table: dict[str, dict[str, float]] = {}
-    quality: dict[str, Any] = {}
-    for dclass in sorted({r["dtype"] for r in rows}):
-        table[dclass] = {}
-        for variant in (*GRID, *NN_GRID):
-            sel = [r for r in rows if r["dtype"] == dclass and r["variant"] == variant]
-            if not sel:
-                continue
-            t = np.array([r["seconds"] for r in sel])
-            a = np.array(
-                [[r["calls"], r["units"], r.get("passes", 0.0), r.get("aux", 0.0)] for r in sel]
-            )
-            coef, _ = nnls(a / t[:, None], np.ones(len(sel)))
-            c_call, c_unit, c_pass, c_aux = coef
-            pred = a @ coef
-            ratio = pred / t
-            table[dclass][f"{variant}_call"] = float(c_call)
-            table[dclass][f"{variant}_{_cost.UNIT[variant]}"] = float(c_unit)
-            if a[:, 2].any():
-                table[dclass][f"{variant}_pass"] = float(c_pass)
-            if a[:, 3].any():
-                table[dclass][f"{variant}_aux"] = float(c_aux)
-            quality[f"{dclass} {variant}"] = {
-                "points": len(sel),
-                "median |log2(pred/measured)|": float(np.median(np.abs(np.log2(ratio)))),
-                "worst pred/measured": [float(ratio.min()), float(ratio.max())],
-            }
-    return table, quality
+    """Per (dtype class, variant): non-negative least squares on relative error, as
+    ``trueconv calibrate`` fits (:func:`trueconv.calibration.fit`)."""
+    return calibration.fit(rows)
 
 
 def main() -> None:

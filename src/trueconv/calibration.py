@@ -198,7 +198,9 @@ def fit(rows_: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]
             if not sel:
                 continue
             t = np.array([r["seconds"] for r in sel])
-            a = np.array([[r["calls"], r["units"], r["passes"], r["aux"]] for r in sel])
+            a = np.array(
+                [[r["calls"], r["units"], r.get("passes", 0.0), r.get("aux", 0.0)] for r in sel]
+            )
             coef = _nnls(a / t[:, None], np.ones(len(sel)))
             unit = cost.UNIT[variant]
             for name, c, column in zip(("call", unit, "pass", "aux"), coef, a.T):
