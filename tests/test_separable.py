@@ -84,7 +84,7 @@ def test_integer_sobel_is_exact_and_separable(separable_ran):
 
 def test_integer_wraparound_equals_the_dense_sum(separable_ran):
     big = 2**61
-    x = torch.full((200, 300), big, dtype=torch.int64)
+    x = torch.full((500, 600), big, dtype=torch.int64)
     x[::7] = -3
     k = torch.from_numpy(np.outer([1, 3, 5, 7, 3, 1, 1], [2, 1, 1, 3, 1, 1, 2]))
     y = trueconv.convolve(x, k, "same")
@@ -149,9 +149,9 @@ def test_kernel_that_requires_grad_runs_dense(separable_ran):
 
 
 def test_gradient_through_the_passes(separable_ran):
-    x = torch.randn(200, 220, dtype=torch.float64, requires_grad=True)
-    k = torch.from_numpy(np.outer(gaussian(9, 2.0), gaussian(7, 1.0)))
-    g = torch.randn(208, 226, dtype=torch.float64)
+    x = torch.randn(500, 520, dtype=torch.float64, requires_grad=True)
+    k = torch.from_numpy(np.outer(gaussian(11, 2.0), gaussian(9, 1.5)))
+    g = torch.randn(510, 528, dtype=torch.float64)
     (trueconv.convolve(x, k) * g).sum().backward()
     assert len(separable_ran) == 1
     # the gradient of a convolution is the correlation of the output gradient

@@ -1,0 +1,83 @@
+"""How far ``method='auto'`` is from the fastest of trueconv's own methods, per problem.
+
+    python benchmarks/auto_vs_best.py [--threads N]
+
+For each problem of a grid (the turn-1 grid's shapes at sizes that time in milliseconds, plus
+image kernels), the minimum time of every feasible method forced and of ``'auto'``
+(interleaved), and the ratio auto / fastest. Issue 14's target: within 1.10x everywhere,
+with the shipped constants and after ``trueconv calibrate`` at the thread count used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+
+import numpy as np
+import torch
+
+import trueconv
+from trueconv import calibration
+
+GRID = [
+    ((2**20,), (16,)),
+    ((2**20,), (256,)),
+    ((2**20,), (4096,)),
+    ((64, 16384), (129,)),
+    ((1024, 1024), (3, 3)),
+    ((1024, 1024), (7, 7)),
+    ((1024, 1024), (15, 15)),
+    ((1024, 1024), (31, 31)),
+    ((96, 96, 96), (3, 3, 3)),
+    ((96, 96, 96), (9, 9, 9)),
+]
+
+
+def best(fns: dict, repeats: int = 5) -> dict:
+    for fn in fns.values():
+        fn()
+    times: dict = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: min(v) for name, v in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    print(f"threads {args.threads}; constants: {calibration.in_use()['source']}")
+    print("| problem | dtype | auto's pick | auto / fastest | fastest |")
+    print("|---|---|---|---|---|")
+    ratios = []
+    for xs, ks in GRID:
+        for dtype in (torch.float32, torch.float64):
+            x = torch.from_numpy(rng.standard_normal(xs)).to(dtype)
+            k = torch.from_numpy(rng.standard_normal(ks)).to(dtype)
+            methods = trueconv.method_costs(x, k, "same")
+            fns = {m: functools.partial(trueconv.convolve, x, k, "same", method=m) for m in methods}
+            fns["auto"] = functools.partial(trueconv.convolve, x, k, "same")
+            t = best(fns)
+            own = {m: v for m, v in t.items() if m != "auto"}
+            fastest = min(own, key=own.__getitem__)
+            ratio = t["auto"] / own[fastest]
+            ratios.append(ratio)
+            pick = trueconv.choose_method(x, k, "same")
+            print(
+                f"| {xs} * {ks} | {str(dtype)[6:]} | {pick} | {ratio:.2f} | "
+                f"{fastest} {own[fastest] * 1e3:.2f} ms |"
+            )
+    print(
+        f"\nmedian {np.median(ratios):.2f}, worst {max(ratios):.2f}, "
+        f"within 1.10x on {sum(r <= 1.10 for r in ratios)} of {len(ratios)}"
+    )
+
+
+if __name__ == "__main__":
+    main()
