@@ -261,3 +261,25 @@ def test_convolve_separable_forced_methods(method):
 def test_convolve_separable_errors(kernels, kwargs, error, match):
     with pytest.raises(error, match=match):
         trueconv.convolve_separable(torch.zeros(5, 5), kernels, **kwargs)
+
+
+def test_convolve_separable_gradients_reach_the_factors():
+    rng = np.random.default_rng(7)
+    x = torch.from_numpy(rng.standard_normal((9, 11))).requires_grad_()
+    f0 = torch.from_numpy(rng.standard_normal(4)).requires_grad_()
+    f1 = torch.from_numpy(rng.standard_normal(3)).requires_grad_()
+
+    def f(a, u, v):
+        return trueconv.convolve_separable(a, [u, v], "same", boundary="reflect")
+
+    assert torch.autograd.gradcheck(f, (x, f0, f1))
+    # and they equal the dense call's, through the outer product
+    g = torch.from_numpy(rng.standard_normal((9, 11)))
+    (f(x, f0, f1) * g).sum().backward()
+    grads = [t.grad.clone() for t in (x, f0, f1)]
+    for t in (x, f0, f1):
+        t.grad = None
+    dense = torch.outer(f0, f1)
+    (trueconv.convolve(x, dense, "same", boundary="reflect", method="direct") * g).sum().backward()
+    for got, t in zip(grads, (x, f0, f1)):
+        torch.testing.assert_close(got, t.grad, rtol=1e-12, atol=1e-12)
