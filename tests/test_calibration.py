@@ -22,12 +22,10 @@ def stored(monkeypatch, tmp_path):
     monkeypatch.delenv("TRUECONV_NO_CALIBRATION")
     monkeypatch.setattr(calibration, "_cache_dir", lambda: tmp_path)
     calibration._stored.cache_clear()
-    calibration._TABLES.clear()
     cost.use_calibration(calibration._calibrated_table)
     _plan.forget()
     yield tmp_path
     calibration._stored.cache_clear()
-    calibration._TABLES.clear()
     cost.use_calibration(calibration._calibrated_table)
     _plan.forget()
 
@@ -38,7 +36,6 @@ def quick_record(tmp_path_factory):
     where = tmp_path_factory.mktemp("calibration")
     record = calibration.calibrate(quick=True, where=where, min_time=0.0)
     calibration._stored.cache_clear()
-    calibration._TABLES.clear()
     _plan.forget()
     return where, record
 
@@ -67,7 +64,6 @@ def test_auto_uses_a_calibration_of_this_machine_only(stored, quick_record, monk
         calibration.stored_path(where).read_text()
     )
     calibration._stored.cache_clear()
-    calibration._TABLES.clear()
     cost.use_calibration(calibration._calibrated_table)
     assert calibration.in_use()["source"] == "calibrated"
     table = cost.constants("cpu")
@@ -87,7 +83,6 @@ def test_auto_uses_a_calibration_of_this_machine_only(stored, quick_record, monk
     other = dict(record, machine=dict(record["machine"], cpu="some other CPU"))
     calibration.stored_path().write_text(json.dumps(other))
     calibration._stored.cache_clear()
-    calibration._TABLES.clear()
     cost.use_calibration(calibration._calibrated_table)
     assert calibration.in_use()["source"] == "shipped"
     monkeypatch.setenv("TRUECONV_NO_CALIBRATION", "1")
@@ -101,7 +96,6 @@ def test_a_calibration_changes_what_auto_picks(stored):
     record = {"machine": calibration.machine(), "date": "now", "constants": slow}
     calibration.stored_path().write_text(json.dumps(record))
     calibration._stored.cache_clear()
-    calibration._TABLES.clear()
     cost.use_calibration(calibration._calibrated_table)
     _plan.forget()
     assert trueconv.choose_method(x, k) in ("fft", "overlap_add")

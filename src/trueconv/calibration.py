@@ -181,7 +181,6 @@ def calibrate(
     tmp.write_text(json.dumps(record, indent=1) + "\n")
     os.replace(tmp, path)
     _stored.cache_clear()
-    _TABLES.clear()
     cost.use_calibration(_calibrated_table)  # drops the cost model's cached tables
     _plan.forget()  # and the plans priced with the old constants
     return record
@@ -295,20 +294,15 @@ def _stored(path: Path) -> dict[str, Any] | None:
     return record
 
 
-_TABLES: dict[int, dict[str, Any] | None] = {}
-
-
 def _calibrated_table() -> dict[str, Any] | None:
     """The stored CPU constants of this machine at the current torch thread count, or
-    ``None`` (:mod:`trueconv.core.cost` merges them over the shipped ones)."""
-    threads = torch.get_num_threads()
-    if threads not in _TABLES:
-        try:
-            record = _stored(stored_path())
-        except Exception:  # no cache directory, no platformdirs: the shipped constants
-            record = None
-        _TABLES[threads] = None if record is None else record["constants"]
-    return _TABLES[threads]
+    ``None``; :mod:`trueconv.core.cost` calls it once per thread count and merges them over
+    the shipped ones."""
+    try:
+        record = _stored(stored_path())
+    except Exception:  # no cache directory, no platformdirs: the shipped constants
+        return None
+    return None if record is None else record["constants"]
 
 
 cost.use_calibration(_calibrated_table)

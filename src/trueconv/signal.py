@@ -684,8 +684,8 @@ def _execute(
         assert sep_plan is not None, "convolve_separable() checked that it applies"
         y = sep_plan.run(a, tuple(f.to(cdtype) for f in factors))
     else:
-        sep = _separable_run(spec, plan, a, b, x.device)
-        y = sep if sep is not None else _plan.run(plan, a, b)
+        split = _separable_split(spec, plan, b, x.device)
+        y = _plan.run(plan, a, b) if split is None else split[0].run(a, split[1])
     if moved:
         y = y.movedim(trailing, spec.dims)
     return _restore_dtype(y, spec.dtype)
@@ -694,30 +694,27 @@ def _execute(
 def _chosen(k: torch.Tensor, spec: ConvSpec, device: torch.device) -> str:
     """What ``'auto'`` runs for these operands: the planned method, or ``'separable'``."""
     method = _plan.choose(spec, device)
-    if spec.empty or spec.nd < 2 or spec.swap:
+    if spec.empty or spec.swap:
         return method
     plan = _plan.plan(spec, device)
-    if plan.problem.batch_b != 1:
-        return method
     trailing = tuple(range(spec.ndim - spec.nd, spec.ndim))
     b = k.reshape(spec.k_shape).movedim(spec.dims, trailing).to(plan.compute_dtype)
-    if _separable.choice(plan, b, device) and _separable.factors(b, spec.nd) is not None:
-        return "separable"
-    return method
+    return method if _separable_split(spec, plan, b, device) is None else "separable"
 
 
-def _separable_run(
-    spec: ConvSpec, plan: Plan, a: torch.Tensor, b: torch.Tensor, device: torch.device
-) -> torch.Tensor | None:
-    """The result by one pass per dim where ``'auto'`` finds the kernel separable and the
-    passes cheaper (:mod:`trueconv._separable`), else ``None``."""
+def _separable_split(
+    spec: ConvSpec, plan: Plan, b: torch.Tensor, device: torch.device
+) -> tuple[_separable.SeparablePlan, tuple[torch.Tensor, ...]] | None:
+    """The separable plan and the kernel's factors where ``'auto'`` runs one pass per dim
+    (:mod:`trueconv._separable`: the kernel ``b`` is separable and the passes are cheaper),
+    else ``None``; :func:`_execute` and :func:`choose_method` ask this one question."""
     if spec.method != "auto" or spec.swap or spec.nd < 2 or plan.problem.batch_b != 1:
         return None
     sep = _separable.choice(plan, b, device)
     if sep is None:
         return None
     fs = _separable.factors(b, spec.nd)
-    return None if fs is None else sep.run(a, fs)
+    return None if fs is None else (sep, fs)
 
 
 def _restore_dtype(y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -281,17 +281,6 @@ def _flip(t: torch.Tensor, nd: int) -> torch.Tensor:
     return t.flip(list(range(-nd, 0)))
 
 
-def _sum_to(t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """``t`` summed over the batch dims that ``shape`` broadcast (autograd's reduction)."""
-    if t.shape == shape:
-        return t
-    lead = t.ndim - len(shape)
-    dims = list(range(lead)) + [
-        lead + i for i, n in enumerate(shape) if n == 1 and t.shape[lead + i] != 1
-    ]
-    return t.sum(dims, keepdim=True).reshape(shape) if dims else t
-
-
 class _RowsConv(torch.autograd.Function):
     """:func:`_run` with its gradients computed by the same loop.
 
@@ -320,8 +309,8 @@ class _RowsConv(torch.autograd.Function):
         ga = gb = None
         if ctx.needs_input_grad[0]:
             back = tuple((k - 1 - p, k - 1 - q) for (p, q), k in zip(pads, b.shape[-nd:]))
-            ga = _sum_to(valid_conv(g, _flip(b, nd).conj(), back), a.shape)
+            ga = valid_conv(g, _flip(b, nd).conj(), back).sum_to_size(a.shape)
         if ctx.needs_input_grad[1]:
             z = valid_conv(a.conj(), _flip(g, nd), pads)
-            gb = _sum_to(_flip(z, nd), b.shape)
+            gb = _flip(z, nd).sum_to_size(b.shape)
         return ga, gb, None
