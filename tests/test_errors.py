@@ -146,6 +146,16 @@ def test_non_integer_dims(fname, dims):
     assert repr(dims) in message
 
 
+@pytest.mark.parametrize(("good", "bad"), [(1, True), ((1,), (True,)), ([0, 1], [False, 1])])
+def test_bool_dims_refused_after_the_int_call_ran(monkeypatch, good, bad):
+    """The spec cache keys ``dims`` with its types: ``True == 1`` in Python, but ``dims=True``
+    stays refused after ``dims=1`` was described and stored."""
+    monkeypatch.undo()  # the valid call computes
+    trueconv.convolve(torch.ones(2, 4), torch.ones(2, 3), dims=good)
+    with pytest.raises(TypeError, match="dims must be"):
+        trueconv.convolve(torch.ones(2, 4), torch.ones(2, 3), dims=bad)
+
+
 @pytest.mark.parametrize("fname", ALL_FUNCS)
 @pytest.mark.parametrize(("x_shape", "k_shape"), [((5,), (2, 3)), ((), (3,)), ((4, 4), (1, 2, 2))])
 def test_kernel_with_more_dims_and_no_dims(fname, x_shape, k_shape):

@@ -727,6 +727,44 @@ def test_conv_argument_errors(kwargs, exc, message):
         trueconv.conv2d(X2, W2, **args)
 
 
+_BOOL_FOR_INT = [
+    ({"stride": 1}, {"stride": True}),
+    ({"stride": (1, 1)}, {"stride": (1, True)}),
+    ({"padding": 1}, {"padding": True}),
+    ({"dilation": 1}, {"dilation": True}),
+    ({"groups": 1}, {"groups": True}),
+]
+
+
+@pytest.mark.parametrize(
+    ("fn", "good", "bad"),
+    [(trueconv.conv2d, g, b) for g, b in _BOOL_FOR_INT]
+    + [(trueconv.conv2d, {"padding": ((1, 1), 0)}, {"padding": ((True, 1), 0)})]
+    + [(trueconv.conv_transpose2d, g, b) for g, b in _BOOL_FOR_INT],
+)
+def test_spec_cache_keeps_bools_apart_from_ints(fn, good, bad):
+    """The spec cache of repeated calls is keyed on typed options: ``True == 1`` in Python, but
+    a call refused on its own stays refused after the int version has run."""
+    x, w = torch.randn(1, 2, 6, 6), torch.randn(2, 2, 3, 3)
+    fn(x, w, **good)
+    with pytest.raises(TypeError, match="must be"):
+        fn(x, w, **bad)
+
+
+def test_repeated_call_reuses_its_spec():
+    x, w = torch.randn(1, 2, 6, 6), torch.randn(3, 2, 3, 3)
+    first = normalize_conv("conv2d", 2, x, w, None, 1, 1, 1, 1, "zeros", "auto")[3]
+    again = normalize_conv(
+        "conv2d", 2, torch.randn(1, 2, 6, 6), torch.randn(3, 2, 3, 3), None, 1, 1, 1, 1,
+        "zeros", "auto",
+    )[3]  # fmt: skip
+    assert again is first
+    other = normalize_conv(
+        "conv2d", 2, torch.randn(1, 2, 7, 6), w, None, 1, 1, 1, 1, "zeros", "auto"
+    )[3]
+    assert other.output_shape == (1, 3, 7, 6)
+
+
 @pytest.mark.usefixtures("no_compute")
 @pytest.mark.parametrize(
     ("args", "exc", "message"),

@@ -18,7 +18,6 @@ Layout conventions used by the spec:
 
 from __future__ import annotations
 
-import functools
 import math
 import numbers
 from collections.abc import Sequence
@@ -29,7 +28,15 @@ import numpy as np
 import torch
 
 from trueconv.core.dtypes import is_integer
-from trueconv.core.names import METHODS, MODES, canonical_boundary, canonical_method, choices, err
+from trueconv.core.names import (
+    METHODS,
+    MODES,
+    canonical_boundary,
+    canonical_method,
+    choices,
+    err,
+    typed_key,
+)
 
 Pads = tuple[tuple[int, int], ...]
 
@@ -281,14 +288,24 @@ def normalize(
         )
     dtype = torch.result_type(x, k)
     fill = check_fill_value(fname, fill_value, dtype)
-    key = (fname, tuple(x.shape), tuple(k.shape), dims, mode, method, boundary, fill, dtype)
-    if dims is None or isinstance(dims, (int, tuple)):
-        try:
-            return x, k, _describe_cached(*key)
-        except TypeError as exc:
-            if "unhashable" not in str(exc):
-                raise
-    return x, k, _describe(*key)  # dims as a list, or of an odd type: messages quote them
+    args = (fname, tuple(x.shape), tuple(k.shape), dims, mode, method, boundary, fill, dtype)
+    dims_key = typed_key(dims)
+    if dims_key is None:  # dims of an odd type (numpy ints, a range): described every call
+        return x, k, _describe(*args)
+    # fill keyed by its repr: NaN is not equal to itself, and -0.0 is kept apart from 0.0
+    key = (*args[:3], dims_key, *args[4:7], type(fill), repr(fill), dtype)
+    try:
+        spec = _SPECS[key]
+    except KeyError:
+        spec = _describe(*args)  # raises for arguments that do not fit: never stored
+        if len(_SPECS) >= _SPECS_MAX:
+            _SPECS.clear()
+        _SPECS[key] = spec
+    except TypeError as exc:  # an unhashable shape entry (symbolic sizes while tracing)
+        if "unhashable" not in str(exc):
+            raise
+        spec = _describe(*args)
+    return x, k, spec
 
 
 def _describe(
@@ -412,4 +429,8 @@ def _describe(
     return spec
 
 
-_describe_cached = functools.lru_cache(maxsize=4096)(_describe)
+#: :func:`normalize`'s cache of specs: keyed on shapes, canonical options and the type-tagged
+#: ``dims`` (:func:`trueconv.core.names.typed_key`), so ``dims=True`` is never served what
+#: ``dims=1`` validated. Cleared when full.
+_SPECS: dict[Any, ConvSpec] = {}
+_SPECS_MAX = 4096

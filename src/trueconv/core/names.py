@@ -68,6 +68,32 @@ def is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+_PLAIN = (int, bool, str, float, type(None))
+
+
+def typed_key(value: Any) -> Any:
+    """A hashable key of an argument for caches of work that depends on arguments alone, or
+    ``None`` where there is none (anything but plain ints, bools, strs, floats, ``None`` and
+    tuples or lists of them).
+
+    Each value carries its type, nested values too: ``True == 1`` and ``(True,) == (1,)`` in
+    Python, so a cache keyed on the bare values would serve ``dims=True`` the result that
+    ``dims=1`` validated. Lists key as tuples of the list type (the results never keep the
+    argument itself)."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return (kind, value)
+    if kind is tuple or kind is list:
+        parts = []
+        for v in value:
+            part = typed_key(v)
+            if part is None:
+                return None
+            parts.append(part)
+        return (kind, tuple(parts))
+    return None
+
+
 def int_tuple(fname: str, arg: str, value: Any, nd: int, minimum: int) -> tuple[int, ...]:
     """``value`` as ``nd`` ints (an int, or a sequence of 1 or ``nd`` ints), each >= minimum."""
     if is_int(value):

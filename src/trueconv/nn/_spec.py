@@ -11,6 +11,7 @@ Layout: ``input`` is ``(B, C, *N)`` (batched) or ``(C, *N)``; ``weight`` is ``(O
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from typing import Any
 import torch
 
 from trueconv.core.dtypes import is_integer, static_shape
-from trueconv.core.names import canonical_method, choices, int_tuple, is_int
+from trueconv.core.names import canonical_method, choices, int_tuple, is_int, typed_key
 from trueconv.nn._typing import (
     NN_METHODS,
     PADDING_MODE_BOUNDARY,
@@ -253,6 +254,59 @@ def _channels(
     return w_shape[0]
 
 
+#: Specs of calls seen before, keyed on :func:`_call_key`; cleared when full.
+_SPECS: dict[Any, NNSpec] = {}
+_SPECS_MAX = 4096
+
+
+def _operand_key(t: Any) -> Any:
+    if t is None:
+        return None
+    if type(t) is not torch.Tensor:
+        return False  # subclasses (and non-tensors) are validated every call
+    return (t.dtype, t.device, t.layout, tuple(t.shape))
+
+
+def _call_key(fname: str, operands: tuple[Any, ...], options: tuple[Any, ...]) -> Any:
+    """A key from which a call's spec follows, or ``None`` where a call is validated afresh:
+    the operands' types, dtypes, devices, layouts and shapes, and the type-tagged options
+    (:func:`trueconv.core.names.typed_key`). Nothing is cached while tracing or compiling,
+    where shapes may be symbolic."""
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return None
+    keys = []
+    for t in operands:
+        k = _operand_key(t)
+        if k is False:
+            return None
+        keys.append(k)
+    opts = []
+    for v in options:
+        k = typed_key(v)
+        if k is None:
+            return None
+        opts.append(k)
+    return (fname, *keys, *opts)
+
+
+def _cached(key: Any) -> NNSpec | None:
+    if key is None:
+        return None
+    try:
+        return _SPECS.get(key)
+    except TypeError:  # an unhashable size
+        return None
+
+
+def _store(key: Any, spec: NNSpec) -> None:
+    if key is None:
+        return
+    if len(_SPECS) >= _SPECS_MAX:
+        _SPECS.clear()
+    with contextlib.suppress(TypeError):
+        _SPECS[key] = spec
+
+
 def normalize_conv(
     fname: str,
     nd: int,
@@ -266,7 +320,16 @@ def normalize_conv(
     padding_mode: Any,
     method: Any,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, NNSpec]:
-    """Validate a ``convNd`` call; return the operands and its spec. Raises before compute."""
+    """Validate a ``convNd`` call; return the operands and its spec. Raises before compute.
+
+    A repeated call (same operand shapes, dtypes, devices and options) reuses the spec of the
+    first: validation and planning depend on nothing else."""
+    key = _call_key(
+        fname, (input, weight, bias), (nd, stride, padding, dilation, groups, padding_mode, method)
+    )
+    spec = _cached(key)
+    if spec is not None:
+        return input, weight, bias, spec
     method = canonical_method(fname, method, NN_METHODS)
     boundary = canonical_padding_mode(fname, padding_mode)
     parsed = parse_padding(fname, padding, nd)
@@ -313,6 +376,7 @@ def normalize_conv(
         weight_shape=w_shape,
         output_shape=(x_shape[0], out_channels, *out),
     )
+    _store(key, spec)
     return x, w, b, spec
 
 
@@ -329,7 +393,16 @@ def normalize_conv_transpose(
     dilation: Any,
     method: Any,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, NNSpec]:
-    """Validate a ``conv_transposeNd`` call; return the operands and its spec."""
+    """Validate a ``conv_transposeNd`` call; return the operands and its spec (cached as
+    :func:`normalize_conv`'s)."""
+    key = _call_key(
+        fname,
+        (input, weight, bias),
+        ("T", nd, stride, padding, output_padding, groups, dilation, method),
+    )
+    spec = _cached(key)
+    if spec is not None:
+        return input, weight, bias, spec
     method = canonical_method(fname, method, NN_METHODS)
     pads = parse_padding(fname, padding, nd, transposed=True)
     assert not isinstance(pads, str)
@@ -380,4 +453,5 @@ def normalize_conv_transpose(
         weight_shape=w_shape,
         output_shape=(x_shape[0], out_channels, *out),
     )
+    _store(key, spec)
     return x, w, b, spec
