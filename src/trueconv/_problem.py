@@ -24,6 +24,7 @@ import torch
 
 from trueconv._spec import ConvSpec
 from trueconv.core.cost import Counts
+from trueconv.core.static import register
 
 Pads = tuple[tuple[int, int], ...]
 
@@ -120,3 +121,6 @@ class Method(Protocol):
         """The plan for ``problem`` on ``device``; ``None`` where the method does not apply
         (``forced``: the user asked for this method, so it must plan something)."""
         ...
+
+
+register(Problem)  # rebuilt from plain tuples under torch.compile

@@ -50,6 +50,7 @@ import torch
 from trueconv import _nonfinite, _plan
 from trueconv._problem import Plan, Problem
 from trueconv.core.dtypes import is_integer
+from trueconv.core.static import register
 
 #: A separable plan is considered only for dense plans predicted to take at least this long:
 #: detection reads the kernel (about 20-40 µs for small kernels on the CPU, a device sync on
@@ -149,14 +150,14 @@ _plan.priced_cache(plan.cache_clear)
 def choice(dense: Plan, b: torch.Tensor, device: torch.device) -> SeparablePlan | None:
     """The separable plan when it applies to the kernel ``b`` (kernel role, compute dtype,
     batch dims of size one) and the cost model prices it below ``dense``, else ``None``."""
-    if b.requires_grad and torch.is_grad_enabled():
+    # the kernel's values must be readable (not under compile, tracing or torch.func): asked
+    # first, so that none of the pricing below is traced
+    if (b.requires_grad and torch.is_grad_enabled()) or not _nonfinite.checkable(b):
         return None
     if _plan.seconds(dense, device) < MIN_DENSE_S:
         return None
     sep = plan(dense.problem, device)
     if sep is None or sep.seconds > MAX_FRACTION * _plan.seconds(dense, device):
-        return None
-    if not _nonfinite.checkable(b):
         return None
     return sep
 
@@ -225,3 +226,6 @@ def _integer_factors(
         return None
     fs[0] = fs[0] * (p // scale)
     return fs
+
+
+register(SeparablePlan)  # rebuilt from plain tuples under torch.compile

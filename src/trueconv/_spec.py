@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trueconv.core.dtypes import is_integer
+from trueconv.core.dtypes import is_integer, result_type
 from trueconv.core.names import (
     METHODS,
     MODES,
@@ -37,6 +37,7 @@ from trueconv.core.names import (
     err,
     typed_key,
 )
+from trueconv.core.static import register
 
 Pads = tuple[tuple[int, int], ...]
 
@@ -286,7 +287,7 @@ def normalize(
             f"{fname}(): input and kernel must be on the same device; "
             f"got input on {x.device} and kernel on {k.device}."
         )
-    dtype = torch.result_type(x, k)
+    dtype = result_type(x, k)
     fill = check_fill_value(fname, fill_value, dtype)
     args = (fname, tuple(x.shape), tuple(k.shape), dims, mode, method, boundary, fill, dtype)
     dims_key = typed_key(dims)
@@ -434,3 +435,5 @@ def _describe(
 #: ``dims=1`` validated. Cleared when full.
 _SPECS: dict[Any, ConvSpec] = {}
 _SPECS_MAX = 4096
+
+register(ConvSpec)  # rebuilt from plain tuples under torch.compile

@@ -20,6 +20,8 @@ from trueconv._problem import Plan
 from trueconv._spec import ConvSpec, normalize
 from trueconv.core.boundary import extend
 from trueconv.core.names import Boundary, BoundaryAlias, Method, Mode
+from trueconv.core.static import from_plain, specialized_shape, static, to_plain
+from trueconv.core.torch_internals import functorch_active
 
 __all__ = ["choose_method", "convolve", "convolve_separable", "correlate", "method_costs"]
 
@@ -79,8 +81,13 @@ _NOTES = """
     ``scipy.signal.fftconvolve`` and ``oaconvolve`` do.
 
     Supports: CPU and CUDA tensors (the result is on the input's device), meta tensors (shape
-    and dtype only), autograd for input and kernel through every method, mode and boundary,
-    and ``torch.compile``.
+    and dtype only), autograd for input and kernel through every method, mode and boundary
+    (reverse and forward mode: ``torch.autograd.forward_ad``), ``torch.func`` (``vmap`` over
+    the input, the kernel or both, nested; ``grad``, ``jacrev``, ``jvp``), and
+    ``torch.compile(fullgraph=True)``: the call is planned at trace time from static shapes
+    (no graph break, nothing read from data); under dynamic shapes a new shape compiles a
+    graph planned for it. Argument errors then surface inside torch's compile error, with
+    the same message.
 """
 
 
@@ -197,8 +204,10 @@ def convolve(
     tensor([[ 6.,  6.,  6.],
             [15., 15., 15.]])
     """
-    x, k, spec = normalize("convolve", input, kernel, mode, dims, method, boundary, fill_value)
-    return _execute(x, k, spec)
+    x, k, spec, planned = _normalize(
+        "convolve", input, kernel, mode, dims, method, boundary, fill_value
+    )
+    return _execute(x, k, spec, planned=planned)
 
 
 def correlate(
@@ -263,12 +272,16 @@ def correlate(
     >>> trueconv.correlate([1, 2, 3, 4], [1, 1j], "valid")
     tensor([1.-2.j, 2.-3.j, 3.-4.j])
     """
-    x, k, spec = normalize("correlate", input, kernel, mode, dims, method, boundary, fill_value)
+    x, k, spec, planned = _normalize(
+        "correlate", input, kernel, mode, dims, method, boundary, fill_value
+    )
     own = [d - (spec.ndim - k.ndim) for d in spec.dims if d >= spec.ndim - k.ndim]
     k = k.flip(own) if own else k
     if k.is_complex():
-        k = k.conj_physical()
-    return _execute(x, k, spec)
+        # a copy (the compiled loop reads data); a conjugate view under torch.func, where
+        # conj_physical has no batching rule
+        k = k.conj() if functorch_active() else k.conj_physical()
+    return _execute(x, k, spec, planned=planned)
 
 
 def convolve_separable(
@@ -386,7 +399,9 @@ def convolve_separable(
     for f in fs[1:]:
         kdtype = torch.promote_types(kdtype, f.dtype)
     standin = torch.zeros((), dtype=kdtype, device=fs[0].device).expand(tuple(shape))
-    x, k, spec = normalize(fname, input, standin, mode, dims, method, boundary, fill_value)
+    x, k, spec, planned = _normalize(
+        fname, input, standin, mode, dims, method, boundary, fill_value, separable=True
+    )
     for i, f in enumerate(fs):
         if f.device != x.device:
             raise ValueError(
@@ -397,14 +412,14 @@ def convolve_separable(
         dense = fs[0].to(kdtype)
         for f in fs[1:]:
             dense = dense[..., None] * f
-        return _execute(x, dense.reshape(k.shape), spec)
+        return _execute(x, dense.reshape(k.shape), spec, planned=planned)
     # a length-one kernel is a scale: folded into the first longer one (no pass for it)
     first = next(i for i, f in enumerate(fs) if f.shape[0] > 1)
     scale = [f for f in fs if f.shape[0] == 1]
     fs = [f.to(kdtype) for f in fs]
     for f in scale:
         fs[first] = fs[first] * f
-    return _execute(x, k, spec, factors=tuple(fs))
+    return _execute(x, k, spec, factors=tuple(fs), planned=planned)
 
 
 def choose_method(
@@ -645,15 +660,78 @@ convolve.__doc__ = _with_notes(convolve.__doc__ or "")
 correlate.__doc__ = _with_notes(correlate.__doc__ or "")
 
 
+#: Plans made before :func:`_execute` (under ``torch.compile``): the call's plan and, for
+#: :func:`convolve_separable`, its separable plan.
+Planned = tuple[Plan | None, _separable.SeparablePlan | None]
+
+
+def _normalize(
+    fname: str,
+    input: Any,
+    kernel: Any,
+    mode: Any,
+    dims: Any,
+    method: Any,
+    boundary: Any,
+    fill_value: Any,
+    *,
+    separable: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, ConvSpec, Planned | None]:
+    """:func:`trueconv._spec.normalize`; under ``torch.compile`` also the plans, made at trace
+    time from the operands' static facts (:mod:`trueconv.core.static`), else ``None``
+    (:func:`_execute` plans)."""
+    if not torch.compiler.is_compiling():
+        return (*normalize(fname, input, kernel, mode, dims, method, boundary, fill_value), None)
+    x = input if isinstance(input, torch.Tensor) else torch.as_tensor(input)
+    k = kernel if isinstance(kernel, torch.Tensor) else torch.as_tensor(kernel, device=x.device)
+    facts = (
+        (specialized_shape(x), x.dtype, x.device),
+        (specialized_shape(k), k.dtype, k.device),
+    )
+    plain = _static_plans(fname, *facts, mode, dims, method, boundary, fill_value, separable)
+    spec, plan, sep = from_plain(plain)
+    return x, k, spec, (plan, sep)
+
+
+@static
+def _static_plans(
+    fname: str,
+    x_facts: tuple[Any, ...],
+    k_facts: tuple[Any, ...],
+    mode: Any,
+    dims: Any,
+    method: Any,
+    boundary: Any,
+    fill_value: Any,
+    separable: bool,
+) -> Any:
+    """Spec, plan and separable plan of a traced call (plain tuples): validated on stand-ins
+    of the operands, planned for their device. Raises as an eager call would."""
+    facts = (x_facts, k_facts)
+    # one element each, expanded: the eager checks (dtypes, devices, shapes) see the operands'
+    # facts without their data
+    x, k = (torch.zeros((), dtype=dt, device=dev).expand(shape) for shape, dt, dev in facts)
+    device = x.device
+    _, _, spec = normalize(fname, x, k, mode, dims, method, boundary, fill_value)
+    plan = sep = None
+    if not spec.empty and spec.nd:
+        plan = _plan.plan(spec, device)
+        if separable:
+            sep = _separable.plan(plan.problem, device, spec.method)
+    return to_plain((spec, plan, sep))
+
+
 def _execute(
     x: torch.Tensor,
     k: torch.Tensor,
     spec: ConvSpec,
     factors: tuple[torch.Tensor, ...] | None = None,
+    planned: Planned | None = None,
 ) -> torch.Tensor:
     """Run a normalised problem: extend, choose, run, restore layout and dtype. With
     ``factors`` (one 1-D tensor per convolved dim) the kernel is their outer product, ``k``
-    only its stand-in, and the separable plan runs."""
+    only its stand-in, and the separable plan runs. ``planned``: plans made by
+    :func:`_normalize` (under ``torch.compile``), else they are made here."""
     if spec.empty:
         out = torch.zeros(spec.out_shape, dtype=spec.dtype, device=x.device)
         # keep the (empty) result in the autograd graph, as any torch op would
@@ -668,7 +746,8 @@ def _execute(
     if spec.nd == 0:
         return (x * k).to(spec.dtype)
 
-    plan = _plan.plan(spec, x.device)
+    plan = _plan.plan(spec, x.device) if planned is None else planned[0]
+    assert plan is not None
     trailing = tuple(range(spec.ndim - spec.nd, spec.ndim))
     moved = spec.dims != trailing
     if moved:
@@ -680,7 +759,9 @@ def _execute(
         x = extend(x, trailing, spec.pads, spec.boundary, spec.fill_value)
     a, b = (k, x) if spec.swap else (x, k)
     if factors is not None:
-        sep_plan = _separable.plan(plan.problem, x.device, spec.method)
+        sep_plan = (
+            _separable.plan(plan.problem, x.device, spec.method) if planned is None else planned[1]
+        )
         assert sep_plan is not None, "convolve_separable() checked that it applies"
         y = sep_plan.run(a, tuple(f.to(cdtype) for f in factors))
     else:

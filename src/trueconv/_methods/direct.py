@@ -32,7 +32,13 @@ from trueconv._methods import rows
 from trueconv._problem import Problem
 from trueconv.core import cost
 from trueconv.core.dtypes import broadcast_shape, exact_dtype
-from trueconv.core.torch_internals import cudnn_ieee_float32
+from trueconv.core.static import register
+from trueconv.core.torch_internals import (
+    cudnn_ieee_float32,
+    forward_ad_active,
+    functorch_active,
+    functorch_wrapped,
+)
 
 #: Computes integer problems in integers: ``'auto'`` may pick it for them.
 EXACT = True
@@ -207,6 +213,30 @@ def _crop(
     return y
 
 
+def _shift_add_functional(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    table: tuple[tuple[int, tuple[slice, ...], tuple[slice, ...], tuple[slice, ...]], ...],
+    shape: tuple[int, ...],
+    dtype: torch.dtype,
+    nd: int,
+) -> torch.Tensor:
+    """:func:`shift_add` without in-place writes, for ``torch.func`` transforms.
+
+    Under ``vmap`` the operands carry batch dims that a fresh ``torch.zeros`` buffer lacks, so
+    an in-place add into it is refused, and the taps cannot be read as numbers. Here each tap's
+    product is zero-padded to the output's extent and summed out of place: the same terms in
+    the same order (so the same result), one more pass per tap, and every op has the
+    transforms' batching and forward-mode rules."""
+    out = torch.zeros(shape, dtype=dtype, device=a.device)
+    for _, dst_index, src_index, tap in table:
+        flat: list[int] = []  # F.pad lists the last dim first
+        for dst, n in zip(dst_index[::-1][:nd], shape[::-1]):
+            flat += [dst.start, n - dst.stop]
+        out = out + F.pad(a[src_index] * b[tap], flat)
+    return out
+
+
 def _zero_taps_skippable(a: torch.Tensor, flat: Sequence[complex]) -> bool:
     """Whether the zero taps in ``flat`` may be left out without changing the result.
 
@@ -276,13 +306,26 @@ def shift_add(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]])
     out_sz = [n + bf + af - k + 1 for n, k, (bf, af) in zip(sa, sb, pads)]
     batch = broadcast_shape(a.shape[:nb], b.shape[:nb])
     dtype = torch.promote_types(a.dtype, b.dtype)
+    if torch.compiler.is_compiling():  # traced once: the cache would only draw a warning
+        table = _tap_table.__wrapped__(sa, sb, tuple(pads), nb)
+    else:
+        table = _tap_table(sa, sb, tuple(pads), nb)
+        if functorch_active() or functorch_wrapped(a) or functorch_wrapped(b):
+            return _shift_add_functional(a, b, table, (*batch, *out_sz), dtype, nd)
     out = torch.zeros(*batch, *out_sz, dtype=dtype, device=a.device)
-    graph = torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)
+    graph = (
+        torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)
+    ) or forward_ad_active()
     flat = None
-    if not graph and math.prod(b.shape[:nb]) == 1 and b.device.type != "meta":
+    if (
+        not graph
+        and math.prod(b.shape[:nb]) == 1
+        and b.device.type != "meta"
+        and not torch.compiler.is_compiling()
+    ):
         flat = b.reshape(-1).tolist()  # one host transfer for all taps
     skip = flat is not None and _zero_taps_skippable(a, flat)
-    for t, dst_index, src_index, tap in _tap_table(sa, sb, tuple(pads), nb):
+    for t, dst_index, src_index, tap in table:
         if flat is not None:
             if skip and not flat[t]:
                 continue
@@ -290,3 +333,6 @@ def shift_add(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]])
         else:
             out[dst_index].addcmul_(a[src_index], b[tap])
     return out
+
+
+register(DirectPlan)  # rebuilt from plain tuples under torch.compile

@@ -23,6 +23,7 @@ import torch
 from trueconv._problem import Problem
 from trueconv.core import cost
 from trueconv.core.dtypes import transform_dtype as compute_dtype
+from trueconv.core.static import register
 from trueconv.core.transforms import (
     crop,
     dft_matrix,
@@ -235,3 +236,6 @@ def _dft(x: torch.Tensor, n: int, dim: int) -> torch.Tensor:
     xm = x.movedim(dim, 0)
     y = dft_matrix(n, m, x.dtype, x.device) @ xm.reshape(m, -1)
     return y.reshape(n, *xm.shape[1:]).movedim(0, dim)
+
+
+register(FFTPlan)  # rebuilt from plain tuples under torch.compile

@@ -44,6 +44,7 @@ from trueconv.core import cost
 from trueconv.core import transforms as tr
 from trueconv.core.dtypes import broadcast_shape
 from trueconv.core.dtypes import transform_dtype as compute_dtype
+from trueconv.core.static import register
 
 #: Rounds integer problems, as the FFT method: ``'auto'`` never picks it for them.
 EXACT = False
@@ -376,3 +377,6 @@ def _overlap_add(y: torch.Tensor, pos: int, s: int) -> torch.Tensor:
     tail = F.pad(y[..., s:], (0, 2 * s - length)).reshape(*lead, nb * s)
     out = F.pad(head, (0, s)) + F.pad(tail, (s, 0))
     return out.movedim(-1, pos)
+
+
+register(OverlapAddPlan, Layout)  # rebuilt from plain tuples under torch.compile

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from trueconv.core.dtypes import broadcast_shape
-from trueconv.core.torch_internals import functorch_active, functorch_wrapped
+from trueconv.core.torch_internals import forward_ad_active, functorch_active, functorch_wrapped
 
 #: Whether the compiled loop can run here: numba (the optional 'fast' extra) is installed and
 #: the environment variable ``TRUECONV_NO_JIT`` is unset or empty. numba is imported at the
@@ -183,7 +183,7 @@ def valid_conv(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]
     """The valid convolution of ``a`` (zero-padded by ``pads``) with ``b`` over the last
     ``len(pads)`` dims, batch dims broadcast; autograd-aware. Requires :func:`usable`."""
     pads = tuple((int(p), int(q)) for p, q in pads)
-    if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
+    if (torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)) or forward_ad_active():
         out: torch.Tensor = _RowsConv.apply(a, b, pads)
         return out
     return _run(a, b, pads)
@@ -299,7 +299,18 @@ class _RowsConv(torch.autograd.Function):
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
         a, b, pads = inputs
         ctx.save_for_backward(a, b)
+        ctx.save_for_forward(a, b)
         ctx.pads = pads
+
+    @staticmethod
+    def jvp(ctx: Any, da: torch.Tensor | None, db: torch.Tensor | None, _: Any) -> Any:
+        """Forward mode: the product rule of a bilinear map, ``da ⊛ b + a ⊛ db``."""
+        a, b = ctx.saved_tensors
+        out = None if da is None else valid_conv(da, b, ctx.pads)
+        if db is not None:
+            term = valid_conv(a, db, ctx.pads)
+            out = term if out is None else out + term
+        return out
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor) -> Any:

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import torch
 
 from trueconv.core.dtypes import static_shape
+from trueconv.core.static import static
 
 
 def source_index(n: int, before: int, after: int, boundary: str) -> torch.Tensor:
@@ -69,8 +70,38 @@ def extend(
         out = x.new_full(shape, fill_value)
         out[tuple(region)] = x
         return out
+    compiling = torch.compiler.is_compiling()
     for d, (b, a) in zip(dims, pads):
-        if b or a:
-            idx = source_index(sizes[d], b, a, boundary).to(x.device)
-            x = x.index_select(d, idx)
+        if not (b or a):
+            continue
+        if compiling:
+            parts = [
+                x.narrow(d, start, length).flip(d) if flipped else x.narrow(d, start, length)
+                for start, length, flipped in _runs(sizes[d], b, a, boundary)
+            ]
+            x = parts[0] if len(parts) == 1 else torch.cat(parts, d)
+        else:
+            x = x.index_select(d, source_index(sizes[d], b, a, boundary).to(x.device))
     return x
+
+
+@static
+def _runs(n: int, before: int, after: int, boundary: str) -> tuple[tuple[int, int, bool], ...]:
+    """:func:`source_index` as runs of consecutive indices, ``(start, length, descending)``:
+    the extension as a concatenation of slices (flipped where they descend).
+
+    What :func:`extend` builds under ``torch.compile``, at trace time from shapes: torch 2.13's
+    inductor corrupts the heap on CPU when it fuses the backward of ``index_select`` along two
+    dims with a convolution's backward (a compiled training step of a
+    ``padding_mode='reflect'`` layer aborted with "free(): corrupted unsorted chunks", float32
+    and float64, also without trueconv's flip); slices, flips and ``cat`` compile without it.
+    """
+    runs: list[list[int]] = []
+    for i in source_index(n, before, after, boundary).tolist():
+        run = runs[-1] if runs else []
+        step = run[1] - run[0] if len(run) > 1 else i - run[-1] if run else 0
+        if run and abs(step) == 1 and i - run[-1] == step:
+            run.append(i)
+        else:
+            runs.append([i])
+    return tuple((min(r[0], r[-1]), len(r), len(r) > 1 and r[1] < r[0]) for r in runs)

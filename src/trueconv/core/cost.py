@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 
 import torch
 
+from trueconv.core.static import register
+
 CONSTANTS_FILE = Path(__file__).with_name("cost_constants.json")
 
 #: Used where no fitted constants exist for a device type (seconds per unit; see each
@@ -183,3 +185,5 @@ def transform_work(points: int, count: float, longest: int | None = None) -> flo
 #: smaller (:data:`OTHER_MARGIN_S`).
 DIRECT_MARGIN_S = {"cpu": 5e-4}
 OTHER_MARGIN_S = 5e-5
+
+register(Counts)  # rebuilt from plain tuples under torch.compile

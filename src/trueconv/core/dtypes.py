@@ -48,3 +48,38 @@ def broadcast_shape(s: Sequence[int], t: Sequence[int]) -> tuple[int, ...]:
     """Broadcast two shapes of equal length that were already validated (cheaper than
     ``torch.broadcast_shapes`` in the per-call path)."""
     return tuple(q if p == 1 else p for p, q in zip(s, t))
+
+
+def _category(dtype: torch.dtype) -> int:
+    if dtype.is_complex:
+        return 3
+    if dtype.is_floating_point:
+        return 2
+    return 0 if dtype == torch.bool else 1
+
+
+def result_type(x: torch.Tensor, k: torch.Tensor) -> torch.dtype:
+    """``torch.result_type(x, k)`` from dtypes and dim counts alone.
+
+    ``torch.compile`` cannot record ``torch.result_type`` (it returns a dtype, not a tensor),
+    while this is plain Python on static facts. torch's rule: a dimensioned tensor's dtype wins
+    over a zero-dim one's of the same or a lower category (bool < integer < floating <
+    complex); otherwise the two dtypes promote, except that a floating tensor meeting a
+    zero-dim complex one keeps its own width. Equal to torch's for every pair of dtypes and
+    dim counts (tested)."""
+    if (x.ndim == 0) == (k.ndim == 0):
+        return torch.promote_types(x.dtype, k.dtype)
+    dim, zero = (k, x) if x.ndim == 0 else (x, k)
+    if _category(zero.dtype) <= _category(dim.dtype):
+        return dim.dtype
+    if zero.dtype.is_complex and dim.dtype.is_floating_point:
+        return _COMPLEX_OF[dim.dtype]  # the dimensioned tensor's width, made complex
+    return torch.promote_types(dim.dtype, zero.dtype)
+
+
+_COMPLEX_OF = {
+    torch.float16: torch.complex32,
+    torch.bfloat16: torch.complex64,
+    torch.float32: torch.complex64,
+    torch.float64: torch.complex128,
+}

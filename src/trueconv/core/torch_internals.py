@@ -44,6 +44,16 @@ def functorch_wrapped(t: torch.Tensor) -> bool:
     return bool(_WRAPPED(t))
 
 
+def forward_ad_active() -> bool:
+    """Whether a ``torch.autograd.forward_ad.dual_level`` is open: then operands may carry
+    tangents that no ``requires_grad`` flag shows, and a path that reads raw data must go
+    through a Function with a ``jvp``. torch exposes no public query; its module-level level
+    counter is read, and where a torch lacks it the answer is "yes" (the safe side: the
+    differentiable path runs)."""
+    level = getattr(torch.autograd.forward_ad, "_current_level", None)
+    return not isinstance(level, int) or level >= 0
+
+
 def untraced_shape(t: torch.Tensor) -> tuple[int, ...]:
     """``t.shape`` as Python ints, also under ``torch.jit.trace``.
 

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from trueconv.core.dtypes import transform_dtype
+from trueconv.core.torch_internals import functorch_active
 from trueconv.core.transforms import dft_matrix, next_fast_len, traced, transforms
 from trueconv.nn._spec import NNSpec, Pads, is_integer, static_shape
 
@@ -226,8 +227,10 @@ class _Mixer:
         if self.summed:
             in_ch = static_shape(ap)[2]
             y = ap[:, :, 0].unsqueeze(2) * kp[:, :, 0].unsqueeze(0)
+            # out of place under torch.func: vmap has no batching rule for addcmul_
+            add = torch.addcmul if functorch_active() else torch.Tensor.addcmul_
             for c in range(1, in_ch):
-                y = y.addcmul_(ap[:, :, c].unsqueeze(2), kp[:, :, c].unsqueeze(0))
+                y = add(y, ap[:, :, c].unsqueeze(2), kp[:, :, c].unsqueeze(0))
             return y
         gf, batch, n_rows, in_ch = static_shape(ap)
         groups = gf // self.batch

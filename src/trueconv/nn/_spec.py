@@ -21,6 +21,7 @@ import torch
 
 from trueconv.core.dtypes import is_integer, static_shape
 from trueconv.core.names import canonical_method, choices, int_tuple, is_int, typed_key
+from trueconv.core.static import register
 from trueconv.nn._typing import (
     NN_METHODS,
     PADDING_MODE_BOUNDARY,
@@ -455,3 +456,6 @@ def normalize_conv_transpose(
     )
     _store(key, spec)
     return x, w, b, spec
+
+
+register(NNSpec)  # rebuilt from plain tuples under torch.compile

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from trueconv.core.boundary import extend
+from trueconv.core.static import from_plain, specialized_shape, static, to_plain
 from trueconv.nn import _fft, _plan
 from trueconv.nn._spec import NNSpec, Pads, is_integer, normalize_conv, normalize_conv_transpose
 from trueconv.nn._typing import NNMethod, PaddingMode, PaddingString
@@ -130,18 +131,50 @@ def _direct_conv(
     return y if y.dtype == spec.dtype else y.to(spec.dtype)
 
 
+def _prepared(
+    fname: str, nd: int, transposed: bool, *args: Any
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, NNSpec, str]:
+    """Validate a call and choose its method: operands, spec and ``'direct'`` or ``'fft'``.
+    Under ``torch.compile`` both are made at trace time from the operands' static facts
+    (:mod:`trueconv.core.static`): planning is Python on shapes, not part of the graph."""
+    normalize = normalize_conv_transpose if transposed else normalize_conv
+    if not torch.compiler.is_compiling():
+        x, w, b, spec = normalize(fname, nd, *args)
+        return x, w, b, spec, _plan.choose(spec, x.device.type)
+    operands, options = args[:3], args[3:]
+    facts = tuple(
+        (specialized_shape(t), t.dtype, t.device) if isinstance(t, torch.Tensor) else ("raw", t)
+        for t in operands
+    )
+    spec, method = from_plain(_static_choice(fname, nd, transposed, facts, options))
+    x, w, b = operands
+    return x, w, b, spec, method
+
+
+@static
+def _static_choice(
+    fname: str, nd: int, transposed: bool, facts: tuple[Any, ...], options: tuple[Any, ...]
+) -> Any:
+    """Spec and method of a traced call (plain tuples), validated on one-element stand-ins of
+    the operands; raises as an eager call would."""
+    operands = [
+        f[1] if f[0] == "raw" else torch.zeros((), dtype=f[1], device=f[2]).expand(f[0])
+        for f in facts
+    ]
+    normalize = normalize_conv_transpose if transposed else normalize_conv
+    x, _, _, spec = normalize(fname, nd, *operands, *options)
+    return to_plain((spec, _plan.choose(spec, x.device.type)))
+
+
 def _conv(fname: str, nd: int, *args: Any) -> torch.Tensor:
-    x, w, b, spec = normalize_conv(fname, nd, *args)
+    x, w, b, spec, method = _prepared(fname, nd, False, *args)
     if not spec.batched:
         x = x.unsqueeze(0)
     pads = spec.pads
     if spec.boundary != "fill" and not _is_zero(pads):
         x = extend(x, range(2, 2 + nd), pads, spec.boundary)
         pads = tuple((0, 0) for _ in pads)
-    if _plan.choose(spec, x.device.type) == "fft":
-        y = _fft.conv(x, w, b, spec, pads)
-    else:
-        y = _direct_conv(x, w, b, spec, pads)
+    y = _fft.conv(x, w, b, spec, pads) if method == "fft" else _direct_conv(x, w, b, spec, pads)
     return y if spec.batched else y.squeeze(0)
 
 
@@ -199,10 +232,10 @@ def choose_method(
 
 
 def _conv_transpose(fname: str, nd: int, *args: Any) -> torch.Tensor:
-    x, w, b, spec = normalize_conv_transpose(fname, nd, *args)
+    x, w, b, spec, method = _prepared(fname, nd, True, *args)
     if not spec.batched:
         x = x.unsqueeze(0)
-    if _plan.choose(spec, x.device.type) == "fft":
+    if method == "fft":
         y = _fft.conv_transpose(x, w, b, spec)
     else:
         spatial = list(range(2, 2 + nd))
