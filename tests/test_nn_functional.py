@@ -803,7 +803,16 @@ def test_conv_operand_errors(args, exc, message):
             "conv_transpose2d(): output_padding must be smaller than stride or dilation in "
             "every dim (as in torch); got output_padding=2",
         ),
-        ({"padding": "same"}, "conv_transpose2d(): padding must be an int or a tuple of 2 ints"),
+        (
+            {"padding": "same"},
+            "conv_transpose2d(): padding must be one of 'SAME', 'VALID', a non-negative int, "
+            "or a tuple of 2 ints or 2 (before, after) pairs ('SAME' is TensorFlow's rule for "
+            "every stride); got 'same'.",
+        ),
+        (
+            {"padding": "SAME", "stride": 2, "output_padding": 1},
+            "conv_transpose2d(): output_padding must be 0 with padding='SAME'",
+        ),
         ({"padding": -1}, "conv_transpose2d(): padding must be non-negative; got -1."),
         ({"padding": 4}, "conv_transpose2d(): padding=4 leaves no output"),
         (
@@ -816,7 +825,7 @@ def test_conv_operand_errors(args, exc, message):
 )
 def test_conv_transpose_errors(kwargs, message):
     x, w = torch.zeros(1, 4, 3, 3), torch.zeros(4, 2, 3, 3)
-    exc = TypeError if "padding_mode" in kwargs or kwargs.get("padding") == "same" else ValueError
+    exc = TypeError if "padding_mode" in kwargs else ValueError
     with pytest.raises(exc, match=re.escape(message)):
         trueconv.conv_transpose2d(x, w, **kwargs)
 

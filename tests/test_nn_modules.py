@@ -198,8 +198,10 @@ def test_full_and_asymmetric_padding_in_the_constructor():
         (
             trueconv.nn.ConvTranspose1d,
             {"padding": "same"},
-            TypeError,
-            "ConvTranspose1d(): padding must be an int or a tuple of 1 ints; got 'same'.",
+            ValueError,
+            "ConvTranspose1d(): padding must be one of 'SAME', 'VALID', a non-negative int, or "
+            "a tuple of 1 ints or 1 (before, after) pairs ('SAME' is TensorFlow's rule for "
+            "every stride); got 'same'.",
         ),
         (
             trueconv.nn.ConvTranspose3d,

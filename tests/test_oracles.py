@@ -407,3 +407,15 @@ def test_random_shapes_against_scipy(problem, method, fname, complex_, seed):
     out = ours(torch.from_numpy(x), torch.from_numpy(k), mode, method=method)
     assert tuple(out.shape) == ref.shape
     assert rel_err(out, ref) < TOL
+
+
+def test_correlate2d_same_is_full_sliced_from_half_the_kernel():
+    """The README's port of scipy.signal.correlate2d: 'same' starts at k // 2 of 'full'
+    (trueconv.correlate, like scipy.signal.correlate, starts at (k - 1) // 2)."""
+    rng = np.random.default_rng(0)
+    for shape, kshape in [((5, 7), (2, 3)), ((6, 6), (4, 4)), ((7, 5), (3, 2)), ((4, 9), (1, 6))]:
+        x, k = rng.standard_normal(shape), rng.standard_normal(kshape)
+        full = trueconv.correlate(torch.from_numpy(x), torch.from_numpy(k), "full")
+        r0, c0 = kshape[0] // 2, kshape[1] // 2
+        got = full[r0 : r0 + shape[0], c0 : c0 + shape[1]].numpy()
+        np.testing.assert_allclose(got, scipy.signal.correlate2d(x, k, "same"), atol=1e-12)

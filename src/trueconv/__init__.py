@@ -9,7 +9,13 @@ from trueconv.nn.functional import (
     conv_transpose2d,
     conv_transpose3d,
 )
-from trueconv.porting import flip_kernel, tf_kernel_to_torch, tf_same_padding, torch_kernel_to_tf
+from trueconv.porting import (
+    flip_kernel,
+    tf_kernel_to_torch,
+    tf_same_padding,
+    tf_transpose_padding,
+    torch_kernel_to_tf,
+)
 from trueconv.signal import (
     choose_method,
     convolve,
@@ -38,5 +44,6 @@ __all__ = [
     "nn",
     "tf_kernel_to_torch",
     "tf_same_padding",
+    "tf_transpose_padding",
     "torch_kernel_to_tf",
 ]

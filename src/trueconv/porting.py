@@ -29,8 +29,15 @@ from typing import Any
 import torch
 
 from trueconv.core.names import int_tuple
+from trueconv.core.padding import tf_same_pads, tf_transpose_pads
 
-__all__ = ["flip_kernel", "tf_kernel_to_torch", "tf_same_padding", "torch_kernel_to_tf"]
+__all__ = [
+    "flip_kernel",
+    "tf_kernel_to_torch",
+    "tf_same_padding",
+    "tf_transpose_padding",
+    "torch_kernel_to_tf",
+]
 
 
 def _as_tensor(fname: str, arg: str, value: Any) -> torch.Tensor:
@@ -219,8 +226,10 @@ def tf_same_padding(
 
     TF pads ``max((ceil(n / s) - 1) * s + d * (k - 1) + 1 - n, 0)`` samples in all, the odd
     one after, so the output has ``ceil(n / s)`` samples. With stride 1 this is
-    ``padding='same'``; torch rejects ``'same'`` with strides, so pass these pairs instead:
-    ``trueconv.conv2d(x, w, stride=2, padding=tf_same_padding(x.shape[2:], w.shape[2:], 2))``.
+    ``padding='same'``; the NN API's ``padding='SAME'`` applies it for every stride, and these
+    pairs spell it out (torch's ``F.conv2d`` rejects ``'same'`` with strides):
+    ``trueconv.conv2d(x, w, stride=2, padding=tf_same_padding(x.shape[2:], w.shape[2:], 2))``
+    equals ``trueconv.conv2d(x, w, stride=2, padding='SAME')``.
 
     Parameters
     ----------
@@ -258,8 +267,92 @@ def tf_same_padding(
     k = int_tuple(fname, "kernel_size", kernel_size, nd, 1)
     s = int_tuple(fname, "stride", stride, nd, 1)
     d = int_tuple(fname, "dilation", dilation, nd, 1)
-    pads = []
-    for ni, ki, si, di in zip(n, k, s, d):
-        total = max((-(-ni // si) - 1) * si + di * (ki - 1) + 1 - ni, 0)
-        pads.append((total // 2, total - total // 2))
-    return tuple(pads)
+    return tf_same_pads(n, k, s, d)
+
+
+def tf_transpose_padding(
+    input_size: Sequence[int],
+    kernel_size: int | Sequence[int],
+    stride: int | Sequence[int] = 1,
+    dilation: int | Sequence[int] = 1,
+    padding: str = "SAME",
+    output_size: Sequence[int] | None = None,
+) -> tuple[tuple[tuple[int, int], ...], tuple[int, ...]]:
+    """TensorFlow's transposed convolution as ``padding`` pairs and ``output_padding``.
+
+    ``tf.nn.conv2d_transpose(y, k, output_shape, strides, padding)`` is the gradient of
+    ``tf.nn.conv2d`` (with ``padding``) at an input of size ``output_shape``. Its samples are
+    those of the full transposed output (``(n - 1) * s + d * (k - 1) + 1`` per dim) from the
+    forward ``'SAME'`` padding's ``before`` on (0 for ``'VALID'``), zero past its end. So
+    ``trueconv.conv_transpose2d(y, w, stride, padding=pads, output_padding=extra)`` with
+    ``pads, extra = tf_transpose_padding(y.shape[2:], w.shape[2:], stride, ...)`` is the
+    one-call port for any ``output_size``; without it, the size is Keras'
+    ``Conv2DTranspose(..., output_padding=None)``: ``n * s`` (``'SAME'``) or
+    ``(n - 1) * s + max(d * (k - 1) + 1, s)`` (``'VALID'``), which ``padding='SAME'`` /
+    ``'VALID'`` of the transposed functions and modules give directly.
+
+    Parameters
+    ----------
+    input_size : sequence of int
+        Spatial sizes of the transposed convolution's input (e.g. ``y.shape[2:]``).
+    kernel_size, stride, dilation : int or sequence of int
+        Per spatial dim, or one for all.
+    padding : {'SAME', 'VALID'}, optional
+        TensorFlow's padding of the forward convolution.
+    output_size : sequence of int, optional
+        TensorFlow's ``output_shape`` (spatial part). Each must be one that the forward
+        convolution maps to ``input_size``.
+
+    Returns
+    -------
+    pads : tuple of (int, int)
+        ``(before, after)`` per spatial dim: samples cropped from each end of the full output.
+    output_padding : tuple of int
+        Zeros appended past the full output's end, per dim (less than the stride).
+
+    Raises
+    ------
+    ValueError
+        Non-positive sizes, an unknown ``padding``, or an ``output_size`` that the forward
+        convolution does not map to ``input_size``.
+    TypeError
+        Non-integer values.
+
+    Examples
+    --------
+    Keras ``Conv2DTranspose(filters, 3, strides=2, padding='same')`` on 4 × 4 inputs crops
+    one sample at the end only (torch's symmetric ``padding=1, output_padding=1`` is one
+    sample off):
+
+    >>> import trueconv
+    >>> trueconv.tf_transpose_padding((4, 4), 3, stride=2)
+    (((0, 1), (0, 1)), (0, 0))
+    >>> trueconv.tf_transpose_padding((4,), 2, stride=1)  # even kernel, stride 1
+    (((0, 1),), (0,))
+    """
+    fname = "tf_transpose_padding"
+    if not isinstance(input_size, (Sequence, torch.Size)) or isinstance(input_size, str):
+        raise TypeError(f"{fname}(): input_size must be a sequence of ints; got {input_size!r}.")
+    nd = len(input_size)
+    n = int_tuple(fname, "input_size", tuple(input_size), nd, 1)
+    k = int_tuple(fname, "kernel_size", kernel_size, nd, 1)
+    s = int_tuple(fname, "stride", stride, nd, 1)
+    d = int_tuple(fname, "dilation", dilation, nd, 1)
+    if padding not in ("SAME", "VALID"):
+        raise ValueError(f"{fname}(): padding must be 'SAME' or 'VALID'; got {padding!r}.")
+    m = None
+    if output_size is not None:
+        if not isinstance(output_size, (Sequence, torch.Size)) or isinstance(output_size, str):
+            raise TypeError(
+                f"{fname}(): output_size must be a sequence of ints; got {output_size!r}."
+            )
+        m = int_tuple(fname, "output_size", tuple(output_size), nd, 1)
+        for mi, ni, ki, si, di in zip(m, n, k, s, d):
+            span = di * (ki - 1) + 1
+            forward = -(-mi // si) if padding == "SAME" else (mi - span) // si + 1
+            if forward != ni:
+                raise ValueError(
+                    f"{fname}(): output_size {tuple(m)} is not one that a stride-{si} "
+                    f"{padding!r} convolution maps to input_size {tuple(n)}."
+                )
+    return tf_transpose_pads(n, k, s, d, padding, m)

@@ -54,6 +54,23 @@ def forward_ad_active() -> bool:
     return not isinstance(level, int) or level >= 0
 
 
+def autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype ``torch.autocast`` casts eligible operands to on ``device_type``, or ``None``
+    when autocast is off there. ``torch.is_autocast_enabled(device_type)`` and
+    ``torch.get_autocast_dtype`` are public from torch 2.4; older torches answer through
+    their per-device functions (CPU and CUDA only)."""
+    try:
+        if not torch.is_autocast_enabled(device_type):  # type: ignore[call-arg]
+            return None
+        return torch.get_autocast_dtype(device_type)
+    except (TypeError, AttributeError):  # torch < 2.4
+        if device_type == "cpu" and torch.is_autocast_cpu_enabled():
+            return torch.get_autocast_cpu_dtype()
+        if device_type == "cuda" and torch.is_autocast_enabled():
+            return torch.get_autocast_gpu_dtype()
+        return None
+
+
 def untraced_shape(t: torch.Tensor) -> tuple[int, ...]:
     """``t.shape`` as Python ints, also under ``torch.jit.trace``.
 

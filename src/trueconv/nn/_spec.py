@@ -21,12 +21,14 @@ import torch
 
 from trueconv.core.dtypes import is_integer, static_shape
 from trueconv.core.names import canonical_method, choices, int_tuple, is_int, typed_key
+from trueconv.core.padding import tf_same_pads, tf_transpose_pads
 from trueconv.core.static import register
 from trueconv.nn._typing import (
     NN_METHODS,
     PADDING_MODE_BOUNDARY,
     PADDING_MODES,
     PADDING_STRINGS,
+    TF_PADDINGS,
 )
 
 Pads = tuple[tuple[int, int], ...]
@@ -64,7 +66,7 @@ class NNSpec:
     groups: int
     stride: tuple[int, ...]
     dilation: tuple[int, ...]
-    # convolution: the extension of the input per spatial dim; transposed: (padding, padding),
+    # convolution: the extension of the input per spatial dim; transposed: (before, after),
     # the samples cropped from each end of the full transposed output
     pads: Pads
     output_padding: tuple[int, ...]  # transposed only (zeros otherwise)
@@ -100,21 +102,23 @@ def canonical_padding_mode(fname: str, padding_mode: Any) -> str:
 def parse_padding(fname: str, padding: Any, nd: int, *, transposed: bool = False) -> Padding:
     """Check ``padding`` and return it as a string or ``nd`` ``(before, after)`` pairs.
 
-    Accepted: ``'valid'``, ``'same'``, ``'full'``; an int; a sequence of 1 or ``nd`` entries,
-    each an int (both sides) or a ``(before, after)`` pair. Transposed convolutions take
-    torch's forms only (an int or ints).
+    Accepted: ``'valid'``, ``'same'``, ``'full'`` and TensorFlow's ``'SAME'``, ``'VALID'``; an
+    int; a sequence of 1 or ``nd`` entries, each an int (both sides) or a ``(before, after)``
+    pair. Transposed convolutions take TensorFlow's strings, ints and pairs (the samples
+    cropped from each end of the full transposed output).
     """
-    if transposed:
-        p = int_tuple(fname, "padding", padding, nd, 0)
-        return tuple((v, v) for v in p)
+    strings = TF_PADDINGS if transposed else PADDING_STRINGS
     allowed = (
-        f"one of {choices(PADDING_STRINGS)}, a non-negative int, or a tuple of {nd} ints or "
+        f"one of {choices(strings)}, a non-negative int, or a tuple of {nd} ints or "
         f"{nd} (before, after) pairs"
     )
     # unknown strings and wrong lengths are ValueErrors; non-integer values TypeErrors
     if isinstance(padding, str):
-        if padding not in PADDING_STRINGS:
-            raise _err(fname, "padding", allowed, padding)
+        if padding not in strings:
+            hint = ""
+            if padding.upper() in TF_PADDINGS:
+                hint = f" ({padding.upper()!r} is TensorFlow's rule for every stride)"
+            raise ValueError(f"{fname}(): padding must be {allowed}{hint}; got {padding!r}.")
         return padding
     if is_int(padding):
         entries: Sequence[Any] = (padding,) * nd
@@ -139,13 +143,24 @@ def parse_padding(fname: str, padding: Any, nd: int, *, transposed: bool = False
     return tuple(pairs)
 
 
-def resolve_padding(padding: Padding, kernel_size: Sequence[int], dilation: Sequence[int]) -> Pads:
-    """``(before, after)`` per spatial dim. ``'same'`` puts the odd sample after, as torch."""
+def resolve_padding(
+    padding: Padding,
+    kernel_size: Sequence[int],
+    dilation: Sequence[int],
+    input_size: Sequence[int] | None = None,
+    stride: Sequence[int] | None = None,
+) -> Pads:
+    """``(before, after)`` per spatial dim. ``'same'`` puts the odd sample after, as torch;
+    ``'SAME'`` is TensorFlow's rule for ``stride`` (needs ``input_size``; without it, as in a
+    module's constructor, zeros stand in)."""
     if not isinstance(padding, str):
         return padding
     spans = [d * (k - 1) for k, d in zip(kernel_size, dilation)]
-    if padding == "valid":
+    if padding in ("valid", "VALID") or (padding == "SAME" and input_size is None):
         return tuple((0, 0) for _ in spans)
+    if padding == "SAME":
+        assert input_size is not None
+        return tf_same_pads(input_size, kernel_size, stride or (1,) * len(spans), dilation)
     if padding == "same":
         return tuple((s // 2, s - s // 2) for s in spans)
     return tuple((s, s) for s in spans)  # 'full'
@@ -229,6 +244,15 @@ def _channels(
 ) -> int:
     """Check the channel counts against ``groups``; return the number of output channels."""
     c = x_shape[1]
+    expected = w_shape[0] if transposed else w_shape[1] * groups
+    hint = ""
+    if c != expected and x_shape[-1] == expected and len(x_shape) > 2:
+        nd = len(x_shape) - 2
+        order = ", ".join(["0", str(nd + 1), *(str(i) for i in range(1, nd + 1))])
+        hint = (
+            f" Its last dim is {expected}: channels-last data (TensorFlow's NHWC) must be "
+            f"made channels-first, x.permute({order}) for a batched input."
+        )
     if transposed:
         if w_shape[0] % groups:
             raise ValueError(
@@ -238,7 +262,7 @@ def _channels(
         if c != w_shape[0]:
             raise ValueError(
                 f"{fname}(): input has {c} channels but weight.shape[0] is {w_shape[0]}; "
-                f"got input of shape {x_shape} and weight of shape {w_shape}."
+                f"got input of shape {x_shape} and weight of shape {w_shape}.{hint}"
             )
         return w_shape[1] * groups
     if w_shape[0] % groups:
@@ -250,7 +274,7 @@ def _channels(
         raise ValueError(
             f"{fname}(): input has {c} channels but weight.shape[1] * groups is "
             f"{w_shape[1]} * {groups} = {w_shape[1] * groups}; got input of shape {x_shape} "
-            f"and weight of shape {w_shape}."
+            f"and weight of shape {w_shape}.{hint}"
         )
     return w_shape[0]
 
@@ -341,7 +365,7 @@ def normalize_conv(
     if parsed == "same" and any(s != 1 for s in stride_t):
         raise ValueError(
             f"{fname}(): padding='same' needs stride 1 (as in torch); got stride={stride!r}. "
-            "For TensorFlow's strided 'SAME', pass padding=trueconv.tf_same_padding(...)."
+            "For TensorFlow's strided 'SAME', pass padding='SAME'."
         )
     batched = x.ndim == nd + 2
     x_shape = static_shape(x) if batched else (1, *static_shape(x))
@@ -349,7 +373,7 @@ def normalize_conv(
     out_channels = _channels(fname, x_shape, w_shape, groups, transposed=False)
     _check_bias(fname, b, out_channels)
 
-    pads = resolve_padding(parsed, w_shape[2:], dilation_t)
+    pads = resolve_padding(parsed, w_shape[2:], dilation_t, x_shape[2:], stride_t)
     padded = tuple(n + b + a for n, (b, a) in zip(x_shape[2:], pads))
     spans = tuple(d * (k - 1) + 1 for k, d in zip(w_shape[2:], dilation_t))
     if any(n < span for n, span in zip(padded, spans)):
@@ -405,8 +429,7 @@ def normalize_conv_transpose(
     if spec is not None:
         return input, weight, bias, spec
     method = canonical_method(fname, method, NN_METHODS)
-    pads = parse_padding(fname, padding, nd, transposed=True)
-    assert not isinstance(pads, str)
+    parsed = parse_padding(fname, padding, nd, transposed=True)
     x, w, b = _check_operands(fname, nd, input, weight, bias)
     groups = _check_groups(fname, groups)
     stride_t = int_tuple(fname, "stride", stride, nd, 1)
@@ -425,16 +448,27 @@ def normalize_conv_transpose(
     out_channels = _channels(fname, x_shape, w_shape, groups, transposed=True)
     _check_bias(fname, b, out_channels)
 
+    if isinstance(parsed, str):
+        if any(out_pad):
+            raise ValueError(
+                f"{fname}(): output_padding must be 0 with padding={parsed!r}: the output size "
+                "is TensorFlow's (Keras' with output_padding=None); for another size pass "
+                "padding=trueconv.tf_transpose_padding(..., output_size=...); got "
+                f"output_padding={output_padding!r}."
+            )
+        pads, out_pad = tf_transpose_pads(x_shape[2:], w_shape[2:], stride_t, dilation_t, parsed)
+    else:
+        pads = parsed
     out = [
-        (n - 1) * s - 2 * p + d * (k - 1) + op + 1
-        for n, (p, _), k, d, s, op in zip(
+        (n - 1) * s - p - q + d * (k - 1) + op + 1
+        for n, (p, q), k, d, s, op in zip(
             x_shape[2:], pads, w_shape[2:], dilation_t, stride_t, out_pad
         )
     ]
     if any(o < 1 for o in out):
         raise ValueError(
             f"{fname}(): padding={padding!r} leaves no output: the output size "
-            "(in - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1 "
+            "(in - 1) * stride - before - after + dilation * (kernel - 1) + output_padding + 1 "
             f"would be {tuple(out)} for input size {tuple(x_shape[2:])}."
         )
     spec = NNSpec(

@@ -12,11 +12,14 @@ from typing import Literal, get_args
 from trueconv.core.names import BOUNDARIES, BOUNDARY_ALIASES
 
 PaddingMode = Literal["zeros", "reflect", "replicate", "circular", "symmetric"]
-PaddingString = Literal["valid", "same", "full"]
+PaddingString = Literal["valid", "same", "full", "SAME", "VALID"]
+#: TensorFlow's spellings, with TensorFlow's semantics for every stride (also transposed)
+TFPadding = Literal["SAME", "VALID"]
 NNMethod = Literal["auto", "direct", "fft"]
 
 PADDING_MODES: tuple[str, ...] = get_args(PaddingMode)
 PADDING_STRINGS: tuple[str, ...] = get_args(PaddingString)
+TF_PADDINGS: tuple[str, ...] = get_args(TFPadding)
 NN_METHODS: tuple[str, ...] = get_args(NNMethod)
 
 #: ``padding_mode`` -> canonical boundary rule of :mod:`trueconv.core.boundary`.

@@ -18,9 +18,10 @@ import torch.nn.functional as F
 
 from trueconv.core.boundary import extend
 from trueconv.core.static import from_plain, specialized_shape, static, to_plain
+from trueconv.core.torch_internals import autocast_dtype
 from trueconv.nn import _fft, _plan
 from trueconv.nn._spec import NNSpec, Pads, is_integer, normalize_conv, normalize_conv_transpose
-from trueconv.nn._typing import NNMethod, PaddingMode, PaddingString
+from trueconv.nn._typing import NNMethod, PaddingMode, PaddingString, TFPadding
 
 __all__ = [
     "choose_method",
@@ -34,6 +35,8 @@ __all__ = [
 
 #: ``padding`` as the NN API takes it: torch's forms plus ``'full'`` and ``(before, after)`` pairs.
 PaddingArg = PaddingString | int | tuple[int, ...] | tuple[tuple[int, int], ...]
+#: ``padding`` of the transposed functions: torch's ints, (before, after) crops, TF's strings.
+TransposedPaddingArg = TFPadding | int | tuple[int, ...] | tuple[tuple[int, int], ...]
 IntArg = int | tuple[int, ...]
 
 _CONV: dict[int, Callable[..., torch.Tensor]] = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -58,6 +61,9 @@ _CONV_NOTES = """
       ``'SAME'`` rule), so the output has the input's size. For an even kernel this is one
       sample later than the signal API's (scipy's) ``'same'``; see :func:`conv1d`.
     - ``'full'``: ``d * (k - 1)`` on both sides, every point where input and kernel overlap.
+    - ``'SAME'`` / ``'VALID'``: TensorFlow's rules for every stride and dilation; ``'SAME'``
+      pads ``max((ceil(n / s) - 1) * s + d * (k - 1) + 1 - n, 0)`` in all, the odd sample
+      after (:func:`trueconv.tf_same_padding` spells the pairs out).
 
     ``padding_mode`` extends the input with the signal API's boundary code, for any pad size
     (``numpy.pad`` semantics), for input ``a b c d``:
@@ -78,10 +84,15 @@ _CONV_NOTES = """
     prices cheaper (the FFT for large kernels and float64, direct for many channels and small
     kernels). Dtypes: those of ``F.convNd`` (input, weight
     and bias alike), plus exact integers on CPU; float16/bfloat16 go through float32 in the FFT.
+    Under ``torch.autocast`` the operands are cast as torch casts ``F.convNd``'s (floating ones
+    other than float64 to the autocast dtype, also when they differ): the direct method computes
+    in that dtype (torch's own result), the FFT in float32, and both return it.
 
     Supports: batched and unbatched input, ``channels_last``, CPU and CUDA, autograd (and
-    double backward), ``torch.compile``, ``torch.func.vmap``, ``torch.jit.trace`` (shapes are
-    planned in Python: a trace holds for its input shapes) and ``torch.onnx.export``
+    double backward, and forward mode), ``torch.compile(fullgraph=True)`` (planned at trace
+    time; a new shape under dynamic shapes compiles its own graph), ``torch.func`` (``vmap``,
+    ``grad``, ``jvp``), ``torch.jit.trace`` (shapes are planned in Python: a trace holds for its
+    input shapes) and ``torch.onnx.export``
     (``'auto'`` runs ``'direct'`` under ``torch.export``; the FFT's complex spectra have no
     ONNX form).
 """
@@ -95,7 +106,12 @@ _CONV_T_NOTES = """
     ``convNd`` maps to the same output size.
 
     Output size per spatial dim, for input length ``n``: ``(n - 1) * stride - 2 * padding +
-    dilation * (k - 1) + output_padding + 1``.
+    dilation * (k - 1) + output_padding + 1``; with ``(before, after)`` pairs, ``before +
+    after`` in place of ``2 * padding`` (the samples cropped from each end of the full output).
+    ``padding='SAME'`` / ``'VALID'`` give TensorFlow's ``conv2d_transpose`` with Keras' output
+    size (``n * stride`` for ``'SAME'``, ``(n - 1) * stride + max(dilation * (k - 1) + 1,
+    stride)`` for ``'VALID'``; ``output_padding`` must then be 0); for another TensorFlow
+    ``output_shape`` use :func:`trueconv.tf_transpose_padding`.
 
     Methods, dtypes and support as for :func:`conv2d`; the FFT method inserts ``stride - 1``
     zeros between input samples and convolves with the flipped dilated kernel.
@@ -138,6 +154,7 @@ def _prepared(
     Under ``torch.compile`` both are made at trace time from the operands' static facts
     (:mod:`trueconv.core.static`): planning is Python on shapes, not part of the graph."""
     normalize = normalize_conv_transpose if transposed else normalize_conv
+    args = _autocast(*args)
     if not torch.compiler.is_compiling():
         x, w, b, spec = normalize(fname, nd, *args)
         return x, w, b, spec, _plan.choose(spec, x.device.type)
@@ -149,6 +166,26 @@ def _prepared(
     spec, method = from_plain(_static_choice(fname, nd, transposed, facts, options))
     x, w, b = operands
     return x, w, b, spec, method
+
+
+def _autocast(*args: Any) -> tuple[Any, ...]:
+    """The arguments with the operands cast as ``torch.autocast`` casts ``F.convNd``'s: under
+    an enabled autocast on the input's device, floating operands other than float64 go to the
+    autocast dtype (also when they differ, as torch's convolutions accept), so the direct
+    method computes in it and the FFT (in float32 for half precisions) returns it."""
+    x = args[0]
+    if not isinstance(x, torch.Tensor):
+        return args
+    dtype = autocast_dtype(x.device.type)
+    if dtype is None:
+        return args
+    operands = [
+        t.to(dtype)
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and t.dtype != torch.float64
+        else t
+        for t in args[:3]
+    ]
+    return (*operands, *args[3:])
 
 
 @static
@@ -242,16 +279,23 @@ def _conv_transpose(fname: str, nd: int, *args: Any) -> torch.Tensor:
         if is_integer(spec.dtype):  # torch's CPU transposed conv has int64 only
             x, w = x.to(torch.int64), w.to(torch.int64)
             b = None if b is None else b.to(torch.int64)
-        y = _CONV_T[nd](
-            x,
-            w.flip(spatial),
-            b,
-            spec.stride,
-            tuple(p for p, _ in spec.pads),
-            spec.output_padding,
-            spec.groups,
-            spec.dilation,
-        )
+        if all(p == q for p, q in spec.pads):  # torch's own call
+            y = _CONV_T[nd](
+                x,
+                w.flip(spatial),
+                b,
+                spec.stride,
+                tuple(p for p, _ in spec.pads),
+                spec.output_padding,
+                spec.groups,
+                spec.dilation,
+            )
+        else:  # the full output, cropped (before, after - output_padding); bias after
+            y = _CONV_T[nd](x, w.flip(spatial), None, spec.stride, 0, 0, spec.groups, spec.dilation)
+            crops = [(-p, op - q) for (p, q), op in zip(spec.pads, spec.output_padding)]
+            y = F.pad(y, _fft.flat_pads(crops))
+            if b is not None:
+                y = y + b.reshape(-1, *(1,) * nd)
         y = y if y.dtype == spec.dtype else y.to(spec.dtype)
     return y if spec.batched else y.squeeze(0)
 
@@ -281,8 +325,9 @@ def conv1d(
         ``(C_out,)``.
     stride, dilation : int or tuple of int, optional
         As in ``F.conv1d``; positive.
-    padding : {'valid', 'same', 'full'}, int, tuple of int or of (before, after), optional
-        Zero padding, or the extent of the ``padding_mode`` extension (see Notes).
+    padding : str, int, tuple of int or of (before, after), optional
+        ``'valid'``, ``'same'``, ``'full'``, ``'SAME'``, ``'VALID'``; zero padding, or the
+        extent of the ``padding_mode`` extension (see Notes).
     groups : int, optional
         Blocked connections from input to output channels, as in ``F.conv1d``.
     padding_mode : {'zeros', 'reflect', 'replicate', 'circular', 'symmetric'}, optional
@@ -364,12 +409,13 @@ def conv2d(
         ``(C_out,)``.
     stride : int or tuple of int, optional
         Step between output samples; positive.
-    padding : {'valid', 'same', 'full'}, int, tuple of int or of (before, after), optional
+    padding : str, int, tuple of int or of (before, after), optional
         How far the input is extended on each side (see Notes):
 
         - ``'valid'`` or ``0`` (default): none.
         - ``'same'``: output size = input size (stride 1 only), the odd sample after.
         - ``'full'``: ``dilation * (k - 1)`` on both sides.
+        - ``'SAME'``, ``'VALID'``: TensorFlow's, for every stride and dilation.
         - ``p`` or ``(pH, pW)``: symmetric, as torch.
         - ``((top, bottom), (left, right))``: asymmetric.
     dilation : int or tuple of int, optional
@@ -465,7 +511,7 @@ def conv3d(
         ``(C_out,)``.
     stride, dilation : int or tuple of int, optional
         As in ``F.conv3d``; positive.
-    padding : {'valid', 'same', 'full'}, int, tuple of int or of (before, after), optional
+    padding : str, int, tuple of int or of (before, after), optional
         As in :func:`conv2d`.
     groups : int, optional
         As in ``F.conv3d``.
@@ -513,7 +559,7 @@ def conv_transpose1d(
     weight: torch.Tensor,
     bias: torch.Tensor | None = None,
     stride: IntArg = 1,
-    padding: IntArg = 0,
+    padding: TransposedPaddingArg = 0,
     output_padding: IntArg = 0,
     groups: int = 1,
     dilation: IntArg = 1,
@@ -530,8 +576,10 @@ def conv_transpose1d(
         ``(C_in, C_out / groups, K)``, torch's transposed layout.
     bias : Tensor, optional
         ``(C_out,)``.
-    stride, padding, output_padding, dilation : int or tuple of int, optional
+    stride, output_padding, dilation : int or tuple of int, optional
         As in ``F.conv_transpose1d``.
+    padding : int, tuple of int or of (before, after), or {'SAME', 'VALID'}, optional
+        As in :func:`conv_transpose2d`.
     groups : int, optional
         As in ``F.conv_transpose1d``.
     method : {'auto', 'direct', 'fft'}, optional
@@ -589,7 +637,7 @@ def conv_transpose2d(
     weight: torch.Tensor,
     bias: torch.Tensor | None = None,
     stride: IntArg = 1,
-    padding: IntArg = 0,
+    padding: TransposedPaddingArg = 0,
     output_padding: IntArg = 0,
     groups: int = 1,
     dilation: IntArg = 1,
@@ -608,9 +656,10 @@ def conv_transpose2d(
         ``(C_out,)``.
     stride : int or tuple of int, optional
         Upsampling factor; positive.
-    padding : int or tuple of int, optional
+    padding : int, tuple of int or of (before, after), or {'SAME', 'VALID'}, optional
         Samples cropped from each end of the full output (``dilation * (k - 1) - padding``
-        of zero padding in the equivalent convolution).
+        of zero padding in the equivalent convolution); ``(before, after)`` pairs crop each
+        end apart; ``'SAME'``/``'VALID'`` are TensorFlow's (see Notes).
     output_padding : int or tuple of int, optional
         Extra samples at the end of each dim; smaller than ``stride`` or ``dilation``.
     groups : int, optional
@@ -674,7 +723,7 @@ def conv_transpose3d(
     weight: torch.Tensor,
     bias: torch.Tensor | None = None,
     stride: IntArg = 1,
-    padding: IntArg = 0,
+    padding: TransposedPaddingArg = 0,
     output_padding: IntArg = 0,
     groups: int = 1,
     dilation: IntArg = 1,
@@ -691,7 +740,7 @@ def conv_transpose3d(
         ``(C_in, C_out / groups, kD, kH, kW)``, torch's transposed layout.
     bias : Tensor, optional
         ``(C_out,)``.
-    stride, padding, output_padding, dilation : int or tuple of int, optional
+    stride, padding, output_padding, dilation : optional
         As in :func:`conv_transpose2d`.
     groups : int, optional
         As in ``F.conv_transpose3d``.

@@ -39,7 +39,8 @@ def _conv_init_args(
     """Validate the trueconv-only constructor arguments.
 
     Returns the padding to hand torch's constructor (one it accepts) and the padding to keep:
-    torch's tuple of ints when symmetric, ``'valid'``/``'same'``/``'full'``, or pairs.
+    torch's tuple of ints when symmetric, ``'valid'``/``'same'``/``'full'``, TensorFlow's
+    ``'SAME'``/``'VALID'``, or pairs.
     """
     canonical_method(fname, method, NN_METHODS)
     canonical_padding_mode(fname, padding_mode)
@@ -47,10 +48,10 @@ def _conv_init_args(
     if parsed == "same" and any(s != 1 for s in int_tuple(fname, "stride", stride, nd, 1)):
         raise ValueError(
             f"{fname}(): padding='same' needs stride 1 (as in torch); got stride={stride!r}. "
-            "For TensorFlow's strided 'SAME', pass padding=trueconv.tf_same_padding(...)."
+            "For TensorFlow's strided 'SAME', pass padding='SAME'."
         )
-    if isinstance(parsed, str):
-        return (parsed if parsed != "full" else 0), parsed
+    if isinstance(parsed, str):  # torch's constructor takes 'same' and 'valid' only
+        return (parsed if parsed in ("same", "valid") else 0), parsed
     if all(b == a for b, a in parsed):
         ints = tuple(b for b, _ in parsed)
         return ints, ints
@@ -128,6 +129,15 @@ class _TrueConvNd(ConvNd):
                 f"{name}(): torch has no padding_mode={self.padding_mode!r}; torch.nn."
                 f"{self._torch_cls.__name__} takes 'zeros', 'reflect', 'replicate', 'circular'."
             )
+        if padding == "VALID":
+            padding = 0
+        elif padding == "SAME" and not self.transposed and all(s == 1 for s in self.stride):
+            padding = "same"  # at stride 1 TensorFlow's rule is torch's
+        elif isinstance(padding, str) and padding not in ("same", "valid", "full"):
+            raise ValueError(
+                f"{name}(): torch.nn.{self._torch_cls.__name__} has no padding={padding!r} "
+                f"with stride={self.stride}."
+            )
         if padding == "full":
             padding = tuple(d * (k - 1) for k, d in zip(self.kernel_size, self.dilation))
         elif not isinstance(padding, str) and any(isinstance(p, tuple) for p in padding):
@@ -193,6 +203,15 @@ class _TrueConvTranspose(_TrueConvNd):
 
     def forward(self, input: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         """Transposed convolution of ``input``; ``output_size`` picks ``output_padding``."""
+        if output_size is not None and (
+            isinstance(self.padding, str) or any(isinstance(p, tuple) for p in self.padding)
+        ):
+            raise ValueError(
+                f"{type(self).__name__}.forward(): output_size needs torch's symmetric int "
+                f"padding; this module has padding={self.padding!r} (for TensorFlow's "
+                "output_shape, build the module with padding=trueconv.tf_transpose_padding(...)"
+                "'s pads and output_padding)."
+            )
         output_padding = self._output_padding(  # type: ignore[operator]
             input,
             output_size,
@@ -217,14 +236,22 @@ class _TrueConvTranspose(_TrueConvNd):
 
 def _transposed_init_args(
     fname: str, nd: int, padding: Any, padding_mode: Any, method: Any
-) -> None:
+) -> tuple[Any, Any]:
+    """Validate; return the padding for torch's constructor and the padding to keep (torch's
+    ints, TensorFlow's ``'SAME'``/``'VALID'``, or ``(before, after)`` pairs)."""
     canonical_method(fname, method, NN_METHODS)
     if padding_mode not in TRANSPOSED_PADDING_MODES:
         raise ValueError(
             f"{fname}(): padding_mode must be one of {choices(TRANSPOSED_PADDING_MODES)}; "
             f"got {padding_mode!r}."
         )
-    parse_padding(fname, padding, nd, transposed=True)
+    parsed = parse_padding(fname, padding, nd, transposed=True)
+    if isinstance(parsed, str):
+        return 0, parsed
+    if all(b == a for b, a in parsed):
+        ints = tuple(b for b, _ in parsed)
+        return ints, ints
+    return 0, parsed
 
 
 class Conv1d(_TrueConv, torch.nn.Conv1d):
@@ -459,11 +486,14 @@ dilation, padding_mode, device, dtype
         *,
         method: NNMethod = "auto",
     ) -> None:
-        _transposed_init_args("ConvTranspose1d", 1, padding, padding_mode, method)
+        torch_padding, kept = _transposed_init_args(
+            "ConvTranspose1d", 1, padding, padding_mode, method
+        )
         super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, output_padding, groups,
-            bias, dilation, "zeros", device, dtype,
+            in_channels, out_channels, kernel_size, stride, torch_padding, output_padding,
+            groups, bias, dilation, "zeros", device, dtype,
         )  # fmt: skip
+        self.padding = kept  # type: ignore[assignment]
         self.method = method
 
 
@@ -516,11 +546,14 @@ dilation, padding_mode, device, dtype
         *,
         method: NNMethod = "auto",
     ) -> None:
-        _transposed_init_args("ConvTranspose2d", 2, padding, padding_mode, method)
+        torch_padding, kept = _transposed_init_args(
+            "ConvTranspose2d", 2, padding, padding_mode, method
+        )
         super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, output_padding, groups,
-            bias, dilation, "zeros", device, dtype,
+            in_channels, out_channels, kernel_size, stride, torch_padding, output_padding,
+            groups, bias, dilation, "zeros", device, dtype,
         )  # fmt: skip
+        self.padding = kept  # type: ignore[assignment]
         self.method = method
 
 
@@ -565,9 +598,12 @@ dilation, padding_mode, device, dtype
         *,
         method: NNMethod = "auto",
     ) -> None:
-        _transposed_init_args("ConvTranspose3d", 3, padding, padding_mode, method)
+        torch_padding, kept = _transposed_init_args(
+            "ConvTranspose3d", 3, padding, padding_mode, method
+        )
         super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, output_padding, groups,
-            bias, dilation, "zeros", device, dtype,
+            in_channels, out_channels, kernel_size, stride, torch_padding, output_padding,
+            groups, bias, dilation, "zeros", device, dtype,
         )  # fmt: skip
+        self.padding = kept  # type: ignore[assignment]
         self.method = method
