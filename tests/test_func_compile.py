@@ -203,3 +203,25 @@ def test_compiled_boundary_extension_equals_eager(boundary):
         kernel = torch.randn(k, dtype=torch.float64, generator=gen)
         f = lambda t, kk=kernel: trueconv.convolve(t, kk, "same", boundary=boundary)  # noqa: E731
         _close(_compiled(f)(x), f(x))
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_torch_export_of_nn_modules(strict):
+    """torch.export (both modes) of a model with every kind of trueconv layer: TF padding,
+    a transposed FFT layer, a reflect border, a large kernel ('auto' runs direct while
+    exporting)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        trueconv.nn.Conv2d(3, 8, 3, stride=2, padding="SAME"),
+        torch.nn.ReLU(),
+        trueconv.nn.ConvTranspose2d(8, 3, 3, stride=2, padding="SAME", method="fft"),
+        trueconv.nn.Conv2d(3, 3, 3, padding=1, padding_mode="reflect"),
+        trueconv.nn.Conv2d(3, 3, 31, padding="same"),
+    )
+    x = torch.randn(1, 3, 16, 16)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        program = torch.export.export(model, (x,), strict=strict)
+    _close(program.module()(x), model(x), tol=1e-5)
+    ours = [w for w in caught if "trueconv" in w.filename or "lru_cache" in str(w.message)]
+    assert not ours, [str(w.message)[:200] for w in ours]

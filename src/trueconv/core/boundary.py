@@ -46,6 +46,26 @@ def source_index(n: int, before: int, after: int, boundary: str) -> torch.Tensor
     raise AssertionError(f"unknown boundary {boundary!r}")  # _spec canonicalised it
 
 
+def _source_list(n: int, before: int, after: int, boundary: str) -> list[int]:
+    """:func:`source_index` in Python ints, for :func:`_runs`: no torch op, so that nothing of
+    it is traced (``torch.export`` traces Python with fake tensors, whose values are unknown).
+    Python's ``%`` is torch's ``remainder`` (the divisor's sign); equal to
+    :func:`source_index` (tested)."""
+    out = []
+    for j in range(-before, n + after):
+        if boundary == "wrap":
+            out.append(j % n)
+        elif boundary == "symmetric":
+            m = j % (2 * n)
+            out.append(m if m < n else 2 * n - 1 - m)
+        elif boundary == "reflect":
+            m = j % (2 * n - 2) if n > 1 else 0
+            out.append(m if m < n else 2 * n - 2 - m)
+        else:  # replicate
+            out.append(min(max(j, 0), n - 1))
+    return out
+
+
 def extend(
     x: torch.Tensor,
     dims: Sequence[int],
@@ -97,7 +117,7 @@ def _runs(n: int, before: int, after: int, boundary: str) -> tuple[tuple[int, in
     and float64, also without trueconv's flip); slices, flips and ``cat`` compile without it.
     """
     runs: list[list[int]] = []
-    for i in source_index(n, before, after, boundary).tolist():
+    for i in _source_list(n, before, after, boundary):
         run = runs[-1] if runs else []
         step = run[1] - run[0] if len(run) > 1 else i - run[-1] if run else 0
         if run and abs(step) == 1 and i - run[-1] == step:

@@ -14,9 +14,10 @@ from collections.abc import Callable, Sequence
 import torch
 
 from trueconv.core import torch_internals
+from trueconv.core.static import static
 
 
-@functools.lru_cache(maxsize=4096)
+@static  # under torch.compile a constant of the trace, not Python traced through a cache
 def next_fast_len(n: int, real: bool = True) -> int:
     """Smallest ``m >= n`` with no prime factor above 7; even (for ``n > 1``) when ``real``.
 
@@ -26,6 +27,11 @@ def next_fast_len(n: int, real: bool = True) -> int:
     >>> next_fast_len(1021), next_fast_len(16875), next_fast_len(16875, real=False)
     (1024, 17010, 16875)
     """
+    return _next_fast_len(n, real)
+
+
+@functools.lru_cache(maxsize=4096)
+def _next_fast_len(n: int, real: bool) -> int:
     if n <= 2:
         return max(n, 1)
     best = 1 << (n - 1).bit_length()  # a power of two always qualifies
