@@ -225,3 +225,27 @@ def test_torch_export_of_nn_modules(strict):
     _close(program.module()(x), model(x), tol=1e-5)
     ours = [w for w in caught if "trueconv" in w.filename or "lru_cache" in str(w.message)]
     assert not ours, [str(w.message)[:200] for w in ours]
+
+
+@pytest.mark.parametrize("method", ["direct", "fft"])
+def test_nn_forward_mode(method):
+    """jvp and forward_ad through the NN API equal the product rule (each layer is bilinear in
+    input and weight): f(tx, w) + f(x, tw)."""
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(2, 3, 9, 9, dtype=torch.float64, generator=gen)
+    w = torch.randn(4, 3, 3, 3, dtype=torch.float64, generator=gen)
+    tx, tw = torch.randn_like(x), torch.randn_like(w)
+    layers = [
+        lambda x, w: trueconv.conv2d(x, w, padding="SAME", stride=2, method=method),
+        lambda x, w: trueconv.conv2d(x, w, padding=2, padding_mode="reflect", method=method),
+        lambda x, w: trueconv.conv_transpose2d(
+            x[:, :3], w[:, :3].transpose(0, 1), stride=2, padding="SAME", method=method
+        ),
+    ]
+    for f in layers:
+        exact = f(tx, w) + f(x, tw)
+        _close(jvp(f, (x, w), (tx, tw))[1], exact)
+        with fwAD.dual_level():
+            tangent = fwAD.unpack_dual(f(fwAD.make_dual(x, tx), fwAD.make_dual(w, tw))).tangent
+        assert tangent is not None
+        _close(tangent, exact)
