@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import re
 
 import pytest
@@ -182,3 +183,104 @@ def test_channels_last_input_gets_a_hint():
         trueconv.conv3d(torch.zeros(1, 6, 6, 6, 2), torch.zeros(4, 2, 3, 3, 3))
     with pytest.raises(ValueError, match="must be made channels-first"):
         trueconv.conv_transpose2d(torch.zeros(1, 8, 8, 4), torch.zeros(4, 3, 3, 3))
+
+
+def _keras_forward_oracle(x, kernel, stride, dilation, padding, groups=1):
+    """Keras' Conv*D: a correlation with the (*spatial, in, out) kernel on the input padded
+    by TF's rule ('causal': d (k - 1) zeros before)."""
+    nd = kernel.ndim - 2
+    w = kernel.permute(nd + 1, nd, *range(nd))  # (out, in, *k), not flipped: Keras correlates
+    flat = []
+    for n, k, s, d in zip(reversed(x.shape[2:]), reversed(w.shape[2:]), stride[::-1],
+                          dilation[::-1]):  # fmt: skip
+        flat += (d * (k - 1), 0) if padding == "causal" else _tf_pads(n, k, s, d, padding.upper())
+    return CONV[nd](F.pad(x, flat), w, stride=stride, dilation=dilation, groups=groups)
+
+
+@pytest.mark.parametrize(
+    ("cfg", "x_shape"),
+    [
+        ({"class_name": "Conv1D", "filters": 3, "kernel_size": (4,), "strides": (1,),
+          "padding": "causal", "dilation_rate": (2,)}, (2, 2, 11)),
+        ({"class_name": "Conv2D", "filters": 4, "kernel_size": (3, 2), "strides": (2, 3),
+          "padding": "same", "dilation_rate": (1, 1)}, (2, 2, 9, 10)),
+        ({"class_name": "Conv2D", "filters": 4, "kernel_size": (3, 3), "strides": (1, 1),
+          "padding": "same", "dilation_rate": (2, 2), "groups": 2}, (1, 4, 8, 8)),
+        ({"class_name": "Conv3D", "filters": 2, "kernel_size": (2, 3, 2), "strides": (2, 1, 2),
+          "padding": "valid", "dilation_rate": (1, 1, 1)}, (1, 3, 6, 7, 5)),
+    ],
+)  # fmt: skip
+def test_from_keras_config_forward(cfg, x_shape):
+    gen = torch.Generator().manual_seed(50)
+    nd = len(cfg["kernel_size"])
+    groups = cfg.get("groups", 1)
+    kernel = torch.randn(
+        *cfg["kernel_size"], x_shape[1] // groups, cfg["filters"], dtype=torch.float64,
+        generator=gen,
+    )  # fmt: skip
+    bias = torch.randn(cfg["filters"], dtype=torch.float64, generator=gen)
+    m = trueconv.from_keras(
+        config={**cfg, "use_bias": True, "activation": "linear"},
+        weights=[kernel.numpy(), bias.numpy()],
+    )
+    assert isinstance(m, getattr(trueconv.nn, f"Conv{nd}d"))
+    x = torch.randn(x_shape, dtype=torch.float64, generator=gen)
+    ref = _keras_forward_oracle(
+        x, kernel, cfg["strides"], cfg["dilation_rate"], cfg["padding"], groups
+    ) + bias.reshape(-1, *(1,) * nd)
+    _close(m(x), ref)
+
+
+def test_from_keras_config_transposed():
+    gen = torch.Generator().manual_seed(51)
+    for stride, k, padding in itertools.product((1, 2, 3), (2, 3, 4), ("same", "valid")):
+        cfg = {"class_name": "Conv2DTranspose", "filters": 3, "kernel_size": (k, k),
+               "strides": (stride, stride), "padding": padding, "dilation_rate": (1, 1),
+               "output_padding": None, "use_bias": False, "activation": "linear"}  # fmt: skip
+        kernel = torch.randn(k, k, 3, 4, dtype=torch.float64, generator=gen)  # (kH, kW, out, in)
+        m = trueconv.from_keras(config=cfg, weights=[kernel.numpy()])
+        y = torch.randn(1, 4, 5, 5, dtype=torch.float64, generator=gen)
+        out = m(y)
+        # TF's definition: the gradient of the forward Conv2D (kernel (kH, kW, 3, 4)) at the
+        # output's size
+        xm = torch.zeros(out.shape, dtype=torch.float64, requires_grad=True)
+        fwd = _keras_forward_oracle(xm, kernel, (stride,) * 2, (1, 1), padding)
+        assert fwd.shape == y.shape
+        (ref,) = torch.autograd.grad(fwd, xm, y)
+        _close(out, ref)
+
+
+def test_from_keras_refuses_what_it_cannot_convert():
+    base = {"class_name": "Conv2D", "filters": 1, "kernel_size": (1, 1), "padding": "valid"}
+    k = [torch.ones(1, 1, 1, 1).numpy()]
+    with pytest.raises(ValueError, match="activation='relu' is not a convolution"):
+        trueconv.from_keras(config={**base, "activation": "relu"}, weights=k)
+    with pytest.raises(ValueError, match="layer must be one of Conv1D"):
+        trueconv.from_keras(config={**base, "class_name": "Dense"}, weights=k)
+    with pytest.raises(ValueError, match="only Keras' default None"):
+        trueconv.from_keras(
+            config={**base, "class_name": "Conv2DTranspose", "output_padding": (1, 1)},
+            weights=k,
+        )
+    with pytest.raises(TypeError, match="pass a Keras layer, or config= and weights="):
+        trueconv.from_keras()
+
+
+def test_from_keras_against_keras_itself():
+    """Real Keras 3 (any backend; torch's is enough, so TensorFlow is not needed)."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    gen = torch.Generator().manual_seed(52)
+    layers = [
+        keras.layers.Conv2D(4, 3, strides=2, padding="same", dtype="float64"),
+        keras.layers.Conv2D(4, (2, 3), dilation_rate=2, padding="same", dtype="float64"),
+        keras.layers.Conv2DTranspose(3, 3, strides=2, padding="same", dtype="float64"),
+        keras.layers.Conv1D(3, 4, padding="causal", dtype="float64"),
+    ]
+    for layer in layers:
+        nd = 1 if "1D" in type(layer).__name__ else 2
+        x = torch.randn(2, 3, *(9,) * nd, dtype=torch.float64, generator=gen)
+        x_last = x.permute(0, *range(2, 2 + nd), 1).numpy()
+        ref = torch.from_numpy(keras.ops.convert_to_numpy(layer(x_last)))
+        m = trueconv.from_keras(layer)
+        _close(m(x), ref.permute(0, nd + 1, *range(1, nd + 1)))

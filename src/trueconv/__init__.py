@@ -11,6 +11,7 @@ from trueconv.nn.functional import (
 )
 from trueconv.porting import (
     flip_kernel,
+    from_keras,
     tf_kernel_to_torch,
     tf_same_padding,
     tf_transpose_padding,
@@ -40,6 +41,7 @@ __all__ = [
     "convolve_separable",
     "correlate",
     "flip_kernel",
+    "from_keras",
     "method_costs",
     "nn",
     "tf_kernel_to_torch",

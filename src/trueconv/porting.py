@@ -30,9 +30,11 @@ import torch
 
 from trueconv.core.names import int_tuple
 from trueconv.core.padding import tf_same_pads, tf_transpose_pads
+from trueconv.core.torch_internals import ConvNd
 
 __all__ = [
     "flip_kernel",
+    "from_keras",
     "tf_kernel_to_torch",
     "tf_same_padding",
     "tf_transpose_padding",
@@ -356,3 +358,151 @@ def tf_transpose_padding(
                     f"{padding!r} convolution maps to input_size {tuple(n)}."
                 )
     return tf_transpose_pads(n, k, s, d, padding, m)
+
+
+_KERAS_LAYERS = {
+    "Conv1D": (1, False),
+    "Conv2D": (2, False),
+    "Conv3D": (3, False),
+    "Conv1DTranspose": (1, True),
+    "Conv2DTranspose": (2, True),
+    "Conv3DTranspose": (3, True),
+}
+
+
+def from_keras(
+    layer: Any = None,
+    *,
+    config: dict[str, Any] | None = None,
+    weights: Sequence[Any] | None = None,
+    method: str = "auto",
+) -> torch.nn.Module:
+    """A ``trueconv.nn`` module that computes what a Keras convolution layer computes.
+
+    Reads the layer's configuration and weights (``layer.get_config()``,
+    ``layer.get_weights()``; or pass ``config`` (with ``class_name``) and ``weights`` as Keras
+    saves them), so TensorFlow is not needed. Keras kernels are correlation kernels in
+    ``(*spatial, in, out)`` (transposed: ``(*spatial, out, in)``); the module gets them
+    flipped, in torch's layout. ``padding='same'``/``'valid'`` become TensorFlow's
+    ``'SAME'``/``'VALID'`` (exact for every stride and dilation, transposed layers with Keras'
+    output size), ``'causal'`` (``Conv1D``) a left padding of ``dilation * (k - 1)``.
+
+    The module is channels-first: for Keras' default ``data_format='channels_last'``, feed
+    ``x.permute(0, nd + 1, 1, ..., nd)`` and permute the result back.
+
+    Parameters
+    ----------
+    layer : keras Conv1D/2D/3D or Conv1D/2D/3DTranspose, optional
+        A built layer.
+    config : dict, optional
+        Instead of ``layer``: its ``get_config()`` plus ``'class_name'``.
+    weights : sequence of array_like, optional
+        With ``config``: ``[kernel]`` or ``[kernel, bias]``.
+    method : {'auto', 'direct', 'fft'}, optional
+        The module's method.
+
+    Returns
+    -------
+    torch.nn.Module
+        A ``trueconv.nn.Conv{1,2,3}d`` or ``ConvTranspose{1,2,3}d`` with float32 or float64
+        parameters (the kernel's dtype).
+
+    Raises
+    ------
+    ValueError
+        A layer kind, activation (other than ``'linear'``), ``output_padding`` (transposed
+        layers: only Keras' default ``None``) or padding that has no exact equivalent, or
+        weights that do not fit the configuration.
+    TypeError
+        Neither a layer nor a ``config`` with ``weights``.
+
+    Examples
+    --------
+    A Keras ``Conv2D(4, 3, strides=2, padding='same')`` as Keras saves it:
+
+    >>> import numpy as np
+    >>> import trueconv
+    >>> cfg = {"class_name": "Conv2D", "filters": 4, "kernel_size": (3, 3),
+    ...        "strides": (2, 2), "padding": "same", "dilation_rate": (1, 1),
+    ...        "use_bias": True, "activation": "linear"}
+    >>> m = trueconv.from_keras(config=cfg, weights=[np.ones((3, 3, 2, 4), "float32"),
+    ...                                              np.zeros(4, "float32")])
+    >>> m
+    Conv2d(2, 4, kernel_size=(3, 3), stride=(2, 2), padding=SAME, method='auto')
+    """
+    fname = "from_keras"
+    if layer is not None:
+        if not (hasattr(layer, "get_config") and hasattr(layer, "get_weights")):
+            raise TypeError(
+                f"{fname}(): layer must be a Keras convolution layer (with get_config() and "
+                f"get_weights()); got {type(layer).__name__}."
+            )
+        config = {"class_name": type(layer).__name__, **layer.get_config()}
+        weights = layer.get_weights()
+    if config is None or weights is None:
+        raise TypeError(f"{fname}(): pass a Keras layer, or config= and weights=.")
+    kind = config.get("class_name")
+    if kind not in _KERAS_LAYERS:
+        raise ValueError(
+            f"{fname}(): layer must be one of {', '.join(_KERAS_LAYERS)}; got {kind!r}."
+        )
+    nd, transposed = _KERAS_LAYERS[kind]
+    activation = config.get("activation", "linear")
+    if activation not in (None, "linear"):
+        raise ValueError(
+            f"{fname}(): activation={activation!r} is not a convolution; build the layer with "
+            "activation=None and apply the activation after the module."
+        )
+    if len(weights) not in (1, 2):
+        raise ValueError(f"{fname}(): weights must be [kernel] or [kernel, bias]; got "
+                         f"{len(weights)} arrays.")  # fmt: skip
+    kernel = _as_tensor(fname, "weights[0]", weights[0])
+    if kernel.ndim != nd + 2:
+        raise ValueError(
+            f"{fname}(): a {kind} kernel must be {nd + 2}-D; got shape {tuple(kernel.shape)}."
+        )
+    w = tf_kernel_to_torch(kernel, flip=True)
+    bias = _as_tensor(fname, "weights[1]", weights[1]) if len(weights) == 2 else None
+    ks = tuple(int(v) for v in w.shape[2:])
+    stride = int_tuple(fname, "strides", config.get("strides", 1), nd, 1)
+    dilation = int_tuple(fname, "dilation_rate", config.get("dilation_rate", 1), nd, 1)
+    groups = int(config.get("groups", 1))
+    padding: Any = str(config.get("padding", "valid")).upper()
+    if padding == "CAUSAL" and kind == "Conv1D":
+        padding = ((dilation[0] * (ks[0] - 1), 0),)
+    elif padding not in ("SAME", "VALID"):
+        raise ValueError(f"{fname}(): padding={config.get('padding')!r} has no equivalent.")
+    if transposed and config.get("output_padding") is not None:
+        raise ValueError(
+            f"{fname}(): output_padding={config['output_padding']!r}: only Keras' default None "
+            "is converted (the output size then depends on the input's; use "
+            "trueconv.tf_transpose_padding(..., output_size=...) with the functional API)."
+        )
+    import trueconv.nn as tnn  # the modules import this module's helpers
+
+    channels = (w.shape[0], w.shape[1] * groups) if not transposed else (w.shape[0], w.shape[1])
+    kwargs: dict[str, Any] = {
+        "kernel_size": ks,
+        "stride": stride,
+        "padding": padding,
+        "dilation": dilation,
+        "bias": bias is not None,
+        "dtype": w.dtype,
+        "method": method,
+    }
+    module: ConvNd
+    if transposed:
+        module = getattr(tnn, f"ConvTranspose{nd}d")(channels[0], channels[1], **kwargs)
+    else:
+        module = getattr(tnn, f"Conv{nd}d")(channels[1], channels[0], groups=groups, **kwargs)
+    weight, b = module.weight, module.bias
+    with torch.no_grad():
+        if tuple(weight.shape) != tuple(w.shape):
+            raise ValueError(
+                f"{fname}(): the kernel of shape {tuple(kernel.shape)} does not fit the "
+                f"configuration (expected torch weight {tuple(weight.shape)})."
+            )
+        weight.copy_(w)
+        if bias is not None and b is not None:
+            b.copy_(bias.reshape(-1))
+    return module
