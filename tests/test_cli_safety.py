@@ -242,7 +242,7 @@ def test_sigterm_mid_write_leaves_no_temporary_and_no_output(tmp_path, signum):
     run.finish()
     if run.rc == 0:
         pytest.fail("the write finished before the signal arrived: make the output larger")
-    assert run.rc == 128 + signum
+    assert run.rc == 128 + signum, run.stderr
     assert run.one_line() == f"trueconv apply: terminated ({signal.Signals(signum).name})"
     assert not _temporaries(tmp_path)
     assert not (tmp_path / "y.npy").exists()
