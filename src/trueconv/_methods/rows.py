@@ -196,8 +196,8 @@ def _run(a: torch.Tensor, b: torch.Tensor, pads: tuple[tuple[int, int], ...]) ->
     sa, sb = tuple(a.shape[nb_a:]), tuple(b.shape[nb_b:])
     batch = broadcast_shape(a.shape[:nb_a], b.shape[:nb_b])
     out_sz = tuple(n + p + q - k + 1 for n, k, (p, q) in zip(sa, sb, pads))
-    out = _empty((*batch, *out_sz), a.dtype)
-    if out.numel() == 0:
+    out, o_np = _empty((*batch, *out_sz), a.dtype)
+    if o_np.size == 0:
         return out
     nz = math.prod(batch)
     lift = (1,) * (3 - nd)
@@ -205,15 +205,16 @@ def _run(a: torch.Tensor, b: torch.Tensor, pads: tuple[tuple[int, int], ...]) ->
     # are made of little else)
     a3 = _flat(a, nb_a, batch).reshape(-1, *lift, *sa)
     b3 = _flat(b, nb_b, batch).reshape(-1, *lift, *sb)
-    o3 = out.numpy().reshape(nz, *lift, *out_sz)
+    o3 = o_np.reshape(nz, *lift, *out_sz)
     p = (0,) * (3 - nd) + tuple(before for before, _ in pads)
     dims = (*a3.shape[:3], *b3.shape[:3], *o3.shape[:3])
     _call(a3.reshape(-1, sa[-1]), b3.reshape(-1, sb[-1]), dims, p, o3.reshape(-1, out_sz[-1]))
     return out
 
 
-def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """An uninitialised CPU tensor in memory from numpy's allocator.
+def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> tuple[torch.Tensor, Any]:
+    """An uninitialised CPU tensor in memory from numpy's allocator, and the same memory as a
+    numpy array (no second conversion).
 
     The loop writes its output once, so the first touch of fresh pages is a large part of its
     cost for big outputs; numpy asks Linux for transparent huge pages on large arrays
@@ -221,8 +222,10 @@ def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
     allocate and write 9.2 ms from numpy, 31.4 ms from ``torch.empty``.
     """
     if dtype not in _NUMPY:
-        return torch.empty(shape, dtype=dtype)
-    return torch.from_numpy(np.empty(shape, dtype=_NUMPY[dtype]))
+        t = torch.empty(shape, dtype=dtype)
+        return t, t.numpy()
+    arr = np.empty(shape, dtype=_NUMPY[dtype])
+    return torch.from_numpy(arr), arr
 
 
 _NUMPY = {
@@ -237,7 +240,8 @@ _NUMPY = {
 def _flat(t: torch.Tensor, nb: int, batch: Sequence[int]) -> Any:
     """``t`` as a C-contiguous numpy array with its batch dims flattened to 1 or the full
     batch (a batch that broadcasts only partly is expanded to the full batch)."""
-    t = t.detach()
+    if t.requires_grad:  # .numpy() refuses a tensor that records a graph
+        t = t.detach()
     if t.is_conj() or t.is_neg():
         t = t.resolve_conj().resolve_neg()
     lead = math.prod(t.shape[:nb])
