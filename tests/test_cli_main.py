@@ -187,3 +187,24 @@ def test_a_directory_format_is_one_registry_entry(tmp_path, monkeypatch, capsys)
     assert "No space left on device" in capsys.readouterr().err
     np.testing.assert_allclose(np.load(store / "data.npy"), stored)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy", "y.store"]
+
+
+def test_version_has_one_source():
+    """`trueconv --version`, `trueconv.__version__` and the installed metadata agree (the
+    version is written once, in trueconv/__init__.py; pyproject reads it)."""
+    import importlib.metadata
+
+    done = subprocess.run(
+        [*script(), "--version"], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.startswith(f"trueconv {trueconv.__version__} (torch {torch.__version__}")
+    assert importlib.metadata.version("trueconv") == trueconv.__version__
+    pyproject = (DOCS.parent / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in pyproject
+    assert trueconv.__version__ not in pyproject
+
+
+def test_license_file_matches_the_declared_license():
+    text = (DOCS.parent / "LICENSE").read_text()
+    assert text.startswith("BSD 3-Clause License")
+    assert 'license = { text = "BSD-3-Clause" }' in (DOCS.parent / "pyproject.toml").read_text()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import platform
 import signal
 import sys
 import threading
@@ -24,6 +25,9 @@ import traceback
 from collections.abc import Iterator, Sequence
 from types import FrameType
 
+import torch
+
+import trueconv
 from trueconv.cli import apply, bench, calibrate, demo, kernels
 from trueconv.cli._errors import SOME_FAILED, USAGE, CliError
 
@@ -35,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
         prog="trueconv",
         description="True convolution (the kernel flipped, as scipy.signal) for PyTorch, "
         "and a command line that convolves images, audio and arrays in files.",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"trueconv {trueconv.__version__} (torch {torch.__version__}, Python "
+        f"{platform.python_version()})",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo.register(sub)
