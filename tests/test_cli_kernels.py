@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -145,3 +148,57 @@ def test_kernels_command_lists_every_builtin_on_one_line(capsys):
         assert b.ranks() in line
     assert "gaussian:sigma=S[,size=N]" in lines[1]
     assert any("impulse-response audio file" in line for line in lines)
+
+
+# -- inline kernels (issue 16 item 5) -----------------------------------------------------------
+
+
+def _cli(*argv: str, cwd) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("trueconv")
+    cmd = [exe] if exe else [sys.executable, "-m", "trueconv"]
+    return subprocess.run([*cmd, *argv], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_inline_kernels_on_the_console_script(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((12, 15))
+    np.save(tmp_path / "x.npy", x)
+    lap = "[[0,-1,0],[-1,4,-1],[0,-1,0]]"
+    for text, k in (
+        ("1,2,1", np.array([[1.0, 2.0, 1.0]])),
+        (lap, np.array([[0.0, -1, 0], [-1, 4, -1], [0, -1, 0]])),
+        ("[0.25, 0.5, 0.25]", np.array([[0.25, 0.5, 0.25]])),
+    ):
+        done = _cli("apply", "x.npy", "-k", text, "-o", "y.npy", "--force", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        ref = scipy.signal.convolve(x, k, mode="same")
+        np.testing.assert_allclose(np.load(tmp_path / "y.npy"), ref, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[[1,2],[3]]", "rows must have equal lengths"),
+        ("1,,2", "is not numbers like 1,2,1"),
+        ("[1, NaN]", "NaN is not a finite number"),
+        ("[[]]", "is empty"),
+        ('[1, "a"]', "numbers only"),
+    ],
+)
+def test_inline_kernel_errors_are_one_line(tmp_path, text, message):
+    np.save(tmp_path / "x.npy", np.zeros(8))
+    done = _cli("apply", "x.npy", "-k", text, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert message in done.stderr
+
+
+def test_a_file_named_like_numbers_is_still_a_file(tmp_path):
+    np.save(tmp_path / "x.npy", np.arange(6.0))
+    np.save(tmp_path / "1.npy", np.array([0.0, 1.0]))
+    done = _cli("apply", "x.npy", "-k", "1.npy", "-o", "y.npy", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_allclose(
+        np.load(tmp_path / "y.npy"), np.convolve(np.arange(6.0), [0, 1], "same")
+    )

@@ -109,12 +109,18 @@ def _kernel_too_big(what: str, shape: tuple[int, ...], nbytes: int, max_bytes: i
 
 
 def load_kernel(text: str, max_bytes: int) -> Kernel:
-    """Parse ``--kernel``: a file when it exists or has a known suffix, else a built-in.
+    """Parse ``--kernel``: a file when it exists or has a known suffix, inline numbers
+    (``1,2,1``, ``[[...]]``), else a built-in.
 
     A file's size is checked against ``max_bytes`` from its header, before it is decoded (a
     1 MB ``.npz`` can inflate to gigabytes); a built-in's when it is built for an input.
     """
     path = Path(text)
+    if not path.exists() and kernels.is_inline(text):
+        try:
+            return Kernel(text, "inline", array=kernels.parse_inline(text))
+        except ValueError as exc:
+            raise UsageError(f"--kernel: {exc}") from None
     if not (path.exists() or path.suffix.lower() in formats.FORMATS):
         try:
             spec = kernels.parse(text)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import functools
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -542,6 +543,59 @@ def parse(text: str) -> KernelSpec:
     return KernelSpec(text, builtin, args, ndim)
 
 
+def is_inline(text: str) -> bool:
+    """Whether ``--kernel`` text is an inline array (``1,2,1``, ``[[0,-1,0],...]``): it starts
+    as a number or a bracket does, and no built-in name does."""
+    head = text.strip()[:1]
+    return bool(head) and (head.isdigit() or head in "[-+.")
+
+
+def parse_inline(text: str) -> np.ndarray:
+    """The kernel written in ``text``: comma-separated numbers (1-D, ``1,2,1``) or nested
+    JSON lists (``[[0,-1,0],[-1,4,-1],[0,-1,0]]``), as float64.
+
+    Read with :func:`json.loads` (never evaluated): rectangular, finite numbers only.
+
+    Raises
+    ------
+    ValueError
+        Text that is not such an array, ragged rows, non-finite or non-numeric entries.
+
+    Examples
+    --------
+    >>> from trueconv.cli.kernels import parse_inline
+    >>> parse_inline("1,2,1")
+    array([1., 2., 1.])
+    >>> parse_inline("[[0, 1], [2, 3]]").shape
+    (2, 2)
+    """
+    body = text.strip()
+    if not body.startswith("["):
+        body = f"[{body}]"
+
+    def refuse(token: str) -> None:
+        raise ValueError(f"inline kernel {text!r}: {token} is not a finite number")
+
+    try:
+        data = json.loads(body, parse_constant=refuse)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"inline kernel {text!r} is not numbers like 1,2,1 or [[0,-1,0],[-1,4,-1],[0,-1,0]] "
+            f"({exc.msg} at character {exc.pos})"
+        ) from None
+    try:
+        arr = np.array(data, dtype=np.float64)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"inline kernel {text!r}: rows must have equal lengths and hold numbers only"
+        ) from None
+    if arr.ndim == 0 or arr.size == 0:
+        raise ValueError(f"inline kernel {text!r} is empty")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"inline kernel {text!r}: entries must be finite")
+    return arr
+
+
 # -- `trueconv kernels` -------------------------------------------------------------------------
 
 
@@ -556,7 +610,8 @@ def describe() -> str:
         "Values may be given in order (box:5) or as key=value; every kernel also takes ndim=D",
         "(default: the input's rank, i.e. 1 for audio, 2 for an image, 3 for a TIFF stack).",
         "A kernel may also be a file: .npy/.npz (used as is), an image (greyscale, scaled to",
-        "sum 1) or an impulse-response audio file (one channel, or one per input channel).",
+        "sum 1) or an impulse-response audio file (one channel, or one per input channel);",
+        "or inline numbers: -k 1,2,1 (1-D) or -k '[[0,-1,0],[-1,4,-1],[0,-1,0]]' (JSON lists).",
     ]
     return "\n".join(lines)
 
