@@ -429,3 +429,21 @@ def test_verbose_names_the_method_and_several_inputs(tmp_path, capsys):
     for i in range(3):
         ref = ndi.uniform_filter1d(np.arange(10.0 + i), 3, mode="constant")
         assert rel_err(np.load(tmp_path / "o" / f"x{i}.npy"), ref) < 1e-12
+
+
+def test_negative_edge_responses_in_an_8_bit_image_do_not_advise_normalize(tmp_path, capsys):
+    """--normalize scales the peak magnitude: it cannot make negative samples fit uint8, so the
+    clipping note for an edge filter's negative responses does not suggest it (issue 16)."""
+    x = np.zeros((16, 16), np.uint8)
+    x[:, 8:] = 200  # a vertical edge: the Sobel response is negative on one side
+    Image.fromarray(x).save(tmp_path / "in.png")
+    assert run(tmp_path / "in.png", "-k", "sobel-x", "-o", tmp_path / "o.png") == 0
+    err = capsys.readouterr().err
+    assert "samples clipped to the range 0..255" in err
+    assert "are negative, which unsigned samples cannot hold" in err
+    assert "--normalize" not in err
+    assert "--float keeps every value" in err
+    bright = np.full((16, 16), 250, np.uint8)
+    Image.fromarray(bright).save(tmp_path / "bright.png")
+    assert run(tmp_path / "bright.png", "-k", "1,1", "-o", tmp_path / "b.png") == 0
+    assert "--normalize scales the output to fit" in capsys.readouterr().err  # only too bright

@@ -403,11 +403,12 @@ def _alive(pid: int) -> bool:
 # -- sample conversion shared by the writers ------------------------------------------------------
 
 
-def to_integer(y: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, int]:
-    """Round to nearest (half to even) and clip to ``dtype``'s range; also the clipped count."""
+def to_integer(y: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, tuple[int, int]]:
+    """Round to nearest (half to even) and clip to ``dtype``'s range; also the clipped counts
+    (below the minimum, above the maximum)."""
     info = np.iinfo(dtype)
     y = np.rint(y)
-    clipped = int(np.count_nonzero((y < info.min) | (y > info.max)))
+    clipped = (int(np.count_nonzero(y < info.min)), int(np.count_nonzero(y > info.max)))
     return np.clip(y, info.min, info.max).astype(dtype), clipped
 
 
@@ -426,12 +427,20 @@ def natural(signal: Signal, name: str) -> np.ndarray:
     return y
 
 
-def _clip_note(clipped: int, lo: float, hi: float) -> list[str]:
-    if not clipped:
+def _clip_note(clipped: tuple[int, int], lo: float, hi: float) -> list[str]:
+    """The warning for ``(below, above)`` clipped samples. ``--normalize`` scales the peak
+    magnitude to full scale, which brings every sample into a symmetric range but cannot make
+    a negative sample fit an unsigned one (an edge filter's negative responses in an 8-bit
+    image): it is suggested only where it helps."""
+    below, above = clipped
+    if not below + above:
         return []
+    helps = not below or lo < 0
+    hint = "--normalize scales the output to fit; " if helps else ""
+    why = "" if helps else f"; {below} are negative, which unsigned samples cannot hold"
     return [
-        f"{clipped} samples clipped to the range {lo:g}..{hi:g} "
-        "(--normalize scales the output to fit; --float keeps every value)"
+        f"{below + above} samples clipped to the range {lo:g}..{hi:g}{why} "
+        f"({hint}--float keeps every value)"
     ]
 
 
@@ -789,8 +798,10 @@ def _write_sound(path: Path, signal: Signal, float_output: bool) -> list[str]:
     y = signal.arrays[_one_array(path, lay)]
     notes: list[str] = []
     # libsndfile does not clip out-of-range samples for integer subtypes: clip here, and say so
-    clipped = 0 if subtype in ("FLOAT", "DOUBLE") else int(np.count_nonzero(np.abs(y) > 1.0))
-    if clipped:
+    clipped = (0, 0)
+    if subtype not in ("FLOAT", "DOUBLE"):
+        clipped = (int(np.count_nonzero(y < -1.0)), int(np.count_nonzero(y > 1.0)))
+    if any(clipped):
         y = np.clip(y, -1.0, 1.0)
         notes = _clip_note(clipped, -1.0, 1.0)
     container = _SOUND_FORMATS[path.suffix.lower()]
