@@ -208,3 +208,34 @@ def test_license_file_matches_the_declared_license():
     text = (DOCS.parent / "LICENSE").read_text()
     assert text.startswith("BSD 3-Clause License")
     assert 'license = { text = "BSD-3-Clause" }' in (DOCS.parent / "pyproject.toml").read_text()
+
+
+def test_image_default_boundary_keeps_the_borders_bright(tmp_path):
+    """A blur of an image no longer darkens its borders (issue 16: a sigma-2 Gaussian took the
+    top row of scikit-image's camera from 194 to 116): images in --mode same default to
+    boundary 'reflect' (OpenCV's BORDER_REFLECT_101 = ndimage's 'mirror'); arrays keep zeros."""
+    Image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(1)
+    x = (150 + 50 * rng.random((24, 30))).round().astype(np.uint8)
+    Image.fromarray(x).save(tmp_path / "in.png")
+    np.save(tmp_path / "in.npy", x.astype(np.float64))
+    spec = "gaussian:sigma=2"
+    for args in (["in.png", "-o", "blur.png"], ["in.npy", "-o", "blur.npy"],
+                 ["in.png", "--mode", "full", "-o", "full.png"]):  # fmt: skip
+        done = subprocess.run(
+            [*script(), "apply", *args, "-k", spec], cwd=tmp_path, capture_output=True,
+            text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    blur = np.asarray(Image.open(tmp_path / "blur.png")).astype(np.float64)
+    k = trueconv.cli.kernels.parse(spec).build(ndim=2)
+    r = k.shape[0] // 2
+    ref = ndi.convolve(x.astype(np.float64), k, mode="mirror")
+    assert np.abs(blur - ref).max() <= 0.5 + 1e-9  # rounded to uint8
+    assert abs(blur[0].mean() - x[0].mean()) < 3  # the top row keeps its brightness
+    arr = np.load(tmp_path / "blur.npy")  # arrays: zeros past the edges, scipy's rule
+    np.testing.assert_allclose(arr, ndi.convolve(x.astype(np.float64), k, mode="constant"))
+    assert arr[0].mean() < 0.8 * x[0].mean()
+    full = np.asarray(Image.open(tmp_path / "full.png")).astype(np.float64)  # 'full': zeros
+    assert full.shape == (24 + 2 * r, 30 + 2 * r)
+    assert full[0].mean() < 0.2 * x[0].mean()

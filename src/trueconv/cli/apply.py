@@ -82,12 +82,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", default="same", choices=MODES, help="output size (default: same)")
     p.add_argument(
         "--boundary",
-        default="fill",
+        default=None,
         choices=(*BOUNDARIES, *BOUNDARY_ALIASES),
         metavar="NAME",
         help="how the input is extended past its edges: "
         + ", ".join(BOUNDARIES)
-        + " (numpy.pad's constant, wrap, symmetric, reflect, edge; default: fill)",
+        + " (numpy.pad's constant, wrap, symmetric, reflect, edge; default: reflect for "
+        "images with --mode same, as OpenCV, so that a blur does not darken the borders; "
+        "fill (zeros) for arrays, audio and the other modes)",
     )
     p.add_argument("--fill-value", type=float, default=0.0, help="value of --boundary fill")
     p.add_argument(
@@ -273,7 +275,7 @@ def plan(options: Options, kernel: Kernel, source: formats.Source) -> list[Job]:
             options.device,
             options.mode,
             dims=_convolved_dims(k.ndim, kernel.per_channel),
-            boundary=options.boundary,
+            boundary=options.boundary_for(source.kind),
             fill_value=options.fill_value,
         )
         itemsize = torch.empty((), dtype=dtype).element_size()
@@ -287,7 +289,7 @@ def plan(options: Options, kernel: Kernel, source: formats.Source) -> list[Job]:
 
 
 def _convolve(
-    options: Options, x_np: np.ndarray, job: Job, per_channel: bool
+    options: Options, x_np: np.ndarray, job: Job, per_channel: bool, kind: str
 ) -> tuple[np.ndarray, str]:
     """One library call on the whole array; returns the result and the method that ran."""
     x_np = np.moveaxis(x_np, job.dims, range(-len(job.dims), 0)) if job.dims else x_np
@@ -297,7 +299,7 @@ def _convolve(
     del x_np
     how: dict[str, Any] = {
         "dims": _convolved_dims(k.ndim, per_channel),
-        "boundary": options.boundary,
+        "boundary": options.boundary_for(kind),
         "fill_value": options.fill_value,
     }
     fn = trueconv.correlate if options.correlate else trueconv.convolve
@@ -436,7 +438,9 @@ def process(
     for job in jobs:
         progress.stage(f"convolving {' x '.join(map(str, signal.arrays[job.name].shape))}")
         try:
-            y, method = _convolve(options, signal.arrays.pop(job.name), job, kernel.per_channel)
+            y, method = _convolve(
+                options, signal.arrays.pop(job.name), job, kernel.per_channel, signal.kind
+            )
         except (ValueError, TypeError) as exc:  # the library's one-line argument errors
             raise InputError(str(exc)) from None
         except (MemoryError, RuntimeError) as exc:

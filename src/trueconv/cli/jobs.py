@@ -43,7 +43,7 @@ class Options:
     output: Path | None
     out_dir: Path | None
     mode: Mode
-    boundary: Boundary | BoundaryAlias
+    boundary: Boundary | BoundaryAlias | None  # --boundary; None: per kind (boundary_for)
     fill_value: float
     method: Method
     correlate: bool
@@ -59,6 +59,21 @@ class Options:
     force: bool
     quiet: bool
     verbose: bool
+
+    def boundary_for(self, kind: str) -> Boundary | BoundaryAlias:
+        """``--boundary``, or the default of a file of ``kind``: :data:`IMAGE_BOUNDARY` for
+        images in ``--mode same``, ``'fill'`` (zeros) otherwise: for arrays and audio, and for
+        ``'full'`` (every overlap, zero-padded as scipy's) and ``'valid'`` (no extension)."""
+        if self.boundary is not None:
+            return self.boundary
+        return IMAGE_BOUNDARY if kind == "image" and self.mode == "same" else "fill"
+
+
+#: The default boundary of images: ``'reflect'`` (OpenCV's default ``BORDER_REFLECT_101``,
+#: torch's ``padding_mode='reflect'``): a blur keeps the border's brightness, where zeros
+#: darken it (a sigma-2 Gaussian took the top row of scikit-image's ``camera`` from a mean of
+#: 194 to 116). Arrays and audio keep ``'fill'``: zeros are silence and numpy's/scipy's rule.
+IMAGE_BOUNDARY: Boundary = "reflect"
 
 
 def reason(exc: BaseException) -> str:

@@ -279,7 +279,7 @@ def plan(options: Options, store: zarr_store.StoreMeta, fitted: Fitted) -> Plan:
             torch.empty(0, dtype=fitted.dtype).numpy().dtype,
             k,
             options.mode,
-            boundary=options.boundary,
+            boundary=options.boundary_for("array"),
             fill_value=options.fill_value,
             method=options.method,
         )
@@ -445,7 +445,7 @@ def process(
             x,
             k,
             options.mode,
-            boundary=options.boundary,
+            boundary=options.boundary_for("array"),
             fill_value=options.fill_value,
             method=options.method,
             device=options.device,
