@@ -261,15 +261,22 @@ def tf_same_padding(
     ((0, 1),)
     """
 
-    fname = "tf_same_padding"
+    return tf_same_pads(*_sizes("tf_same_padding", input_size, kernel_size, stride, dilation))
+
+
+def _sizes(
+    fname: str, input_size: Any, kernel_size: Any, stride: Any, dilation: Any
+) -> tuple[tuple[int, ...], ...]:
+    """Input sizes, kernel sizes, strides and dilations as one int per spatial dim."""
     if not isinstance(input_size, (Sequence, torch.Size)) or isinstance(input_size, str):
         raise TypeError(f"{fname}(): input_size must be a sequence of ints; got {input_size!r}.")
     nd = len(input_size)
-    n = int_tuple(fname, "input_size", tuple(input_size), nd, 1)
-    k = int_tuple(fname, "kernel_size", kernel_size, nd, 1)
-    s = int_tuple(fname, "stride", stride, nd, 1)
-    d = int_tuple(fname, "dilation", dilation, nd, 1)
-    return tf_same_pads(n, k, s, d)
+    return (
+        int_tuple(fname, "input_size", tuple(input_size), nd, 1),
+        int_tuple(fname, "kernel_size", kernel_size, nd, 1),
+        int_tuple(fname, "stride", stride, nd, 1),
+        int_tuple(fname, "dilation", dilation, nd, 1),
+    )
 
 
 def tf_transpose_padding(
@@ -333,13 +340,8 @@ def tf_transpose_padding(
     (((0, 1),), (0,))
     """
     fname = "tf_transpose_padding"
-    if not isinstance(input_size, (Sequence, torch.Size)) or isinstance(input_size, str):
-        raise TypeError(f"{fname}(): input_size must be a sequence of ints; got {input_size!r}.")
-    nd = len(input_size)
-    n = int_tuple(fname, "input_size", tuple(input_size), nd, 1)
-    k = int_tuple(fname, "kernel_size", kernel_size, nd, 1)
-    s = int_tuple(fname, "stride", stride, nd, 1)
-    d = int_tuple(fname, "dilation", dilation, nd, 1)
+    n, k, s, d = _sizes(fname, input_size, kernel_size, stride, dilation)
+    nd = len(n)
     if padding not in ("SAME", "VALID"):
         raise ValueError(f"{fname}(): padding must be 'SAME' or 'VALID'; got {padding!r}.")
     m = None

@@ -53,6 +53,7 @@ import torch.nn.functional as F
 
 import trueconv
 from trueconv.core.names import METHODS
+from trueconv.core.transforms import next_fast_len
 
 #: rough direct multiply-add rates (MAC/s) used only to decide what is too slow to run, per
 #: device type: single-channel signal work (oneDNN/im2col at its worst), and many-channel NN
@@ -215,26 +216,14 @@ def missing_optional(device: str = "cpu") -> list[str]:
 
 def next_smooth_len(n: int) -> int:
     """The smallest 7-smooth integer ``>= n`` (of the form ``2^a 3^b 5^c 7^d``): the lengths
-    pocketfft (torch's and numpy's CPU FFT) and cuFFT transform fastest.
+    pocketfft (torch's and numpy's CPU FFT) and cuFFT transform fastest. trueconv's own
+    helper (:func:`trueconv.core.transforms.next_fast_len`, without its evenness rule), the
+    rule a user of ``scipy.fft.next_fast_len`` gets.
 
     >>> [next_smooth_len(n) for n in (1, 11, 13, 17, 1031)]
     [1, 12, 14, 18, 1050]
     """
-    if n <= 1:
-        return 1
-    best = 1 << (n - 1).bit_length()  # the next power of two
-    p7 = 1
-    while p7 < best:
-        p5 = p7
-        while p5 < best:
-            p3 = p5
-            while p3 < best:
-                # the smallest p3 * 2^a >= n: 2^a >= ceil(n / p3)
-                best = min(best, p3 << (-(-n // p3) - 1).bit_length())
-                p3 *= 3
-            p5 *= 5
-        p7 *= 7
-    return best
+    return next_fast_len(max(n, 1), real=False)
 
 
 def gaussian_taps(k: int) -> np.ndarray:
