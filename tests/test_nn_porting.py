@@ -304,11 +304,25 @@ def test_demo_prints_correlation_convolution_and_scipy_check(capsys):
     assert "scipy.signal.convolve2d(image, kernel, 'valid'): True" in out
 
 
+def test_demo_starts_from_the_tensorflow_line(capsys):
+    """Issue 16: the demo shows the seed's TF line, its one-call port, the SAME-size result
+    (as TF gives it: the rising edge -1, the falling +1, 5x7) and a plain-torch check."""
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "tf.nn.conv2d(x, flipkernel(k), strides=1, padding='SAME')" in out
+    assert "trueconv.tf_kernel_to_torch(k)" in out
+    assert "padding='SAME'" in out
+    same_rows = [line for line in out.splitlines() if line.endswith(" 0 -1  0  0  1  0  0")]
+    assert len(same_rows) == 3  # the 5x7 'SAME' output beside the image
+    assert "the same by hand in plain torch (flip k, pad as TF, F.conv2d): True" in out
+
+
 def test_demo_without_scipy(capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "scipy.signal", None)  # import fails
     assert main([]) == 0
     out = capsys.readouterr().out
-    assert "scipy is not installed" in out
+    assert "scipy is not installed: the check above is plain torch's only" in out
+    assert "by hand in plain torch (flip k, pad as TF, F.conv2d): True" in out
     assert CONV_ROW in out
 
 

@@ -1,6 +1,8 @@
-"""``trueconv demo``: the seed example, cross-correlation beside true convolution.
+"""``trueconv demo``: the seed's TensorFlow line ported in one call, then cross-correlation
+beside true convolution.
 
-Needs nothing beyond trueconv's own dependencies (scipy, when present, adds a cross-check).
+Checks itself against the same computation written out in plain torch; needs nothing beyond
+trueconv's own dependencies (scipy, when present, adds a cross-check).
 """
 
 from __future__ import annotations
@@ -36,15 +38,42 @@ def _side_by_side(blocks: Sequence[tuple[str, torch.Tensor]], gap: int = 4) -> s
     return "\n".join(lines)
 
 
+def _tf_port(image: torch.Tensor, kernel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The seed's TensorFlow line ported in one call, and the same computed by hand in plain
+    torch (flip, TF's 'SAME' zero padding, F.conv2d) as the independent check."""
+    x_nhwc = image[None, :, :, None]  # TF's layouts: NHWC input, HWIO kernel
+    k_hwio = kernel[:, :, None, None]
+    y = trueconv.conv2d(
+        x_nhwc.permute(0, 3, 1, 2), trueconv.tf_kernel_to_torch(k_hwio), padding="SAME"
+    ).permute(0, 2, 3, 1)[0, :, :, 0]
+    # by hand: TF pads (k - 1) in all per dim, the odd sample after; the kernel flipped
+    (kh, kw), flat = kernel.shape, []
+    for k in (kw, kh):  # F.pad lists the last dim first
+        flat += [(k - 1) // 2, k - 1 - (k - 1) // 2]
+    hand = F.conv2d(F.pad(image[None, None], flat), kernel.flip(0, 1)[None, None])[0, 0]
+    return y, hand
+
+
 def demo() -> int:
-    """Print the seed example: cross-correlation (``F.conv2d``) versus true convolution."""
+    """Print the seed example: its TensorFlow line ported, then cross-correlation
+    (``F.conv2d``) versus true convolution."""
     image, kernel = _seed()
+    print("The seed: TensorFlow code that convolves by flipping its kernel by hand,")
+    print("    y = tf.nn.conv2d(x, flipkernel(k), strides=1, padding='SAME')   # x NHWC, k HWIO")
+    print("on a 5x7 image with a 3x3 square and the edge filter k = [[-1, 1]]. In trueconv:")
+    print("    y = trueconv.conv2d(x.permute(0, 3, 1, 2), trueconv.tf_kernel_to_torch(k),")
+    print("                        padding='SAME').permute(0, 2, 3, 1)")
+    print()
+    y, hand = _tf_port(image, kernel)
+    print(_side_by_side([("image", image), ("k", kernel), ("y  (NHWC, one channel shown)", y)]))
+    print()
+    same = bool(torch.equal(y, hand))
+    print(f"check: y == the same by hand in plain torch (flip k, pad as TF, F.conv2d): {same}")
+    print()
     x, w = image[None, None], kernel[None, None]  # (N, C, H, W) and (O, I, kH, kW)
     corr = F.conv2d(x, w)[0, 0]
     conv = trueconv.conv2d(x, w)[0, 0]
-    print("The seed example: a 5x7 image with a 3x3 square, and the edge filter [[-1, 1]].")
-    print()
-    print(_side_by_side([("image", image), ("kernel", kernel)]))
+    print("Why the flip matters, on the valid part:")
     print()
     print(
         _side_by_side(
@@ -60,12 +89,12 @@ def demo() -> int:
     try:
         from scipy.signal import convolve2d
     except ImportError:
-        print("(scipy is not installed: no cross-check with scipy.signal.convolve2d)")
+        print("(scipy is not installed: the check above is plain torch's only)")
     else:
         ref = convolve2d(image.numpy(), kernel.numpy(), mode="valid")
         same = bool((conv.numpy() == ref).all())
         print(f"trueconv.conv2d(x, w) == scipy.signal.convolve2d(image, kernel, 'valid'): {same}")
-    return 0
+    return 0 if bool(torch.equal(y, hand)) else 1
 
 
 def register(sub: argparse._SubParsersAction) -> None:
