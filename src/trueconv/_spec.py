@@ -31,6 +31,7 @@ from trueconv.core.dtypes import is_integer, result_type
 from trueconv.core.names import (
     METHODS,
     MODES,
+    SpecCache,
     canonical_boundary,
     canonical_method,
     choices,
@@ -290,23 +291,10 @@ def normalize(
     dtype = result_type(x, k)
     fill = check_fill_value(fname, fill_value, dtype)
     args = (fname, tuple(x.shape), tuple(k.shape), dims, mode, method, boundary, fill, dtype)
-    dims_key = typed_key(dims)
-    if dims_key is None:  # dims of an odd type (numpy ints, a range): described every call
-        return x, k, _describe(*args)
+    dims_key = typed_key(dims)  # None for dims of an odd type (numpy ints): not cached
     # fill keyed by its repr: NaN is not equal to itself, and -0.0 is kept apart from 0.0
-    key = (*args[:3], dims_key, *args[4:7], type(fill), repr(fill), dtype)
-    try:
-        spec = _SPECS[key]
-    except KeyError:
-        spec = _describe(*args)  # raises for arguments that do not fit: never stored
-        if len(_SPECS) >= _SPECS_MAX:
-            _SPECS.clear()
-        _SPECS[key] = spec
-    except TypeError as exc:  # an unhashable shape entry (symbolic sizes while tracing)
-        if "unhashable" not in str(exc):
-            raise
-        spec = _describe(*args)
-    return x, k, spec
+    key = None if dims_key is None else (*args[:3], dims_key, *args[4:7], repr(fill), dtype)
+    return x, k, _SPECS.get_or_make(key, lambda: _describe(*args))
 
 
 def _describe(
@@ -432,8 +420,7 @@ def _describe(
 
 #: :func:`normalize`'s cache of specs: keyed on shapes, canonical options and the type-tagged
 #: ``dims`` (:func:`trueconv.core.names.typed_key`), so ``dims=True`` is never served what
-#: ``dims=1`` validated. Cleared when full.
-_SPECS: dict[Any, ConvSpec] = {}
-_SPECS_MAX = 4096
+#: ``dims=1`` validated.
+_SPECS = SpecCache()
 
 register(ConvSpec)  # rebuilt from plain tuples under torch.compile

@@ -7,6 +7,7 @@ definitions below, so they cannot drift apart.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
 from typing import Any, Literal, get_args
 
 Mode = Literal["full", "same", "valid"]
@@ -92,6 +93,33 @@ def typed_key(value: Any) -> Any:
             parts.append(part)
         return (kind, tuple(parts))
     return None
+
+
+class SpecCache:
+    """Results of work that depends on its (hashable) key alone, made once per key: the specs
+    of repeated calls. Cleared when full; a ``None`` key, or one with an unhashable entry
+    (symbolic sizes while tracing), is made afresh and not stored. What ``make`` raises is
+    never stored."""
+
+    def __init__(self, maxsize: int = 4096) -> None:
+        self._store: dict[Any, Any] = {}
+        self._maxsize = maxsize
+
+    def get_or_make(self, key: Any, make: Callable[[], Any]) -> Any:
+        if key is None:
+            return make()
+        try:
+            return self._store[key]
+        except KeyError:
+            value = make()
+            if len(self._store) >= self._maxsize:
+                self._store.clear()
+            self._store[key] = value
+            return value
+        except TypeError as exc:
+            if "unhashable" not in str(exc):
+                raise
+            return make()
 
 
 def int_tuple(fname: str, arg: str, value: Any, nd: int, minimum: int) -> tuple[int, ...]:

@@ -11,7 +11,6 @@ Layout: ``input`` is ``(B, C, *N)`` (batched) or ``(C, *N)``; ``weight`` is ``(O
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +19,14 @@ from typing import Any
 import torch
 
 from trueconv.core.dtypes import is_integer, static_shape
-from trueconv.core.names import canonical_method, choices, int_tuple, is_int, typed_key
+from trueconv.core.names import (
+    SpecCache,
+    canonical_method,
+    choices,
+    int_tuple,
+    is_int,
+    typed_key,
+)
 from trueconv.core.padding import tf_same_pads, tf_transpose_pads
 from trueconv.core.static import register
 from trueconv.nn._typing import (
@@ -279,9 +285,8 @@ def _channels(
     return w_shape[0]
 
 
-#: Specs of calls seen before, keyed on :func:`_call_key`; cleared when full.
-_SPECS: dict[Any, NNSpec] = {}
-_SPECS_MAX = 4096
+#: Specs of calls seen before, keyed on :func:`_call_key`.
+_SPECS = SpecCache()
 
 
 def _operand_key(t: Any) -> Any:
@@ -299,37 +304,11 @@ def _call_key(fname: str, operands: tuple[Any, ...], options: tuple[Any, ...]) -
     where shapes may be symbolic."""
     if torch.jit.is_tracing() or torch.compiler.is_compiling():
         return None
-    keys = []
-    for t in operands:
-        k = _operand_key(t)
-        if k is False:
-            return None
-        keys.append(k)
-    opts = []
-    for v in options:
-        k = typed_key(v)
-        if k is None:
-            return None
-        opts.append(k)
-    return (fname, *keys, *opts)
-
-
-def _cached(key: Any) -> NNSpec | None:
-    if key is None:
+    keys = [_operand_key(t) for t in operands]
+    opts = typed_key(options)
+    if False in keys or opts is None:
         return None
-    try:
-        return _SPECS.get(key)
-    except TypeError:  # an unhashable size
-        return None
-
-
-def _store(key: Any, spec: NNSpec) -> None:
-    if key is None:
-        return
-    if len(_SPECS) >= _SPECS_MAX:
-        _SPECS.clear()
-    with contextlib.suppress(TypeError):
-        _SPECS[key] = spec
+    return (fname, *keys, opts)
 
 
 def normalize_conv(
@@ -352,9 +331,24 @@ def normalize_conv(
     key = _call_key(
         fname, (input, weight, bias), (nd, stride, padding, dilation, groups, padding_mode, method)
     )
-    spec = _cached(key)
-    if spec is not None:
-        return input, weight, bias, spec
+    args = (fname, nd, input, weight, bias, stride, padding, dilation, groups, padding_mode, method)
+    return input, weight, bias, _SPECS.get_or_make(key, lambda: _conv_spec(*args))
+
+
+def _conv_spec(
+    fname: str,
+    nd: int,
+    input: Any,
+    weight: Any,
+    bias: Any,
+    stride: Any,
+    padding: Any,
+    dilation: Any,
+    groups: Any,
+    padding_mode: Any,
+    method: Any,
+) -> NNSpec:
+    """The spec of a ``convNd`` call, every check made."""
     method = canonical_method(fname, method, NN_METHODS)
     boundary = canonical_padding_mode(fname, padding_mode)
     parsed = parse_padding(fname, padding, nd)
@@ -401,8 +395,7 @@ def normalize_conv(
         weight_shape=w_shape,
         output_shape=(x_shape[0], out_channels, *out),
     )
-    _store(key, spec)
-    return x, w, b, spec
+    return spec
 
 
 def normalize_conv_transpose(
@@ -425,9 +418,24 @@ def normalize_conv_transpose(
         (input, weight, bias),
         ("T", nd, stride, padding, output_padding, groups, dilation, method),
     )
-    spec = _cached(key)
-    if spec is not None:
-        return input, weight, bias, spec
+    args = (fname, nd, input, weight, bias, stride, padding, output_padding, groups, dilation)
+    return input, weight, bias, _SPECS.get_or_make(key, lambda: _transpose_spec(*args, method))
+
+
+def _transpose_spec(
+    fname: str,
+    nd: int,
+    input: Any,
+    weight: Any,
+    bias: Any,
+    stride: Any,
+    padding: Any,
+    output_padding: Any,
+    groups: Any,
+    dilation: Any,
+    method: Any,
+) -> NNSpec:
+    """The spec of a ``conv_transposeNd`` call, every check made."""
     method = canonical_method(fname, method, NN_METHODS)
     parsed = parse_padding(fname, padding, nd, transposed=True)
     x, w, b = _check_operands(fname, nd, input, weight, bias)
@@ -488,8 +496,7 @@ def normalize_conv_transpose(
         weight_shape=w_shape,
         output_shape=(x_shape[0], out_channels, *out),
     )
-    _store(key, spec)
-    return x, w, b, spec
+    return spec
 
 
 register(NNSpec)  # rebuilt from plain tuples under torch.compile
