@@ -31,9 +31,11 @@ from trueconv.core.dtypes import is_integer, result_type
 from trueconv.core.names import (
     METHODS,
     MODES,
+    NAN_POLICIES,
     SpecCache,
     canonical_boundary,
     canonical_method,
+    canonical_origin,
     choices,
     err,
     typed_key,
@@ -270,11 +272,13 @@ def normalize(
     boundary: Any,
     fill_value: Any,
     methods: tuple[str, ...] = METHODS,
+    origin: Any = 0,
 ) -> tuple[torch.Tensor, torch.Tensor, ConvSpec]:
     """Validate every argument and describe the problem; raises before any compute."""
     mode = canonical_mode(fname, mode)
     method = canonical_method(fname, method, methods)
     boundary = canonical_boundary(fname, boundary)
+    where = canonical_origin(fname, origin)
 
     device = None
     for value in (input, kernel):
@@ -290,10 +294,14 @@ def normalize(
         )
     dtype = result_type(x, k)
     fill = check_fill_value(fname, fill_value, dtype)
-    args = (fname, tuple(x.shape), tuple(k.shape), dims, mode, method, boundary, fill, dtype)
+    args = (fname, tuple(x.shape), tuple(k.shape), dims, mode, method, boundary, fill, dtype, where)
     dims_key = typed_key(dims)  # None for dims of an odd type (numpy ints): not cached
     # fill keyed by its repr: NaN is not equal to itself, and -0.0 is kept apart from 0.0
-    key = None if dims_key is None else (*args[:3], dims_key, *args[4:7], repr(fill), dtype)
+    key = (
+        None
+        if dims_key is None
+        else (*args[:3], dims_key, *args[4:7], repr(fill), dtype, typed_key(where))
+    )
     return x, k, _SPECS.get_or_make(key, lambda: _describe(*args))
 
 
@@ -307,6 +315,7 @@ def _describe(
     boundary: str,
     fill: bool | int | float | complex,
     dtype: torch.dtype,
+    origin: str | int | tuple[int, ...] = 0,
 ) -> ConvSpec:
     """The spec of validated operands' shapes and canonical options (raises for the ones that
     do not fit together). Depends on its arguments alone: :func:`normalize` caches it, so a
@@ -359,15 +368,17 @@ def _describe(
         # Convolution commutes; letting the larger operand play the signal is cheaper.
         swap = all(kk >= n for n, kk in zip(ns, ks)) and any(kk > n for n, kk in zip(ns, ks))
 
+    shifts = _origin_shifts(fname, origin, mode, ks, tuple(c - ndim for c in conv_dims))
     out_conv = []
     pads = []
-    for n, kk in zip(ns, ks):
+    for n, kk, shift in zip(ns, ks, shifts):
         if mode == "full":
             pads.append((kk - 1, kk - 1))
             out_conv.append(n + kk - 1)
         elif mode == "same":
-            # numpy/scipy: the centred slice of 'full' that starts at (k - 1) // 2
-            pads.append((kk - 1 - (kk - 1) // 2, (kk - 1) // 2))
+            # the slice of 'full' that starts at (k - 1) // 2 (numpy/scipy) + origin
+            start = (kk - 1) // 2 + shift
+            pads.append((kk - 1 - start, start))
             out_conv.append(n)
         else:
             pads.append((0, 0))
@@ -416,6 +427,124 @@ def _describe(
         empty=math.prod(out_shape) == 0,
     )
     return spec
+
+
+def _origin_shifts(
+    fname: str, origin: str | int | tuple[int, ...], mode: str, ks: list[int], dims: tuple[int, ...]
+) -> list[int]:
+    """How far ``'same'`` starts past ``(k - 1) // 2`` of ``'full'``, per convolved dim: 0 for
+    ``'floor'``, 1 along even kernel lengths for ``'ceil'`` (MATLAB), else the ints given; each
+    keeps the window inside ``'full'``: ``-((k - 1) // 2) <= origin <= k // 2``."""
+    if isinstance(origin, str):
+        return [int(origin == "ceil" and kk % 2 == 0) for kk in ks]
+    shifts = [origin] * len(ks) if isinstance(origin, int) else list(origin)
+    if len(shifts) != len(ks):
+        raise ValueError(
+            f"{fname}(): origin must hold one int per convolved dim ({len(ks)}, dims {dims}); "
+            f"got {origin!r}."
+        )
+    if any(shifts) and mode != "same":
+        raise ValueError(
+            f"{fname}(): origin moves the window of mode='same'; mode={mode!r} has none. "
+            f"Got origin={origin!r}."
+        )
+    for d, kk, shift in zip(dims, ks, shifts):
+        low, high = -((kk - 1) // 2), kk // 2
+        if kk and not low <= shift <= high:
+            raise ValueError(
+                f"{fname}(): origin {shift} along dim {d} puts the window of mode='same' "
+                f"outside 'full' for a kernel of length {kk}; allowed {low} to {high} "
+                f"(got origin={origin!r})."
+            )
+    return [s if kk else 0 for kk, s in zip(ks, shifts)]
+
+
+@dataclass(frozen=True)
+class MissingSpec:
+    """How a call treats missing samples (NaN, or ``mask`` true): :mod:`trueconv._masked`."""
+
+    policy: str  # 'propagate', 'fill' or 'interpolate'
+    mask: torch.Tensor | None  # bool, broadcastable to the input's shape; True = missing
+    normalize_kernel: bool
+    preserve_nan: bool
+
+
+def missing_spec(
+    fname: str,
+    nan_policy: Any,
+    mask: Any,
+    normalize_kernel: Any,
+    preserve_nan: Any,
+    x: torch.Tensor,
+    spec: ConvSpec,
+) -> MissingSpec | None:
+    """The checked missing-sample options of a call, or ``None`` where they change nothing."""
+    if not isinstance(nan_policy, str) or nan_policy not in NAN_POLICIES:
+        raise err(fname, "nan_policy", f"one of {choices(NAN_POLICIES)}", nan_policy)
+    for arg, value in (("normalize_kernel", normalize_kernel), ("preserve_nan", preserve_nan)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{fname}(): {arg} must be a bool (True or False); got {value!r}.")
+    if mask is None and nan_policy == "propagate" and not (normalize_kernel or preserve_nan):
+        return None
+    dname = str(spec.dtype).removeprefix("torch.")
+    exact = not (spec.dtype.is_floating_point or spec.dtype.is_complex)
+    for arg, on in (
+        ("nan_policy='interpolate'", nan_policy == "interpolate"),
+        ("normalize_kernel=True", normalize_kernel),
+        ("preserve_nan=True", preserve_nan),
+    ):
+        if on and exact:
+            raise ValueError(
+                f"{fname}(): {arg} needs a floating or complex result (it divides or writes "
+                f"NaN); the operands give {dname}. Convert them, e.g. input.double()."
+            )
+    if preserve_nan and spec.mode != "same":
+        raise ValueError(
+            f"{fname}(): preserve_nan=True puts NaN back where the input had it, which needs "
+            f"the output aligned with the input: mode='same'; got mode={spec.mode!r}."
+        )
+    if mask is not None:
+        if nan_policy == "propagate":
+            raise ValueError(
+                f"{fname}(): mask marks samples as missing, which nan_policy='propagate' "
+                "ignores; pass nan_policy='fill' or 'interpolate' with it."
+            )
+        if isinstance(mask, torch.Tensor):
+            if mask.device != x.device:
+                raise ValueError(
+                    f"{fname}(): mask must be on the input's device ({x.device}); got "
+                    f"{mask.device}."
+                )
+            m = mask
+        else:
+            m = as_operand(fname, "mask", mask, x.device)
+        if m.dtype != torch.bool:
+            raise TypeError(
+                f"{fname}(): mask must be boolean (True marks a missing sample, as numpy.ma "
+                f"and astropy); got dtype {str(m.dtype).removeprefix('torch.')}."
+            )
+        try:
+            fits = torch.broadcast_shapes(m.shape, x.shape) == x.shape
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise ValueError(
+                f"{fname}(): mask must broadcast to the input's shape {tuple(x.shape)}; got "
+                f"shape {tuple(m.shape)}."
+            )
+        mask = m
+    return MissingSpec(nan_policy, mask, bool(normalize_kernel), bool(preserve_nan))
+
+
+def check_kernel_sum(fname: str, ksum: torch.Tensor, kabs: torch.Tensor) -> None:
+    """Refuse ``normalize_kernel=True`` for a kernel whose sum is zero within rounding (read
+    from data: eager calls only)."""
+    eps = torch.finfo(kabs.dtype).eps
+    if bool((ksum.abs() <= 256 * eps * kabs).any()):
+        raise ValueError(
+            f"{fname}(): normalize_kernel=True divides the kernel by its sum, which is 0 "
+            "(within rounding) for this kernel; pass normalize_kernel=False."
+        )
 
 
 #: :func:`normalize`'s cache of specs: keyed on shapes, canonical options and the type-tagged

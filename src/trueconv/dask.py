@@ -56,7 +56,7 @@ import torch
 
 from trueconv import signal
 from trueconv._spec import ConvSpec, normalize
-from trueconv.core.names import Boundary, BoundaryAlias, Method, Mode
+from trueconv.core.names import Align, AlignAlias, Boundary, BoundaryAlias, Method, Mode
 
 if TYPE_CHECKING:
     import dask.array
@@ -74,6 +74,7 @@ def convolve(
     fill_value: complex = 0,
     method: Method = "auto",
     device: str | torch.device | None = None,
+    origin: int | tuple[int, ...] | Align | AlignAlias = 0,
 ) -> dask.array.Array:
     """True N-D convolution of a Dask array, block by block; equals :func:`trueconv.convolve`.
 
@@ -108,6 +109,8 @@ def convolve(
         ``'cuda:1'``, ...) moves each block to that GPU of the worker running it and the result
         back to host memory. A worker without CUDA then fails that task with a
         ``RuntimeError``; blocks are never silently computed elsewhere.
+    origin : int, tuple of int, or {'floor', 'ceil'}, optional
+        Where the ``'same'`` window sits, as in :func:`trueconv.convolve`.
 
     Returns
     -------
@@ -191,7 +194,9 @@ def convolve(
             [11,  9, 11, 13, 11],
             [19, 17, 19, 21, 19]])
     """
-    return _chunked("convolve", array, kernel, mode, dims, boundary, fill_value, method, device)
+    return _chunked(
+        "convolve", array, kernel, mode, dims, boundary, fill_value, method, device, origin
+    )
 
 
 def correlate(
@@ -204,6 +209,7 @@ def correlate(
     fill_value: complex = 0,
     method: Method = "auto",
     device: str | torch.device | None = None,
+    origin: int | tuple[int, ...] | Align | AlignAlias = 0,
 ) -> dask.array.Array:
     """N-D cross-correlation of a Dask array, block by block; equals :func:`trueconv.correlate`.
 
@@ -227,6 +233,8 @@ def correlate(
     method : {'auto', 'direct', 'fft', 'overlap_add'}, optional
         As in :func:`convolve`.
     device : str or torch.device, optional
+        As in :func:`convolve`.
+    origin : int, tuple of int, or {'floor', 'ceil'}, optional
         As in :func:`convolve`.
 
     Returns
@@ -252,7 +260,9 @@ def correlate(
     >>> trueconv.dask.correlate(x, [1, 2, 3], "full").compute()
     array([0, 3, 2, 1, 0, 0, 0])
     """
-    return _chunked("correlate", array, kernel, mode, dims, boundary, fill_value, method, device)
+    return _chunked(
+        "correlate", array, kernel, mode, dims, boundary, fill_value, method, device, origin
+    )
 
 
 @dataclass(frozen=True)
@@ -290,6 +300,7 @@ def blocks(
     boundary: Boundary | BoundaryAlias = "fill",
     fill_value: complex = 0,
     method: Method = "auto",
+    origin: int | tuple[int, ...] | Align | AlignAlias = 0,
 ) -> Blocks:
     """The chunks and task windows of :func:`convolve` on an array of ``shape``, ``chunks``
     and ``dtype``, planned from those alone: no array, no graph (opt_einsum's
@@ -306,7 +317,7 @@ def blocks(
         Its chunk sizes per dim, as ``dask.array.Array.chunks``.
     dtype : numpy dtype
         Its dtype.
-    kernel, mode, dims, boundary, fill_value, method
+    kernel, mode, dims, boundary, fill_value, method, origin
         As in :func:`convolve` (validated alike, with the same messages).
 
     Returns
@@ -326,7 +337,9 @@ def blocks(
         raise ValueError(f"blocks(): chunks {chunks!r} do not cover shape {tuple(shape)!r}.")
     one = np.zeros(1, dtype=dtype)
     standin = np.lib.stride_tricks.as_strided(one, tuple(shape), (0,) * len(shape))
-    _, _, spec = normalize("convolve", standin, kernel, mode, dims, method, boundary, fill_value)
+    _, _, spec = normalize(
+        "convolve", standin, kernel, mode, dims, method, boundary, fill_value, origin=origin
+    )
     if spec.empty:
         return Blocks(tuple((n,) for n in spec.out_shape), tuple((0,) for _ in spec.out_shape))
     plans = _dim_plans(_aligned_chunks(tuple(tuple(c) for c in chunks), spec), spec)
@@ -620,6 +633,7 @@ def _chunked(
     fill_value: Any,
     method: Any,
     device: Any,
+    origin: Any,
 ) -> Any:
     da = _import_dask_array(fname)
     if not isinstance(array, da.Array):
@@ -634,7 +648,9 @@ def _chunked(
         )
     if isinstance(kernel, torch.Tensor):
         kernel = kernel.detach().cpu()  # shipped to the workers from host memory
-    _, k, spec = normalize(fname, _standin(array), kernel, mode, dims, method, boundary, fill_value)
+    _, k, spec = normalize(
+        fname, _standin(array), kernel, mode, dims, method, boundary, fill_value, origin=origin
+    )
     dev = _check_device(fname, device)
     out_dtype = _numpy_dtype(fname, spec.dtype)
 

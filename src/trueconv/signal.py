@@ -15,11 +15,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from trueconv import _plan, _separable
+from trueconv import _masked, _plan, _separable
 from trueconv._problem import Plan
-from trueconv._spec import ConvSpec, normalize
+from trueconv._spec import ConvSpec, missing_spec, normalize
 from trueconv.core.boundary import extend
-from trueconv.core.names import Boundary, BoundaryAlias, Method, Mode
+from trueconv.core.names import (
+    Align,
+    AlignAlias,
+    Boundary,
+    BoundaryAlias,
+    Method,
+    Mode,
+    NanPolicy,
+)
 from trueconv.core.static import from_plain, specialized_shape, static, to_plain
 from trueconv.core.torch_internals import functorch_active
 
@@ -104,6 +112,11 @@ def convolve(
     method: Method = "auto",
     boundary: Boundary | BoundaryAlias = "fill",
     fill_value: complex = 0,
+    origin: int | tuple[int, ...] | Align | AlignAlias = 0,
+    nan_policy: NanPolicy = "propagate",
+    mask: Any = None,
+    normalize_kernel: bool = False,
+    preserve_nan: bool = False,
 ) -> torch.Tensor:
     r"""True N-D convolution of ``input`` with ``kernel`` (the kernel flipped), as scipy.
 
@@ -134,8 +147,32 @@ def convolve(
     boundary : {'fill', 'wrap', 'symmetric', 'reflect', 'replicate'}, optional
         How ``input`` is extended beyond its edges for ``'full'`` and ``'same'`` (see Notes).
     fill_value : number, optional
-        The value ``'fill'`` extends with (default 0). Must be representable in the result
-        dtype.
+        The value ``'fill'`` extends with (default 0), and the value missing samples take
+        under ``nan_policy='fill'``. Must be representable in the result dtype.
+    origin : int, tuple of int, or {'floor', 'ceil'}, optional
+        Where the ``'same'`` window sits: it starts at ``(k - 1) // 2 + origin`` of
+        ``'full'`` along each convolved dim (one int for all, or one per dim; from
+        ``-((k - 1) // 2)`` to ``k // 2``). ``0`` or ``'floor'`` (aliases ``'numpy'``,
+        ``'scipy'``; default) is numpy/scipy's alignment; ``'ceil'`` (alias ``'matlab'``)
+        moves even-length dims one sample later, as MATLAB's ``conv``/``conv2``/``convn``
+        with ``'same'`` and ``filter2``/``imfilter``. Other modes take no shift.
+    nan_policy : {'propagate', 'fill', 'interpolate'}, optional
+        What a missing sample (NaN, or ``mask`` true) does. ``'propagate'`` (default): NaN
+        lands where the direct sum puts it (see Notes). ``'fill'``: it takes ``fill_value``.
+        ``'interpolate'``: the normalized convolution over the samples that are present,
+        ``conv(x * v, k) / conv(v, k) * sum(k)`` with ``v`` 1 where present — astropy's
+        ``nan_treatment='interpolate'``; equal to the plain convolution where nothing is
+        missing, NaN where no present sample lies under the kernel. Needs a floating or
+        complex result.
+    mask : Tensor or array_like of bool, optional
+        Marks missing samples (``True``, as ``numpy.ma`` and astropy); broadcasts to the
+        input's shape. Needs ``nan_policy`` ``'fill'`` or ``'interpolate'``.
+    normalize_kernel : bool, optional
+        Divide the kernel by its sum first (astropy's ``normalize_kernel``; default False).
+        With ``'interpolate'`` it drops the final ``* sum(k)``.
+    preserve_nan : bool, optional
+        Put NaN back where a sample was missing (``mode='same'`` only; astropy's
+        ``preserve_nan``).
 
     Returns
     -------
@@ -149,9 +186,14 @@ def convolve(
         dims than the input and no ``dims``; batch dims that do not broadcast; ``'valid'``
         where neither operand dominates; operands on different devices; a ``fill_value`` the
         result dtype cannot hold; an output, or an input as padded or extended, too large for
-        one tensor (more than ``2**63 - 1`` bytes).
+        one tensor (more than ``2**63 - 1`` bytes); an ``origin`` outside the window's range,
+        or non-zero for a mode other than ``'same'``; an unknown ``nan_policy``; ``mask``
+        with ``'propagate'`` or of a shape that does not broadcast to the input's;
+        ``'interpolate'``, ``normalize_kernel`` or ``preserve_nan`` for an integer result;
+        ``preserve_nan`` outside ``'same'``; ``normalize_kernel`` for a kernel summing to 0.
     TypeError
-        Non-numeric or unsupported-dtype operands, or ``dims`` that are not integers.
+        Non-numeric or unsupported-dtype operands, ``dims`` or ``origin`` that are not
+        integers, a ``mask`` that is not boolean.
 
     See Also
     --------
@@ -197,6 +239,19 @@ def convolve(
     >>> trueconv.convolve([1, 2, 3, 4], [1, 1], "same")
     tensor([1, 3, 5, 7])
 
+    MATLAB's ``conv([1 2 3 4], [1 1], 'same')`` starts one sample later:
+
+    >>> trueconv.convolve([1, 2, 3, 4], [1, 1], "same", origin="matlab")
+    tensor([3, 5, 7, 4])
+
+    A missing sample (NaN) interpolated from its neighbours, as astropy's ``convolve``:
+
+    >>> x = torch.tensor([1., 1., float("nan"), 1., 1.])
+    >>> trueconv.convolve(x, torch.tensor([1., 2., 1.]), "same")
+    tensor([3., nan, nan, nan, 3.])
+    >>> trueconv.convolve(x, torch.tensor([1., 2., 1.]), "same", nan_policy="interpolate")
+    tensor([3., 4., 4., 4., 3.])
+
     A 1-D kernel filters every row of a batch; boundary rules extend the input:
 
     >>> rows = torch.tensor([[1., 2., 3.], [4., 5., 6.]])
@@ -204,10 +259,11 @@ def convolve(
     tensor([[ 6.,  6.,  6.],
             [15., 15., 15.]])
     """
-    x, k, spec, planned = _normalize(
-        "convolve", input, kernel, mode, dims, method, boundary, fill_value
+    return _run(
+        "convolve",
+        (input, kernel, mode, dims, method, boundary, fill_value, origin),
+        (nan_policy, mask, normalize_kernel, preserve_nan),
     )
-    return _execute(x, k, spec, planned=planned)
 
 
 def correlate(
@@ -219,6 +275,11 @@ def correlate(
     method: Method = "auto",
     boundary: Boundary | BoundaryAlias = "fill",
     fill_value: complex = 0,
+    origin: int | tuple[int, ...] | Align | AlignAlias = 0,
+    nan_policy: NanPolicy = "propagate",
+    mask: Any = None,
+    normalize_kernel: bool = False,
+    preserve_nan: bool = False,
 ) -> torch.Tensor:
     r"""N-D cross-correlation of ``input`` with ``kernel``, as ``scipy.signal.correlate``.
 
@@ -240,6 +301,17 @@ def correlate(
     boundary : {'fill', 'wrap', 'symmetric', 'reflect', 'replicate'}, optional
         As in :func:`convolve`.
     fill_value : number, optional
+        As in :func:`convolve`.
+    origin : int, tuple of int, or {'floor', 'ceil'}, optional
+        As in :func:`convolve`: the ``'same'`` window starts at ``(k - 1) // 2 + origin`` of
+        the full correlation.
+    nan_policy : {'propagate', 'fill', 'interpolate'}, optional
+        As in :func:`convolve`.
+    mask : Tensor or array_like of bool, optional
+        As in :func:`convolve`.
+    normalize_kernel : bool, optional
+        As in :func:`convolve`.
+    preserve_nan : bool, optional
         As in :func:`convolve`.
 
     Returns
@@ -272,16 +344,39 @@ def correlate(
     >>> trueconv.correlate([1, 2, 3, 4], [1, 1j], "valid")
     tensor([1.-2.j, 2.-3.j, 3.-4.j])
     """
-    x, k, spec, planned = _normalize(
-        "correlate", input, kernel, mode, dims, method, boundary, fill_value
+    return _run(
+        "correlate",
+        (input, kernel, mode, dims, method, boundary, fill_value, origin),
+        (nan_policy, mask, normalize_kernel, preserve_nan),
+        flip=True,
     )
-    own = [d - (spec.ndim - k.ndim) for d in spec.dims if d >= spec.ndim - k.ndim]
-    k = k.flip(own) if own else k
-    if k.is_complex():
-        # a copy (the compiled loop reads data); a conjugate view under torch.func, where
-        # conj_physical has no batching rule
-        k = k.conj() if functorch_active() else k.conj_physical()
-    return _execute(x, k, spec, planned=planned)
+
+
+def _run(fname: str, call: tuple[Any, ...], missing: tuple[Any, ...], flip: bool = False) -> Any:
+    """:func:`convolve` (or :func:`correlate`, ``flip``): the call's arguments ``(input,
+    kernel, mode, dims, method, boundary, fill_value, origin)``, and its options for missing
+    samples ``(nan_policy, mask, normalize_kernel, preserve_nan)``."""
+    input, kernel, *options = call
+    x, k, spec, planned = _normalize(fname, input, kernel, *options)
+    nan_policy, mask, normalize_kernel, preserve_nan = missing
+    opts = missing_spec(fname, nan_policy, mask, normalize_kernel, preserve_nan, x, spec)
+    if flip:
+        own = [d - (spec.ndim - k.ndim) for d in spec.dims if d >= spec.ndim - k.ndim]
+        k = k.flip(own) if own else k
+        if k.is_complex():
+            # a copy (the compiled loop reads data); a conjugate view under torch.func, where
+            # conj_physical has no batching rule
+            k = k.conj() if functorch_active() else k.conj_physical()
+    if opts is None:
+        return _execute(x, k, spec, planned=planned)
+
+    def conv(a: torch.Tensor, b: torch.Tensor, fill: complex) -> torch.Tensor:
+        # the call's options with this fill value (mostly the call's own spec and plan)
+        a, b, s, p = _normalize(fname, a, b, mode, dims, method, boundary, fill, origin)
+        return _execute(a, b, s, planned=p)
+
+    mode, dims, method, boundary, _, origin = options
+    return _masked.run(x, k, spec, opts, conv)
 
 
 def convolve_separable(
@@ -293,6 +388,7 @@ def convolve_separable(
     method: Method = "auto",
     boundary: Boundary | BoundaryAlias = "fill",
     fill_value: complex = 0,
+    origin: int | tuple[int, ...] | Align | AlignAlias = 0,
 ) -> torch.Tensor:
     r"""Convolution with a separable kernel given by its factors, one 1-D pass per dim.
 
@@ -319,6 +415,8 @@ def convolve_separable(
         As in :func:`convolve`: applied once to the whole input, so results equal the dense
         call's.
     fill_value : number, optional
+        As in :func:`convolve`.
+    origin : int, tuple of int, or {'floor', 'ceil'}, optional
         As in :func:`convolve`.
 
     Returns
@@ -400,7 +498,7 @@ def convolve_separable(
         kdtype = torch.promote_types(kdtype, f.dtype)
     standin = torch.zeros((), dtype=kdtype, device=fs[0].device).expand(tuple(shape))
     x, k, spec, planned = _normalize(
-        fname, input, standin, mode, dims, method, boundary, fill_value, separable=True
+        fname, input, standin, mode, dims, method, boundary, fill_value, origin, separable=True
     )
     for i, f in enumerate(fs):
         if f.device != x.device:
@@ -430,6 +528,7 @@ def choose_method(
     dims: int | tuple[int, ...] | None = None,
     boundary: Boundary | BoundaryAlias = "fill",
     fill_value: complex = 0,
+    origin: int | tuple[int, ...] | Align | AlignAlias = 0,
     measure: bool = False,
     shapes: bool = False,
     dtype: torch.dtype | None = None,
@@ -455,6 +554,8 @@ def choose_method(
     boundary : {'fill', 'wrap', 'symmetric', 'reflect', 'replicate'}, optional
         As in :func:`convolve` (explicit boundaries change the problem size).
     fill_value : number, optional
+        As in :func:`convolve`.
+    origin : int, tuple of int, or {'floor', 'ceil'}, optional
         As in :func:`convolve`.
     measure : bool, optional
         Time the candidates instead of predicting them, and remember the winner. Needs
@@ -517,7 +618,17 @@ def choose_method(
             "none. Pass the operands themselves to time them."
         )
     x, k, spec, where = _planned(
-        "choose_method", input, kernel, mode, dims, boundary, fill_value, shapes, dtype, device
+        "choose_method",
+        input,
+        kernel,
+        mode,
+        dims,
+        boundary,
+        fill_value,
+        shapes,
+        dtype,
+        device,
+        origin,
     )
     if shapes:
         return _plan.choose(spec, where)
@@ -548,6 +659,7 @@ def method_costs(
     dims: int | tuple[int, ...] | None = None,
     boundary: Boundary | BoundaryAlias = "fill",
     fill_value: complex = 0,
+    origin: int | tuple[int, ...] | Align | AlignAlias = 0,
     shapes: bool = False,
     dtype: torch.dtype | None = None,
     device: str | torch.device | None = None,
@@ -561,7 +673,7 @@ def method_costs(
 
     Parameters
     ----------
-    input, kernel, mode, dims, boundary, fill_value, shapes, dtype, device
+    input, kernel, mode, dims, boundary, fill_value, origin, shapes, dtype, device
         As in :func:`choose_method`.
 
     Returns
@@ -580,7 +692,17 @@ def method_costs(
     ['direct']
     """
     _, _, spec, where = _planned(
-        "method_costs", input, kernel, mode, dims, boundary, fill_value, shapes, dtype, device
+        "method_costs",
+        input,
+        kernel,
+        mode,
+        dims,
+        boundary,
+        fill_value,
+        shapes,
+        dtype,
+        device,
+        origin,
     )
     return _plan.costs(spec, where)
 
@@ -596,6 +718,7 @@ def _planned(
     shapes: Any,
     dtype: Any,
     device: Any,
+    origin: Any = 0,
 ) -> tuple[torch.Tensor, torch.Tensor, ConvSpec, torch.device]:
     """Normalise a planning call: operands, or their shapes (meta stand-ins) with ``dtype``
     and ``device``; the spec and the device to plan for."""
@@ -614,7 +737,9 @@ def _planned(
             f"{fname}(): dtype and device describe operands given as shapes (shapes=True); "
             "tensors carry their own."
         )
-    x, k, spec = normalize(fname, input, kernel, mode, dims, "auto", boundary, fill_value)
+    x, k, spec = normalize(
+        fname, input, kernel, mode, dims, "auto", boundary, fill_value, origin=origin
+    )
     return x, k, spec, _device(fname, device) if shapes else x.device
 
 
@@ -674,6 +799,7 @@ def _normalize(
     method: Any,
     boundary: Any,
     fill_value: Any,
+    origin: Any = 0,
     *,
     separable: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, ConvSpec, Planned | None]:
@@ -681,14 +807,21 @@ def _normalize(
     time from the operands' static facts (:mod:`trueconv.core.static`), else ``None``
     (:func:`_execute` plans)."""
     if not torch.compiler.is_compiling():
-        return (*normalize(fname, input, kernel, mode, dims, method, boundary, fill_value), None)
+        return (
+            *normalize(
+                fname, input, kernel, mode, dims, method, boundary, fill_value, origin=origin
+            ),
+            None,
+        )
     x = input if isinstance(input, torch.Tensor) else torch.as_tensor(input)
     k = kernel if isinstance(kernel, torch.Tensor) else torch.as_tensor(kernel, device=x.device)
     facts = (
         (specialized_shape(x), x.dtype, x.device),
         (specialized_shape(k), k.dtype, k.device),
     )
-    plain = _static_plans(fname, *facts, mode, dims, method, boundary, fill_value, separable)
+    plain = _static_plans(
+        fname, *facts, mode, dims, method, boundary, fill_value, origin, separable
+    )
     spec, plan, sep = from_plain(plain)
     return x, k, spec, (plan, sep)
 
@@ -703,6 +836,7 @@ def _static_plans(
     method: Any,
     boundary: Any,
     fill_value: Any,
+    origin: Any,
     separable: bool,
 ) -> Any:
     """Spec, plan and separable plan of a traced call (plain tuples): validated on stand-ins
@@ -712,7 +846,7 @@ def _static_plans(
     # facts without their data
     x, k = (torch.zeros((), dtype=dt, device=dev).expand(shape) for shape, dt, dev in facts)
     device = x.device
-    _, _, spec = normalize(fname, x, k, mode, dims, method, boundary, fill_value)
+    _, _, spec = normalize(fname, x, k, mode, dims, method, boundary, fill_value, origin=origin)
     plan = sep = None
     if not spec.empty and spec.nd:
         plan = _plan.plan(spec, device)

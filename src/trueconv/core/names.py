@@ -14,10 +14,20 @@ Mode = Literal["full", "same", "valid"]
 Method = Literal["auto", "direct", "fft", "overlap_add"]
 Boundary = Literal["fill", "wrap", "symmetric", "reflect", "replicate"]
 BoundaryAlias = Literal["constant", "zeros", "circular", "symm", "edge"]
+#: where ``'same'`` starts in ``'full'`` for even kernels: numpy/scipy's ``(k - 1) // 2``
+#: (``'floor'``) or MATLAB's ``ceil((k - 1) / 2)`` (``'ceil'``)
+Align = Literal["floor", "ceil"]
+AlignAlias = Literal["numpy", "scipy", "matlab"]
+NanPolicy = Literal["propagate", "fill", "interpolate"]
 
 MODES: tuple[str, ...] = get_args(Mode)
 METHODS: tuple[str, ...] = get_args(Method)
 BOUNDARIES: tuple[str, ...] = get_args(Boundary)
+ALIGNS: tuple[str, ...] = get_args(Align)
+NAN_POLICIES: tuple[str, ...] = get_args(NanPolicy)
+
+ALIGN_ALIASES: dict[str, str] = {"numpy": "floor", "scipy": "floor", "matlab": "ceil"}
+assert set(ALIGN_ALIASES) == set(get_args(AlignAlias))
 
 #: Other spellings users bring from numpy, scipy and torch, mapped to the canonical name.
 #: ndimage's ``mirror``/``nearest``/``reflect`` are deliberately absent: ndimage's ``reflect``
@@ -62,6 +72,29 @@ def canonical_boundary(fname: str, boundary: Any, arg: str = "boundary") -> str:
         + ")",
         boundary,
     )
+
+
+def canonical_origin(fname: str, origin: Any) -> str | int | tuple[int, ...]:
+    """``origin`` as ``'floor'``/``'ceil'``, an int, or a tuple of ints (one per convolved dim;
+    its length is checked against the dims by the spec)."""
+    if isinstance(origin, str):
+        canon = ALIGN_ALIASES.get(origin, origin)
+        if canon in ALIGNS:
+            return canon
+    elif is_int(origin):
+        return int(origin)
+    elif isinstance(origin, (tuple, list)) and all(is_int(o) for o in origin):
+        return tuple(int(o) for o in origin)
+    allowed = (
+        "an int, a tuple of ints (one per convolved dim), or one of "
+        + choices(ALIGNS)
+        + " (aliases: "
+        + ", ".join(f"{a!r} = {c!r}" for a, c in ALIGN_ALIASES.items())
+        + ")"
+    )
+    if isinstance(origin, str):
+        raise err(fname, "origin", allowed, origin)
+    raise TypeError(f"{fname}(): origin must be {allowed}; got {origin!r}.")
 
 
 def is_int(value: Any) -> bool:
