@@ -15,10 +15,11 @@ when it is NaN. An output with no valid sample under the kernel is NaN (its weig
 ``conv(v, k)`` within rounding of 0: ``256 · eps · sum|k|``, the direct sum's exact 0 seen
 through a transform's rounding).
 
-Both convolutions run the call's spec, and so its plan: ``conv(v, k)`` is computed as
-``sum(k) - conv(1 - v, k)`` with zero fill when the fill counts as data (in ``'full'`` and
-``'same'``, ``conv`` of all ones under a fill of 1 is ``sum(k)`` everywhere), so even then the
-padding stays implicit.
+Both convolutions run as one call on the two stacked (one plan, the kernel transformed once):
+``conv(v, k)`` is computed as ``sum(k) - conv(1 - v, k)`` with zero fill when the fill counts
+as data (in ``'full'`` and ``'same'``, ``conv`` of all ones under a fill of 1 is ``sum(k)``
+everywhere), so even then the padding stays implicit. Only a non-zero finite fill value needs
+two calls (the data's padding holds it, the weights' does not).
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ import torch
 from trueconv._spec import ConvSpec, MissingSpec, check_kernel_sum
 from trueconv.core.torch_internals import functorch_active
 
-#: ``conv(a, b, fill_value)`` of the call: same shapes, dims, mode, method, boundary, origin.
-Conv = Callable[[torch.Tensor, torch.Tensor, complex], torch.Tensor]
+#: ``conv(a, b, fill_value, dims)`` with the call's mode, method, boundary and origin.
+Conv = Callable[[torch.Tensor, torch.Tensor, complex, tuple[int, ...]], torch.Tensor]
 
 
 def run(
@@ -46,6 +47,7 @@ def run(
     if inexact and not (k.is_floating_point() or k.is_complex()):
         k = k.to(spec.dtype)  # an integer kernel of a float result: sums and ratios in floats
     fill = spec.fill_value
+    dims = tuple(d - spec.ndim for d in spec.dims)  # negative: they hold for a stacked input
     ksum = k.sum(dim=spec.dims, keepdim=True)
     if x.is_floating_point() or x.is_complex():
         missing = torch.isnan(x)
@@ -58,11 +60,18 @@ def run(
     if opts.policy == "interpolate":
         # samples that 'fill' adds count as data, unless the fill is NaN ('valid' adds none)
         fill_is_data = spec.mode != "valid" and spec.boundary == "fill" and fill == fill
-        top = conv(torch.where(missing, 0, x), k, fill if fill_is_data else 0)
-        if fill_is_data:
-            bot = ksum - conv(missing.to(x.dtype), k, 0)
+        data = torch.where(missing, 0, x)
+        weights = missing if fill_is_data else ~missing
+        weights = weights.to(data.dtype)
+        data_fill = fill if fill_is_data else 0
+        weight_fill = 0 if spec.boundary == "fill" else fill
+        if data_fill == weight_fill:
+            # one call on both: one plan run, the kernel transformed once
+            top, bot = conv(torch.stack([data, weights]), k, weight_fill, dims).unbind(0)
         else:
-            bot = conv((~missing).to(x.dtype), k, 0 if spec.boundary == "fill" else fill)
+            top, bot = conv(data, k, data_fill, dims), conv(weights, k, weight_fill, dims)
+        if fill_is_data:
+            bot = ksum - bot
         eps = torch.finfo(bot.real.dtype if bot.is_complex() else bot.dtype).eps
         tol = 256 * eps * k.abs().sum(dim=spec.dims, keepdim=True)
         empty = bot.abs() <= tol
@@ -78,7 +87,7 @@ def run(
             k = k / ksum
         if opts.policy == "fill":
             x = torch.where(missing, fill, x)
-        y = conv(x, k, fill)
+        y = conv(x, k, fill, dims)
     if opts.preserve_nan:
         y = torch.where(missing, math.nan, y)
     return y

@@ -370,12 +370,12 @@ def _run(fname: str, call: tuple[Any, ...], missing: tuple[Any, ...], flip: bool
     if opts is None:
         return _execute(x, k, spec, planned=planned)
 
-    def conv(a: torch.Tensor, b: torch.Tensor, fill: complex) -> torch.Tensor:
-        # the call's options with this fill value (mostly the call's own spec and plan)
+    def conv(a: torch.Tensor, b: torch.Tensor, fill: complex, dims: Any) -> torch.Tensor:
+        # the call's options with this fill value and these dims
         a, b, s, p = _normalize(fname, a, b, mode, dims, method, boundary, fill, origin)
         return _execute(a, b, s, planned=p)
 
-    mode, dims, method, boundary, _, origin = options
+    mode, _, method, boundary, _, origin = options
     return _masked.run(x, k, spec, opts, conv)
 
 
