@@ -117,8 +117,10 @@ def test_truncated_tiff(tmp_path, capsys):
     assert not (tmp_path / "cut-box.tif").exists()
 
 
-def test_16bit_colour_png_is_refused_not_truncated(tmp_path, capsys):
-    """Pillow reads 16-bit colour PNGs with 8 bits per sample: refuse rather than lose them."""
+def test_16bit_colour_png_is_read_with_every_bit_and_a_cut_one_is_one_line(tmp_path, capsys):
+    """Pillow reads 16-bit colour PNGs with 8 bits per sample: they are read by imagecodecs
+    instead, every value kept (they used to be refused); a truncated one is one line."""
+    pytest.importorskip("imagecodecs")
     rgb = (np.arange(4 * 5 * 3).reshape(4, 5, 3) * 1000).astype(">u2")
     raw = b"".join(b"\x00" + row.tobytes() for row in rgb)  # filter type 0 per row
 
@@ -129,9 +131,12 @@ def test_16bit_colour_png_is_refused_not_truncated(tmp_path, capsys):
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
     (tmp_path / "deep.png").write_bytes(png + chunk(b"IEND", b""))
     assert Image.open(tmp_path / "deep.png").mode == "RGB"  # what Pillow would silently do
-    assert run(tmp_path / "deep.png", "-k", "box:3") == 1
-    assert "16-bit colour PNG, which Pillow reads with 8 bits per sample" in one_line(capsys)
-    assert files(tmp_path) == {"deep.png"}
+    assert run(tmp_path / "deep.png", "-k", "identity", "-o", tmp_path / "deep.npy") == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "deep.npy"), rgb.astype(np.float32))
+    (tmp_path / "cut.png").write_bytes(png[: len(png) - 40])
+    assert run(tmp_path / "cut.png", "-k", "box:3") == 1
+    assert "cut.png: cannot read as image: " in one_line(capsys)
+    assert files(tmp_path) == {"deep.png", "deep.npy", "cut.png"}
 
 
 def test_unknown_suffix_and_missing_file(tmp_path, npy, capsys):
@@ -252,7 +257,7 @@ def test_max_bytes_refuses_before_reading(tmp_path, npy, capsys, monkeypatch):
     assert run(npy, "-k", "box:3", "--max-bytes", "100") == 1
     line = one_line(capsys)
     assert "needs about" in line
-    assert "(output 3 x 4)" in line
+    assert "(output 3 x 4, kernel 3 x 3, direct)" in line
     assert "more than --max-bytes 100 B; raise --max-bytes or split the input" in line
     assert not (tmp_path / "x-box.npy").exists()
 

@@ -277,7 +277,7 @@ def test_group_is_refused(tmp_path, capsys):
     line = one_line(capsys)
     assert line == (
         f"trueconv apply: {tmp_path / 'g.zarr'}: a zarr group (it holds arrays mask, raw), "
-        "not an array; give a store that is one array"
+        "not an array; name one of them: g.zarr/mask"
     )
     (tmp_path / "empty.zarr").mkdir()
     assert run(tmp_path / "empty.zarr", "-k", "box:3") == 1

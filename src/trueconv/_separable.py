@@ -35,6 +35,13 @@ fibres ``f_i`` through it (``k ≈ f0 ⊗ f1 ⊗ ... / p^(d-1)``):
 NaN and ±Inf in the input land where the dense direct sum puts them: every pass places them
 (:func:`trueconv._plan.run`), and a term ``k[m] x[p]`` of the dense sum is the pass terms'
 product ``f1[m1] (f0[m0] x[p])``, non-finite and of the same sign exactly when it is.
+
+The fused loop. On the CPU with numba, float32/float64, the passes along the last two dims
+run as one compiled loop instead (:mod:`trueconv._methods.rows_separable`: no full-size
+intermediate; the plan's ``fused``, priced as one call of the direct loop with the two
+passes' multiply-adds). Where it cannot run (compile, tracing, ``torch.func``, meta tensors,
+other dtypes, factors that require a gradient, forward-mode AD) or where its input or factors
+hold a NaN or ±Inf (it reports them; the passes then run and place them), the passes run.
 """
 
 from __future__ import annotations
@@ -48,8 +55,10 @@ import numpy as np
 import torch
 
 from trueconv import _nonfinite, _plan
+from trueconv._methods import rows, rows_separable
 from trueconv._problem import Plan, Problem
-from trueconv.core.dtypes import is_integer
+from trueconv.core import cost
+from trueconv.core.dtypes import exact_dtype, is_integer
 from trueconv.core.static import register
 
 #: A separable plan is considered only for dense plans predicted to take at least this long:
@@ -63,6 +72,20 @@ MIN_DENSE_S = 2e-4
 #: dense 2.25 ms, where the model priced the passes lower); from 5 taps per dim on the saving
 #: is large (10 multiply-adds per output instead of 25).
 MAX_FRACTION = 0.75
+
+#: The fused plan must be predicted to take at most this fraction of the dense plan's time.
+#: It is priced by the direct loop's own constants (one call, the two passes' multiply-adds),
+#: which leave out what 'auto' adds to it (reading the kernel for its factors, 20-40 us) and
+#: the ring's upkeep. Measured, one thread (benchmarks/RESULTS_SEPARABLE.md, two runs): with
+#: 3-tap factors the dense loop stayed faster at predicted fractions 0.74-0.85 (512² and
+#: 1024² float32, 512² float64: dense / fused 0.65-0.96) and the fused loop won from 0.71
+#: down (1024² float64, 2048², 3 × 1024²: 1.04-2.4); 5 taps and more are 0.58 and below.
+FUSED_MAX_FRACTION = 0.72
+
+#: Private switch: False runs the passes instead of the fused loop (the benchmark compares
+#: them). Read when a plan is made and when it runs: after changing it,
+#: :func:`trueconv._plan.forget` reprices the plans.
+_FUSE = True
 
 _NUMPY_FLOAT = {torch.float32: np.float32, torch.float64: np.float64}
 
@@ -80,13 +103,24 @@ class SeparablePlan:
     problem: Problem
     dims: tuple[int, ...]  # the convolved dim (index among the convolved dims) of each pass
     passes: tuple[Plan, ...]
-    seconds: float  # predicted, the passes' sum
+    seconds: float  # predicted: the passes' sum, or the fused loop's and the later passes'
     method: str = "separable"
+    #: the first two passes (the last two dims) run as one compiled loop where it can
+    #: (:mod:`trueconv._methods.rows_separable`); the passes remain its fallback
+    fused: bool = False
 
     def run(self, a: torch.Tensor, fs: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """The dense plan's result from the factors ``fs`` (:func:`factors`)."""
         nd = len(self.problem.sb)
-        for d, p in zip(self.dims, self.passes):
+        dims, passes = self.dims, self.passes
+        if self.fused:
+            f0, f1 = fs[nd - 2], fs[nd - 1]
+            y = None
+            if _FUSE and rows_separable.usable(a, f0, f1):
+                y = rows_separable.separable_conv(a, f0, f1, self.problem.pads[nd - 2 :])
+            if y is not None:
+                a, dims, passes = y, dims[2:], passes[2:]
+        for d, p in zip(dims, passes):
             shape = [1] * a.ndim
             shape[a.ndim - nd + d] = fs[d].shape[0]
             a = _plan.run(p, a, fs[d].reshape(shape))
@@ -141,7 +175,35 @@ def plan(problem: Problem, device: torch.device, method: str = "auto") -> Separa
         cur[d] = out
     assert tuple(cur) == problem.out
     total = sum(_plan.seconds(p, device) for p in passes)
-    return SeparablePlan(problem, dims, tuple(passes), total)
+    fused = _fusable(problem, device, method, dims)
+    if fused:
+        total = _fused_seconds(problem, device)
+        total += sum(_plan.seconds(p, device) for p in passes[2:])
+    return SeparablePlan(problem, dims, tuple(passes), total, fused=fused)
+
+
+def _fusable(problem: Problem, device: torch.device, method: str, dims: tuple[int, ...]) -> bool:
+    """Whether the fused loop is planned: the CPU with numba, float32/float64, the last two
+    dims both convolved, and 'auto' or 'direct' (the loop is a direct sum) for the passes."""
+    nd = len(problem.sb)
+    return (
+        _FUSE
+        and device.type == "cpu"
+        and rows.AVAILABLE
+        and method in ("auto", "direct")
+        and exact_dtype(problem.dtype) in rows_separable.DTYPES
+        and dims[:2] == (nd - 1, nd - 2)
+    )
+
+
+def _fused_seconds(problem: Problem, device: torch.device) -> float:
+    """The fused loop's predicted time: one call of the direct loop whose multiply-adds are
+    the horizontal pass over every input row and the vertical pass over every output."""
+    n0, (k0, k1), (o0, o1) = problem.sa[-2], problem.sb[-2:], problem.out[-2:]
+    batch = problem.batch * math.prod(problem.sa[:-2])
+    macs = float(batch) * (n0 * o1 * k1 + o0 * o1 * k0)
+    counts = cost.Counts("rows", 1, macs)
+    return cost.predict(counts, exact_dtype(problem.dtype), device.type)
 
 
 _plan.priced_cache(plan.cache_clear)
@@ -154,10 +216,19 @@ def choice(dense: Plan, b: torch.Tensor, device: torch.device) -> SeparablePlan 
     # first, so that none of the pricing below is traced
     if (b.requires_grad and torch.is_grad_enabled()) or not _nonfinite.checkable(b):
         return None
+    return by_price(dense, device)
+
+
+def by_price(dense: Plan, device: torch.device) -> SeparablePlan | None:
+    """The separable plan where the cost model prefers it to ``dense`` for a separable kernel
+    (from shapes alone; :func:`choice` adds the checks on the kernel), else ``None``."""
     if _plan.seconds(dense, device) < MIN_DENSE_S:
         return None
     sep = plan(dense.problem, device)
-    if sep is None or sep.seconds > MAX_FRACTION * _plan.seconds(dense, device):
+    if sep is None:
+        return None
+    fraction = FUSED_MAX_FRACTION if sep.fused else MAX_FRACTION
+    if sep.seconds > fraction * _plan.seconds(dense, device):
         return None
     return sep
 

@@ -2,14 +2,19 @@
 
 The bar exists only when asked for (not ``--quiet``), when stderr is a terminal and when tqdm
 is installed; otherwise every method is a no-op and messages go straight to stderr, so a pipe
-or a log file never receives bar redraws. During a long stage (one hour of audio convolving)
-a background thread redraws the bar twice a second so that its clock keeps running: the
-convolution itself is one library call and reports nothing while it runs.
+or a log file never receives bar redraws. Its size is that of stderr, the terminal it is drawn
+on (not stdout's, which may be a pipe); a terminal that reports no size (0 x 0: a serial
+console, a bare pty, some CI runners) gets :data:`DEFAULT_SIZE`, as tqdm would otherwise draw
+nothing there (it took the reported 0 rows for a screen with no room for the bar).
+
+During a long stage (one hour of audio convolving) a background thread redraws the bar twice
+a second so that its clock keeps running: the convolution itself is one library call and
+reports nothing while it runs.
 """
 
 from __future__ import annotations
 
-import shutil
+import os
 import sys
 import threading
 from types import TracebackType
@@ -17,6 +22,24 @@ from typing import Any
 
 #: Seconds between redraws of the bar during a long stage.
 TICK_S = 0.5
+
+#: Columns and rows assumed on a terminal that reports no size (or a size of 0).
+DEFAULT_SIZE = (80, 24)
+
+
+def terminal_size(stream: Any) -> tuple[int, int]:
+    """``(columns, rows)`` of the terminal ``stream`` writes to: ``COLUMNS``/``LINES`` when
+    set (as :func:`shutil.get_terminal_size` honours them), else what the terminal reports;
+    ``0`` for what is unknown."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+        columns, rows = size.columns, size.lines
+    except (AttributeError, ValueError, OSError):
+        columns = rows = 0
+    given = [os.environ.get(name, "") for name in ("COLUMNS", "LINES")]
+    columns = int(given[0]) if given[0].isdigit() and int(given[0]) > 0 else columns
+    rows = int(given[1]) if given[1].isdigit() and int(given[1]) > 0 else rows
+    return max(columns, 0), max(rows, 0)
 
 
 class Progress:
@@ -32,14 +55,16 @@ class Progress:
             from tqdm import tqdm
         except ImportError:
             return
-        # a terminal that reports no width (a bare pty) would get a zero-width bar: assume 80
-        width = shutil.get_terminal_size((0, 0)).columns
+        # a terminal that reports no size (0 x 0) would get no bar at all: assume one
+        columns, rows = terminal_size(sys.stderr)
+        sized = columns > 0 and rows > 0
         self._bar = tqdm(
             total=total,
             unit="file",
             file=sys.stderr,
-            dynamic_ncols=width > 0,
-            ncols=None if width > 0 else 80,
+            dynamic_ncols=sized,
+            ncols=None if sized else columns or DEFAULT_SIZE[0],
+            nrows=None if sized else rows or DEFAULT_SIZE[1],
         )
         self._ticker = threading.Thread(target=self._tick, daemon=True)
         self._ticker.start()

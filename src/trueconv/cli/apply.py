@@ -2,12 +2,17 @@
 
 A thin shell over :func:`trueconv.convolve`: for each input it opens the file's header
 (:mod:`trueconv.cli.formats`), fits the kernel to the data's spatial dims, estimates the memory
-the job needs and refuses above ``--max-bytes``, reads the samples, runs **one** library call
-on the whole ``(*channels, *spatial)`` array (so audio channels ride along as a batch and
-``'auto'`` sees the real problem: overlap-add for an hour of audio and a 3-second impulse
-response), and writes the result to a temporary file that is renamed into place.
+the job needs from shapes alone (:func:`trueconv.cli.jobs.footprint`) and refuses above
+``--max-bytes`` before the kernel is built or the samples read, reads them, runs **one**
+library call on the whole ``(*channels, *spatial)`` array (so audio channels ride along as a
+batch and ``'auto'`` sees the real problem: overlap-add for an hour of audio and a 3-second
+impulse response), and writes the result to a temporary file that is renamed into place.
 
-A ``.zarr`` input (one array in a directory store) is never read whole: it takes a lazy path
+``-`` is standard input (as an INPUT) or standard output (``-o -``), for ``.npy`` bytes named by
+``--format npy`` (:mod:`trueconv.cli.streams`).
+
+A ``.zarr`` input (a store that is one array, or ``STORE.zarr/path/to/array``: an array of a
+group, whose default output joins that group) is never read whole: it takes a lazy path
 (:mod:`trueconv.cli.zarr_apply`) right after its header is opened, convolved chunk by chunk
 through Dask (``--chunks``, ``--scheduler``) into a ``.zarr`` output, and ``--max-bytes`` then
 bounds the memory of one chunk's task. What both paths share (the checked :class:`Options`, the
@@ -32,16 +37,28 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
 
 import trueconv
-from trueconv.cli import formats, zarr_apply
+from trueconv.cli import formats, streams, zarr_apply, zarr_store
 from trueconv.cli._errors import OK, SOME_FAILED, InputError, UsageError
 from trueconv.cli._progress import Progress
-from trueconv.cli.jobs import Kernel, Options, fit, load_kernel, planned_method, reason, work_bytes
+from trueconv.cli.jobs import (
+    Fitted,
+    Footprint,
+    Kernel,
+    Options,
+    fit,
+    footprint,
+    load_kernel,
+    numpy_dtype,
+    out_shape,
+    planned_method,
+    reason,
+)
 from trueconv.core.names import BOUNDARIES, BOUNDARY_ALIASES, METHODS, MODES
 
 #: Default ``--max-bytes``: this share of the machine's physical memory.
@@ -60,7 +77,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="Exit status: 0 all done, 1 some inputs failed, 2 bad usage. "
         "`trueconv kernels` lists the built-in kernels.",
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", type=Path, help="files to convolve")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        type=Path,
+        help="files to convolve (a zarr array: a .zarr store, or an array of a group as "
+        "STORE.zarr/path/to/array, whose default output joins the group); - reads one .npy "
+        "array from standard input (needs --format npy and -o)",
+    )
     p.add_argument(
         "-k",
         "--kernel",
@@ -71,13 +96,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "impulse-response audio file",
     )
     out = p.add_mutually_exclusive_group()
-    out.add_argument("-o", "--output", type=Path, help="output file (one input only)")
+    out.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="output file (one input only); - writes the result to standard output as .npy "
+        "bytes (needs --format npy; -v and messages go to standard error)",
+    )
     out.add_argument(
         "--out-dir",
         type=Path,
         metavar="DIR",
-        help="write each output as DIR/<input name> (default: next to the input, as "
-        "<stem>-<kernel><suffix>)",
+        help="write each output as DIR/<input name> (an array of a zarr group: "
+        "DIR/<array name>.zarr; default: next to the input, as <stem>-<kernel><suffix>)",
     )
     p.add_argument("--mode", default="same", choices=MODES, help="output size (default: same)")
     p.add_argument(
@@ -145,6 +176,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=".zarr inputs: compute on this dask.distributed scheduler "
         "(tcp://host:8786; default: threads on this machine)",
     )
+    p.add_argument(
+        "--format",
+        metavar="FORMAT",
+        help="the format of - (standard input and standard output alike), which has no suffix "
+        "to tell it: npy, the one format that streams (images, audio, .npz and .zarr need a "
+        "file name); files keep the format of their suffix",
+    )
     p.add_argument("--force", action="store_true", help="overwrite existing outputs and inputs")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no warnings")
     p.add_argument(
@@ -183,6 +221,21 @@ def options_from(args: argparse.Namespace) -> Options:
     inputs = tuple(args.inputs)
     if args.output is not None and len(inputs) > 1:
         raise UsageError("-o/--output names one output; with several inputs use --out-dir")
+    stdin = sum(streams.is_stdio(path) for path in inputs)
+    stdout = streams.is_stdio(args.output)
+    if stdin > 1:
+        raise UsageError(f"- (standard input) is given {stdin} times; it can be read once")
+    stream_format = streams.check_format(args.format, bool(stdin), stdout)
+    if stdin and args.output is None:
+        where = f"--out-dir {args.out_dir}" if args.out_dir is not None else "no -o"
+        raise UsageError(
+            f"- (standard input) has no name to derive an output from ({where}): give -o "
+            "OUTPUT, a file or - for standard output"
+        )
+    if stdin:
+        streams.check_stdin()
+    if stdout:
+        streams.check_stdout()
     # with --scheduler the cluster's workers compute: their GPUs count, not this machine's
     if args.device == "cuda" and args.scheduler is None and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available")
@@ -212,37 +265,28 @@ def options_from(args: argparse.Namespace) -> Options:
         force=args.force,
         quiet=args.quiet,
         verbose=args.verbose,
+        stream_format=stream_format,
     )
 
 
 # -- planning one job ---------------------------------------------------------------------------
 
 
-def _out_shape(x: tuple[int, ...], k: tuple[int, ...], mode: str) -> tuple[int, ...]:
-    """Output shape when ``k`` aligns with the trailing dims of ``x`` (broadcast the rest)."""
-    r = len(k)
-    lead = x[: len(x) - r]
-    out = []
-    for n, m in zip(x[len(x) - r :], k):
-        if mode == "full":
-            out.append(n + m - 1 if n and m else 0)
-        elif mode == "same":
-            out.append(n)
-        else:
-            out.append(max(n, m) - min(n, m) + 1 if n and m else 0)
-    return (*lead, *out)
-
-
 @dataclass
 class Job:
-    """One array of one input, ready to run."""
+    """One array of one input, planned: its kernel (not built yet), the method and the
+    memory estimate."""
 
     name: str
-    kernel: np.ndarray
-    dims: tuple[int, ...] | None  # user --dims (arrays), as non-negative axes
-    dtype: torch.dtype
+    fitted: Fitted
     out_shape: tuple[int, ...]
-    bytes: int
+    method: str  # planned from shapes ('auto' may still run 'separable')
+    footprint: Footprint
+
+    @property
+    def bytes(self) -> int:
+        """The memory estimate of the job."""
+        return self.footprint.total
 
 
 def _convolved_dims(ndim: int, per_channel: bool) -> tuple[int, ...] | None:
@@ -252,8 +296,60 @@ def _convolved_dims(ndim: int, per_channel: bool) -> tuple[int, ...] | None:
     return tuple(range(-(ndim - 1), 0)) if per_channel else None
 
 
-def plan(options: Options, kernel: Kernel, source: formats.Source) -> list[Job]:
-    """Fit the kernel to every array of ``source`` and estimate the memory, before reading."""
+def _read_bytes(source: formats.Source, name: str, samples: int) -> tuple[int, np.dtype]:
+    """Bytes alive while one array of ``source`` is read, and the dtype of the samples as
+    read (what the convolution starts from): an image is decoded, turned into its float
+    working type and laid out channels first (two copies of that size beside the decoded
+    samples, which are twice in memory while Pillow hands them over); audio is read in its
+    float type and transposed; an array is read as stored."""
+    stored = source.dtypes[name]
+    if source.kind == "array":
+        return stored.itemsize * samples, stored
+    if source.kind == "audio":
+        return 2 * stored.itemsize * samples, stored
+    work = np.dtype(formats.work_dtype(stored))
+    return 2 * (stored.itemsize + work.itemsize) * samples, work
+
+
+def _write_bytes(
+    options: Options,
+    fmt: formats.Format,
+    source: formats.Source,
+    target: Path,
+    out: int,
+    samples: int,
+) -> int:
+    """Bytes the writer of ``fmt`` allocates beside a result of ``out`` bytes (``samples``
+    samples) written to ``target``: integer samples are rounded and clipped in float copies
+    before the encoder gets its own copy (images: three of each); integer audio goes through
+    float64 and int64 (:func:`trueconv.cli.formats._quantized`: up to three 8-byte arrays),
+    float audio through one contiguous copy; a ``.zarr`` store is written from a contiguous
+    copy. ``--normalize`` scales a copy."""
+    extra = out if options.normalize else 0
+    if fmt.name.startswith("NumPy"):
+        return extra
+    if fmt is formats.ZARR or options.float_output:
+        return extra + out
+    if source.kind == "audio":
+        floats = source.meta.get("subtype") in ("FLOAT", "DOUBLE")
+        kept = floats and target.suffix.lower() in (".wav", ".aiff", ".aif")
+        return extra + out + (0 if kept else 24 * samples)
+    stored = np.dtype(source.meta.get("dtype", np.float64))
+    if stored.kind == "f":
+        return extra + out
+    return extra + 3 * out + 3 * stored.itemsize * samples
+
+
+def plan(
+    options: Options,
+    kernel: Kernel,
+    source: formats.Source,
+    fmt: formats.Format,
+    target: Path = streams.STDIO,
+) -> list[Job]:
+    """Fit the kernel to every array of ``source`` (written as ``fmt`` to ``target``), plan
+    the method and estimate the memory, from shapes alone: nothing is read and no kernel is
+    built."""
     if options.dims is not None and source.kind != "array":
         raise InputError(
             f"--dims applies to arrays (.npy/.npz); a {source.kind} convolves its own "
@@ -262,56 +358,90 @@ def plan(options: Options, kernel: Kernel, source: formats.Source) -> list[Job]:
     jobs = []
     for name, stored_shape in source.shapes.items():
         fitted = fit(options, kernel, source, name, stored_shape)
-        dims, k, dtype, shape = fitted.dims, fitted.kernel, fitted.dtype, fitted.shape
-        kshape = k.shape[1:] if kernel.per_channel else k.shape
-        out = _out_shape(shape, kshape, options.mode)
+        shape, kshape = fitted.shape, fitted.kshape
+        spatial = kshape[1:] if kernel.per_channel else kshape
+        out = out_shape(shape, spatial, options.mode)
+        full = out_shape(shape, spatial, "full")
         if kernel.per_channel:
-            out = (max(out[0], k.shape[0]), *out[1:])
+            out = (max(out[0], kshape[0]), *out[1:])
+            full = (max(full[0], kshape[0]), *full[1:])
+        dims = _convolved_dims(len(kshape), kernel.per_channel)
+        boundary = options.boundary_for(source.kind)
         method = planned_method(
             options.method,
             shape,
-            k.shape,
-            dtype,
+            kshape,
+            fitted.dtype,
             options.device,
             options.mode,
-            dims=_convolved_dims(k.ndim, kernel.per_channel),
-            boundary=options.boundary_for(source.kind),
+            dims=dims,
+            boundary=boundary,
             fill_value=options.fill_value,
         )
-        itemsize = torch.empty((), dtype=dtype).element_size()
-        need = work_bytes(itemsize, math.prod(shape), method, math.prod(out), k.size)
-        need += k.nbytes if kernel.spec is not None else 0  # built for this input (float64)
-        jobs.append(Job(name, k, dims, dtype, out, int(need)))
+        samples = math.prod(shape)
+        read, as_read = _read_bytes(source, name, samples)
+        itemsize = torch.empty((), dtype=fitted.dtype).element_size()
+        # the samples as read, and their copy where the compute dtype differs or --dims moves
+        # the axes (np.ascontiguousarray)
+        copied = fitted.dims is not None or as_read != numpy_dtype(fitted.dtype)
+        held = (as_read.itemsize + (itemsize if copied else 0)) * samples
+        result = itemsize * math.prod(out)
+        write = _write_bytes(options, fmt, source, target, result, math.prod(out))
+        usage = footprint(
+            options,
+            fitted,
+            method,
+            out,
+            full,
+            built=kernel.spec is not None,
+            read=read,
+            held=held,
+            write=write,
+            dims=dims,
+            boundary=boundary,
+        )
+        jobs.append(Job(name, fitted, out, method, usage))
     return jobs
 
 
 # -- running one job ----------------------------------------------------------------------------
 
 
+def _native(a: np.ndarray) -> np.ndarray:
+    """``a`` contiguous and in this machine's byte order, as torch takes arrays (a big-endian
+    ``.npy`` is swapped here, in the copy that a contiguous layout may need anyway)."""
+    return np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("="))
+
+
 def _convolve(
     options: Options, x_np: np.ndarray, job: Job, per_channel: bool, kind: str
 ) -> tuple[np.ndarray, str]:
-    """One library call on the whole array; returns the result and the method that ran."""
-    x_np = np.moveaxis(x_np, job.dims, range(-len(job.dims), 0)) if job.dims else x_np
+    """One library call on the whole array; returns the result and the method that ran (for
+    ``--verbose``; ``'auto'`` when not asked). The kernel is built here, after the job's
+    memory was checked."""
+    dims = job.fitted.dims
+    x_np = np.moveaxis(x_np, dims, range(-len(dims), 0)) if dims else x_np
     device = torch.device(options.device)
-    x = torch.from_numpy(np.ascontiguousarray(x_np)).to(device=device, dtype=job.dtype)
-    k = torch.from_numpy(np.ascontiguousarray(job.kernel)).to(device=device, dtype=job.dtype)
+    x = torch.from_numpy(_native(x_np)).to(device=device, dtype=job.fitted.dtype)
     del x_np
+    k_np = job.fitted.build()
+    k = torch.from_numpy(_native(k_np)).to(device=device, dtype=job.fitted.dtype)
+    del k_np
     how: dict[str, Any] = {
         "dims": _convolved_dims(k.ndim, per_channel),
         "boundary": options.boundary_for(kind),
         "fill_value": options.fill_value,
     }
+    method: str = options.method
+    if method == "auto" and options.verbose:  # what 'auto' runs: planning only, no output yet
+        method = trueconv.choose_method(x, k, options.mode, **how)
     fn = trueconv.correlate if options.correlate else trueconv.convolve
     with torch.no_grad():
         y = fn(x, k, options.mode, method=options.method, **how)
-    method: str = options.method
-    if method == "auto":  # what 'auto' ran, for --verbose (planning only: no compute)
-        method = trueconv.choose_method(x, k, options.mode, **how)
-    del x
+    del x, k
     y_np = y.cpu().numpy()
-    if job.dims:
-        y_np = np.moveaxis(y_np, range(-len(job.dims), 0), job.dims)
+    if dims:
+        y_np = np.moveaxis(y_np, range(-len(dims), 0), dims)
     return y_np, method
 
 
@@ -344,16 +474,27 @@ def _output_name(options: Options, path: Path, kernel: Kernel) -> Path:
     if options.output is not None:
         return Path(options.output)
     if options.out_dir is not None:
+        if zarr_store.split_member(path) is not None and path.suffix.lower() != ".zarr":
+            return Path(options.out_dir) / f"{path.name}.zarr"  # an array of a group: a store
         return Path(options.out_dir) / path.name
+    # beside the input: an array of a group gets a sibling in that group (data.zarr/raw-box)
     return path.with_name(f"{path.stem}-{kernel.tag}{path.suffix}")
 
 
 def _same_file(a: Path, b: Path) -> bool:
-    """Whether two resolved paths name one file (also through a hard link)."""
+    """Whether two resolved paths name one file (also through a hard link); never a stream
+    (``-``: standard input or output)."""
+    if streams.is_stdio(a) or streams.is_stdio(b):
+        return False
     try:
         return a == b or (a.exists() and b.exists() and os.path.samefile(a, b))
     except OSError:
         return False
+
+
+def _resolved(path: Path) -> Path:
+    """:func:`formats.resolve_path`, except for ``-`` (a stream, not a file)."""
+    return path if streams.is_stdio(path) else formats.resolve_path(path)
 
 
 def tasks(options: Options, kernel: Kernel) -> list[Task]:
@@ -364,7 +505,7 @@ def tasks(options: Options, kernel: Kernel) -> list[Task]:
     todo = []
     for path in options.inputs:
         output = _output_name(options, path, kernel)
-        todo.append(Task(path, output, formats.resolve_path(path), formats.resolve_path(output)))
+        todo.append(Task(path, output, _resolved(path), _resolved(output)))
     seen: dict[Path, Path] = {}
     for t in todo:
         if t.target in seen:
@@ -392,7 +533,7 @@ def tasks(options: Options, kernel: Kernel) -> list[Task]:
 def check_target(task: Task, todo: list[Task], force: bool) -> None:
     """Refuse, without ``--force``, an output that exists (a dangling symlink too) or that is
     one of the inputs."""
-    if force:
+    if force or streams.is_stdio(task.target):
         return
     if any(_same_file(task.target, t.source) for t in todo):
         raise InputError(f"the output {task.output} is an input; pass --force to replace it")
@@ -407,31 +548,51 @@ def process(
     todo: list[Task],
     progress: Progress,
     client: Any = None,
+    stdout: BinaryIO | None = None,
 ) -> list[str]:
     """Convolve one input into its output; returns warnings; raises :class:`InputError`.
 
     A ``.zarr`` input goes to the lazy path once its header is open, before anything is
-    planned for memory or read (``client``: the ``--scheduler`` connection, or ``None``)."""
-    with contextlib.suppress(OSError):  # a folder that does not exist yet has none
-        formats.sweep_leftovers(task.target)
+    planned for memory or read (``client``: the ``--scheduler`` connection, or ``None``).
+    ``-`` reads standard input and writes ``stdout`` (standard output's bytes), as
+    ``.npy`` (:mod:`trueconv.cli.streams`)."""
+    to_stdout = streams.is_stdio(task.target)
+    if not to_stdout:
+        with contextlib.suppress(OSError):  # a folder that does not exist yet has none
+            formats.sweep_leftovers(task.target)
     check_target(task, todo, options.force)
-    source = formats.open_source(task.source)
+    if streams.is_stdio(task.source):
+        source, in_format = streams.open_stdin(), formats.FORMATS[".npy"]
+    else:
+        source, in_format = formats.open_source(task.source), formats.lookup(task.source)
     target = task.target
-    if formats.lookup(task.source) is formats.ZARR:
+    if in_format is formats.ZARR:
         return zarr_apply.process(options, kernel, source, target, progress, client)
-    out_format = formats.check_writable(target, source, options.float_output)
-    jobs = plan(options, kernel, source)
+    if to_stdout:
+        out_format = formats.FORMATS[".npy"]
+        if len(source.shapes) != 1:
+            raise InputError(
+                f"standard output takes one array; the input holds {len(source.shapes)}: "
+                "write a .npz file"
+            )
+    else:
+        out_format = formats.check_writable(target, source, options.float_output)
+    jobs = plan(options, kernel, source, out_format, target)
     need = kernel.resident + sum(j.bytes for j in jobs)
     if need > options.max_bytes:
-        shapes = ", ".join(" x ".join(map(str, j.out_shape)) for j in jobs)
+        what = "; ".join(
+            f"output {formats.shape_text(j.out_shape)}, kernel "
+            f"{formats.shape_text(j.fitted.kshape)}, {j.method}"
+            for j in jobs
+        )
         raise InputError(
-            f"needs about {formats.human_bytes(need)} of memory (output {shapes}), more than "
+            f"needs about {formats.human_bytes(need)} of memory ({what}), more than "
             f"--max-bytes {formats.human_bytes(options.max_bytes)}; raise --max-bytes or split "
             "the input"
         )
 
     progress.stage("reading")
-    signal = formats.read(source)
+    signal = formats.read(source, in_format)
     results: dict[str, np.ndarray] = {}
     methods = []
     started = time.perf_counter()
@@ -462,16 +623,20 @@ def process(
             for name, y in results.items():
                 results[name] = y * scale
     if meta.get("alpha") is not None:
-        job = jobs[0]
-        kshape = job.kernel.shape[1:] if kernel.per_channel else job.kernel.shape
+        kshape = jobs[0].fitted.kshape
+        kshape = kshape[1:] if kernel.per_channel else kshape
         meta["alpha"] = _reframe(meta["alpha"], kshape, options.mode)
     out = formats.Signal(signal.kind, results, signal.channel_dims, meta)
     progress.stage("writing")
-    warnings = formats.write_atomically(target, out_format, out, options.float_output)
+    if to_stdout:
+        assert stdout is not None, "run() hands standard output over"
+        warnings = streams.write_stdout(out, options.float_output, stdout)
+    else:
+        warnings = formats.write_atomically(target, out_format, out, options.float_output)
     if options.verbose:
         shapes = "; ".join(
             f"{' x '.join(map(str, source.shapes[j.name]))} * "
-            f"{' x '.join(map(str, j.kernel.shape))} -> {' x '.join(map(str, j.out_shape))}"
+            f"{' x '.join(map(str, j.fitted.kshape))} -> {' x '.join(map(str, j.out_shape))}"
             for j in jobs
         )
         method = ", ".join(sorted(set(methods)))
@@ -488,12 +653,12 @@ def run(args: argparse.Namespace) -> int:
     options = options_from(args)
     kernel = load_kernel(options.kernel, options.max_bytes)
     todo = tasks(options, kernel)
-    lazy = [t for t in todo if formats.FORMATS.get(t.source.suffix.lower()) is formats.ZARR]
+    lazy = [t for t in todo if formats.format_of(t.source) is formats.ZARR]
     for option, value in (("chunks", options.chunks), ("scheduler", options.scheduler)):
         if value is not None and not lazy:
             raise UsageError(f"--{option} applies to .zarr inputs; there is none")
     for t in lazy:
-        if formats.FORMATS.get(t.target.suffix.lower()) is not formats.ZARR:
+        if formats.format_of(t.target) is not formats.ZARR:
             raise UsageError(
                 f"-o {t.output}: a .zarr input is convolved chunk by chunk into a .zarr "
                 "store; name the output DIR.zarr"
@@ -505,13 +670,17 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--out-dir {options.out_dir}: {exc.strerror or exc}") from None
 
     with contextlib.ExitStack() as stack:
+        # with -o -, standard output carries the result's bytes only: text goes to stderr
+        stdout = stack.enter_context(streams.binary_stdout(streams.is_stdio(options.output)))
         client = None
         if options.scheduler is not None:
             client = stack.enter_context(zarr_apply.connect(options.scheduler))
-        return _run_all(options, kernel, todo, client)
+        return _run_all(options, kernel, todo, client, stdout)
 
 
-def _run_all(options: Options, kernel: Kernel, todo: list[Task], client: Any) -> int:
+def _run_all(
+    options: Options, kernel: Kernel, todo: list[Task], client: Any, stdout: BinaryIO | None
+) -> int:
     """Process every input, each failure reported on one line; the exit status."""
     failed = 0
     with Progress(len(todo), enabled=not options.quiet) as progress:
@@ -519,7 +688,7 @@ def _run_all(options: Options, kernel: Kernel, todo: list[Task], client: Any) ->
             path = task.input
             progress.file(path.name)
             try:
-                for note in process(options, kernel, task, todo, progress, client):
+                for note in process(options, kernel, task, todo, progress, client, stdout):
                     if not options.quiet:
                         progress.write(f"trueconv apply: {path}: warning: {note}")
             except InputError as exc:

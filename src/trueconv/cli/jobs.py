@@ -3,14 +3,25 @@ and chunk by chunk (:mod:`trueconv.cli.zarr_apply`).
 
 The checked arguments (:class:`Options`, frozen once by :func:`trueconv.cli.apply.options_from`
 and only read afterwards), the ``--kernel`` (:func:`load_kernel`, once per run) fitted to each
-array (:func:`fit`), the compute dtype, the method planned from shapes alone
-(:func:`planned_method`) and the memory estimate built on it (:func:`work_bytes`). Both
-modules import this one; it imports neither.
+array (:func:`fit`: its shape and dtype; a built-in is built only once the job fits), the
+compute dtype, the method planned from shapes alone (:func:`planned_method`) and the memory
+estimate built on it (:func:`footprint`). Both modules import this one; it imports neither.
+
+The estimate. ``--max-bytes`` is compared with what a job allocates beyond the idle command,
+from shapes alone and before anything of the job's size exists: the input as read and its
+copy in the compute dtype, the kernel as built (a built-in in float64) and its copy in the
+compute dtype, the separable check of ``'auto'`` (:data:`SEPARABLE_CHECK_PER_TAP`, when it
+runs: :func:`separable_check_runs`), the scratch of every method that may run
+(:data:`SCRATCH`, in units of the full convolution, which a transform pads to whatever the
+mode) and the result, and the reader's and writer's own buffers; the largest of the three
+phases (reading, computing, writing) is the estimate (:class:`Footprint`). Measured against
+the peak RSS of the command in benchmarks/RESULTS_CLI.md: an upper bound, within about 2x.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,14 +33,35 @@ from trueconv.cli import formats, kernels
 from trueconv.cli._errors import InputError, UsageError
 from trueconv.core.names import Boundary, BoundaryAlias, Method, Mode
 
-#: Peak working memory of one job beyond its input, in units of the output array, per method:
-#: the result itself and the method's scratch (the direct sum: little; the FFT: padded operands,
-#: spectra and product; overlap-add: one box of blocks, their spectra, plus the output).
-#: Provenance: benchmarks/RESULTS_CLI.md, section "Memory per method" (peak RSS beyond the idle
-#: command and the input, made by benchmarks/cli_memory.py): direct 1.0, fft 3.1-4.3,
-#: overlap-add 1.2-1.3 (8000^2 images, 10 min of stereo audio); rounded up, so that the
-#: estimate errs on the safe side.
-WORK_FACTOR = {"direct": 1.5, "fft": 5.0, "overlap_add": 2.0}
+#: Scratch of each method beyond its inputs and its output, in units of the *full*
+#: convolution (every overlap, ``n + m - 1`` per convolved dim, times the batch) in the compute
+#: dtype: a transform pads both operands to about that size whatever the mode ('same' of a
+#: 30 x 40 array by a 3000 x 3000 kernel transforms 3000 x 3000 planes), the direct sum needs
+#: nothing of that size, overlap-add blocks and their spectra (up to a full-size sum when the
+#: kernel is the longer operand), the separable passes one intermediate array. Provenance:
+#: benchmarks/RESULTS_CLI.md, section "Memory: the estimate against the measured peak" (peak
+#: RSS beyond the same command on 5 samples, made by benchmarks/cli_memory.py); largest seen:
+#: direct 0.1, fft 2.7 (10 min of stereo audio, 'full'), overlap_add 2.1 (2000 x 2000 by a
+#: 121 x 121 Gaussian, 'same'), separable 1.0 (4000 x 4000 by a 7 x 7 Gaussian, passes by
+#: shift-and-add without numba: the intermediate array); rounded up.
+SCRATCH = {"direct": 0.25, "fft": 3.5, "overlap_add": 2.2, "separable": 1.5}
+
+#: Overlap-add along one dim (audio: blocks of time, their spectra batched) writes each block
+#: into the output: 0.1 of the full convolution measured (10 and 60 min of stereo audio by a
+#: 3 s impulse response, 'full'), where boxes of 2-D blocks took up to 2.1.
+SCRATCH_1D_OVERLAP_ADD = 0.5
+
+#: Bytes per kernel tap that ``'auto'`` allocates while it checks whether a kernel is separable
+#: (:func:`trueconv._separable.factors`: the kernel as float64, the rank-1 rebuild, their
+#: difference, two magnitudes and a mask: 4 x 8 + 1 bytes; 33.0 measured with tracemalloc on
+#: 1500 x 1500 and 3000 x 3000 kernels, separable or not; rounded up for the allocator's pages
+#: and the job's small arrays, which took a box:1500 job 0.2 MB past 33). It runs before the
+#: output exists.
+SEPARABLE_CHECK_PER_TAP = 36
+
+#: Not counted: what the idle command holds whatever the job (Python, torch and the command's
+#: imports: 0.29-0.30 GiB here; numba's compiled loop of the direct method, once loaded: 0.11
+#: GiB more). ``--max-bytes`` bounds what a job adds to that.
 
 _LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as Pillow's convert("L")
 
@@ -59,6 +91,7 @@ class Options:
     force: bool
     quiet: bool
     verbose: bool
+    stream_format: str | None = None  # --format: of - (standard input/output), checked
 
     def boundary_for(self, kind: str) -> Boundary | BoundaryAlias:
         """``--boundary``, or the default of a file of ``kind``: :data:`IMAGE_BOUNDARY` for
@@ -181,21 +214,24 @@ def _dims_words(source: formats.Source, spatial: int) -> str:
 
 def fit_kernel(
     kernel: Kernel, source: formats.Source, name: str, spatial: int, max_bytes: int
-) -> np.ndarray:
-    """The kernel for one array of ``source`` with ``spatial`` convolved dims, or an
-    :class:`InputError` saying why it does not fit (a built-in is sized against
-    ``max_bytes`` from its parameters before it is built)."""
+) -> tuple[tuple[int, ...], np.dtype, Callable[[], np.ndarray]]:
+    """The kernel for one array of ``source`` with ``spatial`` convolved dims, not built yet:
+    its shape, its dtype and a function that makes it; or an :class:`InputError` saying why it
+    does not fit. A built-in is sized from its parameters alone (and refused above
+    ``max_bytes`` on its own); the whole job is sized by :func:`job_bytes` before it is made."""
     where = f"this {source.kind} has {_dims_words(source, spatial)}"
     if kernel.spec is not None:
-        rank = kernel.spec.ndim or spatial
-        if not kernel.spec.builtin.fits(rank) or rank > spatial:
-            what = kernel.spec.builtin.ranks() if kernel.spec.ndim is None else f"{rank}-D"
-            raise InputError(f"kernel {kernel.spec.builtin.name} is {what}; {where}")
-        shape = kernel.spec.shape(rank)
-        float64 = np.dtype(np.float64).itemsize
-        if why := _kernel_too_big(kernel.text, shape, float64 * math.prod(shape), max_bytes):
+        spec = kernel.spec
+        rank = spec.ndim or spatial
+        if not spec.builtin.fits(rank) or rank > spatial:
+            what = spec.builtin.ranks() if spec.ndim is None else f"{rank}-D"
+            raise InputError(f"kernel {spec.builtin.name} is {what}; {where}")
+        shape = spec.shape(rank)
+        float64 = np.dtype(np.float64)
+        nbytes = float64.itemsize * math.prod(shape)
+        if why := _kernel_too_big(kernel.text, shape, nbytes, max_bytes):
             raise InputError(why)
-        return kernel.spec.build(rank)
+        return shape, float64, lambda: spec.build(rank)
     assert kernel.array is not None
     k = kernel.array
     rank = k.ndim - kernel.per_channel
@@ -219,16 +255,16 @@ def fit_kernel(
             f"kernel {kernel.text} has sample rate {kernel.samplerate} Hz, the input "
             f"{rate} Hz; resample one of them (trueconv does not resample)"
         )
-    return k
+    return tuple(k.shape), k.dtype, lambda: k
 
 
 # -- fitting one array --------------------------------------------------------------------------
 
 
 def compute_dtype(
-    options: Options, source: formats.Source, name: str, k: np.ndarray
+    options: Options, source: formats.Source, name: str, kdtype: np.dtype
 ) -> torch.dtype:
-    """The torch dtype of the convolution (see ``--dtype``)."""
+    """The torch dtype of the convolution (see ``--dtype``) for a kernel of ``kdtype``."""
     stored = source.dtypes[name]
     if options.dtype != "auto":
         base = np.dtype(options.dtype)
@@ -236,23 +272,32 @@ def compute_dtype(
         base = np.dtype(formats.work_dtype(stored))
     elif stored.kind in "fc":
         base = stored
-    elif k.dtype.kind in "biu":
+    elif kdtype.kind in "biu":
         return torch.int64  # integers with an integer kernel: exact
     else:
         base = np.dtype(np.float64)
-    if stored.kind == "c" or k.dtype.kind == "c":
+    if stored.kind == "c" or kdtype.kind == "c":
         base = np.result_type(base, np.complex64)
     return getattr(torch, base.name)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
 class Fitted:
-    """One array's kernel, fitted: what both the in-memory and the lazy (zarr) paths need."""
+    """One array's kernel, fitted but not built: what both the in-memory and the lazy (zarr)
+    paths need to size the job before anything of the kernel's size exists."""
 
     dims: tuple[int, ...] | None  # user --dims, as sorted non-negative axes
-    kernel: np.ndarray
+    kshape: tuple[int, ...]
+    kdtype: np.dtype
     dtype: torch.dtype
     shape: tuple[int, ...]  # the array's shape with the --dims axes moved last
+    build: Callable[[], np.ndarray]  # the kernel: a built-in is made by the call
+    separable: bool | None = None  # a built-in known to be rank 1 (or not); None: unknown
+
+    @property
+    def taps(self) -> int:
+        """Elements of the kernel."""
+        return math.prod(self.kshape)
 
 
 def fit(
@@ -262,7 +307,8 @@ def fit(
     name: str,
     shape: tuple[int, ...],
 ) -> Fitted:
-    """Resolve ``--dims``, fit the kernel and choose the compute dtype for one array."""
+    """Resolve ``--dims``, fit the kernel (unbuilt) and choose the compute dtype for one
+    array."""
     dims = None
     if options.dims is not None:
         try:
@@ -277,8 +323,25 @@ def fit(
     spatial = len(dims) if dims is not None else source.spatial(name)
     if spatial == 0:
         raise InputError(f"nothing to convolve: array {name or '0'!r} is 0-D")
-    k = fit_kernel(kernel, source, name, spatial, options.max_bytes)
-    return Fitted(dims, k, compute_dtype(options, source, name, k), shape)
+    kshape, kdtype, build = fit_kernel(kernel, source, name, spatial, options.max_bytes)
+    dtype = compute_dtype(options, source, name, kdtype)
+    separable = None if kernel.spec is None else kernel.spec.builtin.separable
+    return Fitted(dims, kshape, kdtype, dtype, shape, build, separable)
+
+
+def out_shape(x: tuple[int, ...], k: tuple[int, ...], mode: str) -> tuple[int, ...]:
+    """Output shape when ``k`` aligns with the trailing dims of ``x`` (broadcast the rest)."""
+    r = len(k)
+    lead = x[: len(x) - r]
+    out = []
+    for n, m in zip(x[len(x) - r :], k):
+        if mode == "full":
+            out.append(n + m - 1 if n and m else 0)
+        elif mode == "same":
+            out.append(n)
+        else:
+            out.append(max(n, m) - min(n, m) + 1 if n and m else 0)
+    return (*lead, *out)
 
 
 # -- planning from shapes -----------------------------------------------------------------------
@@ -315,11 +378,180 @@ def planned_method(
             device=device,
         )
     except (ValueError, TypeError):
-        return max(WORK_FACTOR, key=WORK_FACTOR.__getitem__)
+        return max(SCRATCH, key=SCRATCH.__getitem__)
 
 
-def work_bytes(itemsize: int, held: int, method: str, out: int, taps: int) -> float:
-    """Estimated peak memory of one convolution: ``held`` input samples, the method's working
-    memory for ``out`` output samples (:data:`WORK_FACTOR`) and the kernel's ``taps``, each
-    ``itemsize`` bytes."""
-    return itemsize * (held + WORK_FACTOR[method] * out + taps)
+def separable_check_runs(
+    method: Method,
+    shape: tuple[int, ...],
+    kshape: tuple[int, ...],
+    dtype: torch.dtype,
+    device: str,
+    mode: Mode,
+    *,
+    dims: tuple[int, ...] | None = None,
+    boundary: Boundary | BoundaryAlias = "fill",
+    fill_value: float = 0,
+) -> bool:
+    """Whether ``'auto'`` will read the kernel to see if it is separable (and so allocate
+    :data:`SEPARABLE_CHECK_PER_TAP` bytes per tap), from shapes alone: ``'auto'`` with a real
+    kernel of at least two dims longer than one (the library's further conditions, a dense plan
+    slow enough and a separable plan cheap enough, are counted as met).
+
+    Parameters
+    ----------
+    method : str
+        ``--method``: only ``'auto'`` checks.
+    shape, kshape : tuple of int
+        Shapes of the input and the kernel.
+    dtype : torch.dtype
+        The compute dtype (complex kernels are never checked).
+    device : str
+        Where the job runs.
+    mode, dims, boundary, fill_value
+        As passed to the library.
+
+    Returns
+    -------
+    bool
+        ``True`` wherever the library may run the check (the safe side of the estimate).
+    """
+    # The library also skips it for dense plans predicted under 0.2 ms and where the
+    # separable plan is not cheaper; both are its private planner's business, and counting the
+    # check there only over-estimates by the kernel's size in float64 (small then).
+    return method == "auto" and not dtype.is_complex and sum(m > 1 for m in kshape) >= 2
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """The memory of one convolution, by what is alive at its peak, in bytes.
+
+    ``read``: while the input is decoded (the format's own buffers and the samples as read).
+    ``held``: the input during the convolution (as read, its copy in the compute dtype, a
+    boundary's extended copy). ``kernel``: the kernel as built (a built-in in float64; 0 for a
+    kernel file, counted once for the whole run) and its copy in the compute dtype. ``check``:
+    the separable check of ``'auto'`` (:func:`separable_check_runs`). ``full`` and ``out``:
+    the full convolution and the result in the compute dtype. ``write``: the writer's buffers
+    beyond the result (integer conversion, encoders). ``methods``: every method that may run
+    (the planned one, and ``'separable'`` after a check). ``rank``: the kernel's convolved dims
+    longer than one (overlap-add along one needs less: :data:`SCRATCH_1D_OVERLAP_ADD`).
+    """
+
+    read: int
+    held: int
+    kernel: int
+    check: int
+    full: int
+    out: int
+    write: int
+    methods: tuple[str, ...]
+    rank: int = 2  # convolved dims longer than one in the kernel
+
+    def scratch(self, method: str) -> float:
+        """The scratch of ``method`` in units of the full convolution (:data:`SCRATCH`)."""
+        if method == "overlap_add" and self.rank <= 1:
+            return SCRATCH_1D_OVERLAP_ADD
+        return SCRATCH[method]
+
+    @property
+    def compute(self) -> int:
+        """Alive while the library runs: the input, the kernel, then the separable check
+        (before the output exists) or the method's scratch and its output."""
+        work = max(self.scratch(m) * self.full + self.out for m in self.methods)
+        return int(self.held + self.kernel + max(self.check, work))
+
+    @property
+    def total(self) -> int:
+        """The estimate: the largest of the three phases (reading, computing, writing: the
+        input is gone when the result is written)."""
+        writing = self.kernel + self.out + self.write
+        return max(self.read, self.compute, writing)
+
+
+def footprint(
+    options: Options,
+    fitted: Fitted,
+    method: str,
+    out: tuple[int, ...],
+    full: tuple[int, ...],
+    *,
+    built: bool,
+    read: int,
+    held: int,
+    write: int,
+    dims: tuple[int, ...] | None = None,
+    boundary: Boundary | BoundaryAlias = "fill",
+    shape: tuple[int, ...] | None = None,
+    mode: Mode | None = None,
+) -> Footprint:
+    """The memory of convolving one array, from shapes alone.
+
+    Parameters
+    ----------
+    options : Options
+        The checked arguments (``--method``, ``--mode``, ``--device``, ``--fill-value``).
+    fitted : Fitted
+        The array's kernel (shape and dtype; not built) and compute dtype.
+    method : str
+        The method planned from shapes (:func:`planned_method`).
+    out, full : tuple of int
+        Shapes of the result and of the full convolution (every overlap).
+    built : bool
+        Whether the kernel is made for this job (a built-in, in float64) rather than read
+        once for the whole run (a kernel file, counted once by the caller).
+    read, held, write : int
+        Bytes of the reader's buffers, of the input while it is convolved (as read, and its
+        copy in the compute dtype), and of the writer's buffers beyond the result.
+    dims, boundary : optional
+        As passed to the library (they decide the separable check and an extended copy of
+        the input for a boundary other than zeros).
+    shape, mode : optional
+        The library call's, when not the array's and ``--mode`` (a task of a chunked job
+        convolves a window ``'valid'``).
+
+    Returns
+    -------
+    Footprint
+        Its :attr:`~Footprint.total` is the estimate compared with ``--max-bytes``.
+    """
+    itemsize = torch.empty((), dtype=fitted.dtype).element_size()
+    device = options.device
+    made = fitted.taps * fitted.kdtype.itemsize if built else 0
+    copy = fitted.taps * itemsize if np.dtype(fitted.kdtype) != numpy_dtype(fitted.dtype) else 0
+    check = 0
+    methods = [method]
+    if separable_check_runs(
+        options.method,
+        fitted.shape if shape is None else shape,
+        fitted.kshape,
+        fitted.dtype,
+        device,
+        options.mode if mode is None else mode,
+        dims=dims,
+        boundary=boundary,
+        fill_value=options.fill_value,
+    ):
+        check = SEPARABLE_CHECK_PER_TAP * fitted.taps
+        # after the check: the passes (a built-in known to be rank 1), the planned method (one
+        # known not to be), or either (a kernel file)
+        methods = {True: ["separable"], False: [method], None: [method, "separable"]}[
+            fitted.separable
+        ]
+    extended = math.prod(full) * itemsize if boundary not in ("fill", "zeros", "constant") else 0
+    convolved = fitted.kshape if dims is None else tuple(fitted.kshape[d] for d in dims)
+    return Footprint(
+        read=read,
+        held=held + extended,
+        kernel=made + copy,
+        check=check,
+        full=math.prod(full) * itemsize,
+        out=math.prod(out) * itemsize,
+        write=write,
+        methods=tuple(methods),
+        rank=sum(m > 1 for m in convolved),
+    )
+
+
+def numpy_dtype(dtype: torch.dtype) -> np.dtype:
+    """The numpy dtype of a torch dtype (``torch.float32`` -> ``float32``)."""
+    return torch.empty(0, dtype=dtype).numpy().dtype

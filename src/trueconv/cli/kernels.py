@@ -342,7 +342,8 @@ class Param:
 @dataclass(frozen=True)
 class Builtin:
     """A built-in kernel: ``build(ndim=..., **params)``, its taps per dim ``taps(**params)``
-    (validating the parameters, building nothing), and what ``trueconv kernels`` says."""
+    (validating the parameters, building nothing), whether it is ``separable``, and what
+    ``trueconv kernels`` says."""
 
     name: str
     build: Callable[..., np.ndarray]
@@ -351,6 +352,10 @@ class Builtin:
     min_rank: int = 1
     max_rank: int | None = None
     taps: Callable[..., int] = lambda **params: 3
+    #: whether the kernel is an outer product of 1-D factors (rank 1) at every rank and for
+    #: every parameter, so that ``'auto'`` runs it as one pass per dim; ``None``: it depends
+    #: (a motion blur along an axis is, along a diagonal it is not)
+    separable: bool | None = None
 
     def usage(self) -> str:
         """The spec syntax, e.g. ``gaussian:sigma=S[,size=N]`` or ``box[:size=N]``."""
@@ -382,6 +387,7 @@ BUILTINS: dict[str, Builtin] = {
             "Gaussian blur summing to 1; size 2*ceil(3*sigma)+1 unless given",
             (Param("sigma", float, "S", required=True), Param("size", int, "N")),
             taps=gaussian_taps,
+            separable=True,
         ),
         Builtin(
             "box",
@@ -389,27 +395,41 @@ BUILTINS: dict[str, Builtin] = {
             "moving average of N taps per dim (default 3), summing to 1",
             (Param("size", int, "N"),),
             taps=lambda size=3: _at_least_one("size", size),
+            separable=True,
         ),
         Builtin(
             "sobel-x",
             functools.partial(sobel, -1),
             "Sobel edges, positive where values rise to the right",
             min_rank=2,
+            separable=True,
         ),
         Builtin(
             "sobel-y",
             functools.partial(sobel, -2),
             "Sobel edges, positive where values rise downwards",
             min_rank=2,
+            separable=True,
         ),
-        Builtin("laplacian", laplacian, "discrete Laplacian: centre -2*ndim, nearest neighbours 1"),
-        Builtin("sharpen", sharpen, "identity minus the Laplacian (2-D: centre 5, neighbours -1)"),
+        Builtin(
+            "laplacian",
+            laplacian,
+            "discrete Laplacian: centre -2*ndim, nearest neighbours 1",
+            separable=False,
+        ),
+        Builtin(
+            "sharpen",
+            sharpen,
+            "identity minus the Laplacian (2-D: centre 5, neighbours -1)",
+            separable=False,
+        ),
         Builtin(
             "identity",
             identity,
             "unit impulse: mode 'same' returns the input",
             (Param("size", int, "N"),),
             taps=lambda size=1: _at_least_one("size", size),
+            separable=True,
         ),
         Builtin(
             "motion",

@@ -1,6 +1,7 @@
 """``trueconv apply`` on a ``.zarr`` input: lazily, chunk by chunk, through Dask.
 
-A zarr array (a directory store, zarr v2 or v3, one array: not a group) is never read whole.
+A zarr array (a directory store, zarr v2 or v3: a store that is one array, or an array of a
+group named ``STORE.zarr/path/to/array``) is never read whole.
 :func:`process` builds a Dask graph from the store's header alone — the input, rechunked to
 ``--chunks`` if given, cast to the compute dtype of ``.npy`` inputs (see ``--dtype``),
 convolved by :func:`trueconv.dask.convolve` (or :func:`~trueconv.dask.correlate`), rechunked to
@@ -50,7 +51,16 @@ import torch
 from trueconv.cli import formats, zarr_store
 from trueconv.cli._errors import InputError, UsageError
 from trueconv.cli._progress import Progress
-from trueconv.cli.jobs import Fitted, Kernel, Options, fit, planned_method, reason, work_bytes
+from trueconv.cli.jobs import (
+    Fitted,
+    Kernel,
+    Options,
+    fit,
+    footprint,
+    out_shape,
+    planned_method,
+    reason,
+)
 
 #: Width of Dask's bar: inside the file bar (when tqdm draws one), and on its own line.
 BAR_WIDTH = {True: 20, False: 40}
@@ -256,7 +266,7 @@ def plan(options: Options, store: zarr_store.StoreMeta, fitted: Fitted) -> Plan:
     if options.chunk_sizes is not None:
         assert options.chunks is not None  # the text they were parsed from (options_from)
         work = fitted_to_shape(chunks_for(options.chunk_sizes, options.chunks, len(shape)))
-    tasks = graph_tasks(shape, stored, work, fitted.kernel.shape)
+    tasks = graph_tasks(shape, stored, work, fitted.kshape)
     graph_bytes = GRAPH_BYTES_PER_TASK * tasks
     if graph_bytes > options.max_bytes:
         rechunked = "" if options.chunks is None else f" (rechunked to --chunks {options.chunks})"
@@ -271,7 +281,8 @@ def plan(options: Options, store: zarr_store.StoreMeta, fitted: Fitted) -> Plan:
     # the convolved array as trueconv.dask sees it: --dims moved last, the compute dtype
     dims = fitted.dims or ()
     order = [d for d in range(len(shape)) if d not in dims] + list(dims)
-    k = torch.from_numpy(np.ascontiguousarray(fitted.kernel)).to(fitted.dtype)
+    # the kernel's shape and dtype only (a stride-0 stand-in): it is built once the job fits
+    k = torch.zeros((), dtype=fitted.dtype).expand(fitted.kshape)
     try:
         blocks = trueconv.dask.blocks(
             fitted.shape,
@@ -288,10 +299,22 @@ def plan(options: Options, store: zarr_store.StoreMeta, fitted: Fitted) -> Plan:
     block, window = blocks.largest_block, blocks.largest_window
     # each block is a 'valid' convolution of its window (the boundary is applied once, before)
     device = options.device if options.device != "cuda" or torch.cuda.is_available() else "cpu"
-    method = planned_method(options.method, window, k.shape, fitted.dtype, device, "valid")
+    method = planned_method(options.method, window, fitted.kshape, fitted.dtype, device, "valid")
     itemsize = k.element_size()
-    need = work_bytes(itemsize, 2 * math.prod(window), method, math.prod(block), fitted.kernel.size)
-    plan = Plan(work, work != stored, tasks, graph_bytes, int(need), tuple(window), method)
+    usage = footprint(
+        options,
+        fitted,
+        method,
+        tuple(block),
+        out_shape(tuple(window), fitted.kshape, "full"),
+        built=True,  # once per task that holds it: counted per task, to be safe
+        read=0,
+        held=2 * itemsize * math.prod(window),  # the window's pieces, and assembled
+        write=itemsize * math.prod(block),  # the chunk as zarr encodes it
+        shape=tuple(window),
+        mode="valid",
+    )
+    plan = Plan(work, work != stored, tasks, graph_bytes, usage.total, tuple(window), method)
     if plan.task_bytes > options.max_bytes:
         raise InputError(
             f"one task needs about {formats.human_bytes(plan.task_bytes)} of memory (a "
@@ -339,12 +362,14 @@ def _create_output(zarr: Any, tmp: Path, y: Any, store: zarr_store.StoreMeta, at
     shape = tuple(int(n) for n in y.shape)
     chunks = tuple(max(int(c[0]), 1) for c in y.chunks)  # zarr refuses 0: an empty dim
     if formats.zarr_major() >= 3:
+        # inside a group (tmp lies beside the target): the group's format, else the input's
+        group = zarr_store.group_format(tmp.parent)
         return zarr.create_array(
             store=str(tmp),
             shape=shape,
             chunks=chunks,
             dtype=y.dtype,
-            zarr_format=store.zarr_format,
+            zarr_format=store.zarr_format if group is None else group,
             attributes=dict(attrs),
             config={"write_empty_chunks": True},
         )
@@ -408,8 +433,9 @@ def process(
         left at ``target``.
     """
     target = formats.resolve_path(target)
-    if formats.FORMATS.get(target.suffix.lower()) is not formats.ZARR:
+    if formats.format_of(target) is not formats.ZARR:
         raise InputError(f"{target}: a .zarr input is convolved into a .zarr store only")
+    zarr_store.check_member(target, "output")  # into a group: an existing one, from inside
     if options.normalize:
         raise InputError(
             "--normalize is not available for .zarr inputs: it needs the peak of the whole "
@@ -423,9 +449,9 @@ def process(
 
     store: zarr_store.StoreMeta = source.meta["store"]
     fitted = fit(options, kernel, source, "", store.shape)
-    planned = plan(options, store, fitted)  # refuses above --max-bytes: no graph yet
+    planned = plan(options, store, fitted)  # refuses above --max-bytes: no graph, no kernel yet
     np_dtype = torch.empty(0, dtype=fitted.dtype).numpy().dtype
-    k = torch.from_numpy(np.ascontiguousarray(fitted.kernel)).to(fitted.dtype)
+    k = torch.from_numpy(np.ascontiguousarray(fitted.build())).to(fitted.dtype)
 
     reader = zarr_store.ChunkReader(source.meta["array"], store)
     name = f"zarr-{tokenize(str(store.path), store.fingerprint)}"
@@ -487,7 +513,7 @@ def process(
         seconds = time.perf_counter() - started
         shape = " x ".join(map(str, store.shape))
         print(
-            f"{source.path} -> {target}: {shape} * {' x '.join(map(str, fitted.kernel.shape))} "
+            f"{source.path} -> {target}: {shape} * {' x '.join(map(str, fitted.kshape))} "
             f"-> {' x '.join(map(str, y.shape))}, chunks {' x '.join(map(str, y.chunksize))}, "
             f"{y.npartitions} chunks, {planned.method}, {seconds:.2f} s, "
             f"memory estimate {formats.human_bytes(need)} per task",

@@ -27,6 +27,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -311,6 +312,97 @@ def _check_v3(doc: dict[str, Any], path: Path) -> StoreMeta | None:
                 )
             outer, read = inner, read or inner  # zarr reads the first level's inner chunks
     return meta if read is None else dataclasses.replace(meta, chunks=read)
+
+
+# -- arrays inside a group: STORE.zarr/path/to/array ------------------------------------------
+
+
+#: What names an array inside a group, in messages.
+MEMBER_SYNTAX = "STORE.zarr/path/to/array"
+
+
+def split_member(path: Path) -> tuple[Path, Path] | None:
+    """``(store, inner)`` when ``path`` names something inside a ``.zarr`` store: the first
+    component ending in ``.zarr`` that has components after it, and the path after it
+    (``data.zarr/raw/0`` -> ``(data.zarr, raw/0)``), as zarr names the arrays of a group and
+    as they lie in a directory store. ``None`` for any other path (a store itself included).
+    """
+    parts = Path(path).parts
+    for i, part in enumerate(parts[:-1]):
+        if part.lower().endswith(".zarr") and part.lower() != ".zarr":
+            return Path(*parts[: i + 1]), Path(*parts[i + 1 :])
+    return None
+
+
+def group_format(folder: Path) -> int | None:
+    """The zarr format (2 or 3) of the group whose directory is ``folder``, or ``None`` when it
+    is not one (no ``.zgroup``, no ``zarr.json`` saying ``group``, or unreadable metadata)."""
+    try:
+        doc = json.loads((folder / "zarr.json").read_bytes())
+        if isinstance(doc, dict) and doc.get("node_type") == "group":
+            return 3
+    except (OSError, ValueError, RecursionError):
+        pass
+    return 2 if (folder / ".zgroup").is_file() else None
+
+
+def _within(path: Path, root: Path) -> bool:
+    """Whether ``path`` is ``root`` or inside it, symlinks followed on both."""
+    real, top = Path(os.path.realpath(path)), Path(os.path.realpath(root))
+    return real == top or top in real.parents
+
+
+def check_member(path: Path, role: str = "input") -> None:
+    """Check a path inside a store (:func:`split_member`) before anything in it is opened.
+
+    Parameters
+    ----------
+    path : Path
+        ``STORE.zarr/inner``.
+    role : str
+        ``'input'`` (or ``'kernel'``): the array must exist; ``'output'``: its parent must be
+        an existing group of the store, which the new array joins.
+
+    Raises
+    ------
+    InputError
+        ``..`` in the inner path (it would name something outside the group: refused as typed,
+        before any resolution), a store that is not a group, an inner path that leads outside
+        the store through a symlink, a missing array, or (output) a parent that is no group.
+    """
+    member = split_member(path)
+    if member is None:
+        return
+    root, inner = member
+    if ".." in inner.parts:
+        raise InputError(
+            f"{inner}: '..' is not allowed in the path of an array inside a zarr store; name "
+            f"the array by its path from the store ({MEMBER_SYNTAX})"
+        )
+    if not root.is_dir():
+        raise InputError(f"no zarr store {root} (a .zarr store is a directory)")
+    if group_format(root) is None:
+        kind = (
+            "an array"
+            if (root / ".zarray").is_file() or (root / "zarr.json").is_file()
+            else ("not a zarr store")
+        )
+        raise InputError(f"{root} is {kind}, not a zarr group: there is no array {inner} inside it")
+    if role == "output":
+        parent = root / inner.parent
+        if not parent.is_dir() or group_format(parent) is None:
+            where = f"{root.name}/{inner.parent}" if inner.parent.parts else root.name
+            raise InputError(
+                f"{where} is not a group of the zarr store {root}: a new array joins an "
+                "existing group (create it first), or write a store of its own (-o NAME.zarr)"
+            )
+        if not _within(parent, root):
+            raise InputError(f"{inner.parent}: leads outside the zarr store {root} (a symlink)")
+        return
+    if not os.path.lexists(path):
+        raise InputError(f"the zarr store {root} has no array {inner}")
+    if not _within(path, root):
+        raise InputError(f"{inner}: leads outside the zarr store {root} (a symlink)")
 
 
 # -- on the workers ---------------------------------------------------------------------------

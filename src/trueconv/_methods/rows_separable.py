@@ -1,0 +1,558 @@
+"""Both passes of a separable 2-D convolution in one compiled loop (issue 14).
+
+The separable plan's passes (:class:`trueconv._separable.SeparablePlan`) write the whole
+result of the pass along the last dim to memory and read it back for the pass along the
+other dim: for 3-tap factors the intermediate costs more than the taps it saves
+(1024² float32 ⊛ 3×3 Gaussian, 2 threads: passes 2.86 ms, dense 2.25 ms), and it kept the
+passes at about 0.8× the speed of OpenCV's ``sepFilter2D``, which fuses its row and column
+filters. This loop does the same: it makes a run of output rows (a chunk: threads take
+chunks in turn, :func:`_call`); for each output row it computes the horizontal pass of the
+input rows that row needs and no earlier row computed, into a ring of ``k0`` rows that stays
+in the L2 cache, then adds the vertical taps from the ring into the output row while that
+row sits in L1, up to eight taps per pass over a row. Each input row is read once per chunk
+(plus ``k0 - 1`` rows at the start of each chunk), the output written once, no full-size
+intermediate exists. Measured numbers: ``benchmarks/RESULTS_SEPARABLE.md``.
+
+Semantics are the passes': the implicit zero padding is a per-tap range (no padded copy),
+the terms of each output are added in the passes' order (horizontal taps, then vertical
+taps, each in tap order, as :mod:`trueconv._methods.rows` adds them), every term is
+multiplied. NaN and ±Inf: every horizontal row is checked while it is in L1 (one vectorised
+reduction of ``h · 0``, NaN exactly when a sample is NaN or ±Inf: 0-4% of the loop's time,
+1024² one thread, where :func:`trueconv._nonfinite.all_finite` on the input took 0.37-0.66 ms,
+20-40% of a 3-tap call, measured under load); any non-finite value there
+makes :func:`separable_conv` return ``None`` and the caller runs the passes, which place
+non-finite values as the dense direct sum does. A non-finite input sample or factor always
+shows there: every input sample is a term of at least one output (the pads are at most
+``k - 1``), and its term ``f1[m1] · x`` is non-finite whatever the factor.
+
+Float32 and float64 only (other dtypes keep the passes), plain CPU tensors whose data can be
+read (:func:`usable`: not under ``torch.compile``, tracing, ``torch.func`` or on meta
+tensors), numba present (:data:`trueconv._methods.rows.AVAILABLE`). Autograd for the input
+only: the input's gradient is the same loop on the output gradient with the flipped factors
+and the complementary pads (:class:`_FusedConv`), itself differentiable; factors that require
+a gradient keep the passes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import torch
+
+from trueconv import _nonfinite
+from trueconv._methods import rows
+from trueconv.core.torch_internals import forward_ad_active, functorch_active, functorch_wrapped
+
+#: Dtypes the fused loop computes in.
+DTYPES = frozenset({torch.float32, torch.float64})
+
+#: Widest column tile (samples): the ring of ``k0`` horizontal rows of a tile stays in the
+#: L2 cache (31 × 2048 float64 = 496 KiB of this machine's 1 MiB) and one output row tile
+#: (16 KiB float64) in L1 while every vertical tap lands on it. Wider rows are split into
+#: equal tiles, each with its own ring.
+TILE = 2048
+
+_KERNEL: Callable[..., bool] | None = None
+_LOCK = threading.Lock()
+
+
+def _compile() -> Callable[..., bool]:
+    """The loop over a range of output rows; it releases the GIL, so threads run it on
+    several ranges at once (:func:`_call`)."""
+    numba = rows.numba
+    if numba is None:  # rows compiles its loop (and imports numba) first: _kernel()
+        raise RuntimeError("numba is not loaded")
+
+    @numba.njit(fastmath={"reassoc"}, cache=True)  # type: ignore[untyped-decorator]
+    def nonfinite(h, n):  # type: ignore[no-untyped-def]  # pragma: no cover
+        # sum of h * 0: 0 for finite samples, NaN if one is NaN or ±Inf; 'reassoc' alone
+        # lets LLVM vectorise the sum (it cannot fold x * 0 to 0 without 'nnan' and 'nsz')
+        s = h[0] * 0
+        for j in range(n):
+            s += h[j] * 0
+        return s != s
+
+    @numba.njit(inline="always")  # type: ignore[untyped-decorator]
+    def add_taps(d, x, ws, shifts, m, g, j0, j1, first, zero):  # type: ignore[no-untyped-def]  # pragma: no cover
+        # d[j] (+)= ws[m] x[j + shifts[m]] + ... for the g <= 8 taps from m, j in [j0, j1),
+        # the terms added one after another to each sample (the one-tap loop's order and
+        # rounding; 'first': the sum starts from zero instead of d). One pass over d for up
+        # to eight taps: the loop is bound by L1 traffic, not arithmetic (with FMA
+        # contraction it was no faster), so fewer passes are what counts. Views from index
+        # 0, as in rows.py (a possibly negative index stops vectorising).
+        n = j1 - j0
+        if n <= 0:
+            return
+        dd = d[j0:j1]
+        x0 = x[j0 + shifts[m] : j1 + shifts[m]]
+        w0 = ws[m]
+        if g == 1:
+            for j in range(n):
+                s = zero if first else dd[j]
+                s += w0 * x0[j]
+                dd[j] = s
+            return
+        x1 = x[j0 + shifts[m + 1] : j1 + shifts[m + 1]]
+        w1 = ws[m + 1]
+        if g == 2:
+            for j in range(n):
+                s = zero if first else dd[j]
+                s += w0 * x0[j]
+                s += w1 * x1[j]
+                dd[j] = s
+            return
+        x2 = x[j0 + shifts[m + 2] : j1 + shifts[m + 2]]
+        w2 = ws[m + 2]
+        if g == 3:
+            for j in range(n):
+                s = zero if first else dd[j]
+                s += w0 * x0[j]
+                s += w1 * x1[j]
+                s += w2 * x2[j]
+                dd[j] = s
+            return
+        x3 = x[j0 + shifts[m + 3] : j1 + shifts[m + 3]]
+        w3 = ws[m + 3]
+        if g == 4:
+            for j in range(n):
+                s = zero if first else dd[j]
+                s += w0 * x0[j]
+                s += w1 * x1[j]
+                s += w2 * x2[j]
+                s += w3 * x3[j]
+                dd[j] = s
+            return
+        x4 = x[j0 + shifts[m + 4] : j1 + shifts[m + 4]]
+        w4 = ws[m + 4]
+        if g == 5:
+            for j in range(n):
+                s = zero if first else dd[j]
+                s += w0 * x0[j]
+                s += w1 * x1[j]
+                s += w2 * x2[j]
+                s += w3 * x3[j]
+                s += w4 * x4[j]
+                dd[j] = s
+            return
+        x5 = x[j0 + shifts[m + 5] : j1 + shifts[m + 5]]
+        w5 = ws[m + 5]
+        if g == 6:
+            for j in range(n):
+                s = zero if first else dd[j]
+                s += w0 * x0[j]
+                s += w1 * x1[j]
+                s += w2 * x2[j]
+                s += w3 * x3[j]
+                s += w4 * x4[j]
+                s += w5 * x5[j]
+                dd[j] = s
+            return
+        x6 = x[j0 + shifts[m + 6] : j1 + shifts[m + 6]]
+        w6 = ws[m + 6]
+        if g == 7:
+            for j in range(n):
+                s = zero if first else dd[j]
+                s += w0 * x0[j]
+                s += w1 * x1[j]
+                s += w2 * x2[j]
+                s += w3 * x3[j]
+                s += w4 * x4[j]
+                s += w5 * x5[j]
+                s += w6 * x6[j]
+                dd[j] = s
+            return
+        x7 = x[j0 + shifts[m + 7] : j1 + shifts[m + 7]]
+        w7 = ws[m + 7]
+        for j in range(n):
+            s = zero if first else dd[j]
+            s += w0 * x0[j]
+            s += w1 * x1[j]
+            s += w2 * x2[j]
+            s += w3 * x3[j]
+            s += w4 * x4[j]
+            s += w5 * x5[j]
+            s += w6 * x6[j]
+            s += w7 * x7[j]
+            dd[j] = s
+
+    @numba.njit(inline="always")  # type: ignore[untyped-decorator]
+    def add_rows(d, hs, ws, m, g, width, first, zero):  # type: ignore[no-untyped-def]  # pragma: no cover
+        # d[j] (+)= ws[m] hs[m][j] + ... for the g <= 8 rows from m, in order (as add_taps)
+        h0 = hs[m]
+        w0 = ws[m]
+        if g == 1:
+            for j in range(width):
+                s = zero if first else d[j]
+                s += w0 * h0[j]
+                d[j] = s
+            return
+        h1 = hs[m + 1]
+        w1 = ws[m + 1]
+        if g == 2:
+            for j in range(width):
+                s = zero if first else d[j]
+                s += w0 * h0[j]
+                s += w1 * h1[j]
+                d[j] = s
+            return
+        h2 = hs[m + 2]
+        w2 = ws[m + 2]
+        if g == 3:
+            for j in range(width):
+                s = zero if first else d[j]
+                s += w0 * h0[j]
+                s += w1 * h1[j]
+                s += w2 * h2[j]
+                d[j] = s
+            return
+        h3 = hs[m + 3]
+        w3 = ws[m + 3]
+        if g == 4:
+            for j in range(width):
+                s = zero if first else d[j]
+                s += w0 * h0[j]
+                s += w1 * h1[j]
+                s += w2 * h2[j]
+                s += w3 * h3[j]
+                d[j] = s
+            return
+        h4 = hs[m + 4]
+        w4 = ws[m + 4]
+        if g == 5:
+            for j in range(width):
+                s = zero if first else d[j]
+                s += w0 * h0[j]
+                s += w1 * h1[j]
+                s += w2 * h2[j]
+                s += w3 * h3[j]
+                s += w4 * h4[j]
+                d[j] = s
+            return
+        h5 = hs[m + 5]
+        w5 = ws[m + 5]
+        if g == 6:
+            for j in range(width):
+                s = zero if first else d[j]
+                s += w0 * h0[j]
+                s += w1 * h1[j]
+                s += w2 * h2[j]
+                s += w3 * h3[j]
+                s += w4 * h4[j]
+                s += w5 * h5[j]
+                d[j] = s
+            return
+        h6 = hs[m + 6]
+        w6 = ws[m + 6]
+        if g == 7:
+            for j in range(width):
+                s = zero if first else d[j]
+                s += w0 * h0[j]
+                s += w1 * h1[j]
+                s += w2 * h2[j]
+                s += w3 * h3[j]
+                s += w4 * h4[j]
+                s += w5 * h5[j]
+                s += w6 * h6[j]
+                d[j] = s
+            return
+        h7 = hs[m + 7]
+        w7 = ws[m + 7]
+        for j in range(width):
+            s = zero if first else d[j]
+            s += w0 * h0[j]
+            s += w1 * h1[j]
+            s += w2 * h2[j]
+            s += w3 * h3[j]
+            s += w4 * h4[j]
+            s += w5 * h5[j]
+            s += w6 * h6[j]
+            s += w7 * h7[j]
+            d[j] = s
+
+    @numba.njit(nogil=True, cache=True)  # type: ignore[untyped-decorator]
+    def fused2(r0, r1, a, f0, f1, dims, p0, p1, out, cw):  # type: ignore[no-untyped-def]  # pragma: no cover
+        # a (nz·n0, n1), out (nz·o0, o1), dims = (nz, n0, o0):
+        #   h[z, s, j] = sum_m1 f1[m1] a[z, s, j + k1-1-m1-p1]    (terms inside a)
+        #   out[z, i, j] = sum_m0 f0[m0] h[z, i + k0-1-m0-p0, j]  (rows 0 <= s < n0)
+        # This call makes output rows [r0, r1) of the nz·o0 rows; per column tile a ring of
+        # k0 rows holds h[z, s] at slot s % k0. True if it saw a non-finite h.
+        _, n0, o0 = dims
+        n1 = a.shape[1]
+        o1 = out.shape[1]
+        k0 = f0.shape[0]
+        k1 = f1.shape[0]
+        tiles = (o1 + cw - 1) // cw
+        bad = False
+        ring = np.empty((k0, cw), dtype=out.dtype)
+        shifts = np.empty(k1, dtype=np.int64)
+        lows = np.empty(k1, dtype=np.int64)
+        highs = np.empty(k1, dtype=np.int64)
+        hs = [ring[0] for _ in range(k0)]
+        ws = np.empty(k0, dtype=out.dtype)
+        zero = np.zeros(1, dtype=out.dtype)[0]  # a literal 0.0 would compute in float64
+        for c in range(tiles):
+            c0 = c * cw
+            c1 = min(o1, c0 + cw)
+            width = c1 - c0
+            # per horizontal tap: the shift from the tile's samples to the input's, and
+            # the tile samples [lows, highs) whose input sample exists (may be empty)
+            for m1 in range(k1):
+                shift = k1 - 1 - m1 - p1 + c0
+                shifts[m1] = shift
+                lows[m1] = min(width, max(0, -shift))
+                highs[m1] = max(lows[m1], min(width, n1 - shift))
+            have = -1  # rows h[z, s] for s <= have are in the ring (this z)
+            zc = -1
+            for r in range(r0, r1):
+                z = r // o0
+                i = r - z * o0
+                if z != zc:
+                    zc = z
+                    have = -1
+                lo = max(0, i - p0)
+                hi = min(n0 - 1, i + k0 - 1 - p0)
+                for s in range(max(lo, have + 1), hi + 1):
+                    h = ring[s % k0]
+                    src = a[z * n0 + s]
+                    first = True
+                    for m in range(0, k1, 8):
+                        g = min(8, k1 - m)
+                        # the samples every tap of the group reaches, in one pass; the
+                        # others tap by tap (each sample still adds its terms in order)
+                        j0 = lows[m]
+                        j1 = highs[m]
+                        for u in range(m + 1, m + g):
+                            j0 = max(j0, lows[u])
+                            j1 = min(j1, highs[u])
+                        if j1 <= j0:
+                            j0 = j1 = 0
+                        if first:
+                            for j in range(j0):
+                                h[j] = 0
+                            for j in range(j1, width):
+                                h[j] = 0
+                        for u in range(m, m + g):
+                            add_taps(
+                                h,
+                                src,
+                                f1,
+                                shifts,
+                                u,
+                                1,
+                                lows[u],
+                                min(j0, highs[u]),
+                                False,
+                                zero,
+                            )
+                        add_taps(h, src, f1, shifts, m, g, j0, j1, first, zero)
+                        for u in range(m, m + g):
+                            add_taps(
+                                h,
+                                src,
+                                f1,
+                                shifts,
+                                u,
+                                1,
+                                max(j1, lows[u]),
+                                highs[u],
+                                False,
+                                zero,
+                            )
+                        first = False
+                    if nonfinite(h, width):
+                        bad = True
+                if hi > have:
+                    have = hi
+                # the vertical taps whose rows exist, in tap order
+                g = 0
+                for m0 in range(k0):
+                    s = i + k0 - 1 - m0 - p0
+                    if 0 <= s < n0:
+                        hs[g] = ring[s % k0]
+                        ws[g] = f0[m0]
+                        g += 1
+                dst = out[r, c0:c1]
+                if g == 0:
+                    for j in range(width):
+                        dst[j] = 0
+                for m in range(0, g, 8):
+                    add_rows(dst, hs, ws, m, min(8, g - m), width, m == 0, zero)
+        return bad
+
+    return fused2  # type: ignore[no-any-return]
+
+
+def _kernel() -> Callable[..., bool]:
+    global _KERNEL
+    if _KERNEL is None:
+        rows._kernel()  # imports numba
+        with _LOCK:
+            if _KERNEL is None:
+                _KERNEL = _compile()
+    return _KERNEL
+
+
+def usable(a: torch.Tensor, f0: torch.Tensor, f1: torch.Tensor) -> bool:
+    """Whether :func:`separable_conv` can run: numba loads, plain strided CPU tensors of one
+    dtype in :data:`DTYPES` whose data can be read, the factors needing no gradient, no
+    forward-mode AD."""
+    if not rows.AVAILABLE or a.dtype not in DTYPES or a.ndim < 2:
+        return False
+    for t in (a, f0, f1):
+        if (
+            t.dtype != a.dtype
+            or t.device.type != "cpu"
+            or t.layout != torch.strided
+            or type(t) is not torch.Tensor
+        ):
+            return False
+    if torch.jit.is_tracing() or torch.compiler.is_compiling() or forward_ad_active():
+        return False
+    if functorch_active() or any(functorch_wrapped(t) for t in (a, f0, f1)):
+        return False
+    if torch.is_grad_enabled() and (f0.requires_grad or f1.requires_grad):
+        return False
+    return rows._loads()
+
+
+def separable_conv(
+    a: torch.Tensor, f0: torch.Tensor, f1: torch.Tensor, pads: tuple[tuple[int, int], ...]
+) -> torch.Tensor | None:
+    """The valid convolution of ``a`` (zero-padded by ``pads``, one pair per last two dims)
+    with ``outer(f0, f1)``; leading dims are batch dims. ``None`` where a non-finite value
+    appeared (the caller runs the passes). Requires :func:`usable`."""
+    (p0, q0), (p1, q1) = pads
+    if torch.is_grad_enabled() and a.requires_grad:
+        # the input's values are needed before the graph records: the check that _run
+        # makes on the fly would come too late to choose the passes
+        if not _nonfinite.all_finite(a):
+            return None
+        out: torch.Tensor = _FusedConv.apply(a, f0, f1, ((p0, q0), (p1, q1)))
+        return out
+    return _run(a, f0, f1, ((p0, q0), (p1, q1)), check=True)
+
+
+def _run(
+    a: torch.Tensor,
+    f0: torch.Tensor,
+    f1: torch.Tensor,
+    pads: tuple[tuple[int, int], ...],
+    check: bool,
+) -> torch.Tensor | None:
+    (p0, q0), (p1, q1) = pads
+    n0, n1 = a.shape[-2:]
+    k0, k1 = f0.shape[0], f1.shape[0]
+    o0, o1 = n0 + p0 + q0 - k0 + 1, n1 + p1 + q1 - k1 + 1
+    batch = tuple(a.shape[:-2])
+    out, o_np = rows._empty((*batch, o0, o1), a.dtype)
+    if o_np.size == 0:
+        return out
+    nz = math.prod(batch)
+    x = rows._flat(a, a.ndim - 2, batch).reshape(nz * n0, n1)
+    w0, w1 = (rows._flat(f, 0, ()) for f in (f0, f1))
+    if check and not (np.isfinite(w0).all() and np.isfinite(w1).all()):
+        return None
+    tiles = -(-o1 // TILE)
+    cw = -(-o1 // tiles)
+    ok = _call(x, w0, w1, (nz, n0, o0), p0, p1, o_np.reshape(nz * o0, o1), cw)
+    return out if ok or not check else None
+
+
+def _call(
+    x: Any, w0: Any, w1: Any, dims: tuple[int, int, int], p0: int, p1: int, out: Any, cw: int
+) -> bool:
+    """The loop over all output rows, in chunks that this thread and ``threads - 1`` pool
+    threads take in turn (the loop releases the GIL), each chunk with its own ring.
+
+    Why not numba's ``prange`` (one OpenMP region, as :mod:`trueconv._methods.rows`): while
+    other processes kept both cores of this VM busy (load average 4.5), a parallel call with
+    static chunks waits for its slowest thread; 1024² float32, 3 taps: OpenMP region
+    median 22-24 ms with 2 threads and 11-20 ms with 1 (its idle threads spin), OpenCV 1.5 ms.
+    Here the calling thread takes chunks until none is left and waits only for chunks another
+    thread has begun, so a thread the OS does not schedule costs nothing; with one thread no
+    pool is involved. Chunks: ``2 · threads`` (at least ``4 · k0`` output rows each: every
+    chunk computes ``k0 - 1`` horizontal rows again), fewer for small images.
+
+    Open: the second thread helps less than OpenMP's did for the passes on a quiet machine
+    (1024² float32, 7-31 taps: fused 2 threads / 1 thread 0.7-1.0 of the time, the pool
+    thread starting late and taking about 37% of the chunks; the passes' OpenMP regions ran
+    about 2x faster with 2 threads in the one quiet window of benchmarks/RESULTS_SEPARABLE.md).
+    """
+    kernel = _kernel()
+    nz, _, o0 = dims
+    total = nz * o0
+    threads = max(1, torch.get_num_threads())
+    k0 = w0.shape[0]
+    chunks = max(1, min(2 * threads, total // max(1, 4 * k0))) if threads > 1 else 1
+    if chunks == 1:
+        return not kernel(0, total, x, w0, w1, dims, p0, p1, out, cw)
+    bounds = [total * c // chunks for c in range(chunks + 1)]
+    claim = itertools.count()
+    done = [threading.Event() for _ in range(chunks)]
+    bad = [False] * chunks
+
+    def work() -> None:
+        while (c := next(claim)) < chunks:
+            try:
+                bad[c] = kernel(bounds[c], bounds[c + 1], x, w0, w1, dims, p0, p1, out, cw)
+            finally:
+                done[c].set()
+
+    pool = _pool(threads - 1)
+    for _ in range(threads - 1):
+        pool.submit(work)
+    work()
+    for event in done:
+        event.wait()
+    return not any(bad)
+
+
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """The helper threads (made on first use, again when the torch thread count changes)."""
+    global _POOL
+    with _LOCK:
+        if _POOL is None or _POOL[0] != workers:
+            if _POOL is not None:
+                _POOL[1].shutdown(wait=False)
+            _POOL = (workers, ThreadPoolExecutor(workers, thread_name_prefix="trueconv"))
+        return _POOL[1]
+
+
+class _FusedConv(torch.autograd.Function):
+    """:func:`_run` with the input's gradient by the same loop: for ``y = a_p ⊛ outer(f0,
+    f1)`` (valid), ``grad_a`` is the valid convolution of ``g`` padded by ``(k - 1 - before,
+    k - 1 - after)`` per dim with the flipped factors (real dtypes: no conjugate)."""
+
+    @staticmethod
+    def forward(
+        a: torch.Tensor, f0: torch.Tensor, f1: torch.Tensor, pads: tuple[tuple[int, int], ...]
+    ) -> Any:
+        return _run(a, f0, f1, pads, check=False)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: Any) -> None:
+        _, f0, f1, pads = inputs
+        ctx.save_for_backward(f0, f1)
+        ctx.pads = pads
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> Any:
+        f0, f1 = ctx.saved_tensors
+        (p0, q0), (p1, q1) = ctx.pads
+        k0, k1 = f0.shape[0], f1.shape[0]
+        back = ((k0 - 1 - p0, k0 - 1 - q0), (k1 - 1 - p1, k1 - 1 - q1))
+        r0, r1 = f0.flip(0), f1.flip(0)
+        if torch.is_grad_enabled() and g.requires_grad:  # double backward: record again
+            ga: torch.Tensor = _FusedConv.apply(g, r0, r1, back)
+        else:
+            ga = _run(g, r0, r1, back, check=False)  # type: ignore[assignment]
+        return ga, None, None, None

@@ -1,0 +1,376 @@
+"""The fused separable loop (trueconv._methods.rows_separable): both passes of a separable 2-D
+convolution in one compiled loop. Oracles: scipy's direct sum in float64 of the dense
+outer-product kernel (after numpy.pad for the boundary), the dense direct method for NaN/Inf
+placement, finite differences (gradcheck); the fallbacks to the passes."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import scipy.signal
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import trueconv
+from conftest import rel_err
+from trueconv import _plan, _separable
+from trueconv._methods import rows, rows_separable
+from trueconv._problem import Problem
+from trueconv._spec import normalize
+
+pytestmark = pytest.mark.skipif(not rows.AVAILABLE, reason="numba is not installed")
+
+BOUNDARIES = ["fill", "wrap", "symmetric", "reflect", "replicate"]
+NP_PAD = {"wrap": "wrap", "symmetric": "symmetric", "reflect": "reflect", "replicate": "edge"}
+TOL = {torch.float32: 2e-6, torch.float64: 1e-13}
+
+
+def gaussian(k, sigma):
+    g = np.exp(-0.5 * ((np.arange(k) - (k - 1) / 2) / sigma) ** 2)
+    return g / g.sum()
+
+
+def _oracle(x, kernel, mode, boundary):
+    """numpy.pad for the boundary, then scipy's direct sum in float64 (leading batch dims of
+    x, the kernel over the last dims)."""
+    x = np.asarray(x, dtype=np.float64)
+    kernel = np.asarray(kernel, dtype=np.float64)
+    kernel = kernel.reshape((1,) * (x.ndim - kernel.ndim) + kernel.shape)
+    if boundary == "fill" or mode == "valid":
+        return scipy.signal.convolve(x, kernel, mode, method="direct")
+    pads = [(k - 1, k - 1) for k in kernel.shape]
+    full = scipy.signal.convolve(np.pad(x, pads, mode=NP_PAD[boundary]), kernel, "valid")
+    if mode == "full":
+        return full
+    starts = [(k - 1) // 2 for k in kernel.shape]
+    return full[tuple(slice(s, s + n) for s, n in zip(starts, x.shape))]
+
+
+@pytest.fixture
+def fused_ran(monkeypatch):
+    """The results of the fused loop's calls (None: it saw a non-finite value)."""
+    results = []
+    original = rows_separable.separable_conv
+
+    def counted(*args, **kwargs):
+        y = original(*args, **kwargs)
+        results.append(y)
+        return y
+
+    monkeypatch.setattr(rows_separable, "separable_conv", counted)
+    return results
+
+
+@pytest.fixture
+def passes_only(monkeypatch):
+    """The passes without the fused loop (the private switch), plans dropped around it."""
+    monkeypatch.setattr(_separable, "_FUSE", False)
+    _plan.forget()
+    yield
+    monkeypatch.undo()
+    _plan.forget()
+
+
+@given(
+    n0=st.integers(1, 12),
+    n1=st.integers(1, 12),
+    k0=st.integers(2, 7),
+    k1=st.integers(2, 7),
+    batch=st.sampled_from([(), (2,), (2, 3)]),
+    mode=st.sampled_from(["full", "same", "valid"]),
+    boundary=st.sampled_from(BOUNDARIES),
+    double=st.booleans(),
+)
+def test_equals_the_dense_oracle(n0, n1, k0, k1, batch, mode, boundary, double):
+    if mode == "valid" and not ((n0 >= k0 and n1 >= k1) or (n0 <= k0 and n1 <= k1)):
+        return  # neither operand dominates: refused, as by convolve()
+    dtype = torch.float64 if double else torch.float32
+    rng = np.random.default_rng(n0 * 1000 + n1 * 100 + k0 * 10 + k1)
+    x = rng.standard_normal((*batch, n0, n1))
+    f0, f1 = rng.standard_normal(k0), rng.standard_normal(k1)
+    xt = torch.from_numpy(x).to(dtype)
+    fs = [torch.from_numpy(f).to(dtype) for f in (f0, f1)]
+    seen = []
+    original = rows_separable.separable_conv
+    try:
+        rows_separable.separable_conv = lambda *a: seen.append(1) or original(*a)
+        y = trueconv.convolve_separable(xt, fs, mode, boundary=boundary)
+    finally:
+        rows_separable.separable_conv = original
+    stand_in = torch.empty(k0, k1, dtype=dtype)
+    swap = normalize("convolve", xt, stand_in, mode, None, "auto", boundary, 0)[2].swap
+    assert bool(seen) == (not swap)  # a larger kernel swaps the roles: that call runs dense
+    ref = _oracle(xt.double().numpy(), np.outer(*(f.double().numpy() for f in fs)), mode, boundary)
+    assert y.dtype == dtype
+    assert rel_err(y, ref) < TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("shape", "k"), [((3, 1024, 1024), 3), ((2, 700, 650), 5),
+                                          ((2, 700, 650), 7), ((2, 300, 320), 31)])  # fmt: skip
+def test_auto_takes_the_fused_plan_for_gaussians(fused_ran, dtype, shape, k):
+    x = torch.from_numpy(np.random.default_rng(k).standard_normal(shape)).to(dtype)
+    kernel = torch.from_numpy(np.outer(gaussian(k, k / 6), gaussian(k, k / 6))).to(dtype)
+    assert trueconv.choose_method(x, kernel, "same") == "separable"
+    y = trueconv.convolve(x, kernel, "same")
+    assert len(fused_ran) == 1
+    assert fused_ran[0] is not None
+    ref = _oracle(x.double().numpy(), kernel.double().numpy(), "same", "fill")
+    assert rel_err(y, ref) < TOL[dtype]
+
+
+def test_small_three_tap_images_stay_dense():
+    # 3-tap factors on 1024^2 float32: the dense loop measured faster (FUSED_MAX_FRACTION)
+    x = torch.randn(1024, 1024)
+    kernel = torch.from_numpy(np.outer(gaussian(3, 0.8), gaussian(3, 0.8))).float()
+    assert trueconv.choose_method(x, kernel, "same") == "direct"
+
+
+def test_three_by_three_now_separable_where_it_was_dense(passes_only):
+    # with the passes alone, 'auto' ran a 3x3 Gaussian dense (the intermediate cost more than
+    # the taps saved); the fused loop is priced below the dense loop
+    x, k = torch.empty(2048, 2048), torch.empty(3, 3)
+    spec = normalize("convolve", x, k, "same", None, "auto", "fill", 0)[2]
+    dense = _plan.plan(spec, torch.device("cpu"))
+    assert _separable.plan(dense.problem, torch.device("cpu")).fused is False
+    assert _separable.choice(dense, torch.ones(3, 3), torch.device("cpu")) is None
+    _separable._FUSE = True
+    _plan.forget()
+    sep = _separable.choice(dense, torch.ones(3, 3), torch.device("cpu"))
+    assert sep is not None
+    assert sep.fused
+    assert sep.seconds < _plan.seconds(dense, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+def test_same_sums_as_the_passes(passes_only, dtype, mode):
+    # the terms in the passes' order: equal to rounding (bitwise where every pass runs the
+    # compiled direct loop)
+    rng = np.random.default_rng(8)
+    x = torch.from_numpy(rng.standard_normal((3, 90, 110))).to(dtype)
+    fs = [torch.from_numpy(rng.standard_normal(k)).to(dtype) for k in (5, 4)]
+    old = trueconv.convolve_separable(x, fs, mode, method="direct")
+    _separable._FUSE = True
+    _plan.forget()
+    new = trueconv.convolve_separable(x, fs, mode, method="direct")
+    torch.testing.assert_close(new, old, rtol=0, atol=0)
+
+
+def test_three_dims_fuse_the_last_two(fused_ran):
+    rng = np.random.default_rng(9)
+    x = torch.from_numpy(rng.standard_normal((2, 20, 30, 40)))
+    f = [gaussian(5, 1.5), np.array([1.0, -2.0, 0.5, 1.0]), gaussian(7, 2.0)]
+    y = trueconv.convolve_separable(x, f, "same", boundary="reflect")
+    assert len(fused_ran) == 1
+    assert fused_ran[0] is not None
+    ref = np.stack([_oracle(x[i].numpy(), np.einsum("i,j,k->ijk", *f), "same", "reflect")
+                    for i in range(2)])  # fmt: skip
+    assert rel_err(y, ref) < 1e-13
+
+
+def test_tasks_and_column_tiles(monkeypatch):
+    # more tasks than threads, runs that cross batch items, columns split into tiles: every
+    # ring restart and tile edge
+    monkeypatch.setattr(rows_separable, "TILE", 7)
+    rng = np.random.default_rng(10)
+    x = torch.from_numpy(rng.standard_normal((3, 11, 23)))
+    f0, f1 = torch.from_numpy(rng.standard_normal(4)), torch.from_numpy(rng.standard_normal(5))
+    pads = ((3, 2), (1, 4))
+    ref = _oracle(np.pad(x.numpy(), [(0, 0), *pads]), np.outer(f0, f1), "valid", "fill")
+    y = rows_separable.separable_conv(x, f0, f1, pads)
+    assert rel_err(y, ref) < 1e-14
+    out = np.empty(ref.shape)
+    kernel = rows_separable._kernel()
+    rows_out = 3 * ref.shape[1]  # output rows, batch included
+    for chunks in (1, 2, 5, 13, rows_out):
+        bounds = [rows_out * c // chunks for c in range(chunks + 1)]
+        for r0, r1 in itertools.pairwise(bounds):
+            bad = kernel(r0, r1, x.numpy().reshape(33, 23), f0.numpy(), f1.numpy(),
+                         (3, 11, ref.shape[1]), 3, 1, out.reshape(-1, ref.shape[2]), 7)  # fmt: skip
+            assert not bad
+        assert rel_err(out, ref) < 1e-14
+    # and through the thread pool, with more threads than chunks and than rows
+    for threads in (2, 3, 8):
+        torch.set_num_threads(threads)
+        try:
+            y = rows_separable.separable_conv(x, f0, f1, pads)
+        finally:
+            torch.set_num_threads(1)
+        assert rel_err(y, ref) < 1e-14
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_nan_and_inf_land_where_the_dense_sum_puts_them(fused_ran, dtype):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 300, 280))
+    x[0, 10, 20] = np.nan
+    x[0, 100, 200] = np.inf
+    x[0, 101, 203] = -np.inf
+    x[1, 250, 30] = np.inf
+    f0 = np.array([1.0, 2.0, 0.0, 2.0, 1.0, -1, 1, 1, 1])
+    f1 = gaussian(9, 2.0)
+    xt = torch.from_numpy(x).to(dtype)
+    y = trueconv.convolve_separable(xt, [f0, f1]).numpy()
+    assert fused_ran == [None]  # the loop saw them; the passes ran
+    dense = torch.from_numpy(np.outer(f0, f1)).to(dtype)
+    ref = trueconv.convolve(xt, dense, method="direct").numpy()
+    for test in (np.isnan, np.isposinf, np.isneginf):
+        np.testing.assert_array_equal(test(y), test(ref))
+    finite = np.isfinite(ref)
+    assert rel_err(y[finite], ref[finite]) < TOL[dtype]
+    # and through 'auto' on the dense kernel
+    fused_ran.clear()
+    assert trueconv.choose_method(xt, dense) == "separable"
+    z = trueconv.convolve(xt, dense).numpy()
+    assert fused_ran == [None]
+    np.testing.assert_array_equal(np.isnan(z), np.isnan(ref))
+    np.testing.assert_array_equal(np.isinf(z), np.isinf(ref))
+
+
+def test_nonfinite_factor_runs_the_passes(fused_ran, monkeypatch):
+    x = torch.randn(40, 50, dtype=torch.float64)
+    f0 = torch.tensor([1.0, float("inf"), 0.0], dtype=torch.float64)
+    f1 = torch.tensor([0.5, 1.0, 2.0, 0.0], dtype=torch.float64)
+    y = trueconv.convolve_separable(x, [f0, f1], "same")
+    assert fused_ran == [None]
+    monkeypatch.setattr(_separable, "_FUSE", False)
+    _plan.forget()
+    try:
+        ref = trueconv.convolve_separable(x, [f0, f1], "same")
+    finally:
+        monkeypatch.undo()
+        _plan.forget()
+    torch.testing.assert_close(y, ref, rtol=0, atol=0, equal_nan=True)
+    assert torch.isinf(y).any()
+
+
+def test_the_check_costs_little():
+    # the finiteness check runs inside the loop on rows in L1: a NaN-free call is one call
+    x = torch.randn(64, 64)
+    f = torch.tensor([0.25, 0.5, 0.25])
+    assert rows_separable.separable_conv(x, f, f, ((1, 1), (1, 1))) is not None
+    x[5, 63] = float("nan")
+    assert rows_separable.separable_conv(x, f, f, ((1, 1), (1, 1))) is None
+    x[5, 63] = float("-inf")
+    assert rows_separable.separable_conv(x, f, f, ((0, 0), (0, 0))) is None
+
+
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+def test_gradcheck_through_the_fused_loop(fused_ran, mode):
+    rng = np.random.default_rng(12)
+    x = torch.from_numpy(rng.standard_normal((2, 9, 11))).requires_grad_()
+    fs = [torch.from_numpy(rng.standard_normal(k)) for k in (4, 3)]
+
+    def f(a):
+        return trueconv.convolve_separable(a, fs, mode, boundary="fill")
+
+    assert torch.autograd.gradcheck(f, (x,))
+    assert torch.autograd.gradgradcheck(f, (x,))
+    assert fused_ran
+    assert all(y is not None for y in fused_ran)
+
+
+def test_gradient_of_a_large_input(fused_ran):
+    x = torch.randn(300, 320, dtype=torch.float64, requires_grad=True)
+    k = torch.from_numpy(np.outer(gaussian(11, 2.0), gaussian(9, 1.5)))
+    g = torch.randn(310, 328, dtype=torch.float64)
+    (trueconv.convolve(x, k) * g).sum().backward()
+    assert len(fused_ran) == 1  # the forward; the backward calls the loop itself
+    assert type(fused_ran[0].grad_fn).__name__ == "_FusedConvBackward"
+    ref = scipy.signal.correlate(g.numpy(), k.numpy(), "valid")
+    assert rel_err(x.grad, ref) < 1e-13
+
+
+def test_factors_that_require_grad_run_the_passes(fused_ran):
+    rng = np.random.default_rng(13)
+    x = torch.from_numpy(rng.standard_normal((9, 11))).requires_grad_()
+    f0 = torch.from_numpy(rng.standard_normal(4)).requires_grad_()
+    f1 = torch.from_numpy(rng.standard_normal(3))
+
+    def f(a, u):
+        return trueconv.convolve_separable(a, [u, f1], "same")
+
+    assert torch.autograd.gradcheck(f, (x, f0))
+    assert not fused_ran
+
+
+def test_nonfinite_input_that_requires_grad_runs_the_passes(fused_ran):
+    x = torch.randn(30, 30, dtype=torch.float64)
+    x[3, 4] = float("nan")
+    x.requires_grad_()
+    f = torch.tensor([1.0, 2.0, 1.0], dtype=torch.float64)
+    y = trueconv.convolve_separable(x, [f, f], "same")
+    assert fused_ran == [None]
+    assert int(torch.isnan(y).sum()) == 9
+    y.sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+def test_not_planned_without_numba_on_cuda_or_for_other_dtypes(monkeypatch):
+    x, k = torch.empty(1024, 1024), torch.empty(9, 9)
+    spec = normalize("convolve", x, k, "same", None, "auto", "fill", 0)[2]
+    problem = Problem.of(spec)
+    cpu = torch.device("cpu")
+    assert _separable.plan(problem, cpu).fused
+    assert not _separable.plan(problem, torch.device("cuda")).fused
+    assert not _separable.plan(problem, cpu, "fft").fused
+    for dtype in (torch.complex64, torch.int64):
+        other = Problem(**{**problem.__dict__, "dtype": dtype})
+        assert not _separable.plan(other, cpu).fused
+    monkeypatch.setattr(rows, "AVAILABLE", False)  # as TRUECONV_NO_JIT=1 or no numba
+    _plan.forget()
+    try:
+        assert not _separable.plan(problem, cpu).fused
+    finally:
+        monkeypatch.undo()
+        _plan.forget()
+
+
+def test_without_numba_the_passes_run(monkeypatch, fused_ran):
+    monkeypatch.setattr(rows, "AVAILABLE", False)
+    _plan.forget()
+    try:
+        x = torch.randn(50, 60, dtype=torch.float64)
+        f = [gaussian(5, 1.0), gaussian(3, 1.0)]
+        y = trueconv.convolve_separable(x, f, "same")
+    finally:
+        monkeypatch.undo()
+        _plan.forget()
+    assert not fused_ran
+    assert rel_err(y, _oracle(x.numpy(), np.outer(*f), "same", "fill")) < 1e-13
+
+
+def test_where_data_cannot_be_read_the_passes_run(monkeypatch, fused_ran):
+    x = torch.randn(2, 20, 30, dtype=torch.float64)
+    f = [torch.from_numpy(gaussian(5, 1.0)), torch.from_numpy(gaussian(3, 1.0))]
+    ref = _oracle(x.numpy(), np.outer(f[0], f[1]), "same", "fill")
+    # torch.func: vmap over the batch, and grad
+    y = torch.func.vmap(lambda a: trueconv.convolve_separable(a, f, "same"))(x)
+    assert rel_err(y, ref) < 1e-13
+    g = torch.func.grad(lambda a: trueconv.convolve_separable(a, f, "same").sum())(x[0])
+    assert g.shape == x[0].shape
+    # meta tensors: shapes only
+    m = trueconv.convolve_separable(x.to("meta"), [t.to("meta") for t in f], "same")
+    assert m.shape == x.shape
+    assert m.device.type == "meta"
+    assert not fused_ran
+    # while compiling (the check the loop makes; torch.compile itself is tested elsewhere)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    assert not rows_separable.usable(x, *f)
+
+
+def test_under_torch_compile_the_passes_run(fused_ran):
+    x = torch.randn(20, 30, dtype=torch.float64)
+    f = [torch.from_numpy(gaussian(5, 1.0)), torch.from_numpy(gaussian(3, 1.0))]
+
+    @torch.compile(backend="eager", fullgraph=False)
+    def run(a):
+        return trueconv.convolve_separable(a, f, "same")
+
+    y = run(x)
+    assert not fused_ran
+    assert rel_err(y, _oracle(x.numpy(), np.outer(f[0], f[1]), "same", "fill")) < 1e-13
