@@ -33,9 +33,6 @@ templates_path = ["_templates"]
 exclude_patterns = [
     "_build",
     "gallery/*.ipynb",
-    # trueconv.ndimage is being written: its page joins the toctree (api/index.rst) and leaves
-    # this list when the module lands.
-    "api/ndimage.rst",
 ]
 
 # -- API reference -------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """trueconv: true convolution (the kernel flipped) for PyTorch, with scipy.signal semantics."""
 
-from trueconv import calibration, nn
+from trueconv import calibration, ndimage, nn
 from trueconv.nn.functional import (
     conv1d,
     conv2d,
@@ -43,6 +43,7 @@ __all__ = [
     "flip_kernel",
     "from_keras",
     "method_costs",
+    "ndimage",
     "nn",
     "tf_kernel_to_torch",
     "tf_same_padding",
