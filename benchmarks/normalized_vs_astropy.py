@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -78,19 +77,22 @@ def _contenders(case: str):
 
 
 def _peak(case: str, name: str) -> float:
-    """MiB the call adds to the peak resident set of a fresh process."""
+    """MiB the call adds to the peak resident set: a fresh process that makes the data and
+    runs the call, minus one that makes the data only (``os.wait4``'s ``ru_maxrss``)."""
     here = str(Path(__file__).parent)
-    code = (
-        f"import resource, sys; sys.path.insert(0, {here!r}); import normalized_vs_astropy as b;"
-        f"f = b._contenders({case!r})[{name!r}];"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; f();"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)"
-    )
-    env = dict(os.environ, OMP_NUM_THREADS="2")
-    res = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
-    )
-    return int(res.stdout.strip().splitlines()[-1]) / 1024  # ru_maxrss is in KiB on Linux
+
+    def maxrss(call: bool) -> int:
+        code = (
+            f"import sys; sys.path.insert(0, {here!r}); import normalized_vs_astropy as b;"
+            f"f = b._contenders({case!r})[{name!r}];" + ("f()" if call else "")
+        )
+        env = dict(os.environ, OMP_NUM_THREADS="2")
+        proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        assert status == 0, (name, status)
+        return usage.ru_maxrss  # KiB on Linux
+
+    return (maxrss(True) - maxrss(False)) / 1024
 
 
 def _load() -> str:
@@ -137,7 +139,6 @@ def main() -> None:
     out = Path(__file__).with_name("results_normalized.json")
     out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {out}")
-    _ = resource  # imported for the subprocess's code above
 
 
 if __name__ == "__main__":
