@@ -381,18 +381,7 @@ def planned_method(
         return max(SCRATCH, key=SCRATCH.__getitem__)
 
 
-def separable_check_runs(
-    method: Method,
-    shape: tuple[int, ...],
-    kshape: tuple[int, ...],
-    dtype: torch.dtype,
-    device: str,
-    mode: Mode,
-    *,
-    dims: tuple[int, ...] | None = None,
-    boundary: Boundary | BoundaryAlias = "fill",
-    fill_value: float = 0,
-) -> bool:
+def separable_check_runs(method: Method, kshape: tuple[int, ...], dtype: torch.dtype) -> bool:
     """Whether ``'auto'`` will read the kernel to see if it is separable (and so allocate
     :data:`SEPARABLE_CHECK_PER_TAP` bytes per tap), from shapes alone: ``'auto'`` with a real
     kernel of at least two dims longer than one (the library's further conditions, a dense plan
@@ -402,14 +391,10 @@ def separable_check_runs(
     ----------
     method : str
         ``--method``: only ``'auto'`` checks.
-    shape, kshape : tuple of int
-        Shapes of the input and the kernel.
+    kshape : tuple of int
+        The kernel's shape.
     dtype : torch.dtype
         The compute dtype (complex kernels are never checked).
-    device : str
-        Where the job runs.
-    mode, dims, boundary, fill_value
-        As passed to the library.
 
     Returns
     -------
@@ -515,22 +500,11 @@ def footprint(
         Its :attr:`~Footprint.total` is the estimate compared with ``--max-bytes``.
     """
     itemsize = torch.empty((), dtype=fitted.dtype).element_size()
-    device = options.device
     made = fitted.taps * fitted.kdtype.itemsize if built else 0
     copy = fitted.taps * itemsize if np.dtype(fitted.kdtype) != numpy_dtype(fitted.dtype) else 0
     check = 0
     methods = [method]
-    if separable_check_runs(
-        options.method,
-        fitted.shape if shape is None else shape,
-        fitted.kshape,
-        fitted.dtype,
-        device,
-        options.mode if mode is None else mode,
-        dims=dims,
-        boundary=boundary,
-        fill_value=options.fill_value,
-    ):
+    if separable_check_runs(options.method, fitted.kshape, fitted.dtype):
         check = SEPARABLE_CHECK_PER_TAP * fitted.taps
         # after the check: the passes (a built-in known to be rank 1), the planned method (one
         # known not to be), or either (a kernel file)
