@@ -374,3 +374,42 @@ def test_under_torch_compile_the_passes_run(fused_ran):
     y = run(x)
     assert not fused_ran
     assert rel_err(y, _oracle(x.numpy(), np.outer(f[0], f[1]), "same", "fill")) < 1e-13
+
+
+def test_nonfinite_factor_with_autograd_runs_the_passes(fused_ran, monkeypatch):
+    # the recording branch checks the factors too: an Inf factor times the zero padding the
+    # loop reads would be NaN where the passes add no term
+    x = torch.randn(30, 40, dtype=torch.float64, requires_grad=True)
+    f0 = torch.tensor([1.0, float("inf"), 0.5], dtype=torch.float64)
+    f1 = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
+    y = trueconv.convolve_separable(x, [f0, f1], "same")
+    assert fused_ran == [None]
+    monkeypatch.setattr(_separable, "_FUSE", False)
+    _plan.forget()
+    try:
+        ref = trueconv.convolve_separable(x, [f0, f1], "same")
+    finally:
+        monkeypatch.undo()
+        _plan.forget()
+    torch.testing.assert_close(y, ref, rtol=0, atol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+def test_overflow_gives_the_passes_sums(fused_ran, monkeypatch, mode):
+    # finite operands whose sums overflow: the loop checks its input rows, not its sums, and
+    # adds the passes' terms in their order, so the infinities and NaNs land where theirs do
+    x = torch.full((20, 30), 3e38, dtype=torch.float32)
+    x[::3] *= -1
+    x[:, ::4] *= 0.5
+    fs = [torch.tensor([1.0, 2.0, 1.0]), torch.tensor([1.0, -1.0, 1.0, 0.5])]
+    y = trueconv.convolve_separable(x, fs, mode)
+    assert len(fused_ran) == 1 and fused_ran[0] is not None
+    assert torch.isinf(y).any() and torch.isnan(y).any()
+    monkeypatch.setattr(_separable, "_FUSE", False)
+    _plan.forget()
+    try:
+        ref = trueconv.convolve_separable(x, fs, mode)
+    finally:
+        monkeypatch.undo()
+        _plan.forget()
+    torch.testing.assert_close(y, ref, rtol=0, atol=0, equal_nan=True)
