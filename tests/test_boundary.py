@@ -7,6 +7,8 @@ has the rule, and everywhere the independent recipe ``np.pad`` + scipy ``'valid'
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import scipy.signal
@@ -17,7 +19,8 @@ from hypothesis import strategies as st
 import trueconv
 from conftest import REL_TOL, rel_err, to_numpy
 from trueconv._methods import REGISTRY
-from trueconv.core.boundary import extend, source_index
+from trueconv.core import boundary as boundary_module
+from trueconv.core.boundary import _pad_runs, extend, source_index
 from trueconv.core.names import BOUNDARIES, BOUNDARY_ALIASES
 
 METHODS = ["auto", *sorted(REGISTRY)]
@@ -115,6 +118,246 @@ def test_extend_integer_tensor(boundary):
     x = np.arange(-3, 4, dtype=np.int64).reshape(1, 7)
     got = extend(torch.from_numpy(x), (1,), ((9, 10),), boundary, fill_value=5)
     np.testing.assert_array_equal(to_numpy(got), np_pad(x, ((0, 0), (9, 10)), boundary, 5))
+
+
+# --- extend's eager in-place path (core.boundary._extend_in_place) ---------------------------
+
+#: dtype name -> (torch dtype, numpy values drawn from a seed and a shape)
+EXTEND_DTYPES = {
+    "float64": torch.float64,
+    "int64": torch.int64,
+    "bool": torch.bool,
+    "complex128": torch.complex128,
+}
+
+
+def _values(dtype: torch.dtype, shape, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if dtype == torch.bool:
+        return rng.integers(0, 2, shape).astype(bool)
+    if dtype == torch.int64:
+        return rng.integers(-50, 50, shape)
+    if dtype == torch.complex128:
+        return rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+    return rng.standard_normal(shape)
+
+
+def _layout(x: np.ndarray, layout: str) -> torch.Tensor:
+    """``x`` as a tensor with the same values, contiguous or a non-contiguous view."""
+    if layout == "contiguous":
+        return torch.from_numpy(x.copy())
+    if layout == "transposed":  # the values of x, stored with reversed strides
+        t = torch.from_numpy(np.ascontiguousarray(x.transpose()))
+        return t.permute(*reversed(range(t.ndim)))
+    # strided: every other element of a larger buffer along each dim
+    big = torch.zeros([2 * s for s in x.shape], dtype=torch.from_numpy(x[:0]).dtype)
+    view = big[tuple(slice(None, None, 2) for _ in x.shape)]
+    view.copy_(torch.from_numpy(x.copy()))
+    return view
+
+
+@contextlib.contextmanager
+def _in_place(max_runs: int = boundary_module.MAX_RUNS):
+    """The in-place path for every size (not only from MIN_IN_PLACE elements on), with
+    ``max_runs`` as the threshold between run copies and a side's gather."""
+    saved = boundary_module.MIN_IN_PLACE, boundary_module.MAX_RUNS
+    boundary_module.MIN_IN_PLACE, boundary_module.MAX_RUNS = 0, max_runs
+    try:
+        yield
+    finally:
+        boundary_module.MIN_IN_PLACE, boundary_module.MAX_RUNS = saved
+
+
+@st.composite
+def _extend_case(draw):
+    ndim = draw(st.integers(1, 3))
+    boundary = draw(st.sampled_from(NON_FILL))
+    shape = draw(st.lists(st.integers(1, 5), min_size=ndim, max_size=ndim))
+    dims = draw(st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True))
+    pads = [(draw(st.integers(0, 3 * shape[d])), draw(st.integers(0, 3 * shape[d]))) for d in dims]
+    return boundary, tuple(shape), tuple(dims), tuple(pads)
+
+
+@given(
+    _extend_case(),
+    st.sampled_from(sorted(EXTEND_DTYPES)),
+    st.sampled_from(["contiguous", "transposed", "strided"]),
+    st.sampled_from([-1, 3, 10**9]),
+    st.integers(0, 2**32 - 1),
+)
+def test_extend_in_place_is_np_pad(case, dtype_name, layout, max_runs, seed):
+    """The eager path against np.pad: 1-3 dims, any subset and order of them, pads 0..3n (many
+    periods: several runs per side), every dtype kind, non-contiguous inputs, and each way of
+    filling a side (runs only, the default threshold, gathers only); the input is unchanged."""
+    boundary, shape, dims, pads = case
+    dtype = EXTEND_DTYPES[dtype_name]
+    x = _values(dtype, shape, seed)
+    xt = _layout(x, layout)
+    before = xt.clone()
+    full = [(0, 0)] * x.ndim
+    for d, p in zip(dims, pads):
+        full[d] = p
+    assert boundary_module._in_place_ok(xt)
+    with _in_place(max_runs):
+        got = extend(xt, dims, pads, boundary)
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(to_numpy(got), np_pad(x, full, boundary))
+    assert torch.equal(xt, before)
+    if any(b or a for b, a in pads):
+        assert got.data_ptr() != xt.data_ptr()
+        got.fill_(0)
+        assert torch.equal(xt, before)  # the result shares no memory with the input
+
+
+@given(
+    st.sampled_from(NON_FILL),
+    st.integers(1, 9),
+    st.integers(0, 40),
+    st.integers(0, 40),
+)
+def test_pad_runs_rebuild_source_index(boundary, n, before, after):
+    """Each side's runs, expanded, are source_index on that side."""
+    want = source_index(n, before, after, boundary).tolist()
+    got = list(want)
+    for first, runs in _pad_runs(n, before, after, boundary):
+        for pos, start, length, kind in runs:
+            if kind == boundary_module._ASCENDING:
+                got[first + pos : first + pos + length] = range(start, start + length)
+            elif kind == boundary_module._DESCENDING:
+                got[first + pos : first + pos + length] = range(start + length - 1, start - 1, -1)
+            else:
+                got[first + pos : first + pos + length] = [start] * length
+            covered = set(range(first + pos, first + pos + length))
+            assert covered <= set(range(before)) | set(range(before + n, before + n + after))
+    assert got == want
+    total = sum(r[2] for _, runs in _pad_runs(n, before, after, boundary) for r in runs)
+    assert total == before + after
+
+
+@pytest.mark.parametrize("boundary", NON_FILL)
+def test_extend_conj_and_neg_views(boundary):
+    """Lazily conjugated / negated views are resolved by the copies."""
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((3, 4)) + 1j * rng.standard_normal((3, 4))
+    xt = torch.from_numpy(x)
+    pads = ((2, 5), (4, 1))
+    for view, ref in ((xt.conj(), np.conj(x)), (xt.conj().imag, np.conj(x).imag)):
+        with _in_place():
+            got = extend(view, (0, 1), pads, boundary)
+        np.testing.assert_array_equal(to_numpy(got), np_pad(ref, pads, boundary))
+
+
+@pytest.mark.parametrize("boundary", NON_FILL)
+def test_extend_paths_agree(boundary):
+    """The in-place path, the index_select path (autograd recording) and the slices of the
+    compiled path give identical results, also on a channels_last batch."""
+    x = torch.randn(2, 3, 5, 4).to(memory_format=torch.channels_last)
+    dims, pads = (2, 3), ((3, 7), (6, 2))
+    with _in_place():
+        fast = extend(x, dims, pads, boundary)
+    recorded = extend(x.clone().requires_grad_(), dims, pads, boundary)
+    assert recorded.grad_fn is not None  # the gather path ran
+    assert torch.equal(fast, recorded.detach())
+    sliced = x
+    for d, (b, a) in zip(dims, pads):
+        parts = [
+            sliced.narrow(d, s, n).flip(d) if f else sliced.narrow(d, s, n)
+            for s, n, f in boundary_module._runs(x.shape[d], b, a, boundary)
+        ]
+        sliced = torch.cat(parts, d)
+    assert torch.equal(fast, sliced)
+
+
+def test_extend_path_choice():
+    """In place only where nothing records: not under autograd, forward AD, torch.func."""
+    ok = boundary_module._in_place_ok
+    x = torch.randn(3, 4)
+    assert ok(x)
+    leaf = x.clone().requires_grad_()
+    assert not ok(leaf)
+    with torch.no_grad():
+        assert ok(leaf)
+    with torch.inference_mode():
+        assert ok(torch.randn(3, 4))
+    with torch.autograd.forward_ad.dual_level():
+        assert not ok(x)
+    seen = []
+    torch.func.vmap(lambda t: seen.append(ok(t)) or t)(x)
+    assert seen == [False]
+
+
+def test_extend_small_inputs_gather(monkeypatch):
+    """Below MIN_IN_PLACE elements the gathers run, from it on the copies; same values."""
+    ran = []
+    real = boundary_module._extend_in_place
+    monkeypatch.setattr(boundary_module, "_extend_in_place", lambda *a: ran.append(1) or real(*a))
+    n = boundary_module.MIN_IN_PLACE
+    small, large = torch.randn(n - 1), torch.randn(n)
+    got = extend(small, (0,), ((3, 4),), "reflect")
+    assert ran == []
+    np.testing.assert_array_equal(to_numpy(got), np.pad(to_numpy(small), (3, 4), "reflect"))
+    got = extend(large, (0,), ((3, 4),), "reflect")
+    assert ran == [1]
+    np.testing.assert_array_equal(to_numpy(got), np.pad(to_numpy(large), (3, 4), "reflect"))
+
+
+@pytest.mark.parametrize("boundary", NON_FILL)
+def test_extend_gradcheck(boundary):
+    """The recorded path (index_select) differentiates to np.pad's adjoint, twice."""
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+
+    def f(t):
+        return extend(t, (0, 1), ((2, 7), (5, 1)), boundary)
+
+    assert torch.autograd.gradcheck(f, (x,))
+    assert torch.autograd.gradgradcheck(f, (x,))
+
+
+@pytest.mark.filterwarnings("error:There is a performance drop")  # a missing batching rule
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")  # torch.func.jvp's own
+@pytest.mark.parametrize("boundary", NON_FILL)
+def test_extend_under_torch_func(boundary):
+    """vmap, grad and jvp see the gather path and agree with the eager result."""
+    x = torch.randn(2, 3, 4, dtype=torch.float64)
+    dims, pads = (0, 1), ((4, 2), (1, 6))
+    batched = torch.func.vmap(lambda t: extend(t, dims, pads, boundary))(x)
+    for i in range(2):
+        assert torch.equal(batched[i], extend(x[i], dims, pads, boundary))
+    w = torch.randn(extend(x[0], dims, pads, boundary).shape, dtype=torch.float64)
+    g = torch.func.grad(lambda t: (extend(t, dims, pads, boundary) * w).sum())(x[0])
+    xr = x[0].clone().requires_grad_()
+    (extend(xr, dims, pads, boundary) * w).sum().backward()
+    assert torch.equal(g, xr.grad)
+    v = torch.randn_like(x[0])
+    out, tangent = torch.func.jvp(lambda t: extend(t, dims, pads, boundary), (x[0],), (v,))
+    assert torch.equal(out, extend(x[0], dims, pads, boundary))
+    assert torch.equal(tangent, extend(v, dims, pads, boundary))
+    with torch.autograd.forward_ad.dual_level():
+        dual = torch.autograd.forward_ad.make_dual(x[0], v)
+        unpacked = torch.autograd.forward_ad.unpack_dual(extend(dual, dims, pads, boundary))
+        assert torch.equal(unpacked.tangent, tangent)
+
+
+def test_extend_inference_and_meta():
+    x = torch.randn(3, 5)
+    with torch.inference_mode(), _in_place():
+        got = extend(x, (0, 1), ((2, 2), (9, 0)), "reflect")
+    np.testing.assert_array_equal(to_numpy(got), np.pad(to_numpy(x), ((2, 2), (9, 0)), "reflect"))
+    with _in_place():
+        meta = extend(torch.empty(3, 5, device="meta"), (0, 1), ((2, 2), (9, 0)), "wrap")
+    assert meta.device.type == "meta"
+    assert tuple(meta.shape) == (7, 14)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("boundary", NON_FILL)
+def test_extend_cuda(boundary):
+    x = torch.randn(3, 4, 5, dtype=torch.float64)
+    dims, pads = (1, 2), ((3, 9), (0, 4))
+    with _in_place():
+        got = extend(x.cuda().transpose(1, 2).contiguous().transpose(1, 2), dims, pads, boundary)
+    assert got.device.type == "cuda"
+    assert torch.equal(got.cpu(), extend(x, dims, pads, boundary))
 
 
 # --- convolve(boundary=...) against scipy.signal.convolve2d --------------------------------

@@ -106,6 +106,10 @@ class Plan(Protocol):
         """The valid convolution of ``a`` (padded by the problem's pads) with ``b``."""
         ...
 
+    def __hash__(self) -> int:
+        """Plans are frozen, so caches of what follows from a plan key on it."""
+        ...
+
 
 class Method(Protocol):
     """A convolution method: one module of :mod:`trueconv._methods`."""

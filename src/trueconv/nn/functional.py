@@ -10,6 +10,7 @@ API's code) -> choose (:mod:`trueconv.nn._plan`) -> run (``F.convNd`` or
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 
 from trueconv.core.boundary import extend
 from trueconv.core.static import from_plain, specialized_shape, static, to_plain
-from trueconv.core.torch_internals import autocast_dtype
+from trueconv.core.torch_internals import any_autocast, autocast_dtype
 from trueconv.nn import _fft, _plan
 from trueconv.nn._spec import NNSpec, Pads, is_integer, normalize_conv, normalize_conv_transpose
 from trueconv.nn._typing import NNMethod, PaddingMode, PaddingString, TFPadding
@@ -134,17 +135,32 @@ def _is_zero(pads: Pads) -> bool:
 def _direct_conv(
     x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None, spec: NNSpec, pads: Pads
 ) -> torch.Tensor:
-    spatial = list(range(2, 2 + spec.nd))
     if is_integer(spec.dtype):  # int64 everywhere: exact, and narrower results wrap alike
         x, w = x.to(torch.int64), w.to(torch.int64)
         bias = None if bias is None else bias.to(torch.int64)
-    if _plan.pads_first(pads):
-        x = F.pad(x, _fft.flat_pads(pads))
-        padding: tuple[int, ...] = (0,) * spec.nd
-    else:
-        padding = tuple(b for b, _ in pads)
-    y = _CONV[spec.nd](x, w.flip(spatial), bias, spec.stride, padding, spec.dilation, spec.groups)
+    # traced once under torch.compile: the cache would only draw a warning there
+    pad = _conv_padding.__wrapped__ if torch.compiler.is_compiling() else _conv_padding
+    first, padding = pad(pads)
+    if first is not None:
+        x = F.pad(x, first)
+    y = _CONV[spec.nd](
+        x, w.flip(_SPATIAL[spec.nd]), bias, spec.stride, padding, spec.dilation, spec.groups
+    )
     return y if y.dtype == spec.dtype else y.to(spec.dtype)
+
+
+#: The spatial dims of a batched operand, per number of spatial dims.
+_SPATIAL = {1: (2,), 2: (2, 3), 3: (2, 3, 4)}
+
+
+@functools.lru_cache(maxsize=1024)
+def _conv_padding(pads: Pads) -> tuple[tuple[int, ...] | None, tuple[int, ...]]:
+    """The direct method's padding: ``F.pad``'s list where it pads first
+    (:func:`trueconv.nn._plan.pads_first`), else ``None``, and ``F.convNd``'s ``padding``.
+    From the pads alone, so a repeated call does not work it out again."""
+    if _plan.pads_first(pads):
+        return tuple(_fft.flat_pads(pads)), (0,) * len(pads)
+    return None, tuple(b for b, _ in pads)
 
 
 def _prepared(
@@ -154,10 +170,12 @@ def _prepared(
     Under ``torch.compile`` both are made at trace time from the operands' static facts
     (:mod:`trueconv.core.static`): planning is Python on shapes, not part of the graph."""
     normalize = normalize_conv_transpose if transposed else normalize_conv
-    args = _autocast(*args)
     if not torch.compiler.is_compiling():
+        if any_autocast():
+            args = _autocast(*args)
         x, w, b, spec = normalize(fname, nd, *args)
         return x, w, b, spec, _plan.choose(spec, x.device.type)
+    args = _autocast(*args)
     operands, options = args[:3], args[3:]
     facts = tuple(
         (specialized_shape(t), t.dtype, t.device) if isinstance(t, torch.Tensor) else ("raw", t)
