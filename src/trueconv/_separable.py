@@ -74,13 +74,15 @@ MIN_DENSE_S = 2e-4
 MAX_FRACTION = 0.75
 
 #: The fused plan must be predicted to take at most this fraction of the dense plan's time.
-#: It is priced by the direct loop's own constants (one call, the two passes' multiply-adds),
-#: which leave out what 'auto' adds to it (reading the kernel for its factors, 20-40 us) and
-#: the ring's upkeep. Measured, one thread (benchmarks/RESULTS_SEPARABLE.md, two runs): with
-#: 3-tap factors the dense loop stayed faster at predicted fractions 0.74-0.85 (512² and
-#: 1024² float32, 512² float64: dense / fused 0.65-0.96) and the fused loop won from 0.71
-#: down (1024² float64, 2048², 3 × 1024²: 1.04-2.4); 5 taps and more are 0.58 and below.
-FUSED_MAX_FRACTION = 0.72
+#: It is priced by the direct loop's own constants (one call, the two passes' multiply-adds:
+#: 2/k of the dense loop's for k×k), which leave out what 'auto' adds to it (reading the
+#: kernel for its factors, 20-40 us) and the ring's upkeep. Measured on a quiet machine after
+#: both loops took up to eight taps per pass (benchmarks/results/rows_groups_*.txt and
+#: fused_padded_*.txt, 512²-2048², 1 and 2 threads): with 3-tap factors the dense loop is
+#: faster in 10 of 12 cells (dense / fused 0.37-0.79 of the time; 2048² at 2 threads 1.08-1.2
+#: the other way), 5 taps are even (fused 0.67-1.5x), 7 taps go to the fused loop in 11 of 12
+#: (1.1-2.2x). 0.5 keeps 3-tap factors dense (predicted 0.67 and above) and fuses from 5.
+FUSED_MAX_FRACTION = 0.5
 
 #: Private switch: False runs the passes instead of the fused loop (the benchmark compares
 #: them). Read when a plan is made and when it runs: after changing it,
