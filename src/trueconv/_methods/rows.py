@@ -433,21 +433,6 @@ _NUMPY = {
 }
 
 
-def _flat(t: torch.Tensor, nb: int, batch: Sequence[int]) -> Any:
-    """``t`` as a C-contiguous numpy array with its batch dims flattened to 1 or the full
-    batch (a batch that broadcasts only partly is expanded to the full batch)."""
-    if t.requires_grad:  # .numpy() refuses a tensor that records a graph
-        t = t.detach()
-    if t.is_conj() or t.is_neg():
-        t = t.resolve_conj().resolve_neg()
-    lead = math.prod(t.shape[:nb])
-    if lead != 1 and tuple(t.shape[:nb]) != tuple(batch)[len(batch) - nb :]:
-        t = t.expand(*batch, *t.shape[nb:])
-    if not t.is_contiguous():
-        t = t.contiguous()
-    return t.numpy()
-
-
 def _readable(t: torch.Tensor, expand: tuple[int, ...] | None) -> Any:
     """``t`` as a C-contiguous numpy array, expanded to ``expand`` first where given."""
     if expand is None and not t.requires_grad:

@@ -234,8 +234,8 @@ def _run(
     if o_np.size == 0:
         return out
     nz = math.prod(batch)
-    x = rows._flat(a, a.ndim - 2, batch).reshape(nz * n0, n1)
-    w0, w1 = (rows._flat(f, 0, ()) for f in (f0, f1))
+    x = rows._readable(a, None).reshape(nz * n0, n1)
+    w0, w1 = (rows._readable(f, None) for f in (f0, f1))
     if check and not (np.isfinite(w0).all() and np.isfinite(w1).all()):
         return None
     tiles = -(-o1 // TILE)
