@@ -4,6 +4,8 @@ gradients (twice) against finite differences and shift-and-add's; the fallbacks.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -13,7 +15,7 @@ import torch
 
 import trueconv
 from conftest import rel_err
-from trueconv._methods import direct, rows
+from trueconv._methods import direct, rows, rows_separable
 
 pytestmark = pytest.mark.skipif(not rows.AVAILABLE, reason="numba is not installed")
 
@@ -200,3 +202,32 @@ def test_threads_call_it_concurrently(loop_only):
         t.join()
     assert len(errors) == 80
     assert max(errors) < 1e-13
+
+
+_CACHED = """
+import sys, torch
+from trueconv._methods import rows, rows_separable
+x = torch.linspace(-1, 1, 4096, dtype=torch.float64).reshape(64, 64)
+k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=torch.float64)
+assert rows.usable(x, k[:, None] * k, [(2, 2), (2, 2)])
+rows._run(x, k[:, None] * k, ((2, 2), (2, 2)))
+rows_separable._run(x, k, k, ((2, 2), (2, 2)), check=True)
+hits = [sum(f().stats.cache_hits.values()) for f in (rows._kernel, rows_separable._kernel)]
+print(*hits)
+"""
+
+
+def test_a_new_process_loads_the_loops_from_numbas_cache():
+    """The loops are compiled once per machine, not once per process (a loop whose closure
+    held a numba dispatcher was compiled again by every process: 10-12 s per dtype)."""
+    for kernel in (rows._kernel(), rows_separable._kernel()):
+        assert all(
+            not hasattr(c.cell_contents, "py_func") for c in kernel.py_func.__closure__ or ()
+        ), kernel.py_func.__name__
+    # the signatures the child uses, compiled (or loaded) here first; it must load both
+    exec(_CACHED.replace("print(*hits)", ""), {})
+    run = subprocess.run(
+        [sys.executable, "-c", _CACHED], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    assert [int(h) > 0 for h in run.stdout.split()] == [True, True], run.stdout

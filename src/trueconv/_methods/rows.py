@@ -70,7 +70,10 @@ _KERNEL: Callable[..., None] | None = None  # also guards the first compilation
 numba: Any = None
 #: The tap-group routine both compiled loops inline (:func:`_compile` makes it): numba's cache
 #: keys a compiled loop by its own file only, so an edit here needs the loops' files touched
-#: too (rows_separable.py) or their caches cleared.
+#: too (rows_separable.py) or their caches cleared. The loops call it as a module global, not
+#: a closure variable: numba keys a cached closure by its pickled cells, and a pickled
+#: dispatcher differs in every process, so a loop that closed over it was compiled again by
+#: every process (10-12 s per dtype on this machine) and never loaded from the cache.
 add_group: Any = None
 
 
@@ -82,7 +85,7 @@ def _compile() -> Callable[..., None]:
     prange = numba.prange
 
     @numba.njit(inline="always")  # type: ignore[untyped-decorator]
-    def group(d, src, rws, offs, ws, m, g, width, first, zero):  # type: ignore[no-untyped-def]  # pragma: no cover
+    def _group(d, src, rws, offs, ws, m, g, width, first, zero):  # type: ignore[no-untyped-def]  # pragma: no cover
         # d[j] (+)= ws[m] src[rws[m], offs[m] + j] + ... for the g <= 8 taps from m, the
         # terms added one after another to each sample (the one-tap loop's order and
         # rounding; 'first': the sum starts from zero instead of d). One pass over d for up
@@ -180,6 +183,8 @@ def _compile() -> Callable[..., None]:
             s += w7 * x7[j]
             d[j] = s
 
+    add_group = _group  # valid3 reads it as a global (see add_group)
+
     @numba.njit(parallel=True, nogil=True, cache=True)  # type: ignore[untyped-decorator]
     def valid3(a, b, dims, p0, p1, p2, out, tile, parts):  # type: ignore[no-untyped-def]  # pragma: no cover
         # The operands as rows: a (za_n·n0·n1, n2), b (zb_n·k0·k1, k2), out (nz·o0·o1, o2);
@@ -245,14 +250,13 @@ def _compile() -> Callable[..., None]:
                             pad[t] = 0
                         wts = b[(zb * k0 + m0) * k1 + m1]
                         for m in range(0, k2, 8):
-                            group(d, xp, rws, offs, wts, m, min(8, k2 - m), w, first, zero)
+                            add_group(d, xp, rws, offs, wts, m, min(8, k2 - m), w, first, zero)
                             first = False
                 if first:
                     for j in range(w):
                         d[j] = 0
         return True
 
-    add_group = group
     return valid3  # type: ignore[no-any-return]
 
 

@@ -69,12 +69,15 @@ DTYPES = frozenset({torch.float32, torch.float64})
 TILE = 2048
 
 _KERNEL: Callable[..., bool] | None = None
+_copy_check: Any = None  # the loop's helpers (_compile sets them)
+_add_group: Any = None
 _LOCK = threading.Lock()
 
 
 def _compile() -> Callable[..., bool]:
     """The loop over a range of output rows; it releases the GIL, so threads run it on
     several ranges at once (:func:`_call`)."""
+    global _copy_check, _add_group
     numba = rows.numba
     if numba is None:  # rows compiles its loop (and imports numba) first: _kernel()
         raise RuntimeError("numba is not loaded")
@@ -91,7 +94,10 @@ def _compile() -> Callable[..., bool]:
             s += v * 0
         return s != s
 
-    add_group = rows.add_group  # one pass over d for up to eight taps (rows.py)
+    # fused2 reads both as module globals: a closure over a dispatcher is never loaded from
+    # numba's cache (rows.add_group says why)
+    _copy_check = copy_check
+    _add_group = rows.add_group  # one pass over d for up to eight taps (rows.py)
 
     @numba.njit(nogil=True, cache=True)  # type: ignore[untyped-decorator]
     def fused2(r0, r1, a, f0, f1, dims, p0, p1, out, cw):  # type: ignore[no-untyped-def]  # pragma: no cover
@@ -141,10 +147,11 @@ def _compile() -> Callable[..., bool]:
                 for s in range(max(lo, have + 1), hi + 1):
                     h = ring[s % k0, :width]
                     src = a[z * n0 + s, t0 + c0 - p1 : t1 + c0 - p1]
-                    if copy_check(dx, src, t1 - t0):
+                    if _copy_check(dx, src, t1 - t0):
                         bad = True
                     for m in range(0, k1, 8):
-                        add_group(h, xp, h_rows, h_offs, f1, m, min(8, k1 - m), width, m == 0, zero)
+                        g1 = min(8, k1 - m)
+                        _add_group(h, xp, h_rows, h_offs, f1, m, g1, width, m == 0, zero)
                 if hi > have:
                     have = hi
                 # the vertical taps whose rows exist, in tap order
@@ -160,7 +167,7 @@ def _compile() -> Callable[..., bool]:
                     for j in range(width):
                         dst[j] = 0
                 for m in range(0, g, 8):
-                    add_group(dst, ring, v_rows, v_offs, ws, m, min(8, g - m), width, m == 0, zero)
+                    _add_group(dst, ring, v_rows, v_offs, ws, m, min(8, g - m), width, m == 0, zero)
         return bad
 
     return fused2  # type: ignore[no-any-return]
