@@ -12,6 +12,7 @@ import trueconv
 from conftest import REL_TOL, rel_err
 from trueconv import _plan, _separable, _spec
 from trueconv._methods import REGISTRY, direct, fft, overlap_add
+from trueconv._problem import Problem
 
 # (input, kernel, mode): 'auto' picks each method on one of these
 PROBLEMS = [
@@ -168,3 +169,22 @@ def test_measured_winners_are_bounded(monkeypatch):
     assert len(_plan._MEASURED) == 8
     assert (specs[-1], x.device) in _plan._MEASURED
     assert (specs[0], x.device) not in _plan._MEASURED  # the oldest forgotten first
+
+
+@pytest.mark.parametrize("separable", [False, True])
+def test_a_2d_kernel_whose_dense_plan_is_overlap_add(separable):
+    """'auto' asks the separable plan's price cache about the dense plan, so every method's
+    plan is hashable (overlap-add's layout held lists: a TypeError on 2048² ⊛ 31² float32)."""
+    rng = np.random.default_rng(4)
+    x = torch.from_numpy(rng.standard_normal((64, 4096)))
+    k = torch.from_numpy(rng.standard_normal((5, 127)))
+    if separable:
+        k = torch.outer(k[:, 0], k[0])
+    spec = _spec.normalize("convolve", x, k, "same", None, "auto", "fill", 0)[2]
+    dense = _plan.cheapest(Problem.of(spec), x.device)
+    assert dense.method == "overlap_add"
+    for method in REGISTRY:
+        hash(_plan.forced(spec, x.device, method))
+    got = trueconv.convolve(x, k, "same")
+    want = scipy.signal.convolve(x.numpy(), k.numpy(), "same", method="direct")
+    assert rel_err(got, want) < REL_TOL[torch.float64]

@@ -135,14 +135,15 @@ def _paired(
 
 
 class Layout(NamedTuple):
-    """Per convolved dim: how :func:`run` transforms it, and the samples it keeps."""
+    """Per convolved dim: how :func:`run` transforms it, and the samples it keeps (tuples: the
+    plan that holds it is hashed, as the separable plan's price cache keys on it)."""
 
-    blocks: list[int | None]  # block length S; None: not blocked
+    blocks: tuple[int | None, ...]  # block length S; None: not blocked
     #: transform length; None: not transformed. Blocked dims at S + k - 1 (a power of two),
     #: the others as the 'fft' method does
-    tlens: list[int | None]
-    starts: list[int]  # the wanted slice of the full convolution
-    lengths: list[int]
+    tlens: tuple[int | None, ...]
+    starts: tuple[int, ...]  # the wanted slice of the full convolution
+    lengths: tuple[int, ...]
 
 
 def _layout(
@@ -161,7 +162,7 @@ def _layout(
             tlens.append(tr.next_fast_len(tr.unaliased_length(n, k, starts[i], lengths[i]), even))
         else:
             tlens.append(None)
-    return Layout(blocks, tlens, starts, lengths)
+    return Layout(tuple(blocks), tuple(tlens), tuple(starts), tuple(lengths))
 
 
 def _boxes(
