@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import random
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -105,3 +107,25 @@ def test_torch_private_api_is_used_in_one_module_only():
         if found:
             uses[str(path.relative_to(PACKAGE))] = found
     assert set(uses) == {"core/torch_internals.py"}, uses
+
+
+_THREADS = """
+import torch, trueconv
+torch.set_num_threads({n})
+x, k = torch.rand(64, 64, dtype=torch.float64), torch.rand(5, 5, dtype=torch.float64)
+trueconv.convolve(x, k, method="direct")
+trueconv.convolve(x, k[:, :1] * k[:1], method="direct")
+print(torch.get_num_threads())
+"""
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_the_compiled_loop_leaves_torchs_thread_count_alone(n):
+    """numba's first parallel call starts an OpenMP pool that reset the OpenMP thread count
+    torch reads: a user's ``torch.set_num_threads(1)`` read 2 after one convolution. A fresh
+    process, as the pool starts once per process."""
+    run = subprocess.run(
+        [sys.executable, "-c", _THREADS.format(n=n)], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == [str(n)]

@@ -467,7 +467,13 @@ def _call(a: Any, b: Any, dims: tuple[int, ...], p: tuple[int, ...], out: Any) -
     kernel = _kernel()
     threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
     if getattr(_STATE, "threads", None) != threads:
+        users = torch.get_num_threads()
         numba.set_num_threads(threads)
+        if torch.get_num_threads() != users:
+            # numba's first call starts its OpenMP pool, which sets the calling thread's
+            # OpenMP thread count (the one torch reads and sets too) to all of numba's
+            # threads: the user's torch.set_num_threads(1) became 2, measured
+            torch.set_num_threads(users)
         _STATE.threads = threads
     if _SAFE or _threadsafe():
         return bool(kernel(a, b, dims, p[0], p[1], p[2], out, TILE, 4 * threads))
