@@ -161,15 +161,19 @@ def report(paths: list[Path], out: Path) -> None:
         "with the same thread count. The numbers move by 1.5-3x between runs on this shared "
         "VM; every cell interleaves its contenders, so the ratios are steadier than the times.",
         "",
-        "Where trueconv stands (2 threads): the compiled direct loop and the separable plan "
-        "make small and separable kernels competitive (1024^2-2048^2, k = 5-11: 1.0-2.6x "
-        "filter2D; Gaussians 11-31: 2-4x filter2D, 0.8-1.3x sepFilter2D). It still loses on "
-        "512^2 images (a fixed cost of 0.2-0.4 ms per call: the parallel region's start and "
-        "the signal API), on Gaussians of 3-7 taps against sepFilter2D (two passes and an "
-        "intermediate against OpenCV's fused row/column filter), and on random kernels of "
-        "15-63 taps (its FFT and overlap-add against OpenCV's DFT-based filter2D: 0.4-0.9x; "
-        "torch's CPU allocator touches fresh pages for every large buffer, "
-        "`THP_MEM_ALLOC_ENABLE=1` makes the 3x2048^2 * 31^2 FFT 1.67x faster).",
+        "Where trueconv stands (2026-12-03, both libraries at 2 threads / at 1 thread, 146 "
+        "cells each; medians of filter2D time / trueconv time): random kernels 3-11 taps "
+        "1.22 / 0.76, 15-63 taps 1.01 / 0.75; Gaussians 3-11 taps 1.43 / 1.41, 15-63 taps "
+        "2.08 / 2.75; against sepFilter2D on the Gaussians 1.16 / 1.02. Below 1.0x: 31 / 66 "
+        "cells. What loses: float32 kernels of 3-11 taps at 1 thread (the direct loop alone "
+        "runs at 0.81-0.86x filter2D's time per call there, and FMA contraction did not help: "
+        "measured), 512^2 images (a fixed cost of about 0.1 ms per call), and random kernels "
+        "of 15-63 taps on 2048^2 float64 (0.36-0.7x: the transforms themselves take about as "
+        "long as OpenCV's per-block DFTs, 0.11-0.46 ms per 256^2-512^2 block at 2 threads, "
+        "but overlap-add's zero fills, block copies, page faults and adds take about half of "
+        "its time; measured and dropped: the block buffer with its transformed dims last "
+        "(0.95-1.08x), zeros from numpy's allocator (1.08x), a per-block thread pool "
+        "(slower)).",
         "",
     ]
     for path in paths:
