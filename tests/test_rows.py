@@ -205,7 +205,7 @@ def test_threads_call_it_concurrently(loop_only):
 
 
 _CACHED = """
-import sys, torch
+import torch
 from trueconv._methods import rows, rows_separable
 x = torch.linspace(-1, 1, 4096, dtype=torch.float64).reshape(64, 64)
 k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], dtype=torch.float64)
