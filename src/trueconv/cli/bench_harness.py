@@ -496,8 +496,10 @@ _DIRECT = (
 )
 
 #: contenders called once before their first checked call, as on CUDA: JAX compiles each new
-#: shape on its first call
-_WARM_UP = ("jax convolve",)
+#: shape on its first call; trueconv's direct loop is compiled (or loaded from numba's cache:
+#: 0.7 s) at its first call in a process, and a first call over the budget is the cell's time
+#: (the first cell of a run once recorded 9.8 s for a 0.5 ms call)
+_WARM_UP = ("jax convolve", "trueconv auto", "trueconv direct")
 
 
 #: the failures a trueconv contender may meet on a case (any other exception is a bug, and
