@@ -88,6 +88,33 @@ def test_matches_scipy(loop_only, xs, ks, dtype, mode):
         assert rel_err(y.numpy(), ref) < bound
 
 
+@pytest.mark.parametrize(
+    ("xs", "ks", "pads"),
+    [
+        ((2, 9, 8, 30), (3, 4, 5), ((2, 1), (3, 0), (4, 4))),  # 60 taps: passes of <= GROUP
+        ((3, 25, 41), (5, 4), ((0, 0), (3, 3))),  # 'valid' rows, padded columns
+        ((40, 33), (7, 3), ((6, 6), (2, 2))),  # 'full': output rows with no input row
+    ],
+)
+def test_chunks_tiles_and_passes(xs, ks, pads):
+    # the loop itself, with column tiles narrower than the rows and any number of chunks: each
+    # chunk fills its own ring of input rows, every chunk boundary and tile edge lands
+    # somewhere inside a row or a plane
+    rng = np.random.default_rng(sum(xs))
+    x, k = _data(xs, torch.float64, rng), _data(ks, torch.float64, rng)
+    nd = len(ks)
+    padded = np.pad(x.numpy(), [(0, 0)] * (x.ndim - nd) + list(pads))
+    ref = _oracle(torch.from_numpy(padded), k, "valid")
+    kb = k.reshape((1,) * (x.ndim - nd) + k.shape)  # aligned, as the front door passes it
+    lay = rows._layout(tuple(x.shape), tuple(kb.shape), pads)
+    kernel = rows._kernel()
+    a2, b2 = x.numpy().reshape(lay.a_rows), kb.numpy().reshape(lay.b_rows)
+    for tile, parts in [(7, 1), (7, 5), (5, 23), (1000, 3), (3, 10_000)]:
+        out = np.full(lay.out_shape, np.nan)
+        assert kernel(a2, b2, lay.dims, *lay.p, out.reshape(lay.o_rows), tile, parts)
+        assert rel_err(out, ref) < 1e-13, (tile, parts)
+
+
 def test_integers_wrap_like_numpy(loop_only):
     x = torch.tensor([2**62, 2**62, 3], dtype=torch.int64)
     k = torch.tensor([3, 5], dtype=torch.int64)

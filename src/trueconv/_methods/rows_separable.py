@@ -9,7 +9,7 @@ filters. This loop does the same: it makes a run of output rows (a chunk: thread
 chunks in turn, :func:`_call`); for each output row it computes the horizontal pass of the
 input rows that row needs and no earlier row computed, into a ring of ``k0`` rows that stays
 in the L2 cache, then adds the vertical taps from the ring into the output row while that
-row sits in L1, up to eight taps per pass over a row. Each input row is read once per chunk
+row sits in L1, up to `rows.GROUP` taps per pass over a row. Each input row is read once per chunk
 (plus ``k0 - 1`` rows at the start of each chunk), the output written once, no full-size
 intermediate exists. Measured numbers: ``benchmarks/RESULTS_SEPARABLE.md``.
 
@@ -97,10 +97,10 @@ def _compile() -> Callable[..., bool]:
     # fused2 reads both as module globals: a closure over a dispatcher is never loaded from
     # numba's cache (rows.add_group says why)
     _copy_check = copy_check
-    _add_group = rows.add_group  # one pass over d for up to eight taps (rows.py)
+    _add_group = rows.add_group  # one pass over d for up to rows.GROUP taps (rows.py)
 
     @numba.njit(nogil=True, cache=True)  # type: ignore[untyped-decorator]
-    def fused2(r0, r1, a, f0, f1, dims, p0, p1, out, cw):  # type: ignore[no-untyped-def]  # pragma: no cover
+    def fused2(r0, r1, a, f0, f1, dims, p0, p1, out, cw, group):  # type: ignore[no-untyped-def]  # pragma: no cover
         # a (nz·n0, n1), out (nz·o0, o1), dims = (nz, n0, o0):
         #   h[z, s, j] = sum_m1 f1[m1] a[z, s, j + k1-1-m1-p1]    (zero outside a)
         #   out[z, i, j] = sum_m0 f0[m0] h[z, i + k0-1-m0-p0, j]  (rows 0 <= s < n0)
@@ -112,6 +112,7 @@ def _compile() -> Callable[..., bool]:
         k0 = f0.shape[0]
         k1 = f1.shape[0]
         tiles = (o1 + cw - 1) // cw
+        h_passes = (k1 + group - 1) // group  # passes of up to 'group' taps, evenly shared
         bad = False
         ring = np.empty((k0, cw), dtype=out.dtype)
         # the input row of the tile with its zero padding: xp[0, t] = a[., t + c0 - p1]
@@ -149,9 +150,10 @@ def _compile() -> Callable[..., bool]:
                     src = a[z * n0 + s, t0 + c0 - p1 : t1 + c0 - p1]
                     if _copy_check(dx, src, t1 - t0):
                         bad = True
-                    for m in range(0, k1, 8):
-                        g1 = min(8, k1 - m)
-                        _add_group(h, xp, h_rows, h_offs, f1, m, g1, width, m == 0, zero)
+                    for q in range(h_passes):
+                        m = k1 * q // h_passes
+                        g1 = k1 * (q + 1) // h_passes - m
+                        _add_group(h, xp, h_rows, h_offs, f1, m, g1, width, q == 0, zero)
                 if hi > have:
                     have = hi
                 # the vertical taps whose rows exist, in tap order
@@ -166,8 +168,11 @@ def _compile() -> Callable[..., bool]:
                 if g == 0:
                     for j in range(width):
                         dst[j] = 0
-                for m in range(0, g, 8):
-                    _add_group(dst, ring, v_rows, v_offs, ws, m, min(8, g - m), width, m == 0, zero)
+                passes = (g + group - 1) // group
+                for q in range(passes):
+                    m = g * q // passes
+                    g0 = g * (q + 1) // passes - m
+                    _add_group(dst, ring, v_rows, v_offs, ws, m, g0, width, q == 0, zero)
         return bad
 
     return fused2  # type: ignore[no-any-return]
@@ -278,7 +283,7 @@ def _call(
     k0 = w0.shape[0]
     chunks = max(1, min(2 * threads, total // max(1, 4 * k0))) if threads > 1 else 1
     if chunks == 1:
-        return not kernel(0, total, x, w0, w1, dims, p0, p1, out, cw)
+        return not kernel(0, total, x, w0, w1, dims, p0, p1, out, cw, rows.GROUP)
     bounds = [total * c // chunks for c in range(chunks + 1)]
     claim = itertools.count()
     done = [threading.Event() for _ in range(chunks)]
@@ -287,7 +292,8 @@ def _call(
     def work() -> None:
         while (c := next(claim)) < chunks:
             try:
-                bad[c] = kernel(bounds[c], bounds[c + 1], x, w0, w1, dims, p0, p1, out, cw)
+                r0, r1 = bounds[c], bounds[c + 1]
+                bad[c] = kernel(r0, r1, x, w0, w1, dims, p0, p1, out, cw, rows.GROUP)
             finally:
                 done[c].set()
 
