@@ -78,7 +78,8 @@ MAX_FRACTION = 0.75
 #: 2/k of the dense loop's for k×k), which leave out what 'auto' adds to it (reading the
 #: kernel for its factors, 20-40 us) and the ring's upkeep. Measured on a quiet machine after
 #: both loops took up to eight taps per pass (benchmarks/results/rows_groups_*.txt and
-#: fused_padded_*.txt, 512²-2048², 1 and 2 threads): with 3-tap factors the dense loop is
+#: fused_padded_*.txt, 512²-2048², 1 and 2 threads; the dense loop has since gained 1.1-1.3x
+#: more, one pass of up to 12 taps): with 3-tap factors the dense loop is
 #: faster in 10 of 12 cells (dense / fused 0.37-0.79 of the time; 2048² at 2 threads 1.08-1.2
 #: the other way), 5 taps are even (fused 0.67-1.5x), 7 taps go to the fused loop in 11 of 12
 #: (1.1-2.2x). 0.5 keeps 3-tap factors dense (predicted 0.67 and above) and fuses from 5.

@@ -71,13 +71,14 @@ TILE = 2048
 _KERNEL: Callable[..., bool] | None = None
 _copy_check: Any = None  # the loop's helpers (_compile sets them)
 _add_group: Any = None
+_row_stride: Any = None
 _LOCK = threading.Lock()
 
 
 def _compile() -> Callable[..., bool]:
     """The loop over a range of output rows; it releases the GIL, so threads run it on
     several ranges at once (:func:`_call`)."""
-    global _copy_check, _add_group
+    global _copy_check, _add_group, _row_stride
     numba = rows.numba
     if numba is None:  # rows compiles its loop (and imports numba) first: _kernel()
         raise RuntimeError("numba is not loaded")
@@ -98,6 +99,7 @@ def _compile() -> Callable[..., bool]:
     # numba's cache (rows.add_group says why)
     _copy_check = copy_check
     _add_group = rows.add_group  # one pass over d for up to rows.GROUP taps (rows.py)
+    _row_stride = rows.row_stride  # the ring's row length (rows.py)
 
     @numba.njit(nogil=True, cache=True)  # type: ignore[untyped-decorator]
     def fused2(r0, r1, a, f0, f1, dims, p0, p1, out, cw, group):  # type: ignore[no-untyped-def]  # pragma: no cover
@@ -114,7 +116,7 @@ def _compile() -> Callable[..., bool]:
         tiles = (o1 + cw - 1) // cw
         h_passes = (k1 + group - 1) // group  # passes of up to 'group' taps, evenly shared
         bad = False
-        ring = np.empty((k0, cw), dtype=out.dtype)
+        ring = np.empty((k0, _row_stride(cw, out.itemsize)), dtype=out.dtype)
         # the input row of the tile with its zero padding: xp[0, t] = a[., t + c0 - p1]
         xp = np.empty((1, cw + k1 - 1), dtype=out.dtype)
         h_rows = np.zeros(k1, dtype=np.int64)
