@@ -596,7 +596,15 @@ _SAFE = False  # numba's threading layer is known to be thread-safe
 
 
 def _call(a: Any, b: Any, dims: tuple[int, ...], p: tuple[int, ...], out: Any) -> bool:
-    kernel = _kernel()
+    kernel = _kernel()  # imports numba first
+    threads = numba_threads()
+    return bool(parallel(kernel, a, b, dims, p[0], p[1], p[2], out, TILE, 4 * threads))
+
+
+def numba_threads() -> int:
+    """The thread count of the compiled loops' parallel regions for this call: torch's
+    (``torch.set_num_threads`` governs trueconv as it governs torch), at most numba's pool;
+    handed to numba when it changed for the calling thread."""
     threads = max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
     if getattr(_STATE, "threads", None) != threads:
         users = torch.get_num_threads()
@@ -607,10 +615,16 @@ def _call(a: Any, b: Any, dims: tuple[int, ...], p: tuple[int, ...], out: Any) -
             # threads: the user's torch.set_num_threads(1) became 2, measured
             torch.set_num_threads(users)
         _STATE.threads = threads
+    return threads
+
+
+def parallel(kernel: Callable[..., Any], *args: Any) -> Any:
+    """``kernel(*args)`` for a compiled loop with a parallel region, under the lock where
+    numba's threading layer is not thread-safe."""
     if _SAFE or _threadsafe():
-        return bool(kernel(a, b, dims, p[0], p[1], p[2], out, TILE, 4 * threads))
+        return kernel(*args)
     with _LOCK:
-        return bool(kernel(a, b, dims, p[0], p[1], p[2], out, TILE, 4 * threads))
+        return kernel(*args)
 
 
 def _threadsafe() -> bool:

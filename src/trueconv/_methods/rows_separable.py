@@ -5,8 +5,8 @@ result of the pass along the last dim to memory and read it back for the pass al
 other dim: for 3-tap factors the intermediate costs more than the taps it saves
 (1024² float32 ⊛ 3×3 Gaussian, 2 threads: passes 2.86 ms, dense 2.25 ms), and it kept the
 passes at about 0.8× the speed of OpenCV's ``sepFilter2D``, which fuses its row and column
-filters. This loop does the same: it makes a run of output rows (a chunk: threads take
-chunks in turn, :func:`_call`); for each output row it computes the horizontal pass of the
+filters. This loop does the same: it makes a run of output rows (a chunk: one parallel
+region takes the chunks, :func:`_call`); for each output row it computes the horizontal pass of the
 input rows that row needs and no earlier row computed, into a ring of ``k0`` rows that stays
 in the L2 cache, then adds the vertical taps from the ring into the output row while that
 row sits in L1, up to `rows.GROUP` taps per pass over a row. Each input row is read once per chunk
@@ -45,11 +45,9 @@ a gradient keep the passes.
 
 from __future__ import annotations
 
-import itertools
 import math
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -72,11 +70,13 @@ _KERNEL: Callable[..., bool] | None = None
 _copy_check: Any = None  # the loop's helpers (_compile sets them)
 _add_group: Any = None
 _row_stride: Any = None
+_fused2: Any = None  # the loop over one run of output rows
 _LOCK = threading.Lock()
 
 
 def _compile() -> Callable[..., bool]:
-    """The loop over a range of output rows; it releases the GIL, so threads run it on
+    """The loop over a range of output rows, and the parallel region over runs of them; they
+    release the GIL, so threads run it on
     several ranges at once (:func:`_call`)."""
     global _copy_check, _add_group, _row_stride
     numba = rows.numba
@@ -177,7 +177,22 @@ def _compile() -> Callable[..., bool]:
                     _add_group(dst, ring, v_rows, v_offs, ws, m, g0, width, q == 0, zero)
         return bad
 
-    return fused2  # type: ignore[no-any-return]
+    global _fused2
+    _fused2 = fused2  # fused_all reads it as a global (rows.add_group says why)
+
+    @numba.njit(parallel=True, nogil=True, cache=True)  # type: ignore[untyped-decorator]
+    def fused_all(chunks, a, f0, f1, dims, p0, p1, out, cw, group):  # type: ignore[no-untyped-def]  # pragma: no cover
+        # the output rows in 'chunks' equal runs, one parallel region: True if a run saw a
+        # non-finite horizontal row
+        total = out.shape[0]
+        bad = np.zeros(chunks, dtype=np.bool_)
+        for c in numba.prange(chunks):
+            r0 = total * c // chunks
+            r1 = total * (c + 1) // chunks
+            bad[c] = _fused2(r0, r1, a, f0, f1, dims, p0, p1, out, cw, group)
+        return bad.any()
+
+    return fused_all  # type: ignore[no-any-return]
 
 
 def _kernel() -> Callable[..., bool]:
@@ -261,65 +276,29 @@ def _run(
 def _call(
     x: Any, w0: Any, w1: Any, dims: tuple[int, int, int], p0: int, p1: int, out: Any, cw: int
 ) -> bool:
-    """The loop over all output rows, in chunks that this thread and ``threads - 1`` pool
-    threads take in turn (the loop releases the GIL), each chunk with its own ring.
+    """The loop over all output rows in one parallel region (numba's ``prange``, as the
+    dense loop's), in runs of consecutive rows, each with its own ring: ``4 · threads`` runs
+    of at least ``4 · k0`` rows (every run computes ``k0 - 1`` horizontal rows again), one
+    with one thread.
 
-    Why not numba's ``prange`` (one OpenMP region, as :mod:`trueconv._methods.rows`): while
-    other processes kept both cores of this VM busy (load average 4.5), a parallel call with
-    static chunks waits for its slowest thread; 1024² float32, 3 taps: OpenMP region
-    median 22-24 ms with 2 threads and 11-20 ms with 1 (its idle threads spin), OpenCV 1.5 ms.
-    Here the calling thread takes chunks until none is left and waits only for chunks another
-    thread has begun, so a thread the OS does not schedule costs nothing; with one thread no
-    pool is involved. Chunks: ``2 · threads`` (at least ``4 · k0`` output rows each: every
-    chunk computes ``k0 - 1`` horizontal rows again), fewer for small images.
-
-    Open: the second thread helps less than OpenMP's did for the passes on a quiet machine
-    (1024² float32, 7-31 taps: fused 2 threads / 1 thread 0.7-1.0 of the time, the pool
-    thread starting late and taking about 37% of the chunks; the passes' OpenMP regions ran
-    about 2x faster with 2 threads in the one quiet window of benchmarks/RESULTS_SEPARABLE.md).
+    Before, the calling thread and a pool of Python threads took the runs in turn (so that a
+    thread the OS does not schedule would cost nothing). At 2 threads that was often slower
+    than one: the pool's thread woke late, and whenever torch's own OpenMP threads were
+    spinning after an op (a ``copy_`` between two calls) it shared a core with them (1024²
+    float32 ⊛ 11-tap Gaussian: 2.17 ms with a ``copy_`` between calls, 0.93 ms without, 1.24
+    ms at one thread; 512² ⊛ 7 taps at 2 threads 0.97 ms in the image benchmark against 0.47
+    at one). The parallel region (2026-12-03, 2 threads, a ``copy_`` between calls): 512²-2048²
+    float32 / float64 with 5-15 taps 1.3-1.9x its 1-thread time and 1.12-2.63x
+    ``cv2.sepFilter2D``'s; under one competing busy process it holds as the dense loop's does
+    (``benchmarks/RESULTS_LOAD.md``).
     """
     kernel = _kernel()
-    nz, _, o0 = dims
-    total = nz * o0
-    threads = max(1, torch.get_num_threads())
+    total = out.shape[0]
+    threads = rows.numba_threads()
     k0 = w0.shape[0]
-    chunks = max(1, min(2 * threads, total // max(1, 4 * k0))) if threads > 1 else 1
-    if chunks == 1:
-        return not kernel(0, total, x, w0, w1, dims, p0, p1, out, cw, rows.GROUP)
-    bounds = [total * c // chunks for c in range(chunks + 1)]
-    claim = itertools.count()
-    done = [threading.Event() for _ in range(chunks)]
-    bad = [False] * chunks
-
-    def work() -> None:
-        while (c := next(claim)) < chunks:
-            try:
-                r0, r1 = bounds[c], bounds[c + 1]
-                bad[c] = kernel(r0, r1, x, w0, w1, dims, p0, p1, out, cw, rows.GROUP)
-            finally:
-                done[c].set()
-
-    pool = _pool(threads - 1)
-    for _ in range(threads - 1):
-        pool.submit(work)
-    work()
-    for event in done:
-        event.wait()
-    return not any(bad)
-
-
-_POOL: tuple[int, ThreadPoolExecutor] | None = None
-
-
-def _pool(workers: int) -> ThreadPoolExecutor:
-    """The helper threads (made on first use, again when the torch thread count changes)."""
-    global _POOL
-    with _LOCK:
-        if _POOL is None or _POOL[0] != workers:
-            if _POOL is not None:
-                _POOL[1].shutdown(wait=False)
-            _POOL = (workers, ThreadPoolExecutor(workers, thread_name_prefix="trueconv"))
-        return _POOL[1]
+    chunks = max(1, min(4 * threads, total // max(1, 4 * k0))) if threads > 1 else 1
+    bad = rows.parallel(kernel, chunks, x, w0, w1, dims, p0, p1, out, cw, rows.GROUP)
+    return not bad
 
 
 class _FusedConv(torch.autograd.Function):
