@@ -5,6 +5,7 @@ subprocess, as a user does, and checks the files afterwards (regressions of issu
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -17,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.signal
+
+from trueconv import cli
 
 #: The console script pip installed beside this Python (``python -m trueconv`` as a fallback).
 _SCRIPT = Path(sys.executable).with_name("trueconv")
@@ -246,6 +249,35 @@ def test_sigterm_mid_write_leaves_no_temporary_and_no_output(tmp_path, signum):
     assert run.one_line() == f"trueconv apply: terminated ({signal.Signals(signum).name})"
     assert not _temporaries(tmp_path)
     assert not (tmp_path / "y.npy").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_a_library_loses_still_terminates(work, monkeypatch, signum):
+    # numpy's tofile asks isinstance(f, os.PathLike); a signal landing there made it raise
+    # "TypeError: expected str, bytes or os.PathLike object, not BufferedWriter" and the
+    # command exited 1 ("cannot write as NumPy array") instead of 128 + the signal (seen in a
+    # CI rehearsal of the test above). Here a writer loses the signal on purpose.
+    from trueconv.cli import formats
+
+    npy = formats.FORMATS[".npy"]
+
+    def lossy(path, signal_, float_output):
+        path.write_bytes(b"half")
+        try:
+            os.kill(os.getpid(), signum)
+            time.sleep(5)  # the handler raises here
+        except BaseException:
+            pass
+        raise TypeError("expected str, bytes or os.PathLike object, not BufferedWriter")
+
+    monkeypatch.setitem(formats.FORMATS, ".npy", dataclasses.replace(npy, write=lossy))
+    monkeypatch.chdir(work)
+    before = signal.getsignal(signum)
+    rc = cli.main(["apply", "data.npy", "-k", "box:3", "-o", "y.npy"])
+    assert rc == 128 + signum
+    assert signal.getsignal(signum) == before
+    assert not (work / "y.npy").exists()
+    assert not _temporaries(work)
 
 
 def _dead_pid() -> int:

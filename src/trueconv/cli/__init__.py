@@ -29,8 +29,8 @@ from types import FrameType
 import torch
 
 import trueconv
-from trueconv.cli import apply, bench, calibrate, demo, kernels
-from trueconv.cli._errors import SOME_FAILED, USAGE, CliError
+from trueconv.cli import _errors, apply, bench, calibrate, demo, kernels
+from trueconv.cli._errors import SOME_FAILED, USAGE, CliError, Terminated
 
 __all__ = ["main"]
 
@@ -57,15 +57,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-class Terminated(BaseException):
-    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C (every temporary output is removed on the
-    way), and is no ``Exception``, so that no per-input handler mistakes it for a failed input."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
 @contextlib.contextmanager
 def _terminate_cleanly() -> Iterator[None]:
     """Turn SIGTERM and SIGHUP into :class:`Terminated` while the command runs (Python's
@@ -77,9 +68,11 @@ def _terminate_cleanly() -> Iterator[None]:
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        _errors.received.append(signum)  # for raise_if_terminated, should a library lose it
         raise Terminated(signum)
 
     wanted = [getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)]
+    _errors.received.clear()
     before = {signum: signal.signal(signum, handler) for signum in wanted}
     try:
         yield
@@ -118,7 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = f"trueconv {args.command or 'demo'}"
     try:
         with _terminate_cleanly():
-            return int(args.run(args))
+            try:
+                return int(args.run(args))
+            except Exception:
+                _errors.raise_if_terminated()  # a signal some library turned into an error
+                raise
     except CliError as exc:
         print(f"{command}: {exc}", file=sys.stderr)
         return exc.status

@@ -44,7 +44,7 @@ import torch
 
 import trueconv
 from trueconv.cli import formats, streams, zarr_apply, zarr_store
-from trueconv.cli._errors import OK, SOME_FAILED, InputError, UsageError
+from trueconv.cli._errors import OK, SOME_FAILED, InputError, UsageError, raise_if_terminated
 from trueconv.cli._progress import Progress
 from trueconv.cli.jobs import (
     Fitted,
@@ -692,15 +692,18 @@ def _run_all(
                     if not options.quiet:
                         progress.write(f"trueconv apply: {path}: warning: {note}")
             except InputError as exc:
+                raise_if_terminated()  # a signal some library lost is not a failed input
                 failed += 1
                 progress.write(f"trueconv apply: {path}: {exc}")
             except MemoryError:
+                raise_if_terminated()
                 failed += 1
                 progress.write(
                     f"trueconv apply: {path}: out of memory; lower --max-bytes to refuse such "
                     "jobs before they start"
                 )
             except Exception as exc:  # a bug of ours: say so, show where, go on
+                raise_if_terminated()  # or a signal some library turned into an error
                 failed += 1
                 progress.write(
                     f"trueconv apply: {path}: internal error, please report: "

@@ -45,7 +45,7 @@ from typing import IO, Any, Literal
 import numpy as np
 
 from trueconv.cli import zarr_store
-from trueconv.cli._errors import CliError, InputError, MissingExtra
+from trueconv.cli._errors import CliError, InputError, MissingExtra, raise_if_terminated
 
 Kind = Literal["array", "image", "audio"]
 
@@ -178,11 +178,13 @@ def _guarded(fmt: Format, verb: str, call: Callable[[], Any], where: Path | None
         return call()
     except CliError:
         raise
-    except MemoryError:
-        raise InputError(f"out of memory: cannot {verb} it") from None
-    except OSError as exc:
-        raise InputError(f"cannot {verb} as {fmt.name}: {os_reason(exc, where)}") from None
-    except Exception as exc:  # third-party readers raise anything: report it as one line
+    except Exception as exc:
+        raise_if_terminated()  # a signal the library lost: not this input's failure
+        if isinstance(exc, MemoryError):
+            raise InputError(f"out of memory: cannot {verb} it") from None
+        if isinstance(exc, OSError):
+            raise InputError(f"cannot {verb} as {fmt.name}: {os_reason(exc, where)}") from None
+        # third-party readers raise anything: report it as one line
         raise InputError(f"cannot {verb} as {fmt.name}: {_reason(exc)}") from None
 
 
