@@ -290,7 +290,10 @@ def _call(
     at one). The parallel region (2026-12-03, 2 threads, a ``copy_`` between calls): 512²-2048²
     float32 / float64 with 5-15 taps 1.3-1.9x its 1-thread time and 1.12-2.63x
     ``cv2.sepFilter2D``'s; under one competing busy process it holds as the dense loop's does
-    (``benchmarks/RESULTS_LOAD.md``).
+    (``benchmarks/RESULTS_LOAD.md``). Open: with two busy processes (both cores taken) a
+    2-thread region waits for a descheduled thread, as the dense loop's does (1024² float32 ⊛
+    7-tap Gaussian: median 6.84 ms, best 0.63, against 1.22 quiet at 1 thread and 1.76 loaded
+    at 1 thread; the dense 7×7 loop 5.74 against 3.09).
     """
     kernel = _kernel()
     total = out.shape[0]
