@@ -92,12 +92,13 @@ numba: Any = None
 #: every process (10-12 s per dtype on this machine) and never loaded from the cache.
 add_group: Any = None
 row_stride: Any = None  # the rings' row length (also compiled by _compile)
+add_taps: Any = None  # every tap of an output row in the fewest group passes (_compile)
 
 
 def _compile() -> Callable[..., None]:
     """The loop, compiled lazily (importing trueconv compiles nothing; numba caches the
     machine code on disk, so a later process loads it in milliseconds)."""
-    global numba, add_group, row_stride
+    global numba, add_group, add_taps, row_stride
     numba = importlib.import_module("numba")
     prange = numba.prange
 
@@ -284,7 +285,20 @@ def _compile() -> Callable[..., None]:
             lines += 1
         return lines * 64 // itemsize
 
+    @numba.njit(inline="always")  # type: ignore[untyped-decorator]
+    def _taps(d, src, rws, offs, ws, g, group, width, zero):  # type: ignore[no-untyped-def]  # pragma: no cover
+        # d[j] = the sum of the g taps' terms (zero if g == 0), in the fewest passes of at
+        # most 'group' taps, the taps shared out evenly (9 = 9, not 8 + 1)
+        if g == 0:
+            for j in range(width):
+                d[j] = zero
+        passes = (g + group - 1) // group
+        for q in range(passes):
+            m = g * q // passes
+            _group(d, src, rws, offs, ws, m, g * (q + 1) // passes - m, width, q == 0, zero)
+
     add_group = _group  # valid3 reads them as globals (see add_group)
+    add_taps = _taps
     row_stride = _stride
 
     @numba.njit(parallel=True, nogil=True, cache=True)  # type: ignore[untyped-decorator]
@@ -378,15 +392,7 @@ def _compile() -> Callable[..., None]:
                             offs[g] = k2 - 1 - m2
                             ws[g] = wts[m2]
                             g += 1
-                d = out[r, t0:t1]
-                if g == 0:
-                    for j in range(w):
-                        d[j] = 0
-                # the fewest passes over d, the taps shared out evenly (9 = 9, not 8 + 1)
-                passes = (g + GROUP - 1) // GROUP
-                for q in range(passes):
-                    m = g * q // passes
-                    add_group(d, ring, rws, offs, ws, m, g * (q + 1) // passes - m, w, q == 0, zero)
+                add_taps(out[r, t0:t1], ring, rws, offs, ws, g, GROUP, w, zero)
         return True
 
     return valid3  # type: ignore[no-any-return]

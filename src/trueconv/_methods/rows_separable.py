@@ -68,7 +68,7 @@ TILE = 2048
 
 _KERNEL: Callable[..., bool] | None = None
 _copy_check: Any = None  # the loop's helpers (_compile sets them)
-_add_group: Any = None
+_add_taps: Any = None
 _row_stride: Any = None
 _fused2: Any = None  # the loop over one run of output rows
 _LOCK = threading.Lock()
@@ -78,7 +78,7 @@ def _compile() -> Callable[..., bool]:
     """The loop over a range of output rows, and the parallel region over runs of them; they
     release the GIL, so threads run it on
     several ranges at once (:func:`_call`)."""
-    global _copy_check, _add_group, _row_stride
+    global _copy_check, _add_taps, _row_stride
     numba = rows.numba
     if numba is None:  # rows compiles its loop (and imports numba) first: _kernel()
         raise RuntimeError("numba is not loaded")
@@ -98,7 +98,7 @@ def _compile() -> Callable[..., bool]:
     # fused2 reads both as module globals: a closure over a dispatcher is never loaded from
     # numba's cache (rows.add_group says why)
     _copy_check = copy_check
-    _add_group = rows.add_group  # one pass over d for up to rows.GROUP taps (rows.py)
+    _add_taps = rows.add_taps  # the taps of a row in passes of up to 'group' (rows.py)
     _row_stride = rows.row_stride  # the ring's row length (rows.py)
 
     @numba.njit(nogil=True, cache=True)  # type: ignore[untyped-decorator]
@@ -114,7 +114,6 @@ def _compile() -> Callable[..., bool]:
         k0 = f0.shape[0]
         k1 = f1.shape[0]
         tiles = (o1 + cw - 1) // cw
-        h_passes = (k1 + group - 1) // group  # passes of up to 'group' taps, evenly shared
         bad = False
         ring = np.empty((k0, _row_stride(cw, out.itemsize)), dtype=out.dtype)
         # the input row of the tile with its zero padding: xp[0, t] = a[., t + c0 - p1]
@@ -152,10 +151,7 @@ def _compile() -> Callable[..., bool]:
                     src = a[z * n0 + s, t0 + c0 - p1 : t1 + c0 - p1]
                     if _copy_check(dx, src, t1 - t0):
                         bad = True
-                    for q in range(h_passes):
-                        m = k1 * q // h_passes
-                        g1 = k1 * (q + 1) // h_passes - m
-                        _add_group(h, xp, h_rows, h_offs, f1, m, g1, width, q == 0, zero)
+                    _add_taps(h, xp, h_rows, h_offs, f1, k1, group, width, zero)
                 if hi > have:
                     have = hi
                 # the vertical taps whose rows exist, in tap order
@@ -166,15 +162,7 @@ def _compile() -> Callable[..., bool]:
                         v_rows[g] = s % k0
                         ws[g] = f0[m0]
                         g += 1
-                dst = out[r, c0:c1]
-                if g == 0:
-                    for j in range(width):
-                        dst[j] = 0
-                passes = (g + group - 1) // group
-                for q in range(passes):
-                    m = g * q // passes
-                    g0 = g * (q + 1) // passes - m
-                    _add_group(dst, ring, v_rows, v_offs, ws, m, g0, width, q == 0, zero)
+                _add_taps(out[r, c0:c1], ring, v_rows, v_offs, ws, g, group, width, zero)
         return bad
 
     global _fused2
