@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 import trueconv
 from conftest import REL_TOL, rel_err, to_numpy
 from trueconv import _plan, _spec
-from trueconv._methods import REGISTRY, direct, overlap_add, rows
+from trueconv._methods import REGISTRY, direct, fft, overlap_add, rows
 from trueconv._problem import Problem
 from trueconv.core.transforms import next_fast_len
 
@@ -428,3 +428,51 @@ def test_next_fast_len_known(n):
         assert m == _brute_next_fast_len(n, real)
         assert m >= n
         assert m <= 2 ** math.ceil(math.log2(n))  # a power of two always qualifies
+
+
+# The FFT method in groups along an untransformed dim (fft._run_grouped), forced by a budget of
+# a few spectra: batch dims, convolved dims where either operand has length one, kernels long
+# (transformed once for every group) and short (finished per group by the DFT matrix), every mode.
+GROUPED_CASES = [
+    ((3, 50, 60), (1, 7, 5), "same"),
+    ((5, 40, 40), (1, 9, 9), "full"),
+    ((4, 30, 30), (1, 5, 5), "valid"),
+    ((1, 30, 30), (6, 5, 5), "same"),
+    ((1, 30, 30), (6, 5, 5), "full"),
+    ((3, 60, 60), (1, 40, 40), "same"),
+    ((2, 3, 40, 40), (3, 1, 35, 35), "full"),
+    ((7, 2, 20, 24), (1, 2, 3, 3), "valid"),
+]
+
+
+@pytest.mark.parametrize("complex_", [False, True], ids=["real", "complex"])
+@pytest.mark.parametrize(("xs", "ks", "mode"), GROUPED_CASES)
+def test_fft_in_groups_against_scipy(monkeypatch, xs, ks, mode, complex_):
+    seen = []
+    sliced = fft._run_sliced
+    monkeypatch.setattr(fft, "GROUP_BYTES", 1)  # one output sample's spectra per group
+    monkeypatch.setattr(fft, "_run_sliced", lambda *a: seen.append(a[0].shape) or sliced(*a))
+    rng = np.random.default_rng(7)
+    x, k = rng.standard_normal(xs), rng.standard_normal(ks)
+    if complex_:
+        x = x + 1j * rng.standard_normal(xs)
+    got = trueconv.convolve(torch.from_numpy(x), torch.from_numpy(k), mode=mode, method="fft")
+    want = scipy.signal.convolve(x, k, mode=mode, method="direct")
+    np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
+    if any(n > 1 and (p == 1 or q == 1) for p, q, n in zip(xs, ks, got.shape)):
+        assert len(seen) > 1  # really grouped
+
+
+def test_fft_counts_transforms_along_untransformed_dims():
+    """3 × 2048² ⊛ 1 × 31² transforms three images: priced as the same call with the 3 as a
+    batch dim, not as one image."""
+    normalize = _spec.normalize
+    x, k = torch.empty(3, 2048, 2048), torch.empty(31, 31)
+    as_dim = normalize("convolve", x, k[None], "same", None, "auto", "fill", 0)[2]
+    as_batch = normalize("convolve", x, k, "same", (-2, -1), "auto", "fill", 0)[2]
+    one = normalize("convolve", x[0], k, "same", None, "auto", "fill", 0)[2]
+    cpu = torch.device("cpu")
+    for method in ("fft", "overlap_add"):
+        p_dim, p_batch, p_one = (_plan.costs(s, cpu)[method] for s in (as_dim, as_batch, one))
+        assert p_dim == pytest.approx(p_batch, rel=0.02)
+        assert p_dim > 2 * p_one  # 3 + 1 + 3 transforms against 1 + 1 + 1

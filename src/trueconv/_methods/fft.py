@@ -78,14 +78,16 @@ class FFTPlan:
 
 def plan(problem: Problem, device: torch.device, forced: bool = False) -> FFTPlan:
     """The FFT method applies to every problem. Counts: three transforms' calls; work =
-    transforms × ``P log2 P`` for ``P`` points each, and one pass over each spectrum."""
+    transforms × ``P log2 P`` for ``P`` points each, and one pass over each spectrum. A
+    convolved dim that is not transformed (one operand has length one there) multiplies the
+    transforms of the operand that is longer there, and of the output (:func:`along`)."""
     sa, sb = problem.sa, problem.sb
     dims, lens, starts, lengths = layout(sa, sb, problem.pads, problem.real)
     points = math.prod(lens)
     if points <= 1:
         counts = cost.Counts("fft", 1, float(problem.out_elems))
     else:
-        count = problem.batch_a + problem.batch_b + problem.batch
+        count = along(problem, dims)
         work = cost.transform_work(points, count, max(lens))
         counts = cost.Counts("fft", 3, work, passes=float(count * points))
     dft_first = len(dims) > 1 and _dft_ok(lens[0], sb[dims[0]])
@@ -101,6 +103,19 @@ def plan(problem: Problem, device: torch.device, forced: bool = False) -> FFTPla
     )
 
 
+def along(problem: Problem, transformed: Collection[int]) -> float:
+    """Transforms of ``P`` points that the three transforms amount to (the signal's, the
+    kernel's, the output's): each is batched over its batch dims and over the convolved dims
+    that are not ``transformed``, where the operand longer than one transforms once per sample
+    (3 × 2048² ⊛ 1 × 31² transforms three images, not one: counted as one, ``'auto'`` took the
+    FFT at 225 ms over overlap-add's 127)."""
+    fa = fb = fo = 1
+    for i, (n, k) in enumerate(zip(problem.sa, problem.sb)):
+        if i not in transformed:
+            fa, fb, fo = fa * n, fb * k, fo * max(n, k)
+    return float(problem.batch_a * fa + problem.batch_b * fb + problem.batch * fo)
+
+
 def run(plan: FFTPlan, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     nd = len(plan.problem.pads)
     dims, lens, starts, lengths = plan.dims, plan.lens, plan.starts, plan.lengths
@@ -112,7 +127,67 @@ def run(plan: FFTPlan, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         fft_dims = [i - nd for i in dims]
         y = inv(fwd(a, s=lens, dim=fft_dims) * fwd(b, s=lens, dim=fft_dims), s=lens, dim=fft_dims)
         return crop(y, starts, lengths)
-    return _run_sliced(a, b, nd, dims, lens, starts, lengths, real, plan.dft_first)
+    return _run_grouped(a, b, nd, dims, lens, starts, lengths, real, plan.dft_first)
+
+
+#: Most spectrum bytes that :func:`_run_grouped` transforms in one batch. MKL's batched
+#: multi-dim transforms (and the copies torch makes for them along strided dims) slow down
+#: once a batch leaves the cache; a loop over smaller batches does not. Provenance: 2 threads,
+#: this project's 2-core EPYC (32 MiB L3), float32/float64 images ⊛ 31², forced 'fft', batches
+#: of g images per call: 8 × 1024² float32 took 81 / 73 / 71 / 116 ms at g = 1 / 2 / 4 / 8
+#: (4 / 8 / 17 / 34 MiB of spectrum), float64 156 / 116 / 262 / 232 (8 / 17 / 34 / 68 MiB); 3
+#: × 2048² float32 120 ms one at a time against 172 by two and 234 all three; small images
+#: (64 × 128², 16 × 256², 1-5 MiB in all) ran fastest in one batch. 1-D transforms batch well
+#: (4 × 2^20 float64 ⊛ 255 grouped: 0.55x the speed of one batch): they are never grouped.
+GROUP_BYTES = 20 << 20
+
+
+def _run_grouped(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    nd: int,
+    dims: Sequence[int],
+    lens: Sequence[int],
+    starts: Sequence[int],
+    lengths: Sequence[int],
+    real: bool,
+    short: bool,
+) -> torch.Tensor:
+    """:func:`_run_sliced` over groups of the output along one dim that is not transformed (a
+    batch dim, or a convolved dim where one operand has length one), each group's spectra at
+    most :data:`GROUP_BYTES`; one call where they all fit, no such dim exists, or the
+    transforms are 1-D. A kernel shared by every group is transformed once (one that is short
+    along the first transformed dim is finished per group by a small matrix product)."""
+    lead = a.ndim - nd
+    tdims = {lead + i for i in dims}
+    full = [max(p, q) for p, q in zip(a.shape, b.shape)]  # along untransformed dims
+    out = [*full[:lead], *lengths]
+    per = math.prod(lens[:-1]) * (lens[-1] // 2 + 1 if real else lens[-1])
+    per *= max(t.element_size() * (1 if t.is_complex() else 2) for t in (a, b))
+    free = [d for d in range(a.ndim) if d not in tdims and out[d] > 1]
+    batch = math.prod(out[d] for d in free)
+    if batch <= 1 or len(dims) < 2 or per * batch <= GROUP_BYTES:
+        return _run_sliced(a, b, nd, dims, lens, starts, lengths, real, short)
+    d = max(free, key=out.__getitem__)
+    step = max(1, GROUP_BYTES // (per * (batch // out[d])))
+    offset = starts[d - lead] if d >= lead else 0
+    kernel = None
+    if not short and b.shape[d] == 1:  # one kernel spectrum for every group
+        fwd: Callable[..., torch.Tensor] = torch.fft.rfftn if real else fftn
+        kernel = fwd(b, s=lens, dim=sorted(tdims))
+    result: torch.Tensor | None = None
+    for j in range(0, out[d], step):
+        n = min(step, out[d] - j)
+        pa, pb = (t.narrow(d, offset + j, n) if t.shape[d] > 1 else t for t in (a, b))
+        s, ln = list(starts), list(lengths)
+        if d >= lead:
+            s[d - lead], ln[d - lead] = 0, n
+        y = _run_sliced(pa, pb, nd, dims, lens, s, ln, real, short, kernel)
+        if result is None:
+            result = y.new_empty([*y.shape[:d], out[d], *y.shape[d + 1 :]])
+        result.narrow(d, j, n).copy_(y)
+    assert result is not None
+    return result
 
 
 #: Slabs in which :func:`_run_sliced` finishes the kernel's spectrum, and the fewest elements
@@ -166,8 +241,10 @@ def _run_sliced(
     lengths: Sequence[int],
     real: bool,
     short: bool,
+    kernel: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The FFT convolution of a call that records no graph, holding two or three spectra.
+    """The FFT convolution of a call that records no graph, holding two or three spectra
+    (``kernel``: ``b``'s spectrum when the caller has it, and not ``short``).
 
     The plain composition of :func:`run` holds the input's and the kernel's spectra while each
     1-D inverse allocates another spectrum-sized array, the earlier ones still referenced: four
@@ -200,7 +277,7 @@ def _run_sliced(
             spec = multiply(spec, _dft(part, lens[0], first))
         del part
     else:
-        spec = multiply(spec, fwd(b, s=lens, dim=tdims))
+        spec = multiply(spec, fwd(b, s=lens, dim=tdims) if kernel is None else kernel)
     for n, d in zip(lens[:-1], tdims[:-1]):
         spec = torch.fft.ifft(spec, n=n, dim=d)
     starts = list(starts)

@@ -233,7 +233,12 @@ def plan(problem: Problem, device: torch.device, forced: bool = False) -> Overla
     points = math.prod(lens)
     nblocked = sum(b is not None for b in lay.blocks)
     blocks_total = math.prod(-(-n // b) for n, b in zip(sa, lay.blocks) if b is not None)
-    count = blocks_total * (problem.batch_a + problem.batch) + problem.batch_b
+    # convolved dims not transformed multiply the transforms as batch dims do (fft.along)
+    flat = [i for i, t in enumerate(lay.tlens) if t is None]
+    fa = math.prod(sa[i] for i in flat)
+    fb = math.prod(sb[i] for i in flat)
+    fo = math.prod(max(sa[i], sb[i]) for i in flat)
+    count = blocks_total * (problem.batch_a * fa + problem.batch * fo) + problem.batch_b * fb
     work = cost.transform_work(points, count, max(lens)) + count * BLOCK_OVERHEAD
     boxes = _boxes(sa, lay.blocks, _extents(sa, lay.tlens), problem.batch)
     calls = 1 + len(boxes) * (3 + len(lens) + 2**nblocked + 3**nblocked)
