@@ -105,7 +105,9 @@ def test_gradients_through_blocks_match_finite_differences(monkeypatch, box):
     )
 
 
-def test_boxes_cover_every_block_once_within_budget():
+@pytest.mark.parametrize("itemsize", [4, 8, 16])
+def test_boxes_cover_every_block_once_within_budget(itemsize):
+    """The budget counts float32 elements: float64 and complex boxes hold as many bytes."""
     sa = (1000, 90, 7)  # kernel (31, 5, 7): blocks of 96 and 12 transformed at 127 and 16
     blocks = [96, 12, None]
     extents = [127, 16, 7]
@@ -113,7 +115,8 @@ def test_boxes_cover_every_block_once_within_budget():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(overlap_add, "BOX_MIN", budget)
         mp.setattr(overlap_add, "BOX_MAX", budget)
-        boxes = overlap_add._boxes(sa, blocks, extents, 2)
+        boxes = overlap_add._boxes(sa, blocks, extents, 2, itemsize)
+    budget //= itemsize // 4
     counts = [math.ceil(n / s) for n, s in zip(sa, blocks) if s is not None]
     seen = []
     for box in boxes:
