@@ -82,7 +82,8 @@ def test_choose_method_and_auto_read_one_plan():
 
 
 def test_a_requested_method_runs_its_own_plan_with_the_counts_it_ran():
-    """Forced overlap-add: one layout and one set of boxes, shared by the counts and the run."""
+    """Forced overlap-add: one layout and one set of boxes, made once for the plan and run (its
+    counts price float64 at float32's box count: overlap_add.BOX_MAX)."""
     x = torch.randn(3, 200_000, dtype=torch.float64)
     k = torch.randn(300, dtype=torch.float64)
     spec = _spec.normalize("convolve", x, k, "same", None, "overlap_add", "fill", 0)[2]

@@ -105,6 +105,9 @@ BOX_FRACTION = 4
 #: ⊛ 31²-63², 4096² ⊛ 31² and 3 × 2048² ⊛ 31², 1.03-1.08x on 2^20 ⊛ 256-4096; float32 kept
 #: 2^19 (smaller boxes 0.58-0.99x). A transform's inverse slows down past a few MiB of
 #: spectrum per batch: 512² float64, 0.7 ms per block inverted alone, 1.0 by two, 3.0 by four.
+#: The cost model still counts the calls of float32's boxes (its constants were fitted with
+#: them; priced per box, the cut made overlap-add look 20% dearer and lose 3 × 2048² ⊛ 31²
+#: float64 to the FFT, 265 ms against about 180).
 BOX_MIN = 1 << 16
 BOX_MAX = 1 << 19
 
@@ -182,19 +185,34 @@ def _boxes(
     order) ``(first block, blocks)``. A box holds at most the :data:`BOX_FRACTION` budget of
     block-buffer elements (``extents``: a block's length per blocked dim, the transform or
     signal length per other dim); the first blocked dims are split first."""
+    ranges = [
+        [(j, min(g, nb - j)) for j in range(0, nb, g)]
+        for nb, g in _widths(sa, blocks, extents, batch, itemsize)
+    ]
+    return [list(box) for box in itertools.product(*ranges)]
+
+
+def _widths(
+    sa: Sequence[int],
+    blocks: Sequence[int | None],
+    extents: Sequence[int],
+    batch: int,
+    itemsize: int = 4,
+) -> list[tuple[int, int]]:
+    """Per blocked dim, its blocks and the blocks of a box along it (:func:`_boxes`)."""
     scale = max(1, itemsize // 4)  # the budget is in bytes of float32 elements
     budget = min(BOX_MAX, max(BOX_MIN, batch * math.prod(sa) // BOX_FRACTION)) // scale
     counts = [-(-n // s) for n, s in zip(sa, blocks) if s is not None]
     size = batch * math.prod(
         e * (-(-n // s) if s is not None else 1) for n, s, e in zip(sa, blocks, extents)
     )
-    ranges = []
+    out = []
     for nb in counts:
         per = size // nb  # elements of a box one block wide along this dim
         g = nb if size <= budget else max(1, budget // per)
         size = per * g
-        ranges.append([(j, min(g, nb - j)) for j in range(0, nb, g)])
-    return [list(box) for box in itertools.product(*ranges)]
+        out.append((nb, g))
+    return out
 
 
 def _extents(sa: Sequence[int], tlens: Sequence[int | None]) -> list[int]:
@@ -252,8 +270,12 @@ def plan(problem: Problem, device: torch.device, forced: bool = False) -> Overla
     count = blocks_total * (problem.batch_a * fa + problem.batch * fo) + problem.batch_b * fb
     work = cost.transform_work(points, count, max(lens)) + count * BLOCK_OVERHEAD
     dtype = compute_dtype(problem.dtype)
-    boxes = _boxes(sa, lay.blocks, _extents(sa, lay.tlens), problem.batch, dtype.itemsize)
-    calls = 1 + len(boxes) * (3 + len(lens) + 2**nblocked + 3**nblocked)
+    extents = _extents(sa, lay.tlens)
+    boxes = _boxes(sa, lay.blocks, extents, problem.batch, dtype.itemsize)
+    # calls per box of the float32 budget, which the fitted constants were measured with:
+    # wider data is cut into more boxes for the cache, a cut that measured no slower (BOX_MAX)
+    priced = math.prod(-(-nb // g) for nb, g in _widths(sa, lay.blocks, extents, problem.batch))
+    calls = 1 + priced * (3 + len(lens) + 2**nblocked + 3**nblocked)
     # buffer fill and copy-in, spectrum product, and the adds into the output
     passes = float(count * points * 3)
     counts = cost.Counts("overlap_add", calls, work, passes)
