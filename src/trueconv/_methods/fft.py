@@ -87,7 +87,7 @@ def plan(problem: Problem, device: torch.device, forced: bool = False) -> FFTPla
     if points <= 1:
         counts = cost.Counts("fft", 1, float(problem.out_elems))
     else:
-        count = along(problem, dims)
+        count = float(sum(along(problem, dims)))
         work = cost.transform_work(points, count, max(lens))
         counts = cost.Counts("fft", 3, work, passes=float(count * points))
     dft_first = len(dims) > 1 and _dft_ok(lens[0], sb[dims[0]])
@@ -103,9 +103,9 @@ def plan(problem: Problem, device: torch.device, forced: bool = False) -> FFTPla
     )
 
 
-def along(problem: Problem, transformed: Collection[int]) -> float:
-    """Transforms of ``P`` points that the three transforms amount to (the signal's, the
-    kernel's, the output's): each is batched over its batch dims and over the convolved dims
+def along(problem: Problem, transformed: Collection[int]) -> tuple[int, int, int]:
+    """How many transforms of ``P`` points the signal's, the kernel's and the output's
+    transform each amount to: each is batched over its batch dims and over the convolved dims
     that are not ``transformed``, where the operand longer than one transforms once per sample
     (3 × 2048² ⊛ 1 × 31² transforms three images, not one: counted as one, ``'auto'`` took the
     FFT at 225 ms over overlap-add's 127)."""
@@ -113,7 +113,7 @@ def along(problem: Problem, transformed: Collection[int]) -> float:
     for i, (n, k) in enumerate(zip(problem.sa, problem.sb)):
         if i not in transformed:
             fa, fb, fo = fa * n, fb * k, fo * max(n, k)
-    return float(problem.batch_a * fa + problem.batch_b * fb + problem.batch * fo)
+    return problem.batch_a * fa, problem.batch_b * fb, problem.batch * fo
 
 
 def run(plan: FFTPlan, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -262,12 +262,8 @@ def plan(problem: Problem, device: torch.device, forced: bool = False) -> Overla
     points = math.prod(lens)
     nblocked = sum(b is not None for b in lay.blocks)
     blocks_total = math.prod(-(-n // b) for n, b in zip(sa, lay.blocks) if b is not None)
-    # convolved dims not transformed multiply the transforms as batch dims do (fft.along)
-    flat = [i for i, t in enumerate(lay.tlens) if t is None]
-    fa = math.prod(sa[i] for i in flat)
-    fb = math.prod(sb[i] for i in flat)
-    fo = math.prod(max(sa[i], sb[i]) for i in flat)
-    count = blocks_total * (problem.batch_a * fa + problem.batch * fo) + problem.batch_b * fb
+    signals, kernels, outputs = fft.along(problem, [i for i, t in enumerate(lay.tlens) if t])
+    count = blocks_total * (signals + outputs) + kernels
     work = cost.transform_work(points, count, max(lens)) + count * BLOCK_OVERHEAD
     dtype = compute_dtype(problem.dtype)
     extents = _extents(sa, lay.tlens)
