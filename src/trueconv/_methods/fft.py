@@ -127,7 +127,7 @@ def run(plan: FFTPlan, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         fft_dims = [i - nd for i in dims]
         y = inv(fwd(a, s=lens, dim=fft_dims) * fwd(b, s=lens, dim=fft_dims), s=lens, dim=fft_dims)
         return crop(y, starts, lengths)
-    return _run_grouped(a, b, nd, dims, lens, starts, lengths, real, plan.dft_first)
+    return _run_grouped(plan, a, b, real)
 
 
 #: Most spectrum bytes that :func:`_run_grouped` transforms in one batch. MKL's batched
@@ -142,22 +142,16 @@ def run(plan: FFTPlan, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 GROUP_BYTES = 20 << 20
 
 
-def _run_grouped(
-    a: torch.Tensor,
-    b: torch.Tensor,
-    nd: int,
-    dims: Sequence[int],
-    lens: Sequence[int],
-    starts: Sequence[int],
-    lengths: Sequence[int],
-    real: bool,
-    short: bool,
-) -> torch.Tensor:
+def _run_grouped(plan: FFTPlan, a: torch.Tensor, b: torch.Tensor, real: bool) -> torch.Tensor:
     """:func:`_run_sliced` over groups of the output along one dim that is not transformed (a
     batch dim, or a convolved dim where one operand has length one), each group's spectra at
     most :data:`GROUP_BYTES`; one call where they all fit, no such dim exists, or the
     transforms are 1-D. A kernel shared by every group is transformed once (one that is short
     along the first transformed dim is finished per group by a small matrix product)."""
+    dims, lens, starts, lengths, short = (
+        plan.dims, plan.lens, plan.starts, plan.lengths, plan.dft_first
+    )  # fmt: skip
+    nd = len(plan.problem.pads)
     lead = a.ndim - nd
     tdims = {lead + i for i in dims}
     full = [max(p, q) for p, q in zip(a.shape, b.shape)]  # along untransformed dims
