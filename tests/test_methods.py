@@ -476,3 +476,17 @@ def test_fft_counts_transforms_along_untransformed_dims():
         p_dim, p_batch, p_one = (_plan.costs(s, cpu)[method] for s in (as_dim, as_batch, one))
         assert p_dim == pytest.approx(p_batch, rel=0.02)
         assert p_dim > 2 * p_one  # 3 + 1 + 3 transforms against 1 + 1 + 1
+
+
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+def test_fft_in_groups_over_broadcast_batch_dims_against_scipy(monkeypatch, mode):
+    """Groups along batch dims (``dims=``) that the input and a batch of kernels broadcast."""
+    monkeypatch.setattr(fft, "GROUP_BYTES", 1)
+    rng = np.random.default_rng(3)
+    x, k = rng.standard_normal((4, 1, 30, 33)), rng.standard_normal((1, 3, 21, 7))
+    got = trueconv.convolve(
+        torch.from_numpy(x), torch.from_numpy(k), mode, dims=(-2, -1), method="fft"
+    )
+    for i, j in itertools.product(range(4), range(3)):
+        want = scipy.signal.convolve(x[i, 0], k[0, j], mode=mode, method="direct")
+        np.testing.assert_allclose(got[i, j].numpy(), want, rtol=1e-10, atol=1e-10)
