@@ -88,31 +88,118 @@ def test_matches_scipy(loop_only, xs, ks, dtype, mode):
         assert rel_err(y.numpy(), ref) < bound
 
 
+#: trueconv's index-map boundaries as np.pad modes (None: the implicit zero padding)
+NP_PAD = {None: "constant", "reflect": "reflect", "symmetric": "symmetric", "wrap": "wrap",
+          "replicate": "edge"}  # fmt: skip
+
+
+@pytest.mark.parametrize("rule", list(NP_PAD))
 @pytest.mark.parametrize(
     ("xs", "ks", "pads"),
     [
         ((2, 9, 8, 30), (3, 4, 5), ((2, 1), (3, 0), (4, 4))),  # 60 taps: passes of <= GROUP
         ((3, 25, 41), (5, 4), ((0, 0), (3, 3))),  # 'valid' rows, padded columns
         ((40, 33), (7, 3), ((6, 6), (2, 2))),  # 'full': output rows with no input row
+        ((3, 5, 4), (9, 7), ((8, 8), (6, 6))),  # pads longer than the input: maps repeat
     ],
 )
-def test_chunks_tiles_and_passes(xs, ks, pads):
+def test_chunks_tiles_and_passes(xs, ks, pads, rule):
     # the loop itself, with column tiles narrower than the rows and any number of chunks: each
     # chunk fills its own ring of input rows, every chunk boundary and tile edge lands
-    # somewhere inside a row or a plane
+    # somewhere inside a row or a plane; the padding zero fill or an extension read through
+    # the index maps, against np.pad's extension and scipy
     rng = np.random.default_rng(sum(xs))
     x, k = _data(xs, torch.float64, rng), _data(ks, torch.float64, rng)
     nd = len(ks)
-    padded = np.pad(x.numpy(), [(0, 0)] * (x.ndim - nd) + list(pads))
+    padded = np.pad(x.numpy(), [(0, 0)] * (x.ndim - nd) + list(pads), mode=NP_PAD[rule])
     ref = _oracle(torch.from_numpy(padded), k, "valid")
     kb = k.reshape((1,) * (x.ndim - nd) + k.shape)  # aligned, as the front door passes it
-    lay = rows._layout(tuple(x.shape), tuple(kb.shape), pads)
+    lay = rows._layout(tuple(x.shape), tuple(kb.shape), pads, rule)
     kernel = rows._kernel()
     a2, b2 = x.numpy().reshape(lay.a_rows), kb.numpy().reshape(lay.b_rows)
     for tile, parts in [(7, 1), (7, 5), (5, 23), (1000, 3), (3, 10_000)]:
         out = np.full(lay.out_shape, np.nan)
-        assert kernel(a2, b2, lay.dims, *lay.p, out.reshape(lay.o_rows), tile, parts)
+        assert kernel(a2, b2, lay.dims, *lay.maps, lay.p2, out.reshape(lay.o_rows), tile, parts)
         assert rel_err(out, ref) < 1e-13, (tile, parts)
+
+
+@pytest.fixture
+def no_extended_array(monkeypatch):
+    """Fail if an extended copy of the input is built: the loop must read the boundary
+    through its index maps."""
+
+    def boom(*args, **kwargs):
+        raise AssertionError("the input was extended before the loop")
+
+    from trueconv import _problem
+
+    monkeypatch.setattr(_problem, "extend", boom)
+    monkeypatch.setattr(rows, "extend", boom)
+
+
+def _boundary_oracle(x, k, mode, rule):
+    """numpy.pad by the boundary, then scipy's direct sum ('same': the centred slice)."""
+    nd = k.ndim
+    wide = x.numpy().astype(np.complex128 if x.is_complex() else np.float64)
+    pads = [(0, 0)] * (x.ndim - nd) + [(m - 1, m - 1) for m in k.shape]
+    full = _oracle(torch.from_numpy(np.pad(wide, pads, mode=NP_PAD[rule])), k, "valid")
+    if mode == "full":
+        return full
+    lead = (slice(None),) * (x.ndim - nd)
+    return full[lead + tuple(slice((m - 1) // 2, (m - 1) // 2 + n) for m, n in
+                             zip(k.shape, x.shape[-nd:]))]  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rule", ["reflect", "symmetric", "wrap", "replicate"])
+@pytest.mark.parametrize(
+    ("xs", "ks", "mode"),
+    [((50,), (7,), "same"), ((3, 4), (9,), "full"), ((2, 17, 19), (6, 5), "same"),
+     ((23, 31), (4, 3), "full"), ((9, 10, 11), (3, 4, 2), "same"), ((2, 3), (5, 7), "full")],
+)  # fmt: skip
+def test_boundaries_read_in_place(loop_only, no_extended_array, xs, ks, mode, rule, dtype):
+    # 'reflect' & co. through the loop's index maps (pads longer than the input included:
+    # 'full' of (3, 4) by a 9-tap kernel), every dtype the loop takes, against np.pad + scipy
+    rng = np.random.default_rng(len(xs) + sum(ks))
+    x, k = _data(xs, dtype, rng), _data(ks, dtype, rng)
+    y = trueconv.convolve(x, k, mode, boundary=rule, method="direct")
+    ref = _boundary_oracle(x, k, mode, rule)
+    if dtype == torch.int64:
+        np.testing.assert_array_equal(y.numpy(), ref.round().astype(np.int64))
+    else:
+        bound = 1e-5 if dtype in (torch.float32, torch.complex64) else 1e-13
+        assert rel_err(y.numpy(), ref) < bound
+    assert torch.equal(x, _data(xs, dtype, np.random.default_rng(len(xs) + sum(ks))))
+
+
+@pytest.mark.parametrize("rule", ["reflect", "wrap"])
+def test_boundaries_with_nonfinite_values(rule):
+    # an extension's samples are terms: NaN and Inf in the input reach every output whose
+    # window holds one of their copies; a NaN tap reaches every output
+    x = torch.tensor([[1.0, np.nan, 2.0, 3.0, 4.0], [1.0, 2.0, np.inf, 3.0, -1.0]])
+    k = torch.tensor([[1.0, 0.5, 2.0]])
+    ref = _boundary_oracle(x.double(), k.double(), "same", rule)
+    y = trueconv.convolve(x.double(), k.double(), "same", boundary=rule, method="direct")
+    np.testing.assert_array_equal(np.isnan(y.numpy()), np.isnan(ref))
+    np.testing.assert_array_equal(y.numpy()[~np.isnan(ref)], ref[~np.isnan(ref)])
+    bad = torch.tensor([[1.0, np.nan, 2.0]], dtype=torch.float64)
+    y = trueconv.convolve(x.double(), bad, "same", boundary=rule, method="direct")
+    assert torch.isnan(y).all()
+
+
+@pytest.mark.parametrize("rule", ["reflect", "replicate"])
+def test_boundary_gradients_twice(loop_only, rule):
+    # with a graph the input is extended first (the extension's backward sums the copies'
+    # gradients into their sources), then the loop's own autograd
+    rng = np.random.default_rng(9)
+    x = _data((2, 6, 7), torch.float64, rng).requires_grad_()
+    k = _data((3, 4), torch.float64, rng).requires_grad_()
+
+    def f(a, b):
+        return trueconv.convolve(a, b, "same", boundary=rule, method="direct")
+
+    assert torch.autograd.gradcheck(f, (x, k))
+    assert torch.autograd.gradgradcheck(f, (x, k))
 
 
 def test_integers_wrap_like_numpy(loop_only):

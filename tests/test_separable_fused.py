@@ -183,36 +183,83 @@ def test_three_dims_fuse_the_last_two(fused_ran):
     assert rel_err(y, ref) < 1e-13
 
 
-def test_tasks_and_column_tiles(monkeypatch):
+@pytest.mark.parametrize("rule", [None, "wrap", "symmetric", "reflect", "replicate"])
+def test_tasks_and_column_tiles(monkeypatch, rule):
     # more tasks than threads, runs that cross batch items, columns split into tiles: every
-    # ring restart and tile edge
+    # ring restart and tile edge; zero padding or an extension read through the index maps
     monkeypatch.setattr(rows_separable, "TILE", 7)
     rng = np.random.default_rng(10)
     x = torch.from_numpy(rng.standard_normal((3, 11, 23)))
     f0, f1 = torch.from_numpy(rng.standard_normal(4)), torch.from_numpy(rng.standard_normal(5))
     pads = ((3, 2), (1, 4))
-    ref = _oracle(np.pad(x.numpy(), [(0, 0), *pads]), np.outer(f0, f1), "valid", "fill")
-    y = rows_separable.separable_conv(x, f0, f1, pads)
+    padded = np.pad(x.numpy(), [(0, 0), *pads], mode="constant" if rule is None else NP_PAD[rule])
+    ref = _oracle(padded, np.outer(f0, f1), "valid", "fill")
+    y = rows_separable.separable_conv(x, f0, f1, pads, rule)
     assert rel_err(y, ref) < 1e-14
     out = np.empty(ref.shape)
     kernel = rows_separable._kernel()
     rows_out = 3 * ref.shape[1]  # output rows, batch included
+    maps = rows._index_map(11, 3, 2, rule), rows._index_map(23, 1, 4, rule)
     # runs of rows, column tiles of 7, and passes of 2 (3 + 2 taps, 2 + 2) or all taps
     for chunks, group in itertools.product((1, 2, 5, 13, rows_out), (2, rows.GROUP)):
         out.fill(np.nan)
         rows_o = out.reshape(-1, ref.shape[2])
         bad = kernel(chunks, x.numpy().reshape(33, 23), f0.numpy(), f1.numpy(),
-                     (3, 11, ref.shape[1]), 3, 1, rows_o, 7, group)  # fmt: skip
+                     (3, 11, ref.shape[1]), *maps, 1, rows_o, 7, group)  # fmt: skip
         assert not bad
         assert rel_err(out, ref) < 1e-14
     # and through the parallel region, with more threads than chunks and than rows
     for threads in (2, 3, 8):
         torch.set_num_threads(threads)
         try:
-            y = rows_separable.separable_conv(x, f0, f1, pads)
+            y = rows_separable.separable_conv(x, f0, f1, pads, rule)
         finally:
             torch.set_num_threads(1)
         assert rel_err(y, ref) < 1e-14
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("boundary", ["wrap", "symmetric", "reflect", "replicate"])
+def test_boundaries_read_in_place(monkeypatch, fused_ran, boundary, dtype):
+    # 'auto' on a Gaussian with an index-map boundary: the fused loop reads the extension
+    # through its maps, no extended input is built (pads longer than the input included)
+    from trueconv import _problem
+
+    def boom(*args, **kwargs):
+        raise AssertionError("the input was extended before the loop")
+
+    monkeypatch.setattr(_problem, "extend", boom)
+    rng = np.random.default_rng(12)
+    for shape, k in (((2, 200, 240), 9), ((5, 6), 15)):
+        x = torch.from_numpy(rng.standard_normal(shape)).to(dtype)
+        g = gaussian(k, k / 5)
+        if shape[-1] > k:
+            kern = torch.from_numpy(np.outer(g, g)).to(dtype)
+            y = trueconv.convolve(x, kern, "same", boundary=boundary)
+        else:  # too small for 'auto' to split: the factors given
+            fs = [torch.from_numpy(g).to(dtype)] * 2
+            y = trueconv.convolve_separable(x, fs, "same", boundary=boundary)
+        assert fused_ran[-1] is not None
+        ref = _oracle(x.numpy(), np.outer(g, g), "same", boundary)
+        assert rel_err(y, ref) < TOL[dtype]
+
+
+def test_boundary_with_nan_runs_the_passes_on_the_extension(fused_ran):
+    # the loop sees the NaN, the passes run on the extended input and place it as the dense
+    # direct sum does (its copies are terms)
+    x = torch.from_numpy(np.random.default_rng(13).standard_normal((200, 240)))
+    x[0, 3] = np.nan
+    g = gaussian(7, 1.5)
+    k = torch.from_numpy(np.outer(g, g))
+    y = trueconv.convolve_separable(x, [torch.from_numpy(g)] * 2, "same", boundary="reflect")
+    y = y.numpy()
+    assert fused_ran == [None]
+    padded = np.pad(np.nan_to_num(x.numpy(), nan=0.0), 3, mode="reflect")
+    mask = np.pad(np.isnan(x.numpy()).astype(float), 3, mode="reflect")
+    ref = scipy.signal.convolve(padded, k.numpy(), "valid", method="direct")
+    hit = scipy.signal.convolve(mask, np.ones((7, 7)), "valid") > 0.5
+    np.testing.assert_array_equal(np.isnan(y), hit)
+    assert rel_err(y[~hit], ref[~hit]) < 1e-13
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -145,8 +145,13 @@ def predicted(spec: ConvSpec, device: torch.device) -> str:
 
 
 def run(p: Plan, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``p.run(a, b)`` with NaN and ±Inf placed as the direct sum places them
-    (:mod:`trueconv._nonfinite`) where the plan would spread them (:func:`guarded`)."""
+    """``p.run(a, b)`` with ``a`` the signal role as given (unextended), extended first
+    unless the plan does it itself (:attr:`~trueconv._problem.Plan.extends`), and NaN and
+    ±Inf placed as the direct sum places them (:mod:`trueconv._nonfinite`) where the plan
+    would spread them (:func:`guarded`)."""
+    ext = p.problem.extension
+    if ext is not None and not p.extends:
+        a = ext.apply(a)
     if guarded(p, a, b):
         return _nonfinite.run(p.run, a, b, p.problem.pads)
     return p.run(a, b)

@@ -5,7 +5,11 @@ signal-role operand ``a`` of shape ``(*batch_a, *sa)``, zero-padded implicitly b
 with a kernel-role operand ``b`` of shape ``(*batch_b, *sb)``, the last ``len(sa)`` dims
 convolved and the batch dims broadcast. ``'full'`` and ``'same'`` are padding, ``'valid'`` with
 a larger kernel is a swap of the roles (convolution commutes), and a non-zero boundary is an
-explicit extension of ``a`` done before the method runs.
+explicit extension of ``a`` (:class:`Extension`): the problem's lengths are those of the
+extended signal, and its pads zero. A plan whose ``extends`` is true takes the signal
+unextended and applies the extension itself (the direct method's compiled loop reads the
+edges through index maps instead of building the extended array); :func:`trueconv._plan.run`
+extends it for the others.
 
 A method turns a problem into a :class:`Plan` (or declines it: :class:`Method`). The plan holds
 every decision the run needs — the variant, transform lengths, blocks, boxes — and the
@@ -23,10 +27,33 @@ from typing import Protocol
 import torch
 
 from trueconv._spec import ConvSpec
+from trueconv.core.boundary import extend
 from trueconv.core.cost import Counts
 from trueconv.core.static import register
 
 Pads = tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class Extension:
+    """How the signal role is extended beyond its edges before the valid convolution: by
+    ``pads`` (per convolved dim, the last ``len(pads)`` dims) under the canonical boundary
+    ``rule``, ``'fill'`` with ``fill``."""
+
+    rule: str
+    pads: Pads
+    fill: bool | int | float | complex = 0
+
+    @property
+    def indexed(self) -> bool:
+        """Whether every extended sample is a copy of an input sample (an index map:
+        :func:`trueconv.core.boundary.source_index`), which the compiled loops read in place."""
+        return self.rule != "fill"
+
+    def apply(self, a: torch.Tensor) -> torch.Tensor:
+        """``a`` extended (a new tensor; :func:`trueconv.core.boundary.extend`)."""
+        nd = len(self.pads)
+        return extend(a, tuple(range(a.ndim - nd, a.ndim)), self.pads, self.rule, self.fill)
 
 
 @dataclass(frozen=True)
@@ -41,6 +68,8 @@ class Problem:
     batch_b: int  # kernels
     batch: int  # outputs (the broadcast batch)
     dtype: torch.dtype  # the result dtype
+    #: the explicit extension that makes the signal role (``sa`` counts it), or None
+    extension: Extension | None = None
 
     @classmethod
     def of(cls, spec: ConvSpec) -> Problem:
@@ -48,16 +77,18 @@ class Problem:
         xb = math.prod(s for d, s in enumerate(spec.x_shape) if d not in spec.dims)
         kb = math.prod(s for d, s in enumerate(spec.k_shape) if d not in spec.dims)
         pads = spec.method_pads
+        extension = None
         if spec.swap:
             sa, sb, batch_a, batch_b = spec.k, spec.n, kb, xb
         elif spec.extend_explicitly:  # the method gets the extended input, unpadded
             sa = tuple(n + bf + af for n, (bf, af) in zip(spec.n, spec.pads))
             sb, batch_a, batch_b = spec.k, xb, kb
+            extension = Extension(spec.boundary, spec.pads, spec.fill_value)
         else:
             sa, sb, batch_a, batch_b = spec.n, spec.k, xb, kb
         out = tuple(spec.out_shape[d] for d in spec.dims)
         batch = math.prod(spec.batch_shape)
-        return cls(sa, sb, pads, out, batch_a, batch_b, batch, spec.dtype)
+        return cls(sa, sb, pads, out, batch_a, batch_b, batch, spec.dtype, extension)
 
     @property
     def taps(self) -> int:
@@ -102,8 +133,15 @@ class Plan(Protocol):
         (:mod:`trueconv._nonfinite`)."""
         ...
 
+    @property
+    def extends(self) -> bool:
+        """Whether :meth:`run` takes the signal unextended and applies the problem's
+        :class:`Extension` itself (false where the problem has none)."""
+        ...
+
     def run(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """The valid convolution of ``a`` (padded by the problem's pads) with ``b``."""
+        """The valid convolution of ``a`` (extended as the problem says where the plan
+        :attr:`extends`, then padded by the problem's pads) with ``b``."""
         ...
 
     def __hash__(self) -> int:
@@ -127,4 +165,4 @@ class Method(Protocol):
         ...
 
 
-register(Problem)  # rebuilt from plain tuples under torch.compile
+register(Problem, Extension)  # rebuilt from plain tuples under torch.compile

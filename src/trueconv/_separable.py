@@ -14,8 +14,9 @@ is a problem of its own, planned by :func:`trueconv._plan.cheapest` (so it runs 
 compiled direct loop, the FFT or overlap-add, whichever is cheapest for that pass), and the
 separable plan is taken only when the cost model prices it below the dense plan. Boundaries:
 an explicit extension (``'reflect'``, ...) is applied once to the whole input before the
-passes, and the implicit zero padding of ``'full'``/``'same'`` splits per dim, so the result
-is the dense call's.
+passes (the fused loop of a 2-D kernel reads an index-map extension in place instead), and
+the implicit zero padding of ``'full'``/``'same'`` splits per dim, so the result is the dense
+call's.
 
 Detection (:func:`factors`), from the largest-magnitude element ``p`` of the kernel and the
 fibres ``f_i`` through it (``k ≈ f0 ⊗ f1 ⊗ ... / p^(d-1)``):
@@ -113,16 +114,26 @@ class SeparablePlan:
     fused: bool = False
 
     def run(self, a: torch.Tensor, fs: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """The dense plan's result from the factors ``fs`` (:func:`factors`)."""
+        """The dense plan's result from the factors ``fs`` (:func:`factors`); ``a`` is the
+        signal unextended (the problem's :class:`~trueconv._problem.Extension` is applied
+        here: by the fused loop through its index maps where it covers every convolved dim,
+        else to the whole input before the passes)."""
         nd = len(self.problem.sb)
         dims, passes = self.dims, self.passes
-        if self.fused:
-            f0, f1 = fs[nd - 2], fs[nd - 1]
-            y = None
-            if _FUSE and rows_separable.usable(a, f0, f1):
+        ext = self.problem.extension
+        if ext is not None and not (self.fused and nd == 2 and ext.indexed):
+            a, ext = ext.apply(a), None
+        y = None
+        f0, f1 = fs[nd - 2], fs[nd - 1]
+        if self.fused and _FUSE and rows_separable.usable(a, f0, f1):
+            if ext is None:
                 y = rows_separable.separable_conv(a, f0, f1, self.problem.pads[nd - 2 :])
-            if y is not None:
-                a, dims, passes = y, dims[2:], passes[2:]
+            else:
+                y = rows_separable.separable_conv(a, f0, f1, ext.pads, ext.rule)
+        if y is not None:
+            a, dims, passes = y, dims[2:], passes[2:]
+        elif ext is not None:
+            a = ext.apply(a)  # the fused loop could not run: the passes take it extended
         for d, p in zip(dims, passes):
             shape = [1] * a.ndim
             shape[a.ndim - nd + d] = fs[d].shape[0]

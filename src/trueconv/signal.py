@@ -18,7 +18,6 @@ import torch
 from trueconv import _masked, _plan, _separable
 from trueconv._problem import Plan
 from trueconv._spec import ConvSpec, missing_spec, normalize
-from trueconv.core.boundary import extend
 from trueconv.core.names import (
     Align,
     AlignAlias,
@@ -862,7 +861,7 @@ def _execute(
     factors: tuple[torch.Tensor, ...] | None = None,
     planned: Planned | None = None,
 ) -> torch.Tensor:
-    """Run a normalised problem: extend, choose, run, restore layout and dtype. With
+    """Run a normalised problem: choose, run (extended as planned), restore layout and dtype. With
     ``factors`` (one 1-D tensor per convolved dim) the kernel is their outer product, ``k``
     only its stand-in, and the separable plan runs. ``planned``: plans made by
     :func:`_normalize` (under ``torch.compile``), else they are made here."""
@@ -889,8 +888,8 @@ def _execute(
     cdtype = plan.compute_dtype
     x = x if x.dtype == cdtype else x.to(cdtype)
     k = k if k.dtype == cdtype else k.to(cdtype)
-    if spec.extend_explicitly:
-        x = extend(x, trailing, spec.pads, spec.boundary, spec.fill_value)
+    # an explicit extension (spec.extend_explicitly) is the plan's to apply: the signal goes
+    # in unextended (trueconv._plan.run)
     a, b = (k, x) if spec.swap else (x, k)
     if factors is not None:
         sep_plan = (

@@ -114,6 +114,16 @@ class DirectPlan:
         it."""
         return self.variant in ("rows", "shift_add")
 
+    @property
+    def extends(self) -> bool:
+        """The compiled loop reads an index-map extension (``'reflect'``, ``'wrap'``, ...)
+        through per-dim maps as it copies its rows (:func:`trueconv._methods.rows.valid_conv`),
+        so no extended array is built: 2048² float32 ⊛ 3×3 ``'reflect'`` spent 8-13 ms of a
+        call on the extension, against 2.4 ms for the whole zero-fill call (the fresh 16.8 MB
+        array's page faults)."""
+        ext = self.problem.extension
+        return self.variant == "rows" and ext is not None and ext.indexed
+
     def run(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return run(self, a, b)
 
@@ -130,6 +140,12 @@ def plan(
 def run(plan: DirectPlan, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     pads = plan.problem.pads
     nd = len(pads)
+    if plan.extends:  # a unextended
+        ext = plan.problem.extension
+        assert ext is not None
+        if rows.usable(a, b, pads):
+            return rows.valid_conv(a, b, ext.pads, ext.rule)
+        a = ext.apply(a)
     if plan.variant == "rows" and rows.usable(a, b, pads):
         return rows.valid_conv(a, b, pads)
     if plan.variant in ("rows", "shift_add"):  # rows where data cannot be read: traced, ...

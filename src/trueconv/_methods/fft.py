@@ -71,6 +71,7 @@ class FFTPlan:
     compute_dtype: torch.dtype
     method: str = "fft"
     places_nonfinite: bool = False  # a transform mixes every sample into every output
+    extends: bool = False  # the signal comes extended (trueconv._plan.run)
 
     def run(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return run(self, a, b)

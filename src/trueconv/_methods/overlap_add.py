@@ -235,6 +235,7 @@ class OverlapAddPlan:
     inner: fft.FFTPlan | None = None
     method: str = "overlap_add"
     places_nonfinite: bool = False  # a block's transform mixes its samples into its outputs
+    extends: bool = False  # the signal comes extended (trueconv._plan.run)
 
     def run(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return run(self, a, b)
