@@ -2,6 +2,7 @@
 
     python benchmarks/loop_rewrite.py dense 1      # the direct method's loop (rows.py), 1 thread
     python benchmarks/loop_rewrite.py fused 2      # the fused separable loop, 2 threads
+    python benchmarks/loop_rewrite.py dense 1 77c3e4b   # against the loop at another commit
 
 The loops of before are loaded from git (``rows.py`` and ``rows_separable.py`` at 5b0b3f2,
 the start of that session), so both run in one process, interleaved: the
@@ -36,8 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BEFORE = {"dense": ("5b0b3f2", "rows.py"), "fused": ("5b0b3f2", "rows_separable.py")}
 
 
-def old_module(which: str):  # type: ignore[no-untyped-def]
-    commit, name = BEFORE[which]
+def old_module(which: str, commit: str | None = None):  # type: ignore[no-untyped-def]
+    default, name = BEFORE[which]
+    commit = commit or default
     text = subprocess.run(
         ["git", "show", f"{commit}:src/trueconv/_methods/{name}"],
         cwd=ROOT,
@@ -72,8 +74,8 @@ def medians_ms(calls: list[Callable[[], object]], rounds: int) -> list[float]:
     return [float(np.median(v) * 1e3) for v in times]
 
 
-def dense(th: int) -> None:
-    old = old_module("dense")
+def dense(th: int, commit: str | None = None) -> None:
+    old = old_module("dense", commit)
     for dt in (torch.float32, torch.float64):
         for n in (512, 1024, 2048):
             for k in (3, 5, 7, 11):
@@ -99,8 +101,8 @@ def dense(th: int) -> None:
                 )
 
 
-def fused(th: int) -> None:
-    old = old_module("fused")
+def fused(th: int, commit: str | None = None) -> None:
+    old = old_module("fused", commit)
     for dt in (torch.float32, torch.float64):
         for shape in [(512, 512), (1024, 1024), (4096, 256), (2048, 2048), (3, 1024, 1024)]:
             for k in (3, 5, 7, 11, 15, 31):
@@ -138,4 +140,4 @@ if __name__ == "__main__":
     which, threads = sys.argv[1], int(sys.argv[2])
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
-    {"dense": dense, "fused": fused}[which](threads)
+    {"dense": dense, "fused": fused}[which](threads, sys.argv[3] if len(sys.argv) > 3 else None)
