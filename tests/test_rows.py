@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import scipy.signal
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 import trueconv
 from conftest import rel_err
@@ -88,9 +90,18 @@ def test_matches_scipy(loop_only, xs, ks, dtype, mode):
         assert rel_err(y.numpy(), ref) < bound
 
 
-#: trueconv's index-map boundaries as np.pad modes (None: the implicit zero padding)
+#: trueconv's boundaries as np.pad modes (None: the implicit zero padding; 'fill' with FILL)
 NP_PAD = {None: "constant", "reflect": "reflect", "symmetric": "symmetric", "wrap": "wrap",
-          "replicate": "edge"}  # fmt: skip
+          "replicate": "edge", "fill": "constant"}  # fmt: skip
+FILL = -3  # every dtype holds it
+
+
+def _pad(x, pads, rule):
+    """np.pad's extension of ``x`` by ``pads`` (the leading dims unpadded)."""
+    pads = [(0, 0)] * (x.ndim - len(pads)) + list(pads)
+    if rule == "fill":
+        return np.pad(x, pads, mode="constant", constant_values=FILL)
+    return np.pad(x, pads, mode=NP_PAD[rule])
 
 
 @pytest.mark.parametrize("rule", list(NP_PAD))
@@ -111,7 +122,7 @@ def test_chunks_tiles_and_passes(xs, ks, pads, rule):
     rng = np.random.default_rng(sum(xs))
     x, k = _data(xs, torch.float64, rng), _data(ks, torch.float64, rng)
     nd = len(ks)
-    padded = np.pad(x.numpy(), [(0, 0)] * (x.ndim - nd) + list(pads), mode=NP_PAD[rule])
+    padded = _pad(x.numpy(), pads, rule)
     ref = _oracle(torch.from_numpy(padded), k, "valid")
     kb = k.reshape((1,) * (x.ndim - nd) + k.shape)  # aligned, as the front door passes it
     lay = rows._layout(tuple(x.shape), tuple(kb.shape), pads, rule)
@@ -119,7 +130,9 @@ def test_chunks_tiles_and_passes(xs, ks, pads, rule):
     a2, b2 = x.numpy().reshape(lay.a_rows), kb.numpy().reshape(lay.b_rows)
     for tile, parts in [(7, 1), (7, 5), (5, 23), (1000, 3), (3, 10_000)]:
         out = np.full(lay.out_shape, np.nan)
-        assert kernel(a2, b2, lay.dims, *lay.maps, lay.p2, out.reshape(lay.o_rows), tile, parts)
+        fill = rows.fill_array(rule, FILL, out.dtype)
+        args = (a2, b2, lay.dims, *lay.maps, lay.p2, fill, out.reshape(lay.o_rows), tile, parts)
+        assert kernel(*args)
         assert rel_err(out, ref) < 1e-13, (tile, parts)
 
 
@@ -142,7 +155,7 @@ def _boundary_oracle(x, k, mode, rule):
     nd = k.ndim
     wide = x.numpy().astype(np.complex128 if x.is_complex() else np.float64)
     pads = [(0, 0)] * (x.ndim - nd) + [(m - 1, m - 1) for m in k.shape]
-    full = _oracle(torch.from_numpy(np.pad(wide, pads, mode=NP_PAD[rule])), k, "valid")
+    full = _oracle(torch.from_numpy(_pad(wide, pads, rule)), k, "valid")
     if mode == "full":
         return full
     lead = (slice(None),) * (x.ndim - nd)
@@ -151,18 +164,19 @@ def _boundary_oracle(x, k, mode, rule):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("rule", ["reflect", "symmetric", "wrap", "replicate"])
+@pytest.mark.parametrize("rule", ["reflect", "symmetric", "wrap", "replicate", "fill"])
 @pytest.mark.parametrize(
     ("xs", "ks", "mode"),
     [((50,), (7,), "same"), ((3, 4), (9,), "full"), ((2, 17, 19), (6, 5), "same"),
      ((23, 31), (4, 3), "full"), ((9, 10, 11), (3, 4, 2), "same"), ((2, 3), (5, 7), "full")],
 )  # fmt: skip
 def test_boundaries_read_in_place(loop_only, no_extended_array, xs, ks, mode, rule, dtype):
-    # 'reflect' & co. through the loop's index maps (pads longer than the input included:
-    # 'full' of (3, 4) by a 9-tap kernel), every dtype the loop takes, against np.pad + scipy
+    # 'reflect' & co. and a non-zero fill through the loop's index maps (pads longer than
+    # the input included: 'full' of (3, 4) by a 9-tap kernel), every dtype the loop takes,
+    # against np.pad + scipy
     rng = np.random.default_rng(len(xs) + sum(ks))
     x, k = _data(xs, dtype, rng), _data(ks, dtype, rng)
-    y = trueconv.convolve(x, k, mode, boundary=rule, method="direct")
+    y = trueconv.convolve(x, k, mode, boundary=rule, fill_value=FILL, method="direct")
     ref = _boundary_oracle(x, k, mode, rule)
     if dtype == torch.int64:
         np.testing.assert_array_equal(y.numpy(), ref.round().astype(np.int64))
@@ -170,6 +184,41 @@ def test_boundaries_read_in_place(loop_only, no_extended_array, xs, ks, mode, ru
         bound = 1e-5 if dtype in (torch.float32, torch.complex64) else 1e-13
         assert rel_err(y.numpy(), ref) < bound
     assert torch.equal(x, _data(xs, dtype, np.random.default_rng(len(xs) + sum(ks))))
+
+
+@st.composite
+def _extended_calls(draw):
+    """A loop call: 1-3 convolved dims, a leading batch dim of 1 or 2 on each operand
+    (broadcast), any pads (longer than the input too) and any rule; the output at least one
+    sample long."""
+    nd = draw(st.integers(1, 3))
+    ns = draw(st.lists(st.integers(1, 7), min_size=nd, max_size=nd))
+    ks = draw(st.lists(st.integers(1, 5), min_size=nd, max_size=nd))
+    pads = []
+    for n, k in zip(ns, ks):
+        p = draw(st.integers(0, 8))
+        q = draw(st.integers(max(0, k - n - p), 8))
+        pads.append((p, q))
+    xb, kb = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    rule = draw(st.sampled_from(list(NP_PAD)))
+    return (xb, *ns), (kb, *ks), tuple(pads), rule
+
+
+@given(_extended_calls(), st.integers(0, 2**32 - 1))
+def test_extensions_are_np_pad_then_valid(call, seed):
+    # the loop's index maps (every rule, pads of any length) against np.pad's extension and
+    # scipy's direct valid convolution per batch item, batch dims broadcast
+    xs, ks, pads, rule = call
+    rng = np.random.default_rng(seed)
+    x, k = _data(xs, torch.float64, rng), _data(ks, torch.float64, rng)
+    y = rows.valid_conv(x, k, pads, rule, FILL)
+    padded = _pad(x.numpy(), pads, rule)
+    ref = np.stack([
+        scipy.signal.convolve(padded[i % xs[0]], k.numpy()[i % ks[0]], "valid", method="direct")
+        for i in range(max(xs[0], ks[0]))
+    ])  # fmt: skip
+    assert y.shape == ref.shape
+    assert rel_err(y.numpy(), ref) < 1e-13
 
 
 @pytest.mark.parametrize("rule", ["reflect", "wrap"])

@@ -33,16 +33,20 @@ def gaussian(k, sigma):
     return g / g.sum()
 
 
-def _oracle(x, kernel, mode, boundary):
+def _oracle(x, kernel, mode, boundary, fill=0):
     """numpy.pad for the boundary, then scipy's direct sum in float64 (leading batch dims of
     x, the kernel over the last dims)."""
     x = np.asarray(x, dtype=np.float64)
     kernel = np.asarray(kernel, dtype=np.float64)
     kernel = kernel.reshape((1,) * (x.ndim - kernel.ndim) + kernel.shape)
-    if boundary == "fill" or mode == "valid":
+    if (boundary == "fill" and fill == 0) or mode == "valid":
         return scipy.signal.convolve(x, kernel, mode, method="direct")
     pads = [(k - 1, k - 1) for k in kernel.shape]
-    full = scipy.signal.convolve(np.pad(x, pads, mode=NP_PAD[boundary]), kernel, "valid")
+    if boundary == "fill":
+        padded = np.pad(x, pads, constant_values=fill)
+    else:
+        padded = np.pad(x, pads, mode=NP_PAD[boundary])
+    full = scipy.signal.convolve(padded, kernel, "valid")
     if mode == "full":
         return full
     starts = [(k - 1) // 2 for k in kernel.shape]
@@ -183,7 +187,7 @@ def test_three_dims_fuse_the_last_two(fused_ran):
     assert rel_err(y, ref) < 1e-13
 
 
-@pytest.mark.parametrize("rule", [None, "wrap", "symmetric", "reflect", "replicate"])
+@pytest.mark.parametrize("rule", [None, "wrap", "symmetric", "reflect", "replicate", "fill"])
 def test_tasks_and_column_tiles(monkeypatch, rule):
     # more tasks than threads, runs that cross batch items, columns split into tiles: every
     # ring restart and tile edge; zero padding or an extension read through the index maps
@@ -192,9 +196,12 @@ def test_tasks_and_column_tiles(monkeypatch, rule):
     x = torch.from_numpy(rng.standard_normal((3, 11, 23)))
     f0, f1 = torch.from_numpy(rng.standard_normal(4)), torch.from_numpy(rng.standard_normal(5))
     pads = ((3, 2), (1, 4))
-    padded = np.pad(x.numpy(), [(0, 0), *pads], mode="constant" if rule is None else NP_PAD[rule])
+    if rule in (None, "fill"):
+        padded = np.pad(x.numpy(), [(0, 0), *pads], constant_values=0 if rule is None else 1.5)
+    else:
+        padded = np.pad(x.numpy(), [(0, 0), *pads], mode=NP_PAD[rule])
     ref = _oracle(padded, np.outer(f0, f1), "valid", "fill")
-    y = rows_separable.separable_conv(x, f0, f1, pads, rule)
+    y = rows_separable.separable_conv(x, f0, f1, pads, rule, 1.5)
     assert rel_err(y, ref) < 1e-14
     out = np.empty(ref.shape)
     kernel = rows_separable._kernel()
@@ -205,24 +212,26 @@ def test_tasks_and_column_tiles(monkeypatch, rule):
         out.fill(np.nan)
         rows_o = out.reshape(-1, ref.shape[2])
         bad = kernel(chunks, x.numpy().reshape(33, 23), f0.numpy(), f1.numpy(),
-                     (3, 11, ref.shape[1]), *maps, 1, rows_o, 7, group)  # fmt: skip
+                     (3, 11, ref.shape[1]), *maps, 1, rows.fill_array(rule, 1.5, out.dtype),
+                     rows_o, 7, group)  # fmt: skip
         assert not bad
         assert rel_err(out, ref) < 1e-14
     # and through the parallel region, with more threads than chunks and than rows
     for threads in (2, 3, 8):
         torch.set_num_threads(threads)
         try:
-            y = rows_separable.separable_conv(x, f0, f1, pads, rule)
+            y = rows_separable.separable_conv(x, f0, f1, pads, rule, 1.5)
         finally:
             torch.set_num_threads(1)
         assert rel_err(y, ref) < 1e-14
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("boundary", ["wrap", "symmetric", "reflect", "replicate"])
+@pytest.mark.parametrize("boundary", ["wrap", "symmetric", "reflect", "replicate", "fill"])
 def test_boundaries_read_in_place(monkeypatch, fused_ran, boundary, dtype):
-    # 'auto' on a Gaussian with an index-map boundary: the fused loop reads the extension
-    # through its maps, no extended input is built (pads longer than the input included)
+    # 'auto' on a Gaussian with a boundary (a non-zero fill value for 'fill'): the fused loop
+    # reads the extension through its maps, no extended input is built (pads longer than the
+    # input included)
     from trueconv import _problem
 
     def boom(*args, **kwargs):
@@ -235,13 +244,29 @@ def test_boundaries_read_in_place(monkeypatch, fused_ran, boundary, dtype):
         g = gaussian(k, k / 5)
         if shape[-1] > k:
             kern = torch.from_numpy(np.outer(g, g)).to(dtype)
-            y = trueconv.convolve(x, kern, "same", boundary=boundary)
+            y = trueconv.convolve(x, kern, "same", boundary=boundary, fill_value=1.5)
         else:  # too small for 'auto' to split: the factors given
             fs = [torch.from_numpy(g).to(dtype)] * 2
-            y = trueconv.convolve_separable(x, fs, "same", boundary=boundary)
+            y = trueconv.convolve_separable(x, fs, "same", boundary=boundary, fill_value=1.5)
         assert fused_ran[-1] is not None
-        ref = _oracle(x.numpy(), np.outer(g, g), "same", boundary)
+        ref = _oracle(x.numpy(), np.outer(g, g), "same", boundary, 1.5)
         assert rel_err(y, ref) < TOL[dtype]
+
+
+@pytest.mark.parametrize("fill", [np.nan, np.inf])
+def test_nonfinite_fill_runs_the_passes(fused_ran, fill):
+    # the loop's check sees the input's rows only: a non-finite fill value goes to the
+    # passes, which place it as the dense direct sum does (the fill samples are terms)
+    x = torch.from_numpy(np.random.default_rng(14).standard_normal((30, 40)))
+    g = gaussian(5, 1.0)
+    y = trueconv.convolve_separable(x, [torch.from_numpy(g)] * 2, "same", fill_value=fill)
+    assert fused_ran == [None]
+    ref = scipy.signal.convolve(np.pad(x.numpy(), 2, constant_values=fill), np.outer(g, g),
+                                "valid", method="direct")  # fmt: skip
+    np.testing.assert_array_equal(np.isnan(y.numpy()), np.isnan(ref))
+    np.testing.assert_array_equal(np.isinf(y.numpy()), np.isinf(ref))
+    finite = np.isfinite(ref)
+    assert rel_err(y.numpy()[finite], ref[finite]) < 1e-13
 
 
 def test_boundary_with_nan_runs_the_passes_on_the_extension(fused_ran):

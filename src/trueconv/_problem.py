@@ -8,8 +8,8 @@ a larger kernel is a swap of the roles (convolution commutes), and a non-zero bo
 explicit extension of ``a`` (:class:`Extension`): the problem's lengths are those of the
 extended signal, and its pads zero. A plan whose ``extends`` is true takes the signal
 unextended and applies the extension itself (the direct method's compiled loop reads the
-edges through index maps instead of building the extended array); :func:`trueconv._plan.run`
-extends it for the others.
+edges through index maps, or the fill value, instead of building the extended array);
+:func:`trueconv._plan.run` extends it for the others.
 
 A method turns a problem into a :class:`Plan` (or declines it: :class:`Method`). The plan holds
 every decision the run needs — the variant, transform lengths, blocks, boxes — and the
@@ -43,12 +43,6 @@ class Extension:
     rule: str
     pads: Pads
     fill: bool | int | float | complex = 0
-
-    @property
-    def indexed(self) -> bool:
-        """Whether every extended sample is a copy of an input sample (an index map:
-        :func:`trueconv.core.boundary.source_index`), which the compiled loops read in place."""
-        return self.rule != "fill"
 
     def apply(self, a: torch.Tensor) -> torch.Tensor:
         """``a`` extended (a new tensor; :func:`trueconv.core.boundary.extend`)."""

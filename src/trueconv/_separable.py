@@ -14,7 +14,7 @@ is a problem of its own, planned by :func:`trueconv._plan.cheapest` (so it runs 
 compiled direct loop, the FFT or overlap-add, whichever is cheapest for that pass), and the
 separable plan is taken only when the cost model prices it below the dense plan. Boundaries:
 an explicit extension (``'reflect'``, ...) is applied once to the whole input before the
-passes (the fused loop of a 2-D kernel reads an index-map extension in place instead), and
+passes (the fused loop of a 2-D kernel reads it in place instead), and
 the implicit zero padding of ``'full'``/``'same'`` splits per dim, so the result is the dense
 call's.
 
@@ -121,7 +121,7 @@ class SeparablePlan:
         nd = len(self.problem.sb)
         dims, passes = self.dims, self.passes
         ext = self.problem.extension
-        if ext is not None and not (self.fused and nd == 2 and ext.indexed):
+        if ext is not None and not (self.fused and nd == 2):
             a, ext = ext.apply(a), None
         y = None
         f0, f1 = fs[nd - 2], fs[nd - 1]
@@ -129,7 +129,7 @@ class SeparablePlan:
             if ext is None:
                 y = rows_separable.separable_conv(a, f0, f1, self.problem.pads[nd - 2 :])
             else:
-                y = rows_separable.separable_conv(a, f0, f1, ext.pads, ext.rule)
+                y = rows_separable.separable_conv(a, f0, f1, ext.pads, ext.rule, ext.fill)
         if y is not None:
             a, dims, passes = y, dims[2:], passes[2:]
         elif ext is not None:

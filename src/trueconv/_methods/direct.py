@@ -116,13 +116,12 @@ class DirectPlan:
 
     @property
     def extends(self) -> bool:
-        """The compiled loop reads an index-map extension (``'reflect'``, ``'wrap'``, ...)
-        through per-dim maps as it copies its rows (:func:`trueconv._methods.rows.valid_conv`),
-        so no extended array is built: 2048² float32 ⊛ 3×3 ``'reflect'`` spent 8-13 ms of a
-        call on the extension, against 2.4 ms for the whole zero-fill call (the fresh 16.8 MB
-        array's page faults)."""
-        ext = self.problem.extension
-        return self.variant == "rows" and ext is not None and ext.indexed
+        """The compiled loop reads every boundary (``'reflect'``, ``'wrap'``, ..., a non-zero
+        fill value) through per-dim index maps as it copies its rows
+        (:func:`trueconv._methods.rows.valid_conv`), so no extended array is built: 2048²
+        float32 ⊛ 3×3 ``'reflect'`` spent 8-13 ms of a call on the extension, against 2.4 ms
+        for the whole zero-fill call (the fresh 16.8 MB array's page faults)."""
+        return self.variant == "rows" and self.problem.extension is not None
 
     def run(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return run(self, a, b)
@@ -144,7 +143,7 @@ def run(plan: DirectPlan, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         ext = plan.problem.extension
         assert ext is not None
         if rows.usable(a, b, pads):
-            return rows.valid_conv(a, b, ext.pads, ext.rule)
+            return rows.valid_conv(a, b, ext.pads, ext.rule, ext.fill)
         a = ext.apply(a)
     if plan.variant == "rows" and rows.usable(a, b, pads):
         return rows.valid_conv(a, b, pads)

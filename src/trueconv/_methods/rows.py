@@ -31,10 +31,11 @@ vector multiply and one vector load per cycle; with FMA contraction the loop was
 (1.02x, measured again), so the rest is the row copies, the first touch of the output and
 about 70 ns of work per output row.
 
-Boundaries. The ring's copy of an input row is where the padding is made, so an index-map
-boundary (``'reflect'``, ``'symmetric'``, ``'wrap'``, ``'replicate'``) costs nothing more: each
-loop dim has a map from extended index to input index (-1: zero fill, a row that is not a term),
-the rows are picked through the first two maps and each row's edges through the last, its
+Boundaries. The ring's copy of an input row is where the padding is made, so a boundary
+(``'reflect'``, ``'symmetric'``, ``'wrap'``, ``'replicate'``, a non-zero fill value) costs
+nothing more: each loop dim has a map from extended index to input index (-1: the fill value,
+or for the implicit zero padding a zero that is not a term and whose row is skipped), the
+rows are picked through the first two maps and each row's edges through the last, its
 interior copied in one run. The input is not extended first: building the extended array took
 8-13 ms of a 2048² float32 ⊛ 3×3 ``'reflect'`` call whose zero-fill form took 2.4 ms (a fresh
 16.8 MB array: about 5 700 page faults per call).
@@ -311,16 +312,17 @@ def _compile() -> Callable[..., None]:
     row_stride = _stride
 
     @numba.njit(parallel=True, nogil=True, cache=True)  # type: ignore[untyped-decorator]
-    def valid3(a, b, dims, map0, map1, map2, p2, out, tile, parts):  # type: ignore[no-untyped-def]  # pragma: no cover
+    def valid3(a, b, dims, map0, map1, map2, p2, fill, out, tile, parts):  # type: ignore[no-untyped-def]  # pragma: no cover
         # The operands as rows: a (za_n·n0·n1, n2), b (zb_n·k0·k1, k2), out (nz·o0·o1, o2);
         # dims = (za_n, n0, n1, zb_n, k0, k1, nz, o0, o1). With e the extension of a by the
-        # index maps (e[z, s0, s1, s2] = a[z, map0[s0], map1[s1], map2[s2]], zero where a
-        # map is -1; map2 is the identity shifted by p2 on [p2, p2 + n2)),
+        # index maps (e[z, s0, s1, s2] = a[z, map0[s0], map1[s1], map2[s2]]; where a map is
+        # -1, fill[0], or with an empty 'fill' a zero that is not a term; map2 is the
+        # identity shifted by p2 on [p2, p2 + n2)),
         #   out[z, i0, i1, j] = sum over taps (m0, m1, m2) of
         #     b[z, m0, m1, m2] * e[z, i0 + k0-1-m0, i1 + k1-1-m1, j + k2-1-m2]
-        # for the terms whose rows (dims 0, 1) are not zero fill, added in tap order; along
+        # for the terms whose rows (dims 0, 1) are not such zeros, added in tap order; along
         # the last dim the row is read from a copy with its extension (False, nothing done,
-        # if a tap of b is not finite: it would multiply the zero fill). Batch dims of size 1
+        # if a tap of b is not finite: it would multiply the zeros). Batch dims of size 1
         # broadcast.
         za_n, n0, n1, zb_n, k0, k1, nz, o0, o1 = dims
         n2 = a.shape[1]
@@ -335,6 +337,8 @@ def _compile() -> Callable[..., None]:
         # along the last dim) is made once per chunk, not once per tap row
         chunks = max(1, min(items, parts))
         zero = np.zeros(1, dtype=out.dtype)[0]  # a literal 0.0 would compute in float64
+        const = fill.size > 0  # the samples outside are fill[0], terms
+        fv = fill[0] if const else zero
         # the taps multiply the zero fill, which adds exact zeros for finite taps only: with
         # a NaN or ±Inf tap, refuse (the caller computes it another way)
         check = zero
@@ -372,33 +376,37 @@ def _compile() -> Callable[..., None]:
                     have = -1
                 for s1 in range(max(i1, have + 1), i1 + k1):
                     r1 = map1[s1]
-                    if r1 < 0:
+                    if r1 < 0 and not const:
                         continue
                     for m0 in range(k0):
                         r0 = map0[i0 + k0 - 1 - m0]
-                        if r0 < 0:
+                        if r0 < 0 and not const:
                             continue
                         pad = ring[m0 * k1 + s1 % k1]
+                        if r0 < 0 or r1 < 0:  # a row of the constant fill
+                            for t in range(span):
+                                pad[t] = fv
+                            continue
                         line = a[(za * n0 + r0) * n1 + r1]
                         for t in range(u0):
                             v = map2[t0 + t]
-                            pad[t] = line[v] if v >= 0 else zero
+                            pad[t] = line[v] if v >= 0 else fv
                         dx = pad[u0:u1]
                         src = line[u0 + t0 - p2 : u1 + t0 - p2]
                         for t in range(u1 - u0):
                             dx[t] = src[t]
                         for t in range(u1, span):
                             v = map2[t0 + t]
-                            pad[t] = line[v] if v >= 0 else zero
+                            pad[t] = line[v] if v >= 0 else fv
                 have = i1 + k1 - 1
                 # the taps whose rows exist, in tap order
                 g = 0
                 for m0 in range(k0):
-                    if map0[i0 + k0 - 1 - m0] < 0:
+                    if map0[i0 + k0 - 1 - m0] < 0 and not const:
                         continue
                     for m1 in range(k1):
                         s1 = i1 + k1 - 1 - m1
-                        if map1[s1] < 0:
+                        if map1[s1] < 0 and not const:
                             continue
                         wts = b[(zb * k0 + m0) * k1 + m1]
                         row = m0 * k1 + s1 % k1
@@ -463,32 +471,36 @@ def usable(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) ->
 
 
 def valid_conv(
-    a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]], rule: str | None = None
+    a: torch.Tensor,
+    b: torch.Tensor,
+    pads: Sequence[tuple[int, int]],
+    rule: str | None = None,
+    fill: bool | complex = 0,
 ) -> torch.Tensor:
     """The valid convolution of ``a`` extended by ``pads`` with ``b`` over the last
     ``len(pads)`` dims, batch dims broadcast; autograd-aware. ``rule``: ``None`` pads with
-    zeros that are not terms (the direct sum's implicit padding), an index-map boundary
-    (``'reflect'``, ``'symmetric'``, ``'wrap'``, ``'replicate'``) extends ``a`` with its own
-    samples, which the loop reads through per-dim index maps as it copies its rows (no
-    extended array is built). Requires :func:`usable`."""
+    zeros that are not terms (the direct sum's implicit padding); a boundary (``'reflect'``,
+    ``'symmetric'``, ``'wrap'``, ``'replicate'``, or ``'fill'`` with ``fill``) extends ``a``
+    with samples that are terms, which the loop reads through per-dim index maps as it copies
+    its rows (no extended array is built). Requires :func:`usable`."""
     if type(pads) is not tuple or any(type(p) is not tuple for p in pads):
         pads = tuple((int(p), int(q)) for p, q in pads)
     if (torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)) or forward_ad_active():
         if rule is not None:  # the extension's own backward (a gather's) records the graph
-            a, pads = _extended(a, pads, rule)
+            a, pads = _extended(a, pads, rule, fill)
         if not _nonfinite.all_finite(b):
             return _outside(a, b, pads)
         out: torch.Tensor = _RowsConv.apply(a, b, pads)
         return out
-    return _run(a, b, pads, rule)
+    return _run(a, b, pads, rule, fill)
 
 
 def _extended(
-    a: torch.Tensor, pads: tuple[tuple[int, int], ...], rule: str
+    a: torch.Tensor, pads: tuple[tuple[int, int], ...], rule: str, fill: bool | complex = 0
 ) -> tuple[torch.Tensor, tuple[tuple[int, int], ...]]:
     """``a`` extended by ``pads`` under ``rule`` (an array built), and no padding left."""
     nd = len(pads)
-    return extend(a, tuple(range(a.ndim - nd, a.ndim)), pads, rule), ((0, 0),) * nd
+    return extend(a, tuple(range(a.ndim - nd, a.ndim)), pads, rule, fill), ((0, 0),) * nd
 
 
 def _outside(a: torch.Tensor, b: torch.Tensor, pads: tuple[tuple[int, int], ...]) -> torch.Tensor:
@@ -517,7 +529,7 @@ class _Layout(NamedTuple):
     b_rows: tuple[int, int]
     o_rows: tuple[int, int]
     dims: tuple[int, ...]  # (za_n, n0, n1, zb_n, k0, k1, nz, o0, o1)
-    maps: tuple[Any, Any, Any]  # per loop dim, extended index -> input index, -1: zero fill
+    maps: tuple[Any, Any, Any]  # per loop dim, extended index -> input index, -1: the fill
     p2: int  # the extension's leading samples along the last dim
 
 
@@ -570,9 +582,9 @@ def _layout(
 @functools.lru_cache(maxsize=256)
 def _index_map(n: int, before: int, after: int, rule: str | None) -> Any:
     """Extended index ``j`` (``0 <= j < before + n + after``) -> the input index it copies
-    (:func:`trueconv.core.boundary.source_index`), or -1 (``rule`` None: zero fill), as a
-    read-only int64 numpy array."""
-    if rule is None:
+    (:func:`trueconv.core.boundary.source_index`), or -1 (``rule`` None or ``'fill'``: the
+    fill), as a read-only int64 numpy array."""
+    if rule is None or rule == "fill":
         j = np.arange(-before, n + after, dtype=np.int64)
         idx = np.where((j >= 0) & (j < n), j, -1)
     else:
@@ -582,7 +594,11 @@ def _index_map(n: int, before: int, after: int, rule: str | None) -> Any:
 
 
 def _run(
-    a: torch.Tensor, b: torch.Tensor, pads: tuple[tuple[int, int], ...], rule: str | None = None
+    a: torch.Tensor,
+    b: torch.Tensor,
+    pads: tuple[tuple[int, int], ...],
+    rule: str | None = None,
+    fill: bool | complex = 0,
 ) -> torch.Tensor:
     """The compiled loop on data: operands viewed as rows (batch and leading dims flattened),
     one call."""
@@ -598,11 +614,24 @@ def _run(
     # are made of little else)
     a2 = _readable(a, lay.a_expand).reshape(lay.a_rows)
     b2 = _readable(b, lay.b_expand).reshape(lay.b_rows)
-    if not _call(a2, b2, lay, o_np.reshape(lay.o_rows)):
+    fills = fill_array(rule, fill, o_np.dtype)
+    if not _call(a2, b2, lay, fills, o_np.reshape(lay.o_rows)):
         if rule is not None:
-            a, pads = _extended(a, pads, rule)
+            a, pads = _extended(a, pads, rule, fill)
         return _outside(a, b, pads)
     return out
+
+
+def fill_array(rule: str | None, fill: bool | complex, dtype: Any) -> Any:
+    """What the loops take for the samples their maps mark -1: ``[fill]`` (``rule`` 'fill':
+    they are terms), else an empty array (zeros that are not terms, or none)."""
+    if rule == "fill":
+        return np.full(1, fill, dtype=dtype)
+    return _NO_FILL[np.dtype(dtype).name]
+
+
+_NO_FILL = {name: np.empty(0, dtype=name) for name in ("float32", "float64", "complex64",
+                                                        "complex128", "int64")}  # fmt: skip
 
 
 def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> tuple[torch.Tensor, Any]:
@@ -669,11 +698,12 @@ _STATE = threading.local()  # per thread: the thread count last handed to numba 
 _SAFE = False  # numba's threading layer is known to be thread-safe
 
 
-def _call(a: Any, b: Any, lay: _Layout, out: Any) -> bool:
+def _call(a: Any, b: Any, lay: _Layout, fill: Any, out: Any) -> bool:
     kernel = _kernel()  # imports numba first
     threads = numba_threads()
     m0, m1, m2 = lay.maps
-    return bool(parallel(kernel, a, b, lay.dims, m0, m1, m2, lay.p2, out, TILE, 4 * threads))
+    args = (a, b, lay.dims, m0, m1, m2, lay.p2, fill, out, TILE, 4 * threads)
+    return bool(parallel(kernel, *args))
 
 
 def numba_threads() -> int:

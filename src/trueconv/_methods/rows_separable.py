@@ -104,12 +104,13 @@ def _compile() -> Callable[..., bool]:
     _row_stride = rows.row_stride  # the ring's row length (rows.py)
 
     @numba.njit(nogil=True, cache=True)  # type: ignore[untyped-decorator]
-    def fused2(r0, r1, a, f0, f1, dims, map0, map1, p1, out, cw, group):  # type: ignore[no-untyped-def]  # pragma: no cover
+    def fused2(r0, r1, a, f0, f1, dims, map0, map1, p1, fill, out, cw, group):  # type: ignore[no-untyped-def]  # pragma: no cover
         # a (nz·n0, n1), out (nz·o0, o1), dims = (nz, n0, o0); e the extension of a by the
-        # index maps (e[z, s, t] = a[z, map0[s], map1[t]], zero where a map is -1; map1 is
-        # the identity shifted by p1 on [p1, p1 + n1)):
+        # index maps (e[z, s, t] = a[z, map0[s], map1[t]]; where a map is -1, fill[0], or
+        # with an empty 'fill' a zero that is not a term; map1 is the identity shifted by p1
+        # on [p1, p1 + n1)):
         #   h[z, s, j] = sum_m1 f1[m1] e[z, s, j + k1-1-m1]
-        #   out[z, i, j] = sum_m0 f0[m0] h[z, i + k0-1-m0, j]  (rows with map0[s] >= 0)
+        #   out[z, i, j] = sum_m0 f0[m0] h[z, i + k0-1-m0, j]  (rows that are terms)
         # This call makes output rows [r0, r1) of the nz·o0 rows; per column tile a ring of
         # k0 rows holds h[z, s] at row s % k0. True if it saw a non-finite h.
         _, n0, o0 = dims
@@ -128,6 +129,8 @@ def _compile() -> Callable[..., bool]:
         v_offs = np.zeros(k0, dtype=np.int64)
         ws = np.empty(k0, dtype=out.dtype)
         zero = np.zeros(1, dtype=out.dtype)[0]  # a literal 0.0 would compute in float64
+        const = fill.size > 0  # the samples outside are fill[0], terms
+        fv = fill[0] if const else zero
         for c in range(tiles):
             c0 = c * cw
             c1 = min(o1, c0 + cw)
@@ -148,25 +151,29 @@ def _compile() -> Callable[..., bool]:
                     have = -1
                 for s in range(max(i, have + 1), i + k0):
                     rs = map0[s]
-                    if rs < 0:
+                    if rs < 0 and not const:
                         continue
                     h = ring[s % k0, :width]
-                    line = a[z * n0 + rs]
-                    for t in range(t0):
-                        v = map1[c0 + t]
-                        pad[t] = line[v] if v >= 0 else zero
-                    for t in range(t1, span):
-                        v = map1[c0 + t]
-                        pad[t] = line[v] if v >= 0 else zero
-                    if _copy_check(dx, line[t0 + c0 - p1 : t1 + c0 - p1], t1 - t0):
-                        bad = True
+                    if rs < 0:  # a row of the constant fill (a finite one: _run checks)
+                        for t in range(span):
+                            pad[t] = fv
+                    else:
+                        line = a[z * n0 + rs]
+                        for t in range(t0):
+                            v = map1[c0 + t]
+                            pad[t] = line[v] if v >= 0 else fv
+                        for t in range(t1, span):
+                            v = map1[c0 + t]
+                            pad[t] = line[v] if v >= 0 else fv
+                        if _copy_check(dx, line[t0 + c0 - p1 : t1 + c0 - p1], t1 - t0):
+                            bad = True
                     _add_taps(h, xp, h_rows, h_offs, f1, k1, group, width, zero)
                 have = i + k0 - 1
                 # the vertical taps whose rows exist, in tap order
                 g = 0
                 for m0 in range(k0):
                     s = i + k0 - 1 - m0
-                    if map0[s] >= 0:
+                    if map0[s] >= 0 or const:
                         v_rows[g] = s % k0
                         ws[g] = f0[m0]
                         g += 1
@@ -177,7 +184,7 @@ def _compile() -> Callable[..., bool]:
     _fused2 = fused2  # fused_all reads it as a global (rows.add_group says why)
 
     @numba.njit(parallel=True, nogil=True, cache=True)  # type: ignore[untyped-decorator]
-    def fused_all(chunks, a, f0, f1, dims, map0, map1, p1, out, cw, group):  # type: ignore[no-untyped-def]  # pragma: no cover
+    def fused_all(chunks, a, f0, f1, dims, map0, map1, p1, fill, out, cw, group):  # type: ignore[no-untyped-def]  # pragma: no cover
         # the output rows in 'chunks' equal runs, one parallel region: True if a run saw a
         # non-finite horizontal row
         total = out.shape[0]
@@ -185,7 +192,7 @@ def _compile() -> Callable[..., bool]:
         for c in numba.prange(chunks):
             r0 = total * c // chunks
             r1 = total * (c + 1) // chunks
-            bad[c] = _fused2(r0, r1, a, f0, f1, dims, map0, map1, p1, out, cw, group)
+            bad[c] = _fused2(r0, r1, a, f0, f1, dims, map0, map1, p1, fill, out, cw, group)
         return bad.any()
 
     return fused_all  # type: ignore[no-any-return]
@@ -230,15 +237,16 @@ def separable_conv(
     f1: torch.Tensor,
     pads: tuple[tuple[int, int], ...],
     rule: str | None = None,
+    fill: bool | complex = 0,
 ) -> torch.Tensor | None:
     """The valid convolution of ``a`` extended by ``pads`` (one pair per last two dims; zero
-    padding where ``rule`` is None, else the index-map boundary ``rule``, read through the
-    maps of :func:`trueconv._methods.rows.valid_conv`) with ``outer(f0, f1)``; leading dims
-    are batch dims. ``None`` where a non-finite value appeared (the caller runs the passes).
-    Requires :func:`usable`."""
+    padding where ``rule`` is None, else the boundary ``rule`` with ``fill`` for ``'fill'``,
+    read through the maps of :func:`trueconv._methods.rows.valid_conv`) with ``outer(f0,
+    f1)``; leading dims are batch dims. ``None`` where a non-finite value appeared (the
+    caller runs the passes). Requires :func:`usable`."""
     if torch.is_grad_enabled() and a.requires_grad:
         if rule is not None:  # the extension's own backward records the graph
-            a, pads = rows._extended(a, pads, rule)
+            a, pads = rows._extended(a, pads, rule, fill)
             rule = None
         # the input's values are needed before the graph records: the check that _run
         # makes on the fly would come too late to choose the passes; the factors too, as
@@ -248,7 +256,7 @@ def separable_conv(
             return None
         out: torch.Tensor = _FusedConv.apply(a, f0, f1, pads)
         return out
-    return _run(a, f0, f1, pads, check=True, rule=rule)
+    return _run(a, f0, f1, pads, check=True, rule=rule, fill=fill)
 
 
 def _run(
@@ -258,6 +266,7 @@ def _run(
     pads: tuple[tuple[int, int], ...],
     check: bool,
     rule: str | None = None,
+    fill: bool | complex = 0,
 ) -> torch.Tensor | None:
     (p0, q0), (p1, q1) = pads
     n0, n1 = a.shape[-2:]
@@ -270,12 +279,15 @@ def _run(
     nz = math.prod(batch)
     x = rows._readable(a, None).reshape(nz * n0, n1)
     w0, w1 = (rows._readable(f, None) for f in (f0, f1))
-    if check and not (np.isfinite(w0).all() and np.isfinite(w1).all()):
+    # a non-finite constant fill: the loop's check sees only the input's rows
+    finite_fill = rule != "fill" or math.isfinite(abs(complex(fill)))
+    if check and not (np.isfinite(w0).all() and np.isfinite(w1).all() and finite_fill):
         return None
     tiles = -(-o1 // TILE)
     cw = -(-o1 // tiles)
     maps = rows._index_map(n0, p0, q0, rule), rows._index_map(n1, p1, q1, rule)
-    ok = _call(x, w0, w1, (nz, n0, o0), maps, p1, o_np.reshape(nz * o0, o1), cw)
+    fills = rows.fill_array(rule, fill, o_np.dtype)
+    ok = _call(x, w0, w1, (nz, n0, o0), maps, p1, fills, o_np.reshape(nz * o0, o1), cw)
     return out if ok or not check else None
 
 
@@ -286,6 +298,7 @@ def _call(
     dims: tuple[int, int, int],
     maps: tuple[Any, Any],
     p1: int,
+    fill: Any,
     out: Any,
     cw: int,
 ) -> bool:
@@ -313,7 +326,7 @@ def _call(
     threads = rows.numba_threads()
     k0 = w0.shape[0]
     chunks = max(1, min(4 * threads, total // max(1, 4 * k0))) if threads > 1 else 1
-    bad = rows.parallel(kernel, chunks, x, w0, w1, dims, *maps, p1, out, cw, rows.GROUP)
+    bad = rows.parallel(kernel, chunks, x, w0, w1, dims, *maps, p1, fill, out, cw, rows.GROUP)
     return not bad
 
 
