@@ -368,24 +368,21 @@ def test_sobel_prewitt_laplace(seed, dtype, shape, cval, data):
     mode=st.sampled_from([m for m in MODES if "constant" not in m]),
     data=st.data(),
 )
-def test_edges_recomputed(seed, shape, mode, data):
-    """Large inputs (here every input: the thresholds are lowered) are filtered with zero
-    padding and their edges recomputed from thin extended slabs; the result is the same."""
+def test_modes_as_the_engines_boundaries(seed, shape, mode, data):
+    """The non-constant modes are the engine's boundaries (read in place by its loops), with
+    any origin and extensions longer than the input: scipy's results."""
     rng = np.random.default_rng(seed)
     x = make(rng, shape, "float64")
     lengths = [data.draw(st.integers(1, 7)) for _ in shape]
     w = rng.standard_normal(lengths)
     origin = [data.draw(st.integers(-(k // 2), (k - 1) // 2)) for k in lengths]
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(tnd, "_BANDS_MIN", 1)
-        mp.setattr(tnd, "_BANDS_RATIO", 0)
-        for name in ("correlate", "convolve"):
-            ref = getattr(sp, name)(x, w, mode=mode, origin=origin)
-            check(getattr(tnd, name)(x, w, mode=mode, origin=origin), ref, scale_of(x, w))
-        ref = sp.gaussian_filter(x, 0.8, mode=mode)
-        check(tnd.gaussian_filter(x, 0.8, mode=mode), ref, scale_of(x))
-        ref = sp.uniform_filter(x, lengths, mode=mode, origin=origin)
-        check(tnd.uniform_filter(x, lengths, mode=mode, origin=origin), ref, scale_of(x))
+    for name in ("correlate", "convolve"):
+        ref = getattr(sp, name)(x, w, mode=mode, origin=origin)
+        check(getattr(tnd, name)(x, w, mode=mode, origin=origin), ref, scale_of(x, w))
+    ref = sp.gaussian_filter(x, 0.8, mode=mode)
+    check(tnd.gaussian_filter(x, 0.8, mode=mode), ref, scale_of(x))
+    ref = sp.uniform_filter(x, lengths, mode=mode, origin=origin)
+    check(tnd.uniform_filter(x, lengths, mode=mode, origin=origin), ref, scale_of(x))
 
 
 # --------------------------------------------------------------------------------------------
@@ -630,12 +627,9 @@ def test_autograd():
     out = torch.zeros(5, 6, dtype=torch.float64)
     tnd.gaussian_filter(x, 1.0, output=out).sum().backward()
     assert x.grad is not None
-    with pytest.MonkeyPatch.context() as mp:  # the edges recomputed (large inputs)
-        mp.setattr(tnd, "_BANDS_MIN", 1)
-        mp.setattr(tnd, "_BANDS_RATIO", 0)
-        big = torch.rand(9, 8, dtype=torch.float64, requires_grad=True)
-        assert torch.autograd.gradcheck(lambda a: tnd.gaussian_filter(a, 0.7, mode="wrap"), (big,))
-        assert torch.autograd.gradcheck(lambda a, b: tnd.correlate(a, b, origin=(1, -1)), (big, w))
+    big = torch.rand(9, 8, dtype=torch.float64, requires_grad=True)  # boundaries, origins
+    assert torch.autograd.gradcheck(lambda a: tnd.gaussian_filter(a, 0.7, mode="wrap"), (big,))
+    assert torch.autograd.gradcheck(lambda a, b: tnd.correlate(a, b, origin=(1, -1)), (big, w))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
