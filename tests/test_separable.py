@@ -289,3 +289,48 @@ def test_convolve_separable_gradients_reach_the_factors():
     (trueconv.convolve(x, dense, "same", boundary="reflect", method="direct") * g).sum().backward()
     for got, t in zip(grads, (x, f0, f1)):
         torch.testing.assert_close(got, t.grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("boundary", ["wrap", "symmetric", "reflect", "replicate"])
+@pytest.mark.parametrize(
+    ("shape", "ks", "dtype"),
+    [
+        ((9, 10, 11), (3, 5, 7), torch.float64),  # the fused loop, then a direct pass
+        ((2, 6, 7, 8), (3, 4, 5), torch.float64),  # a batch dim, even factors
+        ((20, 23), (5, 3), torch.int64),  # integers: two direct passes
+        ((4, 5), (9, 11), torch.int64),  # extensions longer than the input
+    ],
+)
+def test_each_pass_extends_its_own_dim(monkeypatch, boundary, shape, ks, dtype):
+    # an index-map boundary commutes with the passes along the other dims: each pass reads
+    # its own dim's extension in place and no extended input is built anywhere
+    from trueconv import _problem
+
+    def boom(*args, **kwargs):
+        raise AssertionError("the input was extended before the passes")
+
+    monkeypatch.setattr(_problem, "extend", boom)
+    rng = np.random.default_rng(len(shape) + sum(ks))
+    x = torch.from_numpy(rng.integers(-9, 10, shape)).to(dtype)
+    fs = [torch.from_numpy(rng.integers(-3, 4, k)).to(dtype) for k in ks]
+    y = trueconv.convolve_separable(x, fs, "same", boundary=boundary, method="direct")
+    dense = fs[0].double().numpy()
+    for f in fs[1:]:
+        dense = np.multiply.outer(dense, f.double().numpy())
+    dense = dense.reshape((1,) * (x.ndim - dense.ndim) + dense.shape)  # a batch dim
+    ref = _oracle(x.double().numpy(), dense, "same", boundary)
+    np.testing.assert_allclose(y.double().numpy(), ref, rtol=1e-12, atol=1e-9)
+
+
+def test_a_fill_value_extends_the_whole_input_first():
+    # a constant does not commute with the other passes (c becomes c · sum(f)): the input is
+    # extended once, then the passes run; the result is the dense call's
+    rng = np.random.default_rng(3)
+    x = torch.from_numpy(rng.standard_normal((7, 8, 9)))
+    fs = [torch.from_numpy(rng.standard_normal(k)) for k in (3, 5, 4)]
+    y = trueconv.convolve_separable(x, fs, "same", fill_value=2.5)
+    dense = np.multiply.outer(np.multiply.outer(fs[0].numpy(), fs[1].numpy()), fs[2].numpy())
+    full = scipy.signal.convolve(np.pad(x.numpy(), [(k - 1, k - 1) for k in (3, 5, 4)],
+                                        constant_values=2.5), dense, "valid")  # fmt: skip
+    ref = full[tuple(slice((k - 1) // 2, (k - 1) // 2 + n) for k, n in zip((3, 5, 4), x.shape))]
+    assert rel_err(y.numpy(), ref) < 1e-13

@@ -57,7 +57,7 @@ import torch
 
 from trueconv import _nonfinite, _plan
 from trueconv._methods import rows, rows_separable
-from trueconv._problem import Plan, Problem
+from trueconv._problem import Extension, Plan, Problem
 from trueconv.core import cost
 from trueconv.core.dtypes import exact_dtype, is_integer
 from trueconv.core.static import register
@@ -115,13 +115,16 @@ class SeparablePlan:
 
     def run(self, a: torch.Tensor, fs: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """The dense plan's result from the factors ``fs`` (:func:`factors`); ``a`` is the
-        signal unextended (the problem's :class:`~trueconv._problem.Extension` is applied
-        here: by the fused loop through its index maps where it covers every convolved dim,
-        else to the whole input before the passes)."""
+        signal unextended. The problem's :class:`~trueconv._problem.Extension` is applied
+        without an extended copy where it can be: an index-map boundary by each pass along
+        its own dim (:func:`_per_pass`; the fused loop and the direct passes read it through
+        their index maps), a fill value by the fused loop of a 2-D kernel; otherwise to the
+        whole input before the passes."""
         nd = len(self.problem.sb)
         dims, passes = self.dims, self.passes
         ext = self.problem.extension
-        if ext is not None and not (self.fused and nd == 2):
+        per_pass = _per_pass(self.problem, dims)
+        if ext is not None and not per_pass and not (self.fused and nd == 2):
             a, ext = ext.apply(a), None
         y = None
         f0, f1 = fs[nd - 2], fs[nd - 1]
@@ -129,15 +132,16 @@ class SeparablePlan:
             if ext is None:
                 y = rows_separable.separable_conv(a, f0, f1, self.problem.pads[nd - 2 :])
             else:
-                y = rows_separable.separable_conv(a, f0, f1, ext.pads, ext.rule, ext.fill)
+                pads = ext.pads[nd - 2 :]
+                y = rows_separable.separable_conv(a, f0, f1, pads, ext.rule, ext.fill)
         if y is not None:
             a, dims, passes = y, dims[2:], passes[2:]
-        elif ext is not None:
+        elif ext is not None and not per_pass:
             a = ext.apply(a)  # the fused loop could not run: the passes take it extended
         for d, p in zip(dims, passes):
             shape = [1] * a.ndim
             shape[a.ndim - nd + d] = fs[d].shape[0]
-            a = _plan.run(p, a, fs[d].reshape(shape))
+            a = _plan.run(p, a, fs[d].reshape(shape))  # extends along d where p says
         return a
 
 
@@ -149,9 +153,20 @@ def plan(problem: Problem, device: torch.device, method: str = "auto") -> Separa
     dims = tuple(d for d in reversed(range(nd)) if problem.sb[d] > 1)
     if problem.batch_b != 1 or len(dims) < 2:
         return None
+    ext = problem.extension if _per_pass(problem, dims) else None
     cur = list(problem.sa)
+    if ext is not None:  # the input comes unextended; each pass extends its own dim
+        cur = [n - p - q for n, (p, q) in zip(problem.sa, ext.pads)]
     passes = []
     for d in dims:
+        # this pass's extension: along d only, as a 1-D problem's and as the N-D one's
+        line: Extension | None = None
+        plane: Extension | None = None
+        if ext is not None and any(ext.pads[d]):
+            cur[d] += sum(ext.pads[d])
+            line = Extension(ext.rule, (ext.pads[d],), ext.fill)
+            only = tuple(ext.pads[d] if i == d else (0, 0) for i in range(nd))
+            plane = Extension(ext.rule, only, ext.fill)
         out = cur[d] + sum(problem.pads[d]) - problem.sb[d] + 1
         if d == nd - 1:
             # along the last dim: a 1-D problem, every other dim a batch dim
@@ -165,6 +180,7 @@ def plan(problem: Problem, device: torch.device, method: str = "auto") -> Separa
                 batch_b=1,
                 batch=problem.batch * rest,
                 dtype=problem.dtype,
+                extension=line,
             )
             use = method
         else:
@@ -180,6 +196,7 @@ def plan(problem: Problem, device: torch.device, method: str = "auto") -> Separa
                 batch_b=1,
                 batch=problem.batch,
                 dtype=problem.dtype,
+                extension=plane,
             )
             use = "direct" if method == "auto" else method
         if use == "auto":
@@ -194,6 +211,17 @@ def plan(problem: Problem, device: torch.device, method: str = "auto") -> Separa
         total = _fused_seconds(problem, device)
         total += sum(_plan.seconds(p, device) for p in passes[2:])
     return SeparablePlan(problem, dims, tuple(passes), total, fused=fused)
+
+
+def _per_pass(problem: Problem, dims: tuple[int, ...]) -> bool:
+    """Whether each pass extends its own dim (the input goes in unextended): an index-map
+    boundary, whose extension along one dim commutes with the passes along the others, and
+    every extended dim has a pass. A fill value does not commute (a pass along another dim
+    turns the constant ``c`` into ``c · sum(f)``), so it extends the whole input first."""
+    ext = problem.extension
+    if ext is None or ext.rule == "fill":
+        return False
+    return all(d in dims or not any(p) for d, p in enumerate(ext.pads))
 
 
 def _fusable(problem: Problem, device: torch.device, method: str, dims: tuple[int, ...]) -> bool:
