@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 from collections.abc import Callable
 from functools import partial
 
 import torch
+from timing import best
 
 import trueconv
 from trueconv.core import boundary
@@ -30,16 +30,6 @@ _ENABLED = boundary._in_place_ok
 
 def _set(new: bool) -> None:
     boundary._in_place_ok = _ENABLED if new else (lambda x: False)  # type: ignore[assignment]
-
-
-def best(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times) * 1e3
 
 
 def cell(label: str, fn: Callable[[], object], repeats: int) -> None:

@@ -26,21 +26,12 @@ import cv2
 import numpy as np
 import psutil
 import torch
+from timing import best
 
 import trueconv
 from trueconv.core.boundary import extend
 
 CV_BORDER = {"reflect": cv2.BORDER_REFLECT_101, "replicate": cv2.BORDER_REPLICATE}
-
-
-def best(fn: Callable[[], object], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times) * 1e3
 
 
 def others_cpu(procs: dict[int, psutil.Process]) -> float:

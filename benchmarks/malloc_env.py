@@ -20,10 +20,9 @@ forced. Results: ``benchmarks/results/malloc_env.txt``.
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 
 import torch
+from timing import best
 
 import trueconv
 
@@ -35,16 +34,6 @@ CELLS = [
     (2048, 63, torch.float32, "overlap_add"),
     (1024, 31, torch.float32, "fft"),
 ]
-
-
-def best(fn: Callable[[], object], repeats: int = 7) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times) * 1e3
 
 
 def main() -> None:
@@ -59,7 +48,7 @@ def main() -> None:
     for n, k, dtype, method in CELLS:
         x = torch.randn(n, n, dtype=dtype)
         kern = torch.randn(k, k, dtype=dtype)
-        ms = best(lambda x=x, kern=kern, m=method: trueconv.convolve(x, kern, "same", method=m))
+        ms = best(lambda x=x, kern=kern, m=method: trueconv.convolve(x, kern, "same", method=m), 7)
         out.append(f"{n}²⊛{k}² {str(dtype)[6:]} {method} {ms:.1f}")
     print(f"{threads}t {setting}: " + " | ".join(out), flush=True)
 
