@@ -13,10 +13,11 @@ meta device) and not requiring a gradient (the passes take factors, not the kern
 is a problem of its own, planned by :func:`trueconv._plan.cheapest` (so it runs by the
 compiled direct loop, the FFT or overlap-add, whichever is cheapest for that pass), and the
 separable plan is taken only when the cost model prices it below the dense plan. Boundaries:
-an explicit extension (``'reflect'``, ...) is applied once to the whole input before the
-passes (the fused loop of a 2-D kernel reads it in place instead), and
-the implicit zero padding of ``'full'``/``'same'`` splits per dim, so the result is the dense
-call's.
+an index-map extension (``'reflect'``, ...) along one dim commutes with the passes along the
+others, so each pass gets its own dim's (the fused loop and the direct passes read it in
+place, no extended copy is made); a fill value does not commute and is applied to the whole
+input first (by the fused loop in place for a 2-D kernel). The implicit zero padding of
+``'full'``/``'same'`` splits per dim. Either way the result is the dense call's.
 
 Detection (:func:`factors`), from the largest-magnitude element ``p`` of the kernel and the
 fibres ``f_i`` through it (``k ≈ f0 ⊗ f1 ⊗ ... / p^(d-1)``):
