@@ -92,7 +92,7 @@ from __future__ import annotations
 import dataclasses
 import numbers
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -535,10 +535,11 @@ def _pads(lengths: Sequence[int], origins: Sequence[int]) -> list[tuple[int, int
     return [(k // 2 + o, k - 1 - (k // 2 + o)) for k, o in zip(lengths, origins)]
 
 
-def _through_engine(x: torch.Tensor, mode: str, cval: complex, same: _Same) -> torch.Tensor:
-    """One engine filter of ``x``: its ``'same'`` call with the mode's boundary. The engine
-    reads every boundary in place where its compiled loops run (the direct method's and the
-    fused separable one), and extends the input once for the transforms.
+def _engine_boundary(mode: str, cval: complex) -> tuple[Boundary, complex]:
+    """The engine's ``boundary`` and ``fill_value`` for an ndimage mode: a filter is one
+    ``'same'`` call of the engine with them. The engine reads every boundary in place where
+    its compiled loops run (the direct method's and the fused separable one), and extends the
+    input once for the transforms.
 
     Before the engine read boundaries in place, large inputs were filtered here with zero
     padding and the outputs within reach of an edge computed again from thin extended slabs.
@@ -549,11 +550,7 @@ def _through_engine(x: torch.Tensor, mode: str, cval: complex, same: _Same) -> t
     1.08-1.30x, 3-D 128³ 0.97-1.10x; ``correlate`` of 2048² with 31×31 weights (the FFT or
     overlap-add, which extend) 0.92-0.95x."""
     boundary = _BOUNDARY[mode]
-    return same(x, boundary, cval if boundary == "fill" else 0)
-
-
-#: ``same(x, boundary, fill_value)``: the engine's ``'same'`` call for one filter.
-_Same = Callable[[torch.Tensor, Boundary, complex], torch.Tensor]
+    return boundary, cval if boundary == "fill" else 0
 
 
 def _engine_correlate(
@@ -567,13 +564,11 @@ def _engine_correlate(
     """ndimage's correlation by :func:`trueconv.correlate`: ``w`` has ``x.ndim`` dims (size 1
     off ``axes``, sorted); ``origins`` are correlate1d's, one per axis of ``axes``."""
 
-    def same(a: torch.Tensor, boundary: Boundary, fill: complex) -> torch.Tensor:
-        shifts = tuple(-o for o in origins)
-        return signal.correlate(
-            a, w, "same", dims=axes, boundary=boundary, fill_value=fill, origin=shifts
-        )
-
-    return _through_engine(x, mode, cval, same)
+    boundary, fill = _engine_boundary(mode, cval)
+    shifts = tuple(-o for o in origins)
+    return signal.correlate(
+        x, w, "same", dims=axes, boundary=boundary, fill_value=fill, origin=shifts
+    )
 
 
 def _engine_pass(x: torch.Tensor, p: _Pass, cval: complex) -> torch.Tensor:
@@ -607,13 +602,11 @@ def _float_passes(x: torch.Tensor, passes: Sequence[_Pass], cval: complex) -> to
         w = w.flip(0)
         kernels.append(w.conj_physical() if w.is_complex() else w)
 
-    def same(a: torch.Tensor, boundary: Boundary, fill: complex) -> torch.Tensor:
-        shifts = tuple(-p.origin for p in ordered)
-        return signal.convolve_separable(
-            a, kernels, "same", dims=axes, boundary=boundary, fill_value=fill, origin=shifts
-        )
-
-    return _through_engine(x, ordered[0].mode, cval, same)
+    boundary, fill = _engine_boundary(ordered[0].mode, cval)
+    shifts = tuple(-p.origin for p in ordered)
+    return signal.convolve_separable(
+        x, kernels, "same", dims=axes, boundary=boundary, fill_value=fill, origin=shifts
+    )
 
 
 def _ndimage_sum1d(
