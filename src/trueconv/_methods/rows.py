@@ -30,11 +30,12 @@ no copy in the ring, and the edge samples are summed one by one through the exte
 (in the same order; only where the edge terms are few: :data:`EDGE_COST`). The copies were
 one pass over the input: against the ring alone (interleaved, 512²-2048², 2026-12-03) 3×3
 kernels ran 1.05-1.27x faster at 1 thread and 1.12-1.43x at 2 (1024² float32 at 2 threads
-0.316 → 0.220 ms), 5×5-11×11 0.95-1.13x. The passes are bound by their loads: about 1.8
-cycles per 16-lane vector tap, every shifted 64-byte load split across two cache lines
-(AVX2 loads split half as often, on half the lanes: the same speed); two output rows per
-pass, sharing the loads of the rows both read, measured 1.3x faster on a hand-written 3×3
-loop, but needs a routine per kernel shape (not done).
+0.316 → 0.220 ms), 5×5-11×11 0.95-1.13x. A pass runs at about 0.46 ns per 16-lane vector
+tap in L1 (10 taps over 1024 float32 samples, one thread); one that feeds each of its 10 loads
+to two output rows (20 taps) ran only 1.15x faster per tap, so the passes are bound by their
+multiplies and adds more than by their (line-splitting, shifted) loads, as OpenCV's are: a
+hand-written 3×3 loop making two rows per pass gained 1.3x from the rows' bookkeeping and
+stores, and needs its code per kernel shape (not done).
 Against the loop of before (a padded copy per kernel row, eight taps per pass; same process,
 interleaved, one thread, 2026-12-03): 512²-2048² float32 1.07-1.30x faster (3×3 1.27-1.30x),
 float64 0.99-1.30x. The passes run at about 1.3 cycles per vector tap, near this CPU's one
