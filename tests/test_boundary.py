@@ -210,6 +210,80 @@ def test_extend_in_place_is_np_pad(case, dtype_name, layout, max_runs, seed):
 
 
 @given(
+    _extend_case(),
+    st.sampled_from(sorted(EXTEND_DTYPES)),
+    st.sampled_from(["contiguous", "transposed"]),
+    st.booleans(),
+    st.integers(0, 2**32 - 1),
+)
+def test_extend_padded_is_np_pad_then_zeros(case, dtype_name, layout, eager, seed):
+    """``extend_padded`` against np.pad followed by zeros at the end of each extended dim, on
+    the eager path (written into the padded array) and the gather path (padded after); with
+    a fill value too; the input is unchanged."""
+    boundary, shape, dims, pads = case
+    dtype = EXTEND_DTYPES[dtype_name]
+    x = _values(dtype, shape, seed)
+    xt = _layout(x, layout)
+    before = xt.clone()
+    rng = np.random.default_rng(seed)
+    full = [(0, 0)] * x.ndim
+    for d, p in zip(dims, pads):
+        full[d] = p
+    for rule, fill in ((boundary, 0), ("fill", 0), ("fill", 3)):
+        if dtype == torch.bool and fill == 3:
+            continue
+        ext = np_pad(x, full, rule, fill)
+        lengths = [ext.shape[d] + int(rng.integers(0, 4)) for d in dims]
+        want = np.zeros(
+            [lengths[dims.index(d)] if d in dims else n for d, n in enumerate(ext.shape)],
+            dtype=ext.dtype,
+        )
+        want[tuple(slice(0, n) for n in ext.shape)] = ext
+        with _in_place() if eager else contextlib.nullcontext():
+            got = boundary_module.extend_padded(xt, dims, pads, rule, fill, lengths)
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(to_numpy(got), want)
+        assert torch.equal(xt, before)
+
+
+@pytest.mark.parametrize("method", ["fft", "overlap_add"])
+@pytest.mark.parametrize(
+    ("boundary", "fill"), [("reflect", 0), ("wrap", 0), ("fill", 2.0), ("fill", float("nan"))]
+)
+def test_transforms_extending_place_nonfinite(method, boundary, fill, monkeypatch):
+    """The FFT extends the input into its padded operand; with NaN or ±Inf in the input (or a
+    NaN fill value) it takes the extended input and NaN and ±Inf land where the direct sum
+    puts them; finite inputs take the padded extension. The direct sum in float64 is the
+    oracle."""
+    from trueconv._methods import fft
+
+    calls = []
+    real = fft.extend_padded
+    monkeypatch.setattr(fft, "extend_padded", lambda *a: calls.append(1) or real(*a))
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((300, 280))
+    k = rng.standard_normal((9, 7))
+    for bad in (None, np.nan, np.inf):
+        xb = x.copy()
+        if bad is not None:
+            xb[0, 3] = bad
+            xb[150, 140] = -bad
+        xt, kt = torch.from_numpy(xb), torch.from_numpy(k)
+        kw = {"boundary": boundary, "fill_value": fill}
+        ref = trueconv.convolve(xt, kt, "same", method="direct", **kw).numpy()
+        out = trueconv.convolve(xt, kt, "same", method=method, **kw).numpy()
+        np.testing.assert_array_equal(np.isnan(out), np.isnan(ref))
+        np.testing.assert_array_equal(np.isinf(out), np.isinf(ref))
+        fin = np.isfinite(ref)
+        assert fin.any() or not np.isfinite(fill)
+        np.testing.assert_allclose(out[fin], ref[fin], rtol=1e-9, atol=1e-9)
+        np.testing.assert_array_equal(np.sign(out[np.isinf(out)]), np.sign(ref[np.isinf(ref)]))
+        if method == "fft":  # the padded extension ran exactly where nothing was to place
+            assert calls == ([1] if bad is None and np.isfinite(fill) else []), (bad, fill)
+        calls.clear()
+
+
+@given(
     st.sampled_from(NON_FILL),
     st.integers(1, 9),
     st.integers(0, 40),

@@ -9,6 +9,7 @@ planning reads module constants that tests and calibration adjust).
 
 from __future__ import annotations
 
+import cmath
 import functools
 from collections.abc import Callable
 
@@ -150,7 +151,13 @@ def run(p: Plan, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     ±Inf placed as the direct sum places them (:mod:`trueconv._nonfinite`) where the plan
     would spread them (:func:`guarded`)."""
     ext = p.problem.extension
-    if ext is not None and not p.extends:
+    if ext is not None and p.extends and guarded(p, a, b):
+        # the guard counts terms on the extended signal: a plan that extends itself gets it
+        # unextended only where nothing is left to place (and takes it extended otherwise)
+        if _nonfinite.all_finite(a) and _nonfinite.all_finite(b) and cmath.isfinite(ext.fill):
+            return p.run(a, b)
+        a = ext.apply(a)
+    elif ext is not None and not p.extends:
         a = ext.apply(a)
     if guarded(p, a, b):
         return _nonfinite.run(p.run, a, b, p.problem.pads)

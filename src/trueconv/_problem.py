@@ -130,7 +130,9 @@ class Plan(Protocol):
     @property
     def extends(self) -> bool:
         """Whether :meth:`run` takes the signal unextended and applies the problem's
-        :class:`Extension` itself (false where the problem has none)."""
+        :class:`Extension` itself (false where the problem has none). A plan that does and
+        does not place NaN and ±Inf itself also takes the signal extended, told apart by its
+        shape: the guard (:func:`trueconv._plan.run`) counts terms on the extended signal."""
         ...
 
     def run(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import torch
 
-from trueconv._problem import Problem
+from trueconv._problem import Extension, Problem
 from trueconv.core import cost
+from trueconv.core.boundary import extend_padded
 from trueconv.core.dtypes import transform_dtype as compute_dtype
 from trueconv.core.static import register
 from trueconv.core.transforms import (
@@ -71,7 +72,9 @@ class FFTPlan:
     compute_dtype: torch.dtype
     method: str = "fft"
     places_nonfinite: bool = False  # a transform mixes every sample into every output
-    extends: bool = False  # the signal comes extended (trueconv._plan.run)
+    #: the signal may come unextended (told by its shape) and is then extended into the
+    #: transform's zero-padded operand (CPU plans with an extension; :func:`_extended`)
+    extends: bool = False
 
     def run(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return run(self, a, b)
@@ -101,6 +104,7 @@ def plan(problem: Problem, device: torch.device, forced: bool = False) -> FFTPla
         dft_first,
         counts,
         compute_dtype(problem.dtype),
+        extends=problem.extension is not None and device.type == "cpu",
     )
 
 
@@ -120,15 +124,35 @@ def along(problem: Problem, transformed: Collection[int]) -> tuple[int, int, int
 def run(plan: FFTPlan, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     nd = len(plan.problem.pads)
     dims, lens, starts, lengths = plan.dims, plan.lens, plan.starts, plan.lengths
+    ext = plan.problem.extension if plan.extends else None
+    real = not (a.is_complex() or b.is_complex())
+    if ext is not None and tuple(a.shape[a.ndim - nd :]) != plan.problem.sa:  # unextended
+        if dims and not traced(a, b) and a.device.type == "cpu":
+            a = _extended(plan, a, ext)
+        else:
+            a = ext.apply(a)
     if not dims:
         return crop(a * b, starts, lengths)  # every convolved dim has a length-1 operand
-    real = not (a.is_complex() or b.is_complex())
     if traced(a, b) or a.device.type != "cpu":  # GPUs: cuFFT N-D plans, no MKL fault
         fwd, inv = transforms(real)
         fft_dims = [i - nd for i in dims]
         y = inv(fwd(a, s=lens, dim=fft_dims) * fwd(b, s=lens, dim=fft_dims), s=lens, dim=fft_dims)
         return crop(y, starts, lengths)
     return _run_grouped(plan, a, b, real)
+
+
+def _extended(plan: FFTPlan, a: torch.Tensor, ext: Extension) -> torch.Tensor:
+    """``a`` extended and zero-padded to the transform lengths in one array
+    (:func:`trueconv.core.boundary.extend_padded`), which the forward transform then takes
+    as it is. The extension and the transform's padded copy of it were two such arrays:
+    2048² float64 ⊛ 31² ``'reflect'`` took 103 ms against 94 with zero fill, 2048² float32
+    42 against 31 (2 threads)."""
+    nd = len(plan.problem.pads)
+    sizes = list(plan.problem.sa)
+    for i, n in zip(plan.dims, plan.lens):
+        sizes[i] = n
+    dims = tuple(range(a.ndim - nd, a.ndim))
+    return extend_padded(a, dims, ext.pads, ext.rule, ext.fill, sizes)
 
 
 #: Most spectrum bytes that :func:`_run_grouped` transforms in one batch. MKL's batched

@@ -235,7 +235,7 @@ class OverlapAddPlan:
     inner: fft.FFTPlan | None = None
     method: str = "overlap_add"
     places_nonfinite: bool = False  # a block's transform mixes its samples into its outputs
-    extends: bool = False  # the signal comes extended (trueconv._plan.run)
+    extends: bool = False  # as its inner plan; else the signal comes extended (_plan.run)
 
     def run(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return run(self, a, b)
@@ -258,7 +258,9 @@ def plan(problem: Problem, device: torch.device, forced: bool = False) -> Overla
         # one block along every dim is the plain FFT (scipy's oaconvolve falls back to
         # fftconvolve alike), and the 'fft' method holds fewer spectra at once
         inner = fft.plan(problem, device)
-        return OverlapAddPlan(problem, lay, (), inner.counts, inner.compute_dtype, inner)
+        return OverlapAddPlan(
+            problem, lay, (), inner.counts, inner.compute_dtype, inner, extends=inner.extends
+        )
     lens = [t for t in lay.tlens if t is not None]
     points = math.prod(lens)
     nblocked = sum(b is not None for b in lay.blocks)

@@ -141,6 +141,50 @@ def extend(
     return x
 
 
+def extend_padded(
+    x: torch.Tensor,
+    dims: Sequence[int],
+    pads: Sequence[tuple[int, int]],
+    boundary: str,
+    fill_value: bool | complex,
+    lengths: Sequence[int],
+) -> torch.Tensor:
+    """:func:`extend`, then zeros appended along each of ``dims`` up to ``lengths`` (at least
+    the extended lengths): the operand of a zero-padded transform, built in one array.
+
+    ``torch.fft.rfftn(extend(x, ...), s=lengths)`` builds two arrays of about this size, the
+    extension and the transform's zero-padded copy of it, each written once and, when large,
+    faulted in page by page (see :class:`trueconv._methods.fft.FFTPlan`'s ``extends``).
+    Eagerly the extension is written straight into the padded array; elsewhere (recorded
+    calls, small inputs) it is padded after.
+    """
+    sizes = static_shape(x)
+    shape = list(sizes)
+    region = [slice(None)] * x.ndim
+    for d, (b, a), n in zip(dims, pads, lengths):
+        shape[d] = n
+        region[d] = slice(0, sizes[d] + b + a)
+    if not (_in_place_ok(x) and math.prod(sizes) >= MIN_IN_PLACE):
+        y = extend(x, dims, pads, boundary, fill_value)
+        out = y.new_zeros(shape)
+        out[tuple(region)] = y
+        return out
+    out = x.new_empty(shape)
+    for d, (b, a), n in zip(dims, pads, lengths):
+        if n > sizes[d] + b + a:
+            out.narrow(d, sizes[d] + b + a, n - sizes[d] - b - a).zero_()
+    view = out[tuple(region)]
+    if boundary == "fill":
+        inner = [slice(None)] * x.ndim
+        for d, (b, _) in zip(dims, pads):
+            inner[d] = slice(b, b + sizes[d])
+        view.fill_(fill_value)
+        view[tuple(inner)] = x
+    else:
+        _extend_in_place(x, dims, pads, boundary, sizes, view)
+    return out
+
+
 def _in_place_ok(x: torch.Tensor) -> bool:
     """Whether :func:`_extend_in_place` may run: eager, nothing recorded (no autograd graph,
     no forward-mode tangent, no ``torch.func`` transform, no trace), a plain strided tensor."""
@@ -161,8 +205,10 @@ def _extend_in_place(
     pads: Sequence[tuple[int, int]],
     boundary: str,
     sizes: tuple[int, ...],
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """:func:`extend`'s eager path: the result allocated once, ``x`` copied into its interior,
+    """:func:`extend`'s eager path: the result allocated once (or ``out``, of the extended
+    shape), ``x`` copied into its interior,
     then each dim's pads copied, dim after dim, from the part of the result already filled.
 
     Along dim ``d``, the dims extended before it span their whole extended range (their pads
@@ -178,7 +224,8 @@ def _extend_in_place(
     for d, (b, a) in zip(dims, pads):
         shape[d] += b + a
         region[d] = slice(b, b + sizes[d])
-    out = x.new_empty(shape)
+    if out is None:
+        out = x.new_empty(shape)
     out[tuple(region)] = x
     for d, (b, a) in zip(dims, pads):
         if not (b or a):
