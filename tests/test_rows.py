@@ -136,6 +136,44 @@ def test_chunks_tiles_and_passes(xs, ks, pads, rule):
         assert rel_err(out, ref) < 1e-13, (tile, parts)
 
 
+@pytest.mark.parametrize("rule", list(NP_PAD))
+@pytest.mark.parametrize(
+    ("xs", "ks", "pads"),
+    [
+        ((2, 40, 1100), (3, 3), ((1, 1), (1, 1))),  # 'same' 3x3 over rows of three tiles
+        ((5, 6, 700), (2, 3, 3), ((1, 0), (1, 1), (2, 0))),  # 3-D, uneven pads
+        ((3, 500), (5,), ((2, 2),)),  # 1-D rows
+        ((30, 400), (4, 2), ((3, 0), (0, 1))),  # even taps, one-sided pads
+    ],
+)
+def test_rows_read_in_place_and_edges(xs, ks, pads, rule):
+    # rows wide enough that the taps read the input's rows in place (DIRECT_MIN, EDGE_COST),
+    # with their edge samples summed one by one, next to rows and tiles that take the ring
+    # (narrow tiles, rows of the fill value); NaN and ±Inf inside the rows and at their edges;
+    # against np.pad's extension and scipy's direct sum
+    rng = np.random.default_rng(sum(xs))
+    x, k = _data(xs, torch.float64, rng), _data(ks, torch.float64, rng)
+    flat = x.view(-1)
+    for i, v in zip(rng.integers(0, flat.numel(), 4), (np.nan, np.inf, -np.inf, np.nan)):
+        flat[int(i)] = v
+    flat[0], flat[-1] = np.inf, np.nan  # the first and last samples: edge terms
+    nd = len(ks)
+    ref = _oracle(torch.from_numpy(_pad(x.numpy(), pads, rule)), k, "valid")
+    kb = k.reshape((1,) * (x.ndim - nd) + k.shape)
+    lay = rows._layout(tuple(x.shape), tuple(kb.shape), pads, rule)
+    kernel = rows._kernel()
+    a2, b2 = x.numpy().reshape(lay.a_rows), kb.numpy().reshape(lay.b_rows)
+    for tile, parts in [(2048, 1), (2048, 6), (512, 3), (130, 7), (7, 5)]:
+        out = np.full(lay.out_shape, 7.0)
+        fill = rows.fill_array(rule, FILL, out.dtype)
+        args = (a2, b2, lay.dims, *lay.maps, lay.p2, fill, out.reshape(lay.o_rows), tile, parts)
+        assert kernel(*args)
+        np.testing.assert_array_equal(np.isnan(out), np.isnan(ref), err_msg=str((tile, parts)))
+        np.testing.assert_array_equal(out[np.isinf(ref)], ref[np.isinf(ref)])
+        fin = np.isfinite(ref)
+        assert rel_err(out[fin], ref[fin]) < 1e-13, (tile, parts)
+
+
 @pytest.fixture
 def no_extended_array(monkeypatch):
     """Fail if an extended copy of the input is built: the loop must read the boundary
