@@ -101,6 +101,23 @@ def test_a_requested_method_runs_its_own_plan_with_the_counts_it_ran():
     assert rel_err(out, ref) < REL_TOL[torch.float64]
 
 
+def test_overlap_add_cuts_boxes_by_bytes_for_multidim_transforms_only():
+    """float64 boxes hold half float32's elements where the blocks' transforms are multi-dim
+    (a batch past a few MiB slows the inverse); 1-D transforms keep float32's boxes (a box of
+    one 2^17-point block ran 2^20 ⊛ 65536 float64 2.5x slower: overlap_add.BOX_MAX)."""
+
+    def boxes(shape, kshape, dtype):
+        x, k = torch.zeros(shape, dtype=dtype), torch.zeros(kshape, dtype=dtype)
+        spec = _spec.normalize("convolve", x, k, "full", None, "overlap_add", "fill", 0)[2]
+        return _plan.plan(spec, x.device).boxes  # type: ignore[attr-defined]
+
+    one_d = (1 << 20,), (65536,)
+    assert boxes(*one_d, torch.float64) == boxes(*one_d, torch.float32)
+    assert len(boxes(*one_d, torch.float64)) < 16  # not one block per box
+    two_d = (2048, 2048), (63, 63)
+    assert len(boxes(*two_d, torch.float64)) > len(boxes(*two_d, torch.float32))
+
+
 def test_overlap_add_declines_what_it_would_only_complicate_and_runs_fft_when_asked():
     x, k = torch.randn(256, 256, dtype=torch.float64), torch.randn(31, 31, dtype=torch.float64)
     spec = _spec.normalize("convolve", x, k, "full", None, "auto", "fill", 0)[2]

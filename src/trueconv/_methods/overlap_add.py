@@ -107,7 +107,12 @@ BOX_FRACTION = 4
 #: spectrum per batch: 512² float64, 0.7 ms per block inverted alone, 1.0 by two, 3.0 by four.
 #: The cost model still counts the calls of float32's boxes (its constants were fitted with
 #: them; priced per box, the cut made overlap-add look 20% dearer and lose 3 × 2048² ⊛ 31²
-#: float64 to the FFT, 265 ms against about 180).
+#: float64 to the FFT, 265 ms against about 180). Only boxes of multi-dim transforms are cut:
+#: 1-D transforms batch well (a batch is what their threads share; the FFT method never
+#: groups them either), and a box of one 2^17-point block left one of 2 threads idle: 2^20 ⊛
+#: 65536 float64 took 59-63 ms with float64's boxes against 24 with float32's; 2^20 ⊛
+#: 256-4096 and 64 rows × 16384 ⊛ 129 1.12-1.30x faster, 2^22 ⊛ 1024 0.93-1.0 (alternating
+#: processes, 2 threads, 2026-12-03).
 BOX_MIN = 1 << 16
 BOX_MAX = 1 << 19
 
@@ -270,7 +275,8 @@ def plan(problem: Problem, device: torch.device, forced: bool = False) -> Overla
     work = cost.transform_work(points, count, max(lens)) + count * BLOCK_OVERHEAD
     dtype = compute_dtype(problem.dtype)
     extents = _extents(sa, lay.tlens)
-    boxes = _boxes(sa, lay.blocks, extents, problem.batch, dtype.itemsize)
+    multi = sum(t is not None for t in lay.tlens) > 1  # 1-D transforms: float32's boxes
+    boxes = _boxes(sa, lay.blocks, extents, problem.batch, dtype.itemsize if multi else 4)
     # calls per box of the float32 budget, which the fitted constants were measured with:
     # wider data is cut into more boxes for the cache, a cut that measured no slower (BOX_MAX)
     priced = math.prod(-(-nb // g) for nb, g in _widths(sa, lay.blocks, extents, problem.batch))
