@@ -126,14 +126,13 @@ def run(plan: FFTPlan, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     dims, lens, starts, lengths = plan.dims, plan.lens, plan.starts, plan.lengths
     ext = plan.problem.extension if plan.extends else None
     real = not (a.is_complex() or b.is_complex())
+    # recorded calls and GPUs: the plain composition (GPUs: cuFFT N-D plans, no MKL fault)
+    plain = traced(a, b) or a.device.type != "cpu"
     if ext is not None and tuple(a.shape[a.ndim - nd :]) != plan.problem.sa:  # unextended
-        if dims and not traced(a, b) and a.device.type == "cpu":
-            a = _extended(plan, a, ext)
-        else:
-            a = ext.apply(a)
+        a = ext.apply(a) if plain or not dims else _extended(plan, a, ext)
     if not dims:
         return crop(a * b, starts, lengths)  # every convolved dim has a length-1 operand
-    if traced(a, b) or a.device.type != "cpu":  # GPUs: cuFFT N-D plans, no MKL fault
+    if plain:
         fwd, inv = transforms(real)
         fft_dims = [i - nd for i in dims]
         y = inv(fwd(a, s=lens, dim=fft_dims) * fwd(b, s=lens, dim=fft_dims), s=lens, dim=fft_dims)
