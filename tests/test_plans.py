@@ -194,7 +194,7 @@ def test_a_2d_kernel_whose_dense_plan_is_overlap_add(separable):
     """'auto' asks the separable plan's price cache about the dense plan, so every method's
     plan is hashable (overlap-add's layout held lists: a TypeError on 2048² ⊛ 31² float32)."""
     rng = np.random.default_rng(4)
-    x = torch.from_numpy(rng.standard_normal((64, 4096)))
+    x = torch.from_numpy(rng.standard_normal((64, 16384)))
     k = torch.from_numpy(rng.standard_normal((5, 127)))
     if separable:
         k = torch.outer(k[:, 0], k[0])

@@ -104,6 +104,16 @@ def _pad(x, pads, rule):
     return np.pad(x, pads, mode=NP_PAD[rule])
 
 
+@pytest.mark.parametrize(("width", "mode"), [(2049, "same"), (2046, "full"), (4100, "full")])
+def test_rows_wider_than_a_tile(loop_only, width, mode):
+    # rows longer than rows.TILE are cut into equal tiles (2049 samples: 1040 and 1009, not
+    # 2048 and 1), every tile edge inside a row, through the public call
+    rng = np.random.default_rng(width)
+    x, k = _data((2, 9, width), torch.float64, rng), _data((3, 5), torch.float64, rng)
+    got = trueconv.convolve(x, k, mode, method="direct")
+    assert rel_err(got, _oracle(x, k, mode)) < 1e-13
+
+
 @pytest.mark.parametrize("rule", list(NP_PAD))
 @pytest.mark.parametrize(
     ("xs", "ks", "pads"),

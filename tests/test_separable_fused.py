@@ -140,7 +140,7 @@ def test_auto_takes_the_fused_plan_for_gaussians(fused_ran, dtype, shape, k):
 @pytest.mark.parametrize("n", [512, 1024, 2048])
 def test_three_tap_factors_stay_dense(n):
     # 3-tap factors: the dense loop (one pass for 3x3) measured faster than the fused one
-    # in 10 of 12 cells (FUSED_MAX_FRACTION)
+    # in 10 of 12 cells, 1.28-1.65x on a later measurement (FUSED_PRICE_FACTOR)
     x = torch.randn(n, n)
     kernel = torch.from_numpy(np.outer(gaussian(3, 0.8), gaussian(3, 0.8))).float()
     assert trueconv.choose_method(x, kernel, "same") == "direct"
@@ -157,7 +157,7 @@ def test_seven_taps_fuse_where_the_passes_were_not_cheaper(passes_only):
     sep = _separable.choice(dense, torch.ones(7, 7), torch.device("cpu"))
     assert sep is not None
     assert sep.fused
-    assert sep.seconds < _separable.FUSED_MAX_FRACTION * _plan.seconds(dense, torch.device("cpu"))
+    assert sep.seconds < _plan.seconds(dense, torch.device("cpu"))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -27,6 +27,7 @@ from typing import Protocol
 import torch
 
 from trueconv._spec import ConvSpec
+from trueconv.core import cost
 from trueconv.core.boundary import extend
 from trueconv.core.cost import Counts
 from trueconv.core.static import register
@@ -93,6 +94,14 @@ class Problem:
     def out_elems(self) -> int:
         """Output samples, batch included."""
         return self.batch * math.prod(self.out)
+
+    @property
+    def memory(self) -> float:
+        """Its :attr:`trueconv.core.cost.Counts.memory`: the signal role's and the output's
+        samples where they spill out of the cache (:func:`trueconv.core.cost.memory`; at
+        least 4 bytes a sample: integers and half precision compute wider)."""
+        size = max(4, self.dtype.itemsize)
+        return cost.memory(self.batch_a * math.prod(self.sa), self.out_elems, size)
 
     @property
     def real(self) -> bool:

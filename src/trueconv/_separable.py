@@ -68,24 +68,27 @@ from trueconv.core.static import register
 #: an accelerator), which small problems cannot win back.
 MIN_DENSE_S = 2e-4
 
-#: The separable plan must be predicted to take at most this fraction of the dense plan's
-#: time: the cost model prices each pass alone, and the intermediate array and second pass
+#: The separable plan made of passes (not the fused loop, which is priced as measured:
+#: :data:`FUSED_PRICE_FACTOR`) must be predicted to take at most this fraction of the dense
+#: plan's time: the cost model prices each pass alone, and the intermediate array and second pass
 #: cost more than it says for short kernels (1024^2 float32 * 3x3 Gaussian: passes 2.86 ms,
 #: dense 2.25 ms, where the model priced the passes lower); from 5 taps per dim on the saving
 #: is large (10 multiply-adds per output instead of 25).
 MAX_FRACTION = 0.75
 
-#: The fused plan must be predicted to take at most this fraction of the dense plan's time.
-#: It is priced by the direct loop's own constants (one call, the two passes' multiply-adds:
-#: 2/k of the dense loop's for k×k), which leave out what 'auto' adds to it (reading the
-#: kernel for its factors, 20-40 us) and the ring's upkeep. Measured on a quiet machine after
-#: both loops took up to eight taps per pass (benchmarks/results/rows_groups_*.txt and
-#: fused_padded_*.txt, 512²-2048², 1 and 2 threads; the dense loop has since gained 1.1-1.3x
-#: more, one pass of up to 12 taps): with 3-tap factors the dense loop is
-#: faster in 10 of 12 cells (dense / fused 0.37-0.79 of the time; 2048² at 2 threads 1.08-1.2
-#: the other way), 5 taps are even (fused 0.67-1.5x), 7 taps go to the fused loop in 11 of 12
-#: (1.1-2.2x). 0.5 keeps 3-tap factors dense (predicted 0.67 and above) and fuses from 5.
-FUSED_MAX_FRACTION = 0.5
+#: The fused loop's time over what the direct loop's constants price its counts at (one
+#: call, the two passes' multiply-adds: 2/k of the dense loop's for k×k, its output samples
+#: and passes over rows: :func:`trueconv._methods.direct.rows_counts`): those leave out what
+#: 'auto' adds to it (reading the kernel for its factors, 20-40 us) and the ring's upkeep.
+#: Measured (2026-12-03; 512²-2048² float32 and float64 Gaussians of 3-63 taps, 1 and 2
+#: threads, fastest of interleaved calls against the dense plan 'auto' would run otherwise):
+#: the loop took 1.4-2.5x its price; 3-tap factors ran slower fused (1.28-1.65x the dense
+#: loop's time, priced at 0.75-0.81 of it), 5 taps faster (0.69-1.05, priced 0.47-0.55),
+#: 7-31 taps 0.15-0.75 (priced 0.16-0.39), 63 taps 0.44-0.76 of the FFT's or overlap-add's
+#: time (priced 0.51-0.60). 1.55 puts the 3-tap factors above the dense plan and the rest
+#: below it. It scales the loop's compute alone: the input's and output's trips through
+#: memory (:func:`trueconv.core.cost.memory`) cost what they cost the dense plan.
+FUSED_PRICE_FACTOR = 1.55
 
 #: Private switch: False runs the passes instead of the fused loop (the benchmark compares
 #: them). Read when a plan is made and when it runs: after changing it,
@@ -240,13 +243,22 @@ def _fusable(problem: Problem, device: torch.device, method: str, dims: tuple[in
 
 
 def _fused_seconds(problem: Problem, device: torch.device) -> float:
-    """The fused loop's predicted time: one call of the direct loop whose multiply-adds are
-    the horizontal pass over every input row and the vertical pass over every output."""
+    """The fused loop's predicted time (:data:`FUSED_PRICE_FACTOR`): one call of the direct
+    loop whose multiply-adds are
+    the horizontal pass over every input row and the vertical pass over every output, and
+    whose passes over rows (:func:`trueconv._methods.direct.rows_counts`) are the
+    horizontal and the vertical taps' per output row tile."""
     n0, (k0, k1), (o0, o1) = problem.sa[-2], problem.sb[-2:], problem.out[-2:]
     batch = problem.batch * math.prod(problem.sa[:-2])
     macs = float(batch) * (n0 * o1 * k1 + o0 * o1 * k0)
-    counts = cost.Counts("rows", 1, macs)
-    return cost.predict(counts, exact_dtype(problem.dtype), device.type)
+    tiles = batch * o0 * -(-o1 // rows_separable.TILE)
+    groups = -(-k0 // rows.GROUP) - (-k1 // rows.GROUP)
+    counts = cost.Counts("rows", 1, macs, passes=float(batch * o0 * o1), aux=float(tiles * groups))
+    dtype = exact_dtype(problem.dtype)
+    memory = cost.Counts("rows", 0, 0.0, memory=problem.memory)
+    return FUSED_PRICE_FACTOR * cost.predict(counts, dtype, device.type) + cost.predict(
+        memory, dtype, device.type
+    )
 
 
 _plan.priced_cache(plan.cache_clear)
@@ -273,7 +285,7 @@ def by_price(dense: Plan, device: torch.device) -> SeparablePlan | None:
     sep = plan(dense.problem, device)
     if sep is None:
         return None
-    fraction = FUSED_MAX_FRACTION if sep.fused else MAX_FRACTION
+    fraction = 1.0 if sep.fused else MAX_FRACTION
     if sep.seconds > fraction * _plan.seconds(dense, device):
         return None
     return sep

@@ -13,10 +13,10 @@ stored calibrations. The NN API's constants are not calibrated here.
 
 The fit, per dtype class (float32; float64, which also prices integers) and method variant:
 non-negative coefficients ``c`` of ``seconds = calls·c_call + units·c_unit + passes·c_pass +
-aux·c_aux`` minimising the squared *relative* error over the measured problems. It has at most
-four unknowns, so every subset of them is solved by least squares and the best solution with
-no negative coefficient is kept: that is the exact non-negative least-squares solution, with
-numpy alone (scipy is optional for trueconv).
+aux·c_aux + memory·c_memory`` minimising the squared *relative* error over the measured
+problems. It has at most five unknowns, so every subset of them is solved by least squares
+and the best solution with no negative coefficient is kept: that is the exact non-negative
+least-squares solution, with numpy alone (scipy is optional for trueconv).
 """
 
 from __future__ import annotations
@@ -162,6 +162,7 @@ def calibrate(
                     "units": counts.units,
                     "passes": counts.passes,
                     "aux": counts.aux,
+                    "memory": counts.memory,
                     "seconds": seconds,
                 }
             )
@@ -189,6 +190,11 @@ def calibrate(
     return record
 
 
+#: The counts after ``calls`` and ``units``, as the rows of a calibration name them (rows
+#: recorded before a count existed have none: zero).
+_COUNTS = ("passes", "aux", "memory")
+
+
 def fit(rows_: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The constants per dtype class and variant (module docstring), and the fit's quality."""
     constants: dict[str, dict[str, float]] = {}
@@ -200,12 +206,10 @@ def fit(rows_: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]
             if not sel:
                 continue
             t = np.array([r["seconds"] for r in sel])
-            a = np.array(
-                [[r["calls"], r["units"], r.get("passes", 0.0), r.get("aux", 0.0)] for r in sel]
-            )
+            a = np.array([[r["calls"], r["units"], *(r.get(k, 0.0) for k in _COUNTS)] for r in sel])
             coef = _nnls(a / t[:, None], np.ones(len(sel)))
             unit = cost.UNIT[variant]
-            for name, c, column in zip(("call", unit, "pass", "aux"), coef, a.T):
+            for name, c, column in zip(("call", unit, "pass", "aux", "memory"), coef, a.T):
                 if name in ("call", unit) or column.any():
                     constants[dclass][f"{variant}_{name}"] = float(c)
             ratio = (a @ coef) / t
@@ -220,7 +224,7 @@ def fit(rows_: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]
 def _nnls(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Exact non-negative least squares for a handful of unknowns: the best least-squares
     solution over every subset of the columns that has no negative coefficient (module
-    docstring: at most 16 subsets here)."""
+    docstring: at most 31 subsets here)."""
     n = a.shape[1]
     best, best_err = np.zeros(n), float(np.sum(b**2))
     for size in range(1, n + 1):

@@ -88,11 +88,33 @@ def _counts(v: str, taps: int, out_elems: int, nd: int) -> cost.Counts:
     cuDNN's single-channel 2-D/3-D kernels cost 5-20x more per multiply-add than its 1-D
     ones (benchmarks/results/calibration-cuda.json), which the fit prices as ``conv_pass``."""
     macs = float(taps) * out_elems
-    if v == "rows":
-        return cost.Counts(v, 1, macs)
     if v == "shift_add":
         return cost.Counts(v, taps, macs)
     return cost.Counts(v, 1, macs, passes=macs if nd >= 2 else 0.0)
+
+
+def rows_counts(taps: int, out: Sequence[int], batch: int, memory: float = 0.0) -> cost.Counts:
+    """The compiled loop (:mod:`trueconv._methods.rows`): one call; ``taps · outputs``
+    multiply-adds; the output's samples as ``passes`` (each written once, its rows' copies
+    of the input read once); and as ``aux`` its passes over output rows: row tiles (of at
+    most :data:`rows.TILE` samples) times ``ceil(taps / rows.GROUP)``, each pass a fixed
+    cost besides its taps (the group routine's set-up, the row's ends). Fitted on the
+    calibration grid (2026-12-03, 2 threads, ``benchmarks/results/calibration-cpu.json``, 46
+    problems per dtype), the two terms took the median error of the loop's predictions from
+    17% / 22% (float32 / float64; calls and multiply-adds alone) to 9% / 8%, the worst from
+    0.23x / 0.40x of the measured time to 0.51x / 0.42x (rows of 16 taps over 16 × 16384,
+    2048² ⊛ 5×5 'full', 3-D kernels had been priced far too low)."""
+    out_elems = batch * math.prod(out)
+    last = out[-1] if out else 1
+    tiles = out_elems // last * -(-last // rows.TILE) if last else 0
+    return cost.Counts(
+        "rows",
+        1,
+        float(taps) * out_elems,
+        passes=float(out_elems),
+        aux=float(tiles * -(-taps // rows.GROUP)),
+        memory=memory,
+    )
 
 
 @dataclass(frozen=True)
@@ -132,7 +154,12 @@ def plan(
 ) -> DirectPlan:
     """The direct method always applies; ``use`` forces a variant (for calibration)."""
     v = use or variant(problem.taps, problem.out_elems, problem.dtype, device.type, problem.sb)
-    counts = _counts(v, problem.taps, problem.out_elems, len(problem.sb))
+    if v == "rows":
+        counts = rows_counts(problem.taps, problem.out, problem.batch, problem.memory)
+    else:
+        counts = _counts(v, problem.taps, problem.out_elems, len(problem.sb))._replace(
+            memory=problem.memory
+        )
     return DirectPlan(problem, v, counts, compute_dtype(problem.dtype))
 
 

@@ -89,11 +89,11 @@ def plan(problem: Problem, device: torch.device, forced: bool = False) -> FFTPla
     dims, lens, starts, lengths = layout(sa, sb, problem.pads, problem.real)
     points = math.prod(lens)
     if points <= 1:
-        counts = cost.Counts("fft", 1, float(problem.out_elems))
+        counts = cost.Counts("fft", 1, float(problem.out_elems), memory=problem.memory)
     else:
         count = float(sum(along(problem, dims)))
         work = cost.transform_work(points, count, max(lens))
-        counts = cost.Counts("fft", 3, work, passes=float(count * points))
+        counts = cost.Counts("fft", 3, work, passes=float(count * points), memory=problem.memory)
     dft_first = len(dims) > 1 and _dft_ok(lens[0], sb[dims[0]])
     return FFTPlan(
         problem,

@@ -283,7 +283,7 @@ def plan(problem: Problem, device: torch.device, forced: bool = False) -> Overla
     calls = 1 + priced * (3 + len(lens) + 2**nblocked + 3**nblocked)
     # buffer fill and copy-in, spectrum product, and the adds into the output
     passes = float(count * points * 3)
-    counts = cost.Counts("overlap_add", calls, work, passes)
+    counts = cost.Counts("overlap_add", calls, work, passes, memory=problem.memory)
     frozen = tuple(tuple(box) for box in boxes)
     return OverlapAddPlan(problem, lay, frozen, counts, dtype)
 

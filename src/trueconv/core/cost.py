@@ -119,11 +119,17 @@ class Counts(NamedTuple):
     variant: str
     calls: float
     units: float  # multiply-adds, output samples per tap, or transform work (P log2 P)
-    passes: float = 0.0  # elements moved by copies, pads, products and merges (transforms)
-    #: a second per-element count where one method has two kinds of work: nn_fft's complex
-    #: multiply-adds of the per-frequency channel mixing; nn_direct's unfolded (im2col)
-    #: matrix elements where F.convNd has no oneDNN kernel
+    #: elements moved by copies, pads, products and merges (transforms); the compiled direct
+    #: loop's output samples ('rows')
+    passes: float = 0.0
+    #: a second count where one method has two kinds of work: nn_fft's complex multiply-adds
+    #: of the per-frequency channel mixing; nn_direct's unfolded (im2col) matrix elements
+    #: where F.convNd has no oneDNN kernel; the compiled direct loop's passes over output
+    #: row tiles ('rows': :func:`trueconv._methods.direct.rows_counts`)
     aux: float = 0.0
+    #: the input's and output's samples where they do not fit in the cache together
+    #: (:func:`memory`): what streaming them from memory adds
+    memory: float = 0.0
 
 
 UNIT = {
@@ -146,8 +152,8 @@ def has_constants(variants: tuple[str, ...], device_type: str) -> bool:
 
 
 def predict(c: Counts, dtype: torch.dtype, device_type: str) -> float:
-    """Seconds: ``calls · c_call + units · c_unit + passes · c_pass + aux · c_aux``, with
-    the dtype's constants."""
+    """Seconds: ``calls · c_call + units · c_unit + passes · c_pass + aux · c_aux + memory ·
+    c_memory``, with the dtype's constants."""
     table = constants(device_type)
     real = dtype.to_real() if dtype.is_complex else dtype
     row = table["float64" if real == torch.float64 or not real.is_floating_point else "float32"]
@@ -155,8 +161,27 @@ def predict(c: Counts, dtype: torch.dtype, device_type: str) -> float:
     per_unit = row[f"{c.variant}_{UNIT[c.variant]}"]
     per_pass = row.get(f"{c.variant}_pass", 0.0)
     per_aux = row.get(f"{c.variant}_aux", 0.0)
-    work = c.units * per_unit + c.passes * per_pass + c.aux * per_aux
+    per_memory = row.get(f"{c.variant}_memory", 0.0)
+    work = c.units * per_unit + c.passes * per_pass + c.aux * per_aux + c.memory * per_memory
     return c.calls * row[f"{c.variant}_call"] + factor * work
+
+
+#: Bytes of input and output from which a call no longer runs in the last-level cache (this
+#: project's 2-core EPYC VM: 32 MiB of L3). Provenance: on the calibration grid
+#: (benchmarks/results/calibration-cpu.json, 2026-12-03) every method ran 1.4-2.6x slower than
+#: its fitted constants said on exactly the problems past it (2048² float64 ⊛ 5×5 by the
+#: direct loop 0.38x of its measured time predicted, the FFT of 2048² float64 ⊛ 31² 0.45x,
+#: overlap-add of 3 × 2048² ⊛ 63² 0.42x) and on no other; with :func:`memory` as a fifth
+#: count the worst predictions became 0.69x / 0.67x / 0.65x, the median errors of overlap-add
+#: 12% / 17% to 8% / 10% (float32 / float64).
+CACHE_BYTES = 32 << 20
+
+
+def memory(in_elems: int, out_elems: int, itemsize: int) -> float:
+    """The :attr:`Counts.memory` of a call: its input's and output's samples when together
+    they take more than :data:`CACHE_BYTES`, else zero."""
+    total = in_elems + out_elems
+    return float(total) if total * itemsize > CACHE_BYTES else 0.0
 
 
 #: Transform length from which a transform (or a batch of blocks) no longer fits in cache;
