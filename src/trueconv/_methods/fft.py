@@ -157,13 +157,17 @@ def _extended(plan: FFTPlan, a: torch.Tensor, ext: Extension) -> torch.Tensor:
 #: Most spectrum bytes that :func:`_run_grouped` transforms in one batch. MKL's batched
 #: multi-dim transforms (and the copies torch makes for them along strided dims) slow down
 #: once a batch leaves the cache; a loop over smaller batches does not. Provenance: 2 threads,
-#: this project's 2-core EPYC (32 MiB L3), float32/float64 images ⊛ 31², forced 'fft', batches
-#: of g images per call: 8 × 1024² float32 took 81 / 73 / 71 / 116 ms at g = 1 / 2 / 4 / 8
-#: (4 / 8 / 17 / 34 MiB of spectrum), float64 156 / 116 / 262 / 232 (8 / 17 / 34 / 68 MiB); 3
-#: × 2048² float32 120 ms one at a time against 172 by two and 234 all three; small images
-#: (64 × 128², 16 × 256², 1-5 MiB in all) ran fastest in one batch. 1-D transforms batch well
-#: (4 × 2^20 float64 ⊛ 255 grouped: 0.55x the speed of one batch): they are never grouped.
-GROUP_BYTES = 20 << 20
+#: this project's 2-core EPYC (32 MiB L3), forced 'fft', batches of g images per call,
+#: alternating in one process (2026-12-03 evening): 8 × 1024² float32 ⊛ 31² took 50 / 61 / 56
+#: / 76 ms at g = 1 / 2 / 4 / 8 (4.2 MiB of spectrum an image), float64 105 / 121 / 183 / 178;
+#: 16 × 512² float32 ⊛ 15² 39 / 25 / 23 / 22 / 23 ms at g = 1-16 (1.1 MiB an image), float64
+#: 62 / 43 / 42 / 44 / 85; 16 × 256² fastest in one batch. Against the 20 MiB of before, 8
+#: MiB ran 3 × 1024² float32 ⊛ 15²-31² 1.6-1.9x faster, float64 1.16-1.30x (1 thread:
+#: 0.82-1.27x), 4 × 1024² float64 1.13 / 1.53x (2 / 1 threads); 8 × 512² float32 0.80 /
+#: 0.93x; shapes that both settings group alike moved by up to 15% (this VM's noise). 1-D
+#: transforms batch well (4 × 2^20 float64 ⊛ 255 grouped: 0.55x the speed of one batch): they
+#: are never grouped.
+GROUP_BYTES = 8 << 20
 
 
 def _run_grouped(plan: FFTPlan, a: torch.Tensor, b: torch.Tensor, real: bool) -> torch.Tensor:
