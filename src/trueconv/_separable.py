@@ -244,10 +244,10 @@ def _fusable(problem: Problem, device: torch.device, method: str, dims: tuple[in
 
 def _fused_seconds(problem: Problem, device: torch.device) -> float:
     """The fused loop's predicted time (:data:`FUSED_PRICE_FACTOR`): one call of the direct
-    loop whose multiply-adds are
-    the horizontal pass over every input row and the vertical pass over every output, and
-    whose passes over rows (:func:`trueconv._methods.direct.rows_counts`) are the
-    horizontal and the vertical taps' per output row tile."""
+    loop whose multiply-adds are the horizontal pass over every input row and the vertical
+    pass over every output, and whose passes over rows
+    (:func:`trueconv._methods.direct.rows_counts`) are the horizontal and the vertical taps'
+    per output row tile."""
     n0, (k0, k1), (o0, o1) = problem.sa[-2], problem.sb[-2:], problem.out[-2:]
     batch = problem.batch * math.prod(problem.sa[:-2])
     macs = float(batch) * (n0 * o1 * k1 + o0 * o1 * k0)
