@@ -719,6 +719,12 @@ def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> tuple[torch.Tensor, An
     return torch.from_numpy(arr), arr
 
 
+def empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised CPU tensor for an output that will be written once (:func:`_empty`:
+    from numpy's allocator, its huge pages faulted in by the calling thread)."""
+    return _empty(shape, dtype)[0]
+
+
 #: Bytes of a transparent huge page on x86-64 (where only one byte per page is touched
 #: without huge pages, a negligible cost).
 HUGE_PAGE = 1 << 21
