@@ -147,3 +147,35 @@ def test_long_signals_run_in_boxes_and_match_scipy(monkeypatch):
             xn, kn = to_numpy(x), to_numpy(k).reshape((1,) * (x.ndim - k.ndim) + ks)
             ref = scipy.signal.fftconvolve(xn, kn, mode, axes=dims)
             assert rel_err(out, ref) < REL_TOL[torch.float64]
+
+
+@given(
+    st.integers(1, 40),
+    st.integers(1, 9),
+    st.integers(1, 12),
+    st.integers(-12, 12),
+    st.integers(0, 6),
+    st.integers(1, 6),
+)
+def test_overlap_save_windows_read_the_signal_and_zeros_outside(n, k, s, start, j0, g):
+    """The pieces of :func:`overlap_add._windows` fill every block of a box with its window
+    of the signal, ``start + j·s - (k - 1)`` on, zeros outside ``[0, n)`` (any start: padding
+    past ``k - 1`` reads windows wholly outside), each block flagged for zeroing exactly when
+    its window leaves the signal."""
+    length = s + k - 1
+    a = np.arange(1, n + 1, dtype=np.float64)
+    buf = np.full((g, length), np.nan)
+    flagged = set()
+    for (f0, count, stride, b0, i0, width), zeros in overlap_add._windows(n, k, s, start, j0, g):
+        assert stride == s
+        if zeros:
+            assert count == 1
+            flagged.add(b0)
+            buf[b0] = 0.0
+        for t in range(count):
+            buf[b0 + t, i0 : i0 + width] = a[f0 + t * s : f0 + t * s + width]
+    for t in range(g):
+        w0 = start + (j0 + t) * s - (k - 1)
+        want = [a[w0 + u] if 0 <= w0 + u < n else 0.0 for u in range(length)]
+        np.testing.assert_array_equal(buf[t], want)
+        assert (t in flagged) == (w0 < 0 or w0 + length > n)
