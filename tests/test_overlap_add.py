@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 import trueconv
 from conftest import REL_TOL, rel_err, to_numpy
+from trueconv import _plan, _spec
 from trueconv._methods import overlap_add
 
 
@@ -179,3 +180,16 @@ def test_overlap_save_windows_read_the_signal_and_zeros_outside(n, k, s, start, 
         want = [a[w0 + u] if 0 <= w0 + u < n else 0.0 for u in range(length)]
         np.testing.assert_array_equal(buf[t], want)
         assert (t in flagged) == (w0 < 0 or w0 + length > n)
+
+
+def test_overlap_save_runs_on_the_operands_device():
+    """The output comes from numpy's allocator on the CPU only: elsewhere it is made where the
+    operands are. ``meta`` tensors stand in for a GPU (no CUDA here): the planned boxes run
+    on them and give a meta result of the planned shape."""
+    x, k = torch.zeros(2, 100_000), torch.zeros(1, 300)
+    spec = _spec.normalize("convolve", x, k, "same", None, "overlap_add", "fill", 0)[2]
+    p = _plan.forced(spec, x.device, "overlap_add")
+    assert len(p.boxes) > 1  # type: ignore[attr-defined]
+    y = overlap_add._run_boxes(x.to("meta"), k.to("meta"), p.layout, p.boxes)  # type: ignore[attr-defined]
+    assert y.device.type == "meta"
+    assert y.shape == (2, 100_000)

@@ -322,7 +322,7 @@ def plan(problem: Problem, device: torch.device, forced: bool = False) -> Overla
     # wider data is cut into more boxes for the cache, a cut that measured no slower (BOX_MAX)
     priced = math.prod(-(-nb // g) for nb, g in _widths(cover, lay.blocks, extents, problem.batch))
     calls = 1 + priced * (3 + len(lens) + 2**nblocked + 3**nblocked)
-    # buffer fill and copy-in, spectrum product, and the adds into the output
+    # the windows' copy-in, spectrum product, and the copy-out (priced as fitted)
     passes = float(count * points * 3)
     counts = cost.Counts("overlap_add", calls, work, passes, memory=problem.memory)
     frozen = tuple(tuple(box) for box in boxes)
@@ -373,8 +373,8 @@ def _run_boxes(
     zeroed output (overlap-add proper, before 2026-12-03): no zero-filled output or buffers
     (their fills and first page faults were 10 of the 67 ms of 2048² float64 ⊛ 63², 2
     threads), one copy per output sample instead of ``3 ** d`` strided adds, and the output
-    is the wanted slice itself, from :func:`trueconv._methods.rows.empty` (huge pages), not a
-    view of a larger array. Old and new interleaved in one process, fastest of 9 (2
+    is the wanted slice itself, from :func:`trueconv._methods.rows.empty` (huge pages on the
+    CPU), not a view of a larger array. Old and new interleaved in one process, fastest of 9 (2
     threads / 1 thread): 2048² ⊛ 31²-63² float64 1.07-1.55x / 1.08-1.24x, float32 ⊛ 63²
     1.12x / 1.09x, 3 × 2048² ⊛ 31² float32 1.45x / 1.26x, 4096² ⊛ 31² float32 1.13x /
     1.27x, 1-D 2^20 ⊛ 256-4096 and 64 × 16384 ⊛ 129 1.02-1.14x. The transforms are the rest
@@ -394,7 +394,7 @@ def _run_boxes(
     kspec = fwd(kb, s=tl, dim=tdims)
     batch_shape = broadcast_shape(a.shape[:lead], b.shape[:lead])
     extents = _extents(sa, tlens)
-    out = rows.empty((*batch_shape, *lengths), torch.promote_types(a.dtype, b.dtype))
+    out = rows.empty((*batch_shape, *lengths), torch.promote_types(a.dtype, b.dtype), a.device)
     buffers: dict[tuple[int, ...], torch.Tensor] = {}
     for box in boxes:
         ranges = iter(box)

@@ -719,9 +719,12 @@ def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> tuple[torch.Tensor, An
     return torch.from_numpy(arr), arr
 
 
-def empty(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """An uninitialised CPU tensor for an output that will be written once (:func:`_empty`:
-    from numpy's allocator, its huge pages faulted in by the calling thread)."""
+def empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """An uninitialised tensor for an output that will be written once: on the CPU from
+    numpy's allocator, its huge pages faulted in by the calling thread (:func:`_empty`);
+    elsewhere ``torch.empty``."""
+    if device.type != "cpu":
+        return torch.empty(shape, dtype=dtype, device=device)
     return _empty(shape, dtype)[0]
 
 
