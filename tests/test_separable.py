@@ -48,9 +48,9 @@ def separable_ran(monkeypatch):
     runs = []
     original = _separable.SeparablePlan.run
 
-    def counted(self, a, fs):
+    def counted(self, a, fs, b=None):
         runs.append(self)
-        return original(self, a, fs)
+        return original(self, a, fs, b)
 
     monkeypatch.setattr(_separable.SeparablePlan, "run", counted)
     return runs

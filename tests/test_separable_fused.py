@@ -154,8 +154,9 @@ def test_seven_taps_fuse_where_the_passes_were_not_cheaper(passes_only):
     assert _separable.plan(dense.problem, torch.device("cpu")).fused is False
     _separable._FUSE = True
     _plan.forget()
-    sep = _separable.choice(dense, torch.ones(7, 7), torch.device("cpu"))
-    assert sep is not None
+    found = _separable.choice(dense, torch.ones(7, 7), torch.device("cpu"))
+    assert found is not None
+    sep = found[0]
     assert sep.fused
     assert sep.seconds < _plan.seconds(dense, torch.device("cpu"))
 
@@ -188,19 +189,25 @@ def test_three_dims_fuse_the_last_two(fused_ran):
 
 
 @pytest.mark.parametrize("rule", [None, "wrap", "symmetric", "reflect", "replicate", "fill"])
-def test_tasks_and_column_tiles(monkeypatch, rule):
+@pytest.mark.parametrize("rank", [1, 3])
+def test_tasks_and_column_tiles(monkeypatch, rule, rank):
     # more tasks than threads, runs that cross batch items, columns split into tiles: every
-    # ring restart and tile edge; zero padding or an extension read through the index maps
+    # ring restart and tile edge; zero padding or an extension read through the index maps;
+    # one pair of factors (1-D) or three (a low-rank kernel: one ring per term)
     monkeypatch.setattr(rows_separable, "TILE", 7)
     rng = np.random.default_rng(10)
     x = torch.from_numpy(rng.standard_normal((3, 11, 23)))
-    f0, f1 = torch.from_numpy(rng.standard_normal(4)), torch.from_numpy(rng.standard_normal(5))
+    f0 = torch.from_numpy(rng.standard_normal((rank, 4)))
+    f1 = torch.from_numpy(rng.standard_normal((rank, 5)))
+    if rank == 1:
+        f0, f1 = f0[0], f1[0]
     pads = ((3, 2), (1, 4))
     if rule in (None, "fill"):
         padded = np.pad(x.numpy(), [(0, 0), *pads], constant_values=0 if rule is None else 1.5)
     else:
         padded = np.pad(x.numpy(), [(0, 0), *pads], mode=NP_PAD[rule])
-    ref = _oracle(padded, np.outer(f0, f1), "valid", "fill")
+    dense = np.einsum("qi,qj->ij", f0.reshape(rank, 4).numpy(), f1.reshape(rank, 5).numpy())
+    ref = _oracle(padded, dense, "valid", "fill")
     y = rows_separable.separable_conv(x, f0, f1, pads, rule, 1.5)
     assert rel_err(y, ref) < 1e-14
     out = np.empty(ref.shape)
@@ -211,7 +218,8 @@ def test_tasks_and_column_tiles(monkeypatch, rule):
     for chunks, group in itertools.product((1, 2, 5, 13, rows_out), (2, rows.GROUP)):
         out.fill(np.nan)
         rows_o = out.reshape(-1, ref.shape[2])
-        bad = kernel(chunks, x.numpy().reshape(33, 23), f0.numpy(), f1.numpy(),
+        bad = kernel(chunks, x.numpy().reshape(33, 23), f0.reshape(rank, 4).numpy(),
+                     f1.reshape(rank, 5).numpy(),
                      (3, 11, ref.shape[1]), *maps, 1, rows.fill_array(rule, 1.5, out.dtype),
                      rows_o, 7, group)  # fmt: skip
         assert not bad

@@ -38,6 +38,35 @@ NaN and ±Inf in the input land where the dense direct sum puts them: every pass
 (:func:`trueconv._plan.run`), and a term ``k[m] x[p]`` of the dense sum is the pass terms'
 product ``f1[m1] (f0[m0] x[p])``, non-finite and of the same sign exactly when it is.
 
+Low-rank kernels (``method='low_rank'``). A 2-D floating kernel of rank ``r`` (a difference
+of Gaussians, a Laplacian of Gaussian, a Gabor filter: rank 2) is ``sum_q f0[q] ⊗ f1[q]``;
+the fused loop runs all ``r`` pairs in one pass over the image (each term's horizontal rows
+in a ring of its own, every term's vertical taps added into the output row), ``r·(k0 + k1)``
+multiply-adds per output instead of ``k0·k1``: 1.3-2.7x the dense plan on 7-31 taps
+(``benchmarks/results/low_rank.txt``). Where: ``'auto'``, the CPU with numba, float32 and
+float64, a kernel whose only dims longer than one are the last two convolved dims, no kernel
+batch, not separable, and the fused loop for ``r`` terms priced (:func:`_fused_seconds`, plus
+:data:`LOW_RANK_CHECK_S` for the check) below the dense plan, for ``r`` up to
+:data:`MAX_RANK`. The factors come from the SVD in float64 (:func:`low_rank_factors`), rounded
+to the compute dtype, for the smallest ``r`` that passes both checks below (``T`` taps, ``u``
+the unit roundoff, ``k~`` the rounded factors' terms, ``K+ = sum_q |f0[q]| ⊗ |f1[q]|``):
+
+- ``sum_m |k~[m] - k[m]| <= T·u·sum_m |k[m]|``: using ``k~`` for ``k`` changes output ``j`` by
+  at most ``T·u·sum|k|·M_j``, with ``M_j`` the largest ``|x|`` in its window;
+- ``(k1 + r·k0)·sum K+ <= T·sum|k|``: the loop's rounding, at most
+  ``γ_(k1 + r·k0)·sum_m K+[m] |x[j - m]|`` (``k1`` horizontal taps, then ``r·k0`` vertical ones),
+  is then at most ``γ_T·sum|k|·M_j``.
+
+So ``|y~_j - y_j| <= 2·γ_T·sum|k|·M_j``: twice the direct sum's a-priori bound
+``γ_T·sum_m |k[m]| |x[j - m]|`` in its window-wise form (the one its elementwise form implies;
+not elementwise, as the terms may cancel where ``k`` is small: a LoG's zero crossing). The
+second check refuses kernels whose terms cancel too much (the 3×3 Laplacian's SVD terms make
+its zero corners from non-zero products); random kernels fail the first (full rank).
+Integer, bool and complex kernels keep rank 1 (exact). NaN and ±Inf: the loop reports a
+non-finite input and the dense plan runs (the terms' sum would put ``+Inf + -Inf = NaN`` where
+the dense sum has one infinite term); so do tensors the loop cannot read (compile, tracing,
+``torch.func``).
+
 The fused loop. On the CPU with numba, float32/float64, the passes along the last two dims
 run as one compiled loop instead (:mod:`trueconv._methods.rows_separable`: no full-size
 intermediate; the plan's ``fused``, priced as one call of the direct loop with the two
@@ -116,9 +145,20 @@ class SeparablePlan:
     #: the first two passes (the last two dims) run as one compiled loop where it can
     #: (:mod:`trueconv._methods.rows_separable`); the passes remain its fallback
     fused: bool = False
+    #: rank-1 terms of the kernel: 1 for a separable kernel; ``r > 1`` for a low-rank one
+    #: (``method='low_rank'``: the fused loop with ``r`` pairs of factors, no passes)
+    rank: int = 1
+    #: for ``rank > 1``: the dense plan, which runs where the fused loop cannot (a non-finite
+    #: input, whose NaN and ±Inf the sum of terms would not place as the dense sum does;
+    #: tensors the loop cannot read)
+    dense: Plan | None = None
 
-    def run(self, a: torch.Tensor, fs: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        """The dense plan's result from the factors ``fs`` (:func:`factors`); ``a`` is the
+    def run(
+        self, a: torch.Tensor, fs: tuple[torch.Tensor, ...], b: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The dense plan's result from the factors ``fs`` (:func:`factors`; for ``rank > 1``
+        each of shape ``(rank, k_d)``, :func:`low_rank_factors`, and ``b`` the kernel for the
+        dense plan); ``a`` is the
         signal unextended. The problem's :class:`~trueconv._problem.Extension` is applied
         without an extended copy where it can be: an index-map boundary by each pass along
         its own dim (:func:`_per_pass`; the fused loop and the direct passes read it through
@@ -128,6 +168,7 @@ class SeparablePlan:
         dims, passes = self.dims, self.passes
         ext = self.problem.extension
         per_pass = _per_pass(self.problem, dims)
+        signal = a
         if ext is not None and not per_pass and not (self.fused and nd == 2):
             a, ext = ext.apply(a), None
         y = None
@@ -138,6 +179,12 @@ class SeparablePlan:
             else:
                 pads = ext.pads[nd - 2 :]
                 y = rows_separable.separable_conv(a, f0, f1, pads, ext.rule, ext.fill)
+        if self.rank > 1:
+            if y is not None:
+                return y
+            assert self.dense is not None, "a low-rank plan holds its dense plan"
+            assert b is not None, "a low-rank plan needs its kernel"
+            return _plan.run(self.dense, signal, b)
         if y is not None:
             a, dims, passes = y, dims[2:], passes[2:]
         elif ext is not None and not per_pass:
@@ -242,17 +289,17 @@ def _fusable(problem: Problem, device: torch.device, method: str, dims: tuple[in
     )
 
 
-def _fused_seconds(problem: Problem, device: torch.device) -> float:
+def _fused_seconds(problem: Problem, device: torch.device, rank: int = 1) -> float:
     """The fused loop's predicted time (:data:`FUSED_PRICE_FACTOR`): one call of the direct
     loop whose multiply-adds are the horizontal pass over every input row and the vertical
-    pass over every output, and whose passes over rows
+    pass over every output (``rank`` times, one per term), and whose passes over rows
     (:func:`trueconv._methods.direct.rows_counts`) are the horizontal and the vertical taps'
     per output row tile."""
     n0, (k0, k1), (o0, o1) = problem.sa[-2], problem.sb[-2:], problem.out[-2:]
     batch = problem.batch * math.prod(problem.sa[:-2])
-    macs = float(batch) * (n0 * o1 * k1 + o0 * o1 * k0)
+    macs = float(batch) * rank * (n0 * o1 * k1 + o0 * o1 * k0)
     tiles = batch * o0 * -(-o1 // rows_separable.TILE)
-    groups = -(-k0 // rows.GROUP) - (-k1 // rows.GROUP)
+    groups = -(-rank * k0 // rows.GROUP) - rank * (-k1 // rows.GROUP)
     counts = cost.Counts("rows", 1, macs, passes=float(batch * o0 * o1), aux=float(tiles * groups))
     dtype = exact_dtype(problem.dtype)
     memory = cost.Counts("rows", 0, 0.0, memory=problem.memory)
@@ -264,14 +311,32 @@ def _fused_seconds(problem: Problem, device: torch.device) -> float:
 _plan.priced_cache(plan.cache_clear)
 
 
-def choice(dense: Plan, b: torch.Tensor, device: torch.device) -> SeparablePlan | None:
-    """The separable plan when it applies to the kernel ``b`` (kernel role, compute dtype,
-    batch dims of size one) and the cost model prices it below ``dense``, else ``None``."""
+def choice(
+    dense: Plan, b: torch.Tensor, device: torch.device
+) -> tuple[SeparablePlan, tuple[torch.Tensor, ...]] | None:
+    """The separable or low-rank plan and the kernel's factors where one applies to the
+    kernel ``b`` (kernel role, compute dtype, batch dims of size one) and the cost model
+    prices it below ``dense``, else ``None``: rank 1 first (:func:`factors`), then the
+    smallest rank up to :data:`MAX_RANK` that is priced below ``dense`` and that
+    :func:`low_rank_factors` finds."""
     # the kernel's values must be readable (not under compile, tracing or torch.func): asked
     # first, so that none of the pricing below is traced
     if (b.requires_grad and torch.is_grad_enabled()) or not _nonfinite.checkable(b):
         return None
-    return by_price(dense, device)
+    nd = len(dense.problem.sb)
+    sep = by_price(dense, device)
+    if sep is None:
+        return None  # a rank-1 plan not cheaper than the dense one: no higher rank is
+    fs = factors(b, nd)
+    if fs is not None:
+        return sep, fs
+    low = low_rank_plans(dense, device)
+    if not low:
+        return None
+    found = low_rank_factors(b, nd, low[-1].rank)
+    if found is None:
+        return None
+    return low[found[-1].shape[0] - 2], found
 
 
 @functools.lru_cache(maxsize=4096)
@@ -292,6 +357,91 @@ def by_price(dense: Plan, device: torch.device) -> SeparablePlan | None:
 
 
 _plan.priced_cache(by_price.cache_clear)
+
+
+#: The largest rank of a low-rank plan: difference-of-Gaussians, Laplacian-of-Gaussian and
+#: Gabor kernels are rank 2, a sum of three Gaussians rank 3. Each term costs the fused
+#: loop's rank-1 multiply-adds again, so the cost model rarely lets more through.
+MAX_RANK = 4
+
+#: Added to a low-rank plan's price: reading the kernel, its SVD and the checks
+#: (:func:`low_rank_factors`), ``LOW_RANK_CHECK_S + SVD_S_PER_CUBE · k0 · k1 · min(k0, k1)``
+#: seconds. Measured (2026-12-03, one call of :func:`choice` after the rank-1 check): 70-110
+#: us on 7×7-31×31 kernels; numpy's SVD alone 14 us (7²), 0.11 ms (31²), 0.41 ms (63²), 2.2
+#: ms (127²), 10 ms (255²). With it the 1024² ⊛ 7×7 cells (the loop priced at 0.94-0.97 of
+#: the dense loop, measured 0.95-1.19) stay dense.
+LOW_RANK_CHECK_S = 1e-4
+SVD_S_PER_CUBE = 1.6e-9
+
+
+@functools.lru_cache(maxsize=4096)
+def low_rank_plans(dense: Plan, device: torch.device) -> tuple[SeparablePlan, ...]:
+    """The low-rank plans of ranks 2, 3, ... (up to :data:`MAX_RANK`) that the cost model
+    prices below ``dense``, from shapes alone: the fused loop with ``r`` pairs of factors,
+    where it runs (the CPU with numba, float32/float64, a kernel whose only dims longer than
+    one are the last two, no kernel batch). ``()`` where none is."""
+    problem = dense.problem
+    nd = len(problem.sb)
+    dims = tuple(d for d in reversed(range(nd)) if problem.sb[d] > 1)
+    limit = _plan.seconds(dense, device)
+    if (
+        limit < MIN_DENSE_S
+        or problem.batch_b != 1
+        or dims != (nd - 1, nd - 2)
+        or not _fusable(problem, device, "auto", dims)
+    ):
+        return ()
+    found = []
+    k0, k1 = problem.sb[-2:]
+    check = LOW_RANK_CHECK_S + SVD_S_PER_CUBE * k0 * k1 * min(k0, k1)
+    for r in range(2, min(MAX_RANK, k0, k1) + 1):
+        seconds = _fused_seconds(problem, device, r) + check
+        if seconds > limit:
+            break
+        found.append(SeparablePlan(problem, dims, (), seconds, "low_rank", True, r, dense))
+    return tuple(found)
+
+
+_plan.priced_cache(low_rank_plans.cache_clear)
+
+
+def low_rank_factors(b: torch.Tensor, nd: int, max_rank: int) -> tuple[torch.Tensor, ...] | None:
+    """Factors of shape ``(r, k_d)`` per convolved dim (``(r, 1)`` ones for dims of length
+    one) whose terms ``sum_q outer(f0[q], f1[q])`` are the 2-D floating kernel ``b`` within
+    the module's low-rank bound, for the smallest ``2 <= r <= max_rank``; else ``None``.
+
+    From the SVD ``k = U diag(s) V^T`` in float64: ``f0[q] = sqrt(s_q) U[:, q]``, ``f1[q] =
+    sqrt(s_q) V[:, q]``, rounded to the compute dtype. Accepted where, in float64, with ``T``
+    taps and ``u`` the unit roundoff, ``sum |k~ - k| <= T·u·sum |k|`` (``k~`` the rounded
+    factors' terms) and ``(k1 + r·k0) · sum_q sum |f0[q]| ⊗ |f1[q]| <= T · sum |k|``."""
+    if b.dtype not in _NUMPY_FLOAT:
+        return None  # complex, integer and bool kernels: rank 1 only (exactly)
+    sizes = tuple(b.shape[-nd:])
+    if any(n > 1 for n in sizes[:-2]):
+        return None
+    k0, k1 = sizes[-2:]
+    arr = b.detach().reshape(k0, k1).cpu().numpy().astype(np.float64)
+    total = float(np.abs(arr).sum())
+    if not math.isfinite(total) or total == 0:
+        return None
+    u = torch.finfo(b.dtype).eps / 2
+    taps = k0 * k1
+    left, sv, right = np.linalg.svd(arr)
+    for r in range(2, min(max_rank, k0, k1) + 1):
+        root = np.sqrt(sv[:r])
+        a0 = (left[:, :r] * root).T.astype(_NUMPY_FLOAT[b.dtype])
+        a1 = (right[:r] * root[:, None]).astype(_NUMPY_FLOAT[b.dtype])
+        w0, w1 = a0.astype(np.float64), a1.astype(np.float64)
+        if float(np.abs(w0.T @ w1 - arr).sum()) > taps * u * total:
+            continue  # the terms do not rebuild k yet: one more
+        if (k1 + r * k0) * float((np.abs(w0).T @ np.abs(w1)).sum()) > taps * total:
+            return None  # the terms cancel too much (more terms cancel more)
+        one = torch.ones((r, 1), dtype=b.dtype, device=b.device)
+        out = [one] * nd
+        out[nd - 2] = torch.from_numpy(a0).to(b.device)
+        out[nd - 1] = torch.from_numpy(a1).to(b.device)
+        return tuple(out)
+    return None
 
 
 def factors(b: torch.Tensor, nd: int) -> tuple[torch.Tensor, ...] | None:

@@ -142,7 +142,11 @@ def convolve(
         multiplies spectra of the whole operands; ``'overlap_add'`` cuts the long operand into
         blocks and transforms them in batches (long signals, mid-size kernels). ``'auto'``
         (default) picks the cheapest by a cost model, and only exact methods for integer
-        inputs; :func:`choose_method` says which.
+        inputs; it also looks at the kernel's values: a separable kernel (a Gaussian, a box,
+        Sobel) runs as one 1-D pass per dim, a floating 2-D kernel of low rank (a Laplacian
+        or difference of Gaussians, a Gabor filter) as a few such pairs of passes, where
+        cheaper and within the error bounds of :func:`choose_method`. :func:`choose_method`
+        says which.
     boundary : {'fill', 'wrap', 'symmetric', 'reflect', 'replicate'}, optional
         How ``input`` is extended beyond its edges for ``'full'`` and ``'same'`` (see Notes).
     fill_value : number, optional
@@ -573,8 +577,15 @@ def choose_method(
         ``'direct'``, ``'fft'`` or ``'overlap_add'``; or ``'separable'`` when the kernel is
         separable (rank 1, checked on its values) and one 1-D pass per dim, each by its own
         cheapest method, is predicted faster than the dense problem (see
-        :func:`convolve_separable`). With ``shapes=True`` or ``measure=True`` the kernel's
-        values are not looked at: the dense methods only.
+        :func:`convolve_separable`); or ``'low_rank'`` when a floating 2-D kernel is the sum
+        of ``r`` separable terms (``2 <= r <= 4``, from its SVD) and one compiled loop over
+        the ``r`` pairs of factors is predicted faster (the CPU with numba, float32 and
+        float64). A separable kernel is accepted where its factors rebuild every element
+        ``k[m]`` within ``T·u·|k[m]|`` (``T`` taps, ``u`` the unit roundoff; exactly for
+        integers); a low-rank one where ``sum|k~ - k| <= T·u·sum|k|`` and the terms do not
+        cancel much, so that every output stays within twice the direct sum's a-priori bound
+        ``γ_T·sum|k|·max|x|`` over its window. With ``shapes=True`` or ``measure=True`` the
+        kernel's values are not looked at: the dense methods only.
 
     Raises
     ------
@@ -899,36 +910,35 @@ def _execute(
         y = sep_plan.run(a, tuple(f.to(cdtype) for f in factors))
     else:
         split = _separable_split(spec, plan, b, x.device)
-        y = _plan.run(plan, a, b) if split is None else split[0].run(a, split[1])
+        y = _plan.run(plan, a, b) if split is None else split[0].run(a, split[1], b)
     if moved:
         y = y.movedim(trailing, spec.dims)
     return _restore_dtype(y, spec.dtype)
 
 
 def _chosen(k: torch.Tensor, spec: ConvSpec, device: torch.device) -> str:
-    """What ``'auto'`` runs for these operands: the planned method, or ``'separable'``."""
+    """What ``'auto'`` runs for these operands: the planned method, ``'separable'`` or
+    ``'low_rank'``."""
     method = _plan.choose(spec, device)
     if spec.empty or spec.swap:
         return method
     plan = _plan.plan(spec, device)
     trailing = tuple(range(spec.ndim - spec.nd, spec.ndim))
     b = k.reshape(spec.k_shape).movedim(spec.dims, trailing).to(plan.compute_dtype)
-    return method if _separable_split(spec, plan, b, device) is None else "separable"
+    split = _separable_split(spec, plan, b, device)
+    return method if split is None else split[0].method
 
 
 def _separable_split(
     spec: ConvSpec, plan: Plan, b: torch.Tensor, device: torch.device
 ) -> tuple[_separable.SeparablePlan, tuple[torch.Tensor, ...]] | None:
-    """The separable plan and the kernel's factors where ``'auto'`` runs one pass per dim
-    (:mod:`trueconv._separable`: the kernel ``b`` is separable and the passes are cheaper),
-    else ``None``; :func:`_execute` and :func:`choose_method` ask this one question."""
+    """The separable or low-rank plan and the kernel's factors where ``'auto'`` runs them
+    (:mod:`trueconv._separable`: the kernel ``b`` is separable or of low rank and that plan
+    is cheaper), else ``None``; :func:`_execute` and :func:`choose_method` ask this one
+    question."""
     if spec.method != "auto" or spec.swap or spec.nd < 2 or plan.problem.batch_b != 1:
         return None
-    sep = _separable.choice(plan, b, device)
-    if sep is None:
-        return None
-    fs = _separable.factors(b, spec.nd)
-    return None if fs is None else (sep, fs)
+    return _separable.choice(plan, b, device)
 
 
 def _restore_dtype(y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

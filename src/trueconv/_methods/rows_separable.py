@@ -105,29 +105,31 @@ def _compile() -> Callable[..., bool]:
 
     @numba.njit(nogil=True, cache=True)  # type: ignore[untyped-decorator]
     def fused2(r0, r1, a, f0, f1, dims, map0, map1, p1, fill, out, cw, group):  # type: ignore[no-untyped-def]  # pragma: no cover
-        # a (nz·n0, n1), out (nz·o0, o1), dims = (nz, n0, o0); e the extension of a by the
-        # index maps (e[z, s, t] = a[z, map0[s], map1[t]]; where a map is -1, fill[0], or
-        # with an empty 'fill' a zero that is not a term; map1 is the identity shifted by p1
-        # on [p1, p1 + n1)):
-        #   h[z, s, j] = sum_m1 f1[m1] e[z, s, j + k1-1-m1]
-        #   out[z, i, j] = sum_m0 f0[m0] h[z, i + k0-1-m0, j]  (rows that are terms)
+        # a (nz·n0, n1), out (nz·o0, o1), dims = (nz, n0, o0), the factors f0 (nr, k0) and
+        # f1 (nr, k1), one row per rank-1 term; e the extension of a by the index maps
+        # (e[z, s, t] = a[z, map0[s], map1[t]]; where a map is -1, fill[0], or with an empty
+        # 'fill' a zero that is not a term; map1 is the identity shifted by p1 on
+        # [p1, p1 + n1)):
+        #   h[q, z, s, j] = sum_m1 f1[q, m1] e[z, s, j + k1-1-m1]
+        #   out[z, i, j] = sum_q sum_m0 f0[q, m0] h[q, z, i + k0-1-m0, j]  (rows that are terms)
         # This call makes output rows [r0, r1) of the nz·o0 rows; per column tile a ring of
-        # k0 rows holds h[z, s] at row s % k0. True if it saw a non-finite h.
+        # nr·k0 rows holds h[q, z, s] at row q·k0 + s % k0. True if it saw a non-finite h.
         _, n0, o0 = dims
         n1 = a.shape[1]
         o1 = out.shape[1]
-        k0 = f0.shape[0]
-        k1 = f1.shape[0]
+        nr = f0.shape[0]
+        k0 = f0.shape[1]
+        k1 = f1.shape[1]
         tiles = (o1 + cw - 1) // cw
         bad = False
-        ring = np.empty((k0, _row_stride(cw, out.itemsize)), dtype=out.dtype)
+        ring = np.empty((nr * k0, _row_stride(cw, out.itemsize)), dtype=out.dtype)
         # the extended input row of the tile: xp[0, t] = e[., t + c0]
         xp = np.empty((1, cw + k1 - 1), dtype=out.dtype)
         h_rows = np.zeros(k1, dtype=np.int64)
         h_offs = np.arange(k1 - 1, -1, -1)  # tap m1 reads xp[0, j + k1-1-m1]
-        v_rows = np.empty(k0, dtype=np.int64)
-        v_offs = np.zeros(k0, dtype=np.int64)
-        ws = np.empty(k0, dtype=out.dtype)
+        v_rows = np.empty(nr * k0, dtype=np.int64)
+        v_offs = np.zeros(nr * k0, dtype=np.int64)
+        ws = np.empty(nr * k0, dtype=out.dtype)
         zero = np.zeros(1, dtype=out.dtype)[0]  # a literal 0.0 would compute in float64
         const = fill.size > 0  # the samples outside are fill[0], terms
         fv = fill[0] if const else zero
@@ -153,7 +155,6 @@ def _compile() -> Callable[..., bool]:
                     rs = map0[s]
                     if rs < 0 and not const:
                         continue
-                    h = ring[s % k0, :width]
                     if rs < 0:  # a row of the constant fill (a finite one: _run checks)
                         for t in range(span):
                             pad[t] = fv
@@ -167,16 +168,19 @@ def _compile() -> Callable[..., bool]:
                             pad[t] = line[v] if v >= 0 else fv
                         if _copy_check(dx, line[t0 + c0 - p1 : t1 + c0 - p1], t1 - t0):
                             bad = True
-                    _add_taps(h, xp, h_rows, h_offs, f1, k1, group, width, zero)
+                    for q in range(nr):
+                        h = ring[q * k0 + s % k0, :width]
+                        _add_taps(h, xp, h_rows, h_offs, f1[q], k1, group, width, zero)
                 have = i + k0 - 1
-                # the vertical taps whose rows exist, in tap order
+                # the vertical taps whose rows exist, term by term, each in tap order
                 g = 0
-                for m0 in range(k0):
-                    s = i + k0 - 1 - m0
-                    if map0[s] >= 0 or const:
-                        v_rows[g] = s % k0
-                        ws[g] = f0[m0]
-                        g += 1
+                for q in range(nr):
+                    for m0 in range(k0):
+                        s = i + k0 - 1 - m0
+                        if map0[s] >= 0 or const:
+                            v_rows[g] = q * k0 + s % k0
+                            ws[g] = f0[q, m0]
+                            g += 1
                 _add_taps(out[r, c0:c1], ring, v_rows, v_offs, ws, g, group, width, zero)
         return bad
 
@@ -242,8 +246,11 @@ def separable_conv(
     """The valid convolution of ``a`` extended by ``pads`` (one pair per last two dims; zero
     padding where ``rule`` is None, else the boundary ``rule`` with ``fill`` for ``'fill'``,
     read through the maps of :func:`trueconv._methods.rows.valid_conv`) with ``outer(f0,
-    f1)``; leading dims are batch dims. ``None`` where a non-finite value appeared (the
-    caller runs the passes). Requires :func:`usable`."""
+    f1)``; leading dims are batch dims. Factors of shape ``(r, k0)`` and ``(r, k1)`` are ``r``
+    rank-1 terms: the kernel is ``sum_q outer(f0[q], f1[q])`` (each term's horizontal rows
+    in a ring of their own, every term's vertical taps added into the output row in one
+    pass group). ``None`` where a non-finite value appeared (the caller runs the passes, or
+    the dense plan for ``r > 1``). Requires :func:`usable`."""
     if torch.is_grad_enabled() and a.requires_grad:
         if rule is not None:  # the extension's own backward records the graph
             a, pads = rows._extended(a, pads, rule, fill)
@@ -270,7 +277,9 @@ def _run(
 ) -> torch.Tensor | None:
     (p0, q0), (p1, q1) = pads
     n0, n1 = a.shape[-2:]
-    k0, k1 = f0.shape[0], f1.shape[0]
+    # one row per rank-1 term (a 1-D factor is one term)
+    f0, f1 = f0.reshape(-1, f0.shape[-1]), f1.reshape(-1, f1.shape[-1])
+    k0, k1 = f0.shape[1], f1.shape[1]
     o0, o1 = n0 + p0 + q0 - k0 + 1, n1 + p1 + q1 - k1 + 1
     batch = tuple(a.shape[:-2])
     out, o_np = rows._empty((*batch, o0, o1), a.dtype)
@@ -324,7 +333,7 @@ def _call(
     kernel = _kernel()
     total = out.shape[0]
     threads = rows.numba_threads()
-    k0 = w0.shape[0]
+    k0 = w0.shape[1]
     chunks = max(1, min(4 * threads, total // max(1, 4 * k0))) if threads > 1 else 1
     bad = rows.parallel(kernel, chunks, x, w0, w1, dims, *maps, p1, fill, out, cw, rows.GROUP)
     return not bad
@@ -351,9 +360,9 @@ class _FusedConv(torch.autograd.Function):
     def backward(ctx: Any, g: torch.Tensor) -> Any:
         f0, f1 = ctx.saved_tensors
         (p0, q0), (p1, q1) = ctx.pads
-        k0, k1 = f0.shape[0], f1.shape[0]
+        k0, k1 = f0.shape[-1], f1.shape[-1]
         back = ((k0 - 1 - p0, k0 - 1 - q0), (k1 - 1 - p1, k1 - 1 - q1))
-        r0, r1 = f0.flip(0), f1.flip(0)
+        r0, r1 = f0.flip(-1), f1.flip(-1)
         if torch.is_grad_enabled() and g.requires_grad:  # double backward: record again
             ga: torch.Tensor = _FusedConv.apply(g, r0, r1, back)
         else:
