@@ -42,8 +42,8 @@ Low-rank kernels (``method='low_rank'``). A 2-D floating kernel of rank ``r`` (a
 of Gaussians, a Laplacian of Gaussian, a Gabor filter: rank 2) is ``sum_q f0[q] ⊗ f1[q]``;
 the fused loop runs all ``r`` pairs in one pass over the image (each term's horizontal rows
 in a ring of its own, every term's vertical taps added into the output row), ``r·(k0 + k1)``
-multiply-adds per output instead of ``k0·k1``: 1.3-2.7x the dense plan on 7-31 taps
-(``benchmarks/results/low_rank.txt``). Where: ``'auto'``, the CPU with numba, float32 and
+multiply-adds per output instead of ``k0·k1``: 1.16-2.72x the dense plan on 11-31 taps,
+about 1.0-1.3x on 7 (``benchmarks/results/low_rank.txt``). Where: ``'auto'``, the CPU with numba, float32 and
 float64, a kernel whose only dims longer than one are the last two convolved dims, no kernel
 batch, not separable, and the fused loop for ``r`` terms priced (:func:`_fused_seconds`, plus
 :data:`LOW_RANK_CHECK_S` for the check) below the dense plan, for ``r`` up to
