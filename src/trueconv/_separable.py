@@ -38,18 +38,19 @@ NaN and ±Inf in the input land where the dense direct sum puts them: every pass
 (:func:`trueconv._plan.run`), and a term ``k[m] x[p]`` of the dense sum is the pass terms'
 product ``f1[m1] (f0[m0] x[p])``, non-finite and of the same sign exactly when it is.
 
-Low-rank kernels (``method='low_rank'``). A 2-D floating kernel of rank ``r`` (a difference
-of Gaussians, a Laplacian of Gaussian, a Gabor filter: rank 2) is ``sum_q f0[q] ⊗ f1[q]``;
-the fused loop runs all ``r`` pairs in one pass over the image (each term's horizontal rows
-in a ring of its own, every term's vertical taps added into the output row), ``r·(k0 + k1)``
-multiply-adds per output instead of ``k0·k1``: 1.16-2.72x the dense plan on 11-31 taps,
-about 1.0-1.3x on 7 (``benchmarks/results/low_rank.txt``). Where: ``'auto'``, the CPU with numba, float32 and
-float64, a kernel whose only dims longer than one are the last two convolved dims, no kernel
-batch, not separable, and the fused loop for ``r`` terms priced (:func:`_fused_seconds`, plus
-:data:`LOW_RANK_CHECK_S` for the check) below the dense plan, for ``r`` up to
-:data:`MAX_RANK`. The factors come from the SVD in float64 (:func:`low_rank_factors`), rounded
-to the compute dtype, for the smallest ``r`` that passes both checks below (``T`` taps, ``u``
-the unit roundoff, ``k~`` the rounded factors' terms, ``K+ = sum_q |f0[q]| ⊗ |f1[q]|``):
+Low-rank kernels (``method='low_rank'``). A 2-D floating kernel of rank ``r`` (a difference of
+Gaussians, a Laplacian of Gaussian, a Gabor filter: rank 2) is ``sum_q f0[q] ⊗ f1[q]``; the
+fused loop runs all ``r`` pairs in one pass over the image (each term's horizontal rows in a
+ring of its own, every term's vertical taps added into the output row), ``r·(k0 + k1)``
+multiply-adds per output instead of ``k0·k1``: 1.16-2.72x the dense plan on 11-31 taps, about
+1.0-1.3x on 7 (``benchmarks/results/low_rank.txt``). Where: ``'auto'``, the CPU with numba,
+float32 and float64, a kernel whose only dims longer than one are the last two convolved dims,
+no kernel batch, not separable, and the fused loop for ``r`` terms priced
+(:func:`_fused_seconds`, plus :data:`LOW_RANK_CHECK_S` for the check) below the dense plan, for
+``r`` up to :data:`MAX_RANK`. The factors come from the SVD in float64
+(:func:`low_rank_factors`), rounded to the compute dtype, for the smallest ``r`` that passes
+both checks below (``T`` taps, ``u`` the unit roundoff, ``k~`` the rounded factors' terms, ``K+
+= sum_q |f0[q]| ⊗ |f1[q]|``):
 
 - ``sum_m |k~[m] - k[m]| <= T·u·sum_m |k[m]|``: using ``k~`` for ``k`` changes output ``j`` by
   at most ``T·u·sum|k|·M_j``, with ``M_j`` the largest ``|x|`` in its window;
