@@ -46,11 +46,11 @@ multiply-adds per output instead of ``k0·k1``: 1.16-2.72x the dense plan on 11-
 1.0-1.3x on 7 (``benchmarks/results/low_rank.txt``). Where: ``'auto'``, the CPU with numba,
 float32 and float64, a kernel whose only dims longer than one are the last two convolved dims,
 no kernel batch, not separable, and the fused loop for ``r`` terms priced
-(:func:`_fused_seconds`, plus :data:`LOW_RANK_CHECK_S` for the check) below the dense plan, for
-``r`` up to :data:`MAX_RANK`. The factors come from the SVD in float64
-(:func:`low_rank_factors`), rounded to the compute dtype, for the smallest ``r`` that passes
-both checks below (``T`` taps, ``u`` the unit roundoff, ``k~`` the rounded factors' terms, ``K+
-= sum_q |f0[q]| ⊗ |f1[q]|``):
+(:func:`_fused_seconds`, plus :data:`LOW_RANK_CHECK_S` and :data:`SVD_S_PER_CUBE` for the
+check) below the dense plan, for ``r`` up to :data:`MAX_RANK`. The factors come from the SVD in
+float64 (:func:`low_rank_factors`), rounded to the compute dtype, for the smallest ``r`` that
+passes both checks below (``T`` taps, ``u`` the unit roundoff, ``k~`` the rounded factors'
+terms, ``K+ = sum_q |f0[q]| ⊗ |f1[q]|``):
 
 - ``sum_m |k~[m] - k[m]| <= T·u·sum_m |k[m]|``: using ``k~`` for ``k`` changes output ``j`` by
   at most ``T·u·sum|k|·M_j``, with ``M_j`` the largest ``|x|`` in its window;
