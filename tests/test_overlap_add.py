@@ -56,6 +56,7 @@ def _forced(monkeypatch, box):
     monkeypatch.setattr(overlap_add, "blocked_dims", blocked_dims)
     monkeypatch.setattr(overlap_add, "BOX_MIN", box)
     monkeypatch.setattr(overlap_add, "BOX_MAX", box)
+    monkeypatch.setattr(overlap_add, "MIN_BOX_BLOCKS", 1)  # boxes of one block too
     return table
 
 
@@ -126,6 +127,25 @@ def test_boxes_cover_every_block_once_within_budget(itemsize):
         size = 2 * extents[2] * math.prod(e * g for e, (_, g) in zip(extents, box))
         assert size <= budget or all(g == 1 for _, g in box[1:]), box
     assert sorted(seen) == list(itertools.product(*(range(c) for c in counts)))
+
+
+@pytest.mark.parametrize("itemsize", [4, 8])
+def test_one_dim_boxes_hold_at_least_eight_long_blocks(itemsize):
+    """Boxes of one blocked dim: at least MIN_BOX_BLOCKS blocks whatever the budget, up to
+    LONG_BOX_MAX elements (float32 elements: float64 boxes hold as many bytes)."""
+    scale = itemsize // 4
+    # 2^20 ⊛ 65536: 16 blocks transformed at 2^17 (the budget alone gave 2 per box)
+    boxes = overlap_add._boxes((2**20,), [65537], [2**17], 1, itemsize)
+    assert [g for ((_, g),) in boxes] == [8, 8]
+    # stereo audio by a long response: 2 × 2^19 elements a block, the cap allows 4
+    per = 2 * 2**19
+    boxes = overlap_add._boxes((28_800_000,), [380_000], [2**19], 2, itemsize)
+    widths = [g for ((_, g),) in boxes]
+    assert max(widths) == overlap_add.LONG_BOX_MAX // scale // per
+    assert sum(widths) == math.ceil(28_800_000 / 380_000)
+    # short blocks: the budget already holds more
+    boxes = overlap_add._boxes((2**20,), [12289], [16384], 1, itemsize)
+    assert min(g for ((_, g),) in boxes[:-1]) >= overlap_add.MIN_BOX_BLOCKS
 
 
 def test_long_signals_run_in_boxes_and_match_scipy(monkeypatch):

@@ -120,6 +120,21 @@ BOX_FRACTION = 4
 #: processes, 2 threads, 2026-12-03).
 BOX_MIN = 1 << 16
 BOX_MAX = 1 << 19
+#: Fewest blocks a box of one blocked dim holds (where the signal has them), up to
+#: :data:`LONG_BOX_MAX` elements, whatever the budget: long blocks made boxes of one to four
+#: (2^20 ⊛ 65536: 8 boxes of 2 blocks of 2^17 points), each box a chain of about eight torch
+#: ops whose threads a batch of two blocks barely shares, and each op a fork-join that waits
+#: a time slice when another process holds a core. Measured (2026-12-04, forced overlap-add,
+#: float32, min1 = before, interleaved; quiet 2 threads / quiet 1 thread / one busy process
+#: at 2 threads, ms): 2^20 ⊛ 65536 13.8 → 7.2 / 16.8 → 11.3 / 22.4 → 16.6; 2^20 ⊛ 16384 6.5
+#: → 4.8 / 8.8 → 7.3; 2^21 ⊛ 65536 17.3 → 12.9 / 23.9 → 21.0; 8 rows × 2^17 ⊛ 16384 6.3 →
+#: 4.6 / 9.0 → 8.3 / 10.9 → 4.6; 2^22 ⊛ 131072 53.8 → 30.5 / 67.3 → 52.3 / 147 → 72; boxes
+#: of short blocks (2^20 ⊛ 4096: 16 blocks each) unchanged. Multi-dim boxes keep the budget.
+MIN_BOX_BLOCKS = 8
+#: The most elements (float32; float64 and complex half as many) such a box may take: 16 MiB,
+#: three buffers of it about 48 MiB, so hour-long audio by a seconds-long impulse response
+#: stays within the CLI's memory estimate (``SCRATCH_1D_OVERLAP_ADD``).
+LONG_BOX_MAX = 1 << 22
 
 #: A piece of one blocked dim, mapping a flat range onto blocks:
 #: ``(flat_start, count, stride, block_start, inner_start, length)`` pairs the windows of
@@ -222,7 +237,8 @@ def _boxes(
     """The boxes of blocks :func:`run` transforms one after another: per blocked dim (in
     order) ``(first block, blocks)``. A box holds at most the :data:`BOX_FRACTION` budget of
     block-buffer elements (``extents``: a block's length per blocked dim, the transform or
-    signal length per other dim); the first blocked dims are split first."""
+    signal length per other dim), or with one blocked dim at least :data:`MIN_BOX_BLOCKS`
+    blocks up to :data:`LONG_BOX_MAX` elements; the first blocked dims are split first."""
     ranges = [
         [(j, min(g, nb - j)) for j in range(0, nb, g)]
         for nb, g in _widths(sa, blocks, extents, batch, itemsize)
@@ -247,7 +263,8 @@ def _widths(
     out = []
     for nb in counts:
         per = size // nb  # elements of a box one block wide along this dim
-        g = nb if size <= budget else max(1, budget // per)
+        fewest = min(MIN_BOX_BLOCKS, LONG_BOX_MAX // scale // per) if len(counts) == 1 else 1
+        g = nb if size <= budget else min(nb, max(1, fewest, budget // per))
         size = per * g
         out.append((nb, g))
     return out
