@@ -305,3 +305,20 @@ def test_forced_prices_take_rank_three(low_rank_always, low_rank_ran):
     y = trueconv.convolve(x, torch.from_numpy(k), "same")
     assert [p.rank for p in low_rank_ran] == [3]
     assert within_bound(y.numpy(), x.numpy(), k, "same", "fill", torch.float64) <= 1
+
+
+@pytest.mark.parametrize("boundary", ["reflect", "wrap"])
+def test_nan_with_a_boundary_runs_the_dense_plan_on_the_signal(low_rank_ran, boundary):
+    # the fallback gets the signal unextended: the dense plan applies the boundary itself
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((500, 520))
+    x[0, 3] = np.nan  # near an edge: the extension copies it
+    k = gabor(15)
+    y = trueconv.convolve(torch.from_numpy(x), torch.from_numpy(k), "same", boundary=boundary)
+    assert len(low_rank_ran) == 1
+    ref = trueconv.convolve(
+        torch.from_numpy(x), torch.from_numpy(k), "same", boundary=boundary, method="direct"
+    ).numpy()
+    np.testing.assert_array_equal(np.isnan(y.numpy()), np.isnan(ref))
+    finite = np.isfinite(ref)
+    assert rel_err(y.numpy()[finite], ref[finite]) < 1e-13
