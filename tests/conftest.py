@@ -51,6 +51,17 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.numpy()
 
 
+def assert_same_nonfinite(out, ref, tol: float) -> None:
+    """NaN, +Inf and -Inf exactly where ``ref`` has them; the finite rest within ``tol``
+    (:func:`rel_err`)."""
+    out, ref = np.asarray(out), np.asarray(ref)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(ref))
+    np.testing.assert_array_equal(np.isposinf(out), np.isposinf(ref))
+    np.testing.assert_array_equal(np.isneginf(out), np.isneginf(ref))
+    finite = np.isfinite(ref)
+    assert rel_err(out[finite], ref[finite]) < tol
+
+
 def rel_err(out, ref) -> float:
     """Scale-free error ``||out - ref|| / ||ref||`` (absolute when ``ref`` is all zero)."""
     out = to_numpy(out) if isinstance(out, torch.Tensor) else np.asarray(out)
