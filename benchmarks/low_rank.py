@@ -4,15 +4,19 @@ low-rank plan against the dense plan it replaces and OpenCV's ``filter2D`` (issu
     python benchmarks/low_rank.py            # prints the table, writes results/low_rank.txt
     python benchmarks/low_rank.py --quick    # a few cells
 
-Contenders, interleaved in one process (each round calls each once, in turn), the fastest of
-``--rounds`` rounds:
+Contenders, interleaved in one process (each round calls each once, in turn, starting one
+contender later than the round before), the fastest of ``--rounds`` rounds:
 
 - ``auto``: ``trueconv.convolve(x, k, 'same')``; where the kernel is of low rank and the
   fused loop with ``r`` pairs of factors is priced below the dense plan, 'auto' runs that
   (its choice and rank are printed);
 - ``dense``: ``trueconv.convolve(x, k, 'same', method=m)`` with ``m`` the method 'auto' plans
   from shapes alone (what it ran before the low-rank plan);
-- ``filter2D``: ``cv2.filter2D(x, -1, k[::-1, ::-1], borderType=cv2.BORDER_CONSTANT)``.
+- ``filter2D``: ``cv2.filter2D(x, -1, k[::-1, ::-1], borderType=cv2.BORDER_CONSTANT)``;
+- ``terms``: ``trueconv.convolve_separable(x, [f0, f1], 'same')`` with the kernel's two SVD
+  terms as ``(2, k)`` factors (a user who holds the terms: no analysis of the kernel);
+- ``sepFilter2D``: the same two terms as two ``cv2.sepFilter2D`` calls (flipped factors) and
+  their sum, what an OpenCV user holding the terms writes.
 
 Also printed: auto's error against a float64 ``scipy.signal.fftconvolve``, as max|y - ref| /
 max|ref|, and the largest ratio of an output's error to the low-rank bound
@@ -89,14 +93,32 @@ def bound_ratio(x: np.ndarray, k: np.ndarray, y: np.ndarray, u: float) -> tuple[
     return ratio, float(np.abs(y - ref).max() / np.abs(ref).max())
 
 
+def terms(k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel's two leading SVD terms as ``(2, k)`` factors: ``k ≈ f0.T @ f1``."""
+    u, s, vh = np.linalg.svd(k.astype(np.float64))
+    root = np.sqrt(s[:2])
+    return ((u[:, :2] * root).T.astype(k.dtype), (vh[:2] * root[:, None]).astype(k.dtype))
+
+
 def contenders(
     x: torch.Tensor, k: torch.Tensor, dense: str, flipped: np.ndarray
 ) -> dict[str, Callable[[], object]]:
     xn = x.numpy()
+    f0, f1 = terms(k.numpy())
+    factors = [torch.from_numpy(f0), torch.from_numpy(f1)]
+    border = cv2.BORDER_CONSTANT
+
+    def sep2d() -> object:
+        out = cv2.sepFilter2D(xn, -1, f1[0, ::-1].copy(), f0[0, ::-1].copy(), borderType=border)
+        out += cv2.sepFilter2D(xn, -1, f1[1, ::-1].copy(), f0[1, ::-1].copy(), borderType=border)
+        return out
+
     return {
         "auto": lambda: trueconv.convolve(x, k, "same"),
         "dense": lambda: trueconv.convolve(x, k, "same", method=dense),
-        "filter2D": lambda: cv2.filter2D(xn, -1, flipped, borderType=cv2.BORDER_CONSTANT),
+        "filter2D": lambda: cv2.filter2D(xn, -1, flipped, borderType=border),
+        "terms": lambda: trueconv.convolve_separable(x, factors, "same"),
+        "sepFilter2D": sep2d,
     }
 
 
@@ -114,7 +136,7 @@ def main() -> None:
         f"OpenCV {cv2.__version__}, {psutil.cpu_count()} cores, fastest of {args.rounds} "
         "interleaved rounds, ms; ratios > 1: auto faster",
         "threads dtype    image kernel k  | auto [pick]           dense [method]      "
-        "filter2D | dense/auto filter2D/auto | err      bound",
+        "filter2D    terms sepFilter2D | dense/auto filter2D/auto sepF/terms | err      bound",
     ]
     print(lines[0], "\n" + lines[1], flush=True)
     for threads in args.threads:
@@ -142,17 +164,22 @@ def main() -> None:
                         times: dict[str, list[float]] = {key: [] for key in fns}
                         for fn in fns.values():
                             fn()  # warm-up
-                        for _ in range(args.rounds):
-                            for key, fn in fns.items():
+                        keys = list(fns)
+                        for r in range(args.rounds):
+                            # each round starts one contender later: a call right after
+                            # OpenCV's ran slower (its worker threads), so no contender
+                            # always follows it
+                            for key in keys[r % len(keys) :] + keys[: r % len(keys)]:
                                 t0 = time.perf_counter()
-                                fn()
+                                fns[key]()
                                 times[key].append((time.perf_counter() - t0) * 1e3)
                         t = {key: min(v) for key, v in times.items()}
                         line = (
                             f"{threads}       {str(dtype)[6:]:8} {n:5} {name:6} {k:2} | "
                             f"{t['auto']:8.2f} [{pick:9}] {t['dense']:8.2f} [{dense:11}] "
-                            f"{t['filter2D']:8.2f} | {t['dense'] / t['auto']:10.2f} "
-                            f"{t['filter2D'] / t['auto']:13.2f} | {err:.1e}  {ratio:.2g}"
+                            f"{t['filter2D']:8.2f} {t['terms']:8.2f} {t['sepFilter2D']:11.2f} | "
+                            f"{t['dense'] / t['auto']:10.2f} {t['filter2D'] / t['auto']:13.2f} "
+                            f"{t['sepFilter2D'] / t['terms']:10.2f} | {err:.1e}  {ratio:.2g}"
                             f"  (load {load:.2f})"
                         )
                         lines.append(line)

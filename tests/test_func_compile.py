@@ -99,6 +99,9 @@ def test_vmap_convolve_separable_and_nn():
     a, b = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 5, dtype=torch.float64)
     f = lambda x, a, b: trueconv.convolve_separable(x, [a, b], "same")  # noqa: E731
     _close(vmap(f)(x, a, b), torch.stack([f(x[i], a[i], b[i]) for i in range(4)]))
+    # terms: factors of shape (r, k) per sample
+    ta, tb = torch.randn(4, 2, 3, dtype=torch.float64), torch.randn(4, 2, 5, dtype=torch.float64)
+    _close(vmap(f)(x, ta, tb), torch.stack([f(x[i], ta[i], tb[i]) for i in range(4)]))
     xs = torch.randn(4, 2, 3, 9, 9, dtype=torch.float64, generator=gen)
     w = torch.randn(4, 5, 3, 3, 3, dtype=torch.float64, generator=gen)
     for fn in (
@@ -143,6 +146,18 @@ def test_compile_fullgraph_new_shapes_replan():
     for n, m in ((64, 3), (80, 3), (4096, 1025), (96, 5)):
         x, k = torch.randn(n, generator=gen), torch.randn(m, generator=gen)
         _close(f(x, k), trueconv.convolve(x, k, "same"), tol=1e-5)
+
+
+def test_compile_fullgraph_convolve_separable_with_terms():
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 30, 34, dtype=torch.float64, generator=gen)
+    f0, f1 = (torch.randn(2, n, dtype=torch.float64, generator=gen) for n in (5, 7))
+
+    def f(x, f0, f1):
+        return trueconv.convolve_separable(x, [f0, f1], "same", boundary="reflect")
+
+    oracle = trueconv.convolve(x, f0.T @ f1, "same", dims=(-2, -1), boundary="reflect")
+    _close(_compiled(f)(x, f0, f1), oracle)
 
 
 def test_compile_errors_name_the_argument():

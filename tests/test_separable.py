@@ -255,7 +255,7 @@ def test_convolve_separable_forced_methods(method):
     [
         ("121", {}, TypeError, "kernels must be a sequence"),
         ([], {}, ValueError, "got none"),
-        ([[[1, 2]]], {}, ValueError, r"kernels\[0\] must be 1-D"),
+        ([[[[1, 2]]]], {}, ValueError, r"kernels\[0\] must be 1-D .* or 2-D"),
         ([[1, 2], [1, 2]], {"dims": 0}, ValueError, "one kernel per convolved dim"),
         ([[1, 2], [1, 2]], {"mode": "sme"}, ValueError, "mode must be one of"),
     ],
@@ -330,3 +330,31 @@ def test_a_fill_value_extends_the_whole_input_first():
                                         constant_values=2.5), dense, "valid")  # fmt: skip
     ref = full[tuple(slice((k - 1) // 2, (k - 1) // 2 + n) for k, n in zip((3, 5, 4), x.shape))]
     assert rel_err(y.numpy(), ref) < 1e-13
+
+
+def test_a_repeated_kernel_is_analysed_once_and_a_changed_one_again(monkeypatch):
+    calls = []
+    original = _separable.factors
+
+    def counted(b, nd):
+        calls.append(b.shape)
+        return original(b, nd)
+
+    monkeypatch.setattr(_separable, "factors", counted)
+    _separable._memo.cache_clear()
+    rng = np.random.default_rng(11)
+    x = torch.from_numpy(rng.standard_normal((1024, 1024)))
+    g = np.exp(-0.5 * (np.arange(9) - 4.0) ** 2 / 3)
+    k = torch.from_numpy(np.outer(g, g))
+    assert trueconv.choose_method(x, k) == "separable"
+    first = trueconv.convolve(x, k, "same")
+    assert len(calls) == 1  # choose_method's analysis is kept for the call
+    second = trueconv.convolve(x, k.clone(), "same")  # another tensor, the same values
+    assert len(calls) == 1
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+    k[0, 0] += 1.0  # in place: no longer separable; new bytes, a new analysis
+    assert trueconv.choose_method(x, k) != "separable"
+    y = trueconv.convolve(x, k, "same")
+    assert len(calls) == 2
+    ref = scipy.signal.fftconvolve(x.numpy(), k.numpy(), "same")
+    assert rel_err(y, ref) < 1e-13

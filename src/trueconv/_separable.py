@@ -34,6 +34,10 @@ fibres ``f_i`` through it (``k ≈ f0 ⊗ f1 ⊗ ... / p^(d-1)``):
   rounding the separable result stays within about twice the direct method's bound.
 - complex kernels, NaN or ±Inf in the kernel, and the all-zero kernel: not separable here.
 
+The analysis (rank 1, then the low ranks) of a kernel of up to :data:`MEMO_ELEMENTS` elements
+is kept, keyed by the kernel's bytes, dtype, shape and device (:func:`_memo`): the same values
+again are not analysed again, whatever tensor holds them; changed values are.
+
 NaN and ±Inf in the input land where the dense direct sum puts them: every pass places them
 (:func:`trueconv._plan.run`), and a term ``k[m] x[p]`` of the dense sum is the pass terms'
 product ``f1[m1] (f0[m0] x[p])``, non-finite and of the same sign exactly when it is.
@@ -328,16 +332,49 @@ def choice(
     sep = by_price(dense, device)
     if sep is None:
         return None  # a rank-1 plan not cheaper than the dense one: no higher rank is
-    fs = factors(b, nd)
-    if fs is not None:
-        return sep, fs
     low = low_rank_plans(dense, device)
-    if not low:
-        return None
-    found = low_rank_factors(b, nd, low[-1].rank)
+    if b.numel() > MEMO_ELEMENTS:
+        found = _analyse(b, nd, low[-1].rank if low else 1)
+    else:
+        data = b.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+        found = _memo(data, b.dtype, tuple(b.shape), b.device, nd, low[-1].rank if low else 1)
     if found is None:
         return None
+    if found[-1].ndim == 1:
+        return sep, found
     return low[found[-1].shape[0] - 2], found
+
+
+#: Kernels of at most this many elements have their analysis (:func:`_analyse`) kept, keyed
+#: by their bytes (:func:`_memo`): a call that repeats a kernel (a filter applied to image
+#: after image) reads it (2-4 us) instead of analysing it again. Measured (2026-12-04, 1024²
+#: float32 ⊛ 5×5 LoG, 2 threads, interleaved with the dense plan's calls): the analysis cost
+#: 27 us in a tight loop of its own but 70-90 us a call between convolutions (its numpy code
+#: cold), 11-15% of the 0.6 ms call.
+MEMO_ELEMENTS = 1 << 14
+
+
+@functools.lru_cache(maxsize=64)
+def _memo(
+    data: bytes,
+    dtype: torch.dtype,
+    shape: tuple[int, ...],
+    device: torch.device,
+    nd: int,
+    max_rank: int,
+) -> tuple[torch.Tensor, ...] | None:
+    """:func:`_analyse` of the kernel whose bytes are ``data``."""
+    b = torch.frombuffer(bytearray(data), dtype=torch.uint8).view(dtype).reshape(shape)
+    return _analyse(b.to(device), nd, max_rank)
+
+
+def _analyse(b: torch.Tensor, nd: int, max_rank: int) -> tuple[torch.Tensor, ...] | None:
+    """The kernel's factors: rank 1 (:func:`factors`, 1-D factors), else the smallest rank up
+    to ``max_rank`` (:func:`low_rank_factors`, factors of shape ``(r, k_d)``), else ``None``."""
+    fs = factors(b, nd)
+    if fs is not None or max_rank < 2:
+        return fs
+    return low_rank_factors(b, nd, max_rank)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -382,15 +419,9 @@ def low_rank_plans(dense: Plan, device: torch.device) -> tuple[SeparablePlan, ..
     where it runs (the CPU with numba, float32/float64, a kernel whose only dims longer than
     one are the last two, no kernel batch). ``()`` where none is."""
     problem = dense.problem
-    nd = len(problem.sb)
-    dims = tuple(d for d in reversed(range(nd)) if problem.sb[d] > 1)
     limit = _plan.seconds(dense, device)
-    if (
-        limit < MIN_DENSE_S
-        or problem.batch_b != 1
-        or dims != (nd - 1, nd - 2)
-        or not _fusable(problem, device, "auto", dims)
-    ):
+    dims = _terms_dims(problem, device, "auto")
+    if limit < MIN_DENSE_S or dims is None:
         return ()
     found = []
     k0, k1 = problem.sb[-2:]
@@ -404,6 +435,48 @@ def low_rank_plans(dense: Plan, device: torch.device) -> tuple[SeparablePlan, ..
 
 
 _plan.priced_cache(low_rank_plans.cache_clear)
+
+
+@functools.lru_cache(maxsize=1024)
+def terms_plan(
+    dense: Plan, device: torch.device, rank: int, method: str = "auto"
+) -> SeparablePlan | None:
+    """The fused loop for a kernel given as ``rank`` separable terms
+    (:func:`trueconv.convolve_separable` with factors of shape ``(rank, k_d)``), from shapes
+    alone: where the loop runs (as :func:`low_rank_plans`) and, for ``'auto'``, is priced
+    below ``dense`` as :func:`low_rank_plans` prices it, :data:`LOW_RANK_CHECK_S` included
+    although no kernel is analysed: without it the loop was taken on 5-tap terms where it
+    ran 1.0-1.45x the dense loop's time (`benchmarks/results/low_rank.txt`, 2026-12-04: the
+    loop's short-kernel cost is underpriced by about that much), and with it the terms run
+    where 'auto' would run the kernel's own terms (but for the SVD's price). For
+    ``'direct'`` wherever it runs (the loop is a direct sum). ``None`` otherwise: the caller
+    runs the dense kernel."""
+    problem = dense.problem
+    dims = _terms_dims(problem, device, method)
+    if dims is None:
+        return None
+    seconds = _fused_seconds(problem, device, rank) + LOW_RANK_CHECK_S
+    if method == "auto" and seconds > _plan.seconds(dense, device):
+        return None
+    return SeparablePlan(problem, dims, (), seconds, "low_rank", True, rank, dense)
+
+
+_plan.priced_cache(terms_plan.cache_clear)
+
+
+def _terms_dims(problem: Problem, device: torch.device, method: str) -> tuple[int, ...] | None:
+    """The passes' dims (last, then second last) where the fused loop can run a sum of terms:
+    the only kernel dims longer than one are the last two, no kernel batch, and the loop runs
+    for ``method`` (:func:`_fusable`); else ``None``."""
+    nd = len(problem.sb)
+    dims = tuple(d for d in reversed(range(nd)) if problem.sb[d] > 1)
+    if (
+        problem.batch_b != 1
+        or dims != (nd - 1, nd - 2)
+        or not _fusable(problem, device, method, dims)
+    ):
+        return None
+    return dims
 
 
 def low_rank_factors(b: torch.Tensor, nd: int, max_rank: int) -> tuple[torch.Tensor, ...] | None:

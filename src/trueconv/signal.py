@@ -393,7 +393,7 @@ def convolve_separable(
     fill_value: complex = 0,
     origin: int | tuple[int, ...] | Align | AlignAlias = 0,
 ) -> torch.Tensor:
-    r"""Convolution with a separable kernel given by its factors, one 1-D pass per dim.
+    r"""Convolution with a kernel given by its separable factors, one 1-D pass per dim.
 
     The same result as ``convolve(input, k, ...)`` with ``k`` the outer product of
     ``kernels`` (``k[m0, m1, ...] = kernels[0][m0] * kernels[1][m1] * ...``), computed as
@@ -402,12 +402,25 @@ def convolve_separable(
     with true convolution and every mode and boundary of :func:`convolve`. (``'auto'`` also
     finds separable kernels given whole: :func:`choose_method` then says ``'separable'``.)
 
+    A kernel of low rank ``r`` (a difference of Gaussians, a Laplacian of Gaussian, a Gabor
+    filter: ``r = 2``) is a sum of ``r`` such terms: give each factor as a 2-D array with one
+    row per term, ``k = sum_q kernels[0][q] ⊗ kernels[1][q] ⊗ ...`` (the canonical polyadic
+    form; for a 2-D kernel ``kernels[0].T @ kernels[1]``, as from its SVD). The terms run as
+    one compiled loop over the image, ``r·(k0 + k1)`` multiply-adds per output, where it
+    runs (the CPU with numba, float32/float64, the last two convolved dims the only long
+    ones) and, for ``method='auto'``, is priced below the dense kernel; otherwise the dense
+    kernel (the terms' sum, formed in float64, complex128 or int64 and rounded once to the
+    kernels' dtype) runs by ``method``. Either way the result is the dense kernel's, within
+    twice the direct sum's error bound (:mod:`trueconv._separable` states it), and an input
+    holding NaN or ±Inf runs the dense kernel, which places them as the direct sum does.
+
     Parameters
     ----------
     input : Tensor or array_like
         The signal. Never modified.
     kernels : sequence of Tensor or array_like
-        One 1-D kernel per convolved dim, in the order of those dims.
+        One factor per convolved dim, in the order of those dims: all 1-D (a separable
+        kernel), or all 2-D of shape ``(r, k_d)`` with the same ``r >= 1`` (``r`` terms).
     mode : {'full', 'same', 'valid'}, optional
         As in :func:`convolve`.
     dims : int or tuple of int, optional
@@ -430,8 +443,9 @@ def convolve_separable(
     Raises
     ------
     ValueError
-        As :func:`convolve`; ``kernels`` empty, or a kernel that is not 1-D, or a number of
-        kernels that differs from the number of ``dims``.
+        As :func:`convolve`; ``kernels`` empty, a factor that is neither 1-D nor 2-D, 1-D and
+        2-D factors mixed, 2-D factors with different numbers of rows (or none), or a number
+        of kernels that differs from the number of ``dims``.
     TypeError
         As :func:`convolve`; ``kernels`` not a sequence.
 
@@ -461,6 +475,17 @@ def convolve_separable(
     >>> torch.equal(y, trueconv.convolve(x, torch.outer(torch.tensor([1., 2., 1.]),
     ...                                                  torch.tensor([1., 0., -1.])), "valid"))
     True
+
+    A rank-2 kernel (a difference of two Gaussians) as its two terms, one row each:
+
+    >>> g = torch.exp(-torch.linspace(-3, 3, 9, dtype=torch.float64) ** 2 / 2)
+    >>> h = torch.exp(-torch.linspace(-3, 3, 9, dtype=torch.float64) ** 2 / 8)
+    >>> rows, cols = torch.stack([g, h]), torch.stack([g, -h])
+    >>> image = torch.rand(64, 64, dtype=torch.float64)
+    >>> y = trueconv.convolve_separable(image, [rows, cols], "same")
+    >>> dense = torch.outer(g, g) - torch.outer(h, h)
+    >>> torch.allclose(y, trueconv.convolve(image, dense, "same", method="direct"))
+    True
     """
     fname = "convolve_separable"
     if isinstance(kernels, (str, bytes)) or not isinstance(kernels, Sequence):
@@ -476,10 +501,25 @@ def convolve_separable(
     fs = []
     for i, f in enumerate(kernels):
         t = f if isinstance(f, torch.Tensor) else torch.as_tensor(f, device=device)
-        if t.ndim != 1:
-            raise ValueError(f"{fname}(): kernels[{i}] must be 1-D; got shape {tuple(t.shape)}.")
+        if t.ndim not in (1, 2):
+            raise ValueError(
+                f"{fname}(): kernels[{i}] must be 1-D (the factor of a separable kernel) or 2-D "
+                f"(one row per term); got shape {tuple(t.shape)}."
+            )
         fs.append(t)
-    shape = [f.shape[0] for f in fs]
+    nterms = 1
+    if any(f.ndim == 2 for f in fs):
+        terms = {f.shape[0] if f.ndim == 2 else None for f in fs}
+        if len(terms) != 1 or None in terms or 0 in terms:
+            raise ValueError(
+                f"{fname}(): kernels must be all 1-D (one separable term) or all 2-D with the "
+                "same number of rows, at least one (one row per term); got shapes "
+                f"{[tuple(f.shape) for f in fs]}."
+            )
+        nterms = fs[0].shape[0]
+        if nterms == 1:
+            fs = [f[0] for f in fs]
+    shape = [f.shape[-1] for f in fs]
     if dims is not None:
         given: Any = dims
         listed: list[Any] = [given] if isinstance(given, numbers.Integral) else list(given)
@@ -493,7 +533,7 @@ def convolve_separable(
             at = [int(d) % rank for d in listed]
             shape = [1] * rank
             for d, f in zip(at, fs):
-                shape[d] = f.shape[0]
+                shape[d] = f.shape[-1]
             fs = [f for _, f in sorted(zip(at, fs), key=lambda pair: pair[0])]
         # else: normalize() below refuses the dims with its own message
     kdtype = fs[0].dtype
@@ -509,6 +549,8 @@ def convolve_separable(
                 f"{fname}(): kernels[{i}] is on {f.device}, the input on {x.device}; "
                 "move them to one device."
             )
+    if nterms > 1:
+        return _terms(x, fs, kdtype, k.shape, spec, planned)
     if spec.empty or spec.swap or sum(n > 1 for n in spec.k) < 2:
         dense = fs[0].to(kdtype)
         for f in fs[1:]:
@@ -521,6 +563,52 @@ def convolve_separable(
     for f in scale:
         fs[first] = fs[first] * f
     return _execute(x, k, spec, factors=tuple(fs), planned=planned)
+
+
+def _terms(
+    x: torch.Tensor,
+    fs: list[torch.Tensor],
+    kdtype: torch.dtype,
+    kshape: tuple[int, ...],
+    spec: ConvSpec,
+    planned: Planned | None,
+) -> torch.Tensor:
+    """:func:`convolve_separable` with ``r > 1`` terms (``fs``: one ``(r, k_d)`` factor per
+    convolved dim, in increasing dims): the fused loop with the ``r`` pairs of factors where
+    :func:`trueconv._separable.terms_plan` says it runs, else the dense kernel (the sum of the
+    terms), which is also the fused loop's fallback (a non-finite input)."""
+    rank = fs[0].shape[0]
+    # the dense kernel: the terms' sum in the widest dtype of their kind (exact for integers,
+    # as numpy's int64 wraps), then rounded once to the kernel's dtype
+    wide = (
+        torch.complex128
+        if kdtype.is_complex
+        else torch.float64
+        if kdtype.is_floating_point
+        else torch.int64
+    )
+    term = fs[0].to(wide)
+    for f in fs[1:]:
+        term = term[..., None] * f.to(wide).reshape((rank,) + (1,) * (term.ndim - 1) + (-1,))
+    dense = term.sum(0).to(kdtype).reshape(kshape)
+    plan = None
+    if (
+        planned is None
+        and not (spec.empty or spec.swap)
+        and spec.nd >= 2
+        and not (torch.is_grad_enabled() and any(f.requires_grad for f in fs))
+    ):
+        plan = _separable.terms_plan(_plan.plan(spec, x.device), x.device, rank, spec.method)
+    if plan is None:
+        return _execute(x, dense, spec, planned=planned)
+    # a length-one factor is a scale per term: folded into the first longer factor
+    first = next(i for i, f in enumerate(fs) if f.shape[1] > 1)
+    fs = [f.to(kdtype) for f in fs]
+    for i, f in enumerate(list(fs)):
+        if f.shape[1] == 1:
+            fs[first] = fs[first] * f
+            fs[i] = torch.ones_like(f)
+    return _execute(x, dense, spec, factors=tuple(fs))
 
 
 def choose_method(
@@ -874,7 +962,8 @@ def _execute(
 ) -> torch.Tensor:
     """Run a normalised problem: choose, run (extended as planned), restore layout and dtype. With
     ``factors`` (one 1-D tensor per convolved dim) the kernel is their outer product, ``k``
-    only its stand-in, and the separable plan runs. ``planned``: plans made by
+    only its stand-in, and the separable plan runs; with ``r > 1`` terms (factors of shape
+    ``(r, k_d)``) ``k`` is the dense kernel and the terms' plan runs. ``planned``: plans made by
     :func:`_normalize` (under ``torch.compile``), else they are made here."""
     if spec.empty:
         out = torch.zeros(spec.out_shape, dtype=spec.dtype, device=x.device)
@@ -903,11 +992,15 @@ def _execute(
     # in unextended (trueconv._plan.run)
     a, b = (k, x) if spec.swap else (x, k)
     if factors is not None:
-        sep_plan = (
-            _separable.plan(plan.problem, x.device, spec.method) if planned is None else planned[1]
-        )
+        rank = factors[0].shape[0] if factors[0].ndim == 2 else 1
+        if planned is not None:
+            sep_plan = planned[1]
+        elif rank == 1:
+            sep_plan = _separable.plan(plan.problem, x.device, spec.method)
+        else:
+            sep_plan = _separable.terms_plan(plan, x.device, rank, spec.method)
         assert sep_plan is not None, "convolve_separable() checked that it applies"
-        y = sep_plan.run(a, tuple(f.to(cdtype) for f in factors))
+        y = sep_plan.run(a, tuple(f.to(cdtype) for f in factors), b)
     else:
         split = _separable_split(spec, plan, b, x.device)
         y = _plan.run(plan, a, b) if split is None else split[0].run(a, split[1], b)
