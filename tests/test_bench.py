@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+import trueconv
 from trueconv.__main__ import main
+from trueconv._methods import rows
 from trueconv.cli import bench_harness as harness
 
 
@@ -165,6 +167,31 @@ def test_separable_kernels():
     cv2 = pytest.importorskip("cv2")
     for k in (15, 31):  # OpenCV's default sigma (OpenCV has fixed tables for few taps)
         np.testing.assert_allclose(harness.gaussian_taps(k), cv2.getGaussianKernel(k, 0).ravel())
+
+
+def test_log_kernel_is_rank_two_and_runs_as_its_terms():
+    log = harness.kernel_values("log", (15, 15))
+    assert np.linalg.matrix_rank(log, tol=1e-12 * np.abs(log).max()) == 2
+    np.testing.assert_allclose(log, log[::-1, ::-1])
+    assert log[7, 7] == log.min() < 0  # negative centre, positive ring
+    assert np.abs(log).sum() == pytest.approx(1.0)
+    assert harness.kernel_factors("log", (15, 15)) is None
+    # anisotropic: still rank 2
+    assert np.linalg.matrix_rank(harness.kernel_values("log", (9, 15)), tol=1e-12) == 2
+    assert harness.kernel_values("random", (3, 3)) is None
+    case = next(c for c in harness.FULL_GRID if c.kernel == "log")
+    x = torch.zeros(case.x_shape)
+    k = torch.from_numpy(harness.kernel_values(case.kernel, case.k_shape)).float()
+    if rows.AVAILABLE:
+        assert trueconv.choose_method(x, k, "same") == "low_rank"
+    small = harness.Case("LoG", (40, 50), (9, 9), modes=("same",), kernel="log")
+    records = harness.run(
+        [small], (torch.float64,), min_run_time=0.001, rounds=1, memory=False, busy_percent=1e9
+    )
+    ran = [r for r in records if r.skipped is None]
+    assert {"trueconv auto", "scipy convolve"} <= {r.contender for r in ran}
+    for r in ran:
+        assert r.rel_err < 1e-12, r
 
 
 def test_bench_opencv_and_torch_fft_on_a_separable_case(tmp_path):

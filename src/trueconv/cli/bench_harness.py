@@ -60,18 +60,20 @@ from trueconv.core.transforms import next_fast_len
 #: layers
 _DIRECT_RATE = {"cpu": {"signal": 5e8, "nn": 1e10}, "cuda": {"signal": 2e10, "nn": 1e12}}
 
-#: the kernels a case may use: random normal entries, or a separable 2-D kernel built from 1-D
-#: factors (see :func:`kernel_factors`)
-KERNELS = ("random", "gaussian", "box", "sobel")
+#: the kernels a case may use: random normal entries, a separable 2-D kernel built from 1-D
+#: factors (see :func:`kernel_factors`), or a Laplacian of Gaussian (rank 2:
+#: :func:`kernel_values`)
+KERNELS = ("random", "gaussian", "box", "sobel", "log")
 
 
 @dataclass(frozen=True)
 class Case:
     """One benchmark problem. ``kind='signal'``: ``convolve(x, k, mode)`` with ``k`` applied
     along the trailing dims (leading dims of ``x`` broadcast); ``kind='nn'``:
-    ``conv2d(x, w, padding='same')``. ``kernel``: ``'random'`` (normal entries) or a separable
+    ``conv2d(x, w, padding='same')``. ``kernel``: ``'random'`` (normal entries), a separable
     2-D kernel, ``'gaussian'``, ``'box'`` or ``'sobel'`` (3×3), whose 1-D factors are given to
-    the contenders that take them (``cv2.sepFilter2D``)."""
+    the contenders that take them (``cv2.sepFilter2D``), or ``'log'``, a 2-D Laplacian of
+    Gaussian (rank 2: what 'auto' runs as two separable terms)."""
 
     name: str
     x_shape: tuple[int, ...]
@@ -104,6 +106,8 @@ FULL_GRID: tuple[Case, ...] = (
     Case("2-D 1024^2 * Sobel 3^2", (1024, 1024), (3, 3), kernel="sobel"),
     Case("2-D 2048^2 * Gaussian 7^2", (2048, 2048), (7, 7), kernel="gaussian"),
     Case("2-D 4096^2 * Gaussian 15^2", (4096, 4096), (15, 15), kernel="gaussian"),
+    # a low-rank image filter (rank 2), 'same' only as the image filters give
+    Case("2-D 2048^2 * LoG 15^2", (2048, 2048), (15, 15), modes=("same",), kernel="log"),
     Case("3 x 2048^2 * 3^2", (3, 2048, 2048), (3, 3)),
     Case("3-D 96^3 * 5^3", (96, 96, 96), (5, 5, 5)),
     Case("3-D 96^3 * 17^3", (96, 96, 96), (17, 17, 17)),
@@ -237,7 +241,7 @@ def gaussian_taps(k: int) -> np.ndarray:
 
 def kernel_factors(kernel: str, k_shape: Sequence[int]) -> list[np.ndarray] | None:
     """The 1-D float64 factors of a separable 2-D kernel, one per dim: the kernel is
-    ``np.multiply.outer(*factors)``; None for ``'random'``.
+    ``np.multiply.outer(*factors)``; None for ``'random'`` and ``'log'`` (not separable).
 
     ``'gaussian'``: :func:`gaussian_taps` per dim; ``'box'``: ``ones(k) / k``; ``'sobel'``
     (3×3): ``[1, 2, 1]`` down the rows times ``[1, 0, -1]`` along them (the x derivative).
@@ -250,7 +254,28 @@ def kernel_factors(kernel: str, k_shape: Sequence[int]) -> list[np.ndarray] | No
         return [np.full(k, 1.0 / k) for k in k_shape]
     if kernel == "sobel" and tuple(k_shape) == (3, 3):
         return [np.array([1.0, 2.0, 1.0]), np.array([1.0, 0.0, -1.0])]
+    if kernel == "log":
+        return None  # rank 2: no single pair of factors
     raise ValueError(f"no {kernel!r} kernel of shape {tuple(k_shape)}")
+
+
+def kernel_values(kernel: str, k_shape: Sequence[int]) -> np.ndarray | None:
+    """The float64 values of a case's kernel, None for ``'random'`` (drawn per dtype).
+
+    Separable kernels: the outer product of :func:`kernel_factors`. ``'log'``: the Laplacian
+    of Gaussian ``-(1 - q) exp(-q)``, ``q = sum_d t_d² / (2 σ_d²)`` with ``t_d`` the tap's
+    offset from the centre and ``σ_d = k_d / 6`` (the kernel reaches three sigmas), scaled
+    to unit sum of magnitudes: rank 2 (``exp(-q)`` is separable and ``1 - q`` is a sum of two
+    per-dim terms)."""
+    factors = kernel_factors(kernel, k_shape)
+    if factors is not None:
+        return np.asarray(np.multiply.outer(*factors), dtype=np.float64)
+    if kernel != "log":
+        return None
+    offsets = [(np.arange(k) - (k - 1) / 2) / (k / 6) for k in k_shape]
+    q = sum(np.meshgrid(*[t * t / 2 for t in offsets], indexing="ij"))
+    values = -(1 - q) * np.exp(-q)
+    return np.asarray(values / np.abs(values).sum(), dtype=np.float64)
 
 
 def _mode_window(
@@ -747,12 +772,13 @@ def run(
     rate_key = "cuda" if cuda else "cpu"
     for case in cases:
         factors = kernel_factors(case.kernel, case.k_shape)
+        values = kernel_values(case.kernel, case.k_shape)
         for dtype in dtypes:
             x = torch.randn(case.x_shape, generator=gen, dtype=torch.float64).to(device, dtype)
-            if factors is None:
+            if values is None:
                 k = torch.randn(case.k_shape, generator=gen, dtype=torch.float64)
             else:
-                k = torch.from_numpy(np.multiply.outer(*factors))
+                k = torch.from_numpy(values)
             k = k.to(device, dtype)
             mode: Any
             for mode in case.modes:
