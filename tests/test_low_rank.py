@@ -327,8 +327,7 @@ TERM_DTYPES = [torch.float32, torch.float64, torch.int64, torch.complex128]
 
 
 def _dense_of_terms(f0, f1):
-    wide = np.complex128 if np.iscomplexobj(f0) else (np.int64 if f0.dtype.kind == "i" else None)
-    wide = wide or np.float64
+    wide = {"c": np.complex128, "i": np.int64}.get(f0.dtype.kind, np.float64)
     return np.einsum("qi,qj->ij", f0.astype(wide), f1.astype(wide))
 
 
