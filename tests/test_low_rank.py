@@ -343,8 +343,12 @@ def _dense_of_terms(f0, f1):
     boundary=st.sampled_from(BOUNDARIES),
     dtype=st.sampled_from(TERM_DTYPES),
     method=st.sampled_from(["auto", "direct", "fft"]),
+    fuse=st.booleans(),
 )
-def test_terms_equal_the_dense_oracle(n0, n1, k0, k1, rank, batch, mode, boundary, dtype, method):
+def test_terms_equal_the_dense_oracle(
+    n0, n1, k0, k1, rank, batch, mode, boundary, dtype, method, fuse
+):
+    # fuse=False: no fused loop ('direct' then runs the terms one after the other)
     assume(mode != "valid" or (n0 >= k0 and n1 >= k1))
     assume(not (dtype == torch.int64 and method == "fft"))
     rng = np.random.default_rng([n0, n1, k0, k1, rank, len(batch)])
@@ -356,13 +360,19 @@ def test_terms_equal_the_dense_oracle(n0, n1, k0, k1, rank, batch, mode, boundar
         return a + 1j * rng.standard_normal(shape) if dtype.is_complex else a
 
     x, f0, f1 = draw(*batch, n0, n1), draw(rank, k0), draw(rank, k1)
-    y = trueconv.convolve_separable(
-        torch.from_numpy(x).to(dtype),
-        [torch.from_numpy(f0).to(dtype), torch.from_numpy(f1).to(dtype)],
-        mode,
-        boundary=boundary,
-        method=method,
-    )
+    _separable._FUSE = fuse
+    _plan.forget()
+    try:
+        y = trueconv.convolve_separable(
+            torch.from_numpy(x).to(dtype),
+            [torch.from_numpy(f0).to(dtype), torch.from_numpy(f1).to(dtype)],
+            mode,
+            boundary=boundary,
+            method=method,
+        )
+    finally:
+        _separable._FUSE = True
+        _plan.forget()
     kernel = _dense_of_terms(f0, f1)
     ext = _extended(x, (k0, k1), boundary)
     ref = _crop(
@@ -423,14 +433,8 @@ def test_terms_with_dims_origin_and_a_fill_value(low_rank_ran):
     assert rel_err(y, ref) < 1e-13
 
 
-def test_terms_where_the_fused_loop_cannot_run_use_the_dense_kernel(low_rank_ran):
+def test_terms_a_transform_or_a_swap_use_the_dense_kernel(low_rank_ran):
     rng = np.random.default_rng(8)
-    x = rng.standard_normal((9, 10, 11))
-    fs = [rng.standard_normal((2, 3)), rng.standard_normal((2, 4)), rng.standard_normal((2, 5))]
-    y = trueconv.convolve_separable(torch.from_numpy(x), [torch.from_numpy(f) for f in fs])
-    assert not low_rank_ran  # three long dims: the loop takes two
-    kernel = np.einsum("qi,qj,qk->ijk", *fs)
-    assert rel_err(y, scipy.signal.convolve(x, kernel, method="direct")) < 1e-13
     # a forced transform, and a 'valid' call whose kernel is the larger operand
     big = [torch.from_numpy(rng.standard_normal((2, 30))) for _ in range(2)]
     small = rng.standard_normal((20, 25))
@@ -440,6 +444,61 @@ def test_terms_where_the_fused_loop_cannot_run_use_the_dense_kernel(low_rank_ran
         ref = scipy.signal.convolve(small, dense, "valid", method="direct")
         assert rel_err(y, ref) < 1e-12
     assert not low_rank_ran
+    # a tiny problem: the dense kernel is priced below the terms one after the other
+    x = rng.standard_normal((9, 10, 11))
+    fs = [rng.standard_normal((2, 3)), rng.standard_normal((2, 4)), rng.standard_normal((2, 5))]
+    y = trueconv.convolve_separable(torch.from_numpy(x), [torch.from_numpy(f) for f in fs])
+    assert not low_rank_ran
+    assert rel_err(y, scipy.signal.convolve(x, np.einsum("qi,qj,qk->ijk", *fs))) < 1e-13
+
+
+@pytest.fixture
+def no_fused_loop(monkeypatch):
+    """The separable plans without the fused loop (as without numba or on an accelerator)."""
+    monkeypatch.setattr(_separable, "_FUSE", False)
+    _plan.forget()
+    yield
+    monkeypatch.undo()
+    _plan.forget()
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_terms_of_three_long_dims_run_one_after_the_other(low_rank_ran, request, fused):
+    if not fused:
+        request.getfixturevalue("no_fused_loop")
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((40, 96, 96))
+    fs = [rng.standard_normal((2, 7)) for _ in range(3)]
+    y = trueconv.convolve_separable(x, fs, "same", method="direct")
+    assert [(p.rank, p.chains, p.fused) for p in low_rank_ran] == [(2, True, fused)]
+    ref = scipy.signal.convolve(x, np.einsum("qi,qj,qk->ijk", *fs), "same", method="direct")
+    assert rel_err(y, ref) < 1e-13
+
+
+def test_terms_without_the_fused_loop(low_rank_ran, no_fused_loop):
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((2, 700, 650))
+    f0, f1 = rng.standard_normal((2, 15)), rng.standard_normal((2, 13))
+    factors = [torch.from_numpy(f0), torch.from_numpy(f1)]
+    dense = _dense_of_terms(f0, f1)
+    for boundary in ("fill", "reflect"):
+        # 'auto': two terms of two passes priced at 2.3 ms, the dense plan (overlap-add) 4.9
+        y = trueconv.convolve_separable(x, factors, "same", dims=(-2, -1), boundary=boundary)
+        assert [(p.rank, p.chains) for p in low_rank_ran] == [(2, True)]
+        low_rank_ran.clear()
+        ref = _crop(
+            scipy.signal.convolve(_extended(x, (15, 13), boundary), dense[None], "valid"),
+            x.shape,
+            (15, 13),
+            "same",
+        )
+        assert rel_err(y, ref) < 1e-13
+    # a non-finite sample: the dense kernel places it (the terms would meet +Inf and -Inf)
+    x[1, 300, 200] = np.inf
+    y = trueconv.convolve_separable(x, factors, "same", dims=(-2, -1)).numpy()
+    assert len(low_rank_ran) == 1
+    ref = trueconv.convolve(x, dense[None], "same", method="direct").numpy()
+    assert_same_nonfinite(y, ref, 1e-13)
 
 
 def test_terms_one_row_is_the_separable_call():

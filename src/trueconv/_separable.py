@@ -72,6 +72,11 @@ non-finite input and the dense plan runs (the terms' sum would put ``+Inf + -Inf
 the dense sum has one infinite term); so do tensors the loop cannot read (compile, tracing,
 ``torch.func``).
 
+Terms given by the caller (:func:`trueconv.convolve_separable` with ``(r, k_d)`` factors,
+:func:`terms_plan`): the same fused loop where it runs; elsewhere (no numba, an accelerator,
+more than two long dims) the terms one after the other, each by the rank-1 plan, summed
+(``chains``), the signal checked finite first (one reduction; else the dense plan).
+
 The fused loop. On the CPU with numba, float32/float64, the passes along the last two dims
 run as one compiled loop instead (:mod:`trueconv._methods.rows_separable`: no full-size
 intermediate; the plan's ``fused``, priced as one call of the direct loop with the two
@@ -82,6 +87,7 @@ hold a NaN or ±Inf (it reports them; the passes then run and place them), the p
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -157,6 +163,11 @@ class SeparablePlan:
     #: input, whose NaN and ±Inf the sum of terms would not place as the dense sum does;
     #: tensors the loop cannot read)
     dense: Plan | None = None
+    #: for ``rank > 1``: the terms run one after the other, each as this plan's rank-1 form
+    #: (its passes, or the fused loop with one pair of factors), and are summed: where the
+    #: fused loop cannot take ``r`` pairs (no numba, an accelerator, more than two long
+    #: dims; :func:`terms_plan`)
+    chains: bool = False
 
     def run(
         self, a: torch.Tensor, fs: tuple[torch.Tensor, ...], b: torch.Tensor | None = None
@@ -178,13 +189,18 @@ class SeparablePlan:
             a, ext = ext.apply(a), None
         y = None
         f0, f1 = fs[nd - 2], fs[nd - 1]
-        if self.fused and _FUSE and rows_separable.usable(a, f0, f1):
+        if self.fused and _FUSE and not self.chains and rows_separable.usable(a, f0, f1):
             if ext is None:
                 y = rows_separable.separable_conv(a, f0, f1, self.problem.pads[nd - 2 :])
             else:
                 pads = ext.pads[nd - 2 :]
                 y = rows_separable.separable_conv(a, f0, f1, pads, ext.rule, ext.fill)
         if self.rank > 1:
+            if y is None and self.chains and _summable(signal):
+                one = dataclasses.replace(self, rank=1, dense=None, chains=False)
+                for q in range(self.rank):
+                    term = one.run(signal, tuple(f[q] for f in fs))
+                    y = term if y is None else y + term
             if y is not None:
                 return y
             assert self.dense is not None, "a low-rank plan holds its dense plan"
@@ -267,6 +283,14 @@ def plan(problem: Problem, device: torch.device, method: str = "auto") -> Separa
         total = _fused_seconds(problem, device)
         total += sum(_plan.seconds(p, device) for p in passes[2:])
     return SeparablePlan(problem, dims, tuple(passes), total, fused=fused)
+
+
+def _summable(a: torch.Tensor) -> bool:
+    """Whether terms run one after the other may be summed for the dense kernel's result: the
+    signal's values can be read and are finite (a NaN or ±Inf sample would meet each term's
+    own sign: ``+Inf + -Inf`` is NaN where the dense sum has one infinite term), one
+    reduction (:func:`trueconv._nonfinite.all_finite`)."""
+    return _nonfinite.checkable(a) and _nonfinite.all_finite(a)
 
 
 def _per_pass(problem: Problem, dims: tuple[int, ...]) -> bool:
@@ -449,16 +473,49 @@ def terms_plan(
     ran 1.0-1.45x the dense loop's time (`benchmarks/results/low_rank.txt`, 2026-12-04: the
     loop's short-kernel cost is underpriced by about that much), and with it the terms run
     where 'auto' would run the kernel's own terms (but for the SVD's price). For
-    ``'direct'`` wherever it runs (the loop is a direct sum). ``None`` otherwise: the caller
-    runs the dense kernel."""
+    ``'direct'`` wherever it runs (the loop is a direct sum).
+
+    Where the loop cannot take the terms together (no numba, an accelerator, more than two
+    long dims), the terms one after the other (``chains``), each by the rank-1 plan
+    (:func:`plan`: its passes, or the fused loop with one pair of factors), summed: priced
+    ``r`` times that plan plus the sums' memory traffic, and taken under ``'auto'`` as the
+    rank-1 plan is (:func:`by_price`: at most :data:`MAX_FRACTION` of the dense plan for
+    passes). Measured (2026-12-04, float64, 2 threads, interleaved, fastest of 10): without
+    the fused loop 2 × 700 × 650 ⊛ 15 × 13 rank 2 6.4 against the dense plan's 12.3 ms,
+    1024² ⊛ 15² 6.4 against 9.9, 1024² ⊛ 9² 4.8 against 3.9 (priced 1.7 against 3.1: short
+    passes are underpriced, as ``MAX_FRACTION`` says); 3-D float32 with the fused loop for
+    the last two dims, 64 × 128² ⊛ 9³, 96³ ⊛ 5³ and 32 × 256² ⊛ 7³, rank 2: 7.7, 5.1 and 8.6
+    against 14.6, 7.7 and 26.8 ms.
+    ``None`` otherwise (a forced transform: the dense kernel's transform costs one term's):
+    the caller runs the dense kernel."""
     problem = dense.problem
+    limit = _plan.seconds(dense, device)
     dims = _terms_dims(problem, device, method)
-    if dims is None:
+    if dims is not None:
+        seconds = _fused_seconds(problem, device, rank) + LOW_RANK_CHECK_S
+        if method == "auto" and seconds > limit:
+            return None
+        return SeparablePlan(problem, dims, (), seconds, "low_rank", True, rank, dense)
+    # the terms one after the other, each by the rank-1 plan, where the fused loop cannot
+    # take them together
+    if method not in ("auto", "direct"):
+        return None  # a transform of the dense kernel costs what one term's would
+    one = plan(problem, device, method)
+    if one is None:
         return None
-    seconds = _fused_seconds(problem, device, rank) + LOW_RANK_CHECK_S
-    if method == "auto" and seconds > _plan.seconds(dense, device):
+    # and each sum after the first reads two outputs and writes one
+    size = max(4, problem.dtype.itemsize)
+    add = cost.Counts(
+        "rows", 0, 0.0, memory=cost.memory(2 * problem.out_elems, problem.out_elems, size)
+    )
+    seconds = rank * one.seconds + (rank - 1) * cost.predict(
+        add, exact_dtype(problem.dtype), device.type
+    )
+    if method == "auto" and seconds > (1.0 if one.fused else MAX_FRACTION) * limit:
         return None
-    return SeparablePlan(problem, dims, (), seconds, "low_rank", True, rank, dense)
+    return dataclasses.replace(
+        one, seconds=seconds, method="low_rank", rank=rank, dense=dense, chains=True
+    )
 
 
 _plan.priced_cache(terms_plan.cache_clear)

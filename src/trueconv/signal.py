@@ -406,13 +406,17 @@ def convolve_separable(
     filter: ``r = 2``) is a sum of ``r`` such terms: give each factor as a 2-D array with one
     row per term, ``k = sum_q kernels[0][q] ⊗ kernels[1][q] ⊗ ...`` (the canonical polyadic
     form; for a 2-D kernel ``kernels[0].T @ kernels[1]``, as from its SVD). The terms run as
-    one compiled loop over the image, ``r·(k0 + k1)`` multiply-adds per output, where it
-    runs (the CPU with numba, float32/float64, the last two convolved dims the only long
-    ones) and, for ``method='auto'``, is priced below the dense kernel; otherwise the dense
+    one compiled loop over the image, ``r·(k0 + k1)`` multiply-adds per output, where it runs
+    (the CPU with numba, float32/float64, the last two convolved dims the only long ones);
+    elsewhere (no numba, an accelerator, more long dims) one after the other, each as a
+    separable kernel, and summed. With ``method='auto'`` either runs where the cost model
+    prices it below the dense kernel, with ``'direct'`` wherever it can; otherwise the dense
     kernel (the terms' sum, formed in float64, complex128 or int64 and rounded once to the
-    kernels' dtype) runs by ``method``. Either way the result is the dense kernel's, within
-    twice the direct sum's error bound (:mod:`trueconv._separable` states it), and an input
-    holding NaN or ±Inf runs the dense kernel, which places them as the direct sum does.
+    kernels' dtype) runs by ``method``, and so does an input holding NaN or ±Inf, whose
+    non-finite values it places as the direct sum does. Each term's rounding is the passes'
+    own, bounded by its factors' magnitudes: terms that cancel (a large sum of ``|terms|``
+    for a small kernel) cost the accuracy that cancellation costs; the terms of an SVD do
+    not (within twice the direct sum's bound, :mod:`trueconv._separable`).
 
     Parameters
     ----------
