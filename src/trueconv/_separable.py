@@ -180,6 +180,18 @@ class SeparablePlan:
         its own dim (:func:`_per_pass`; the fused loop and the direct passes read it through
         their index maps), a fill value by the fused loop of a 2-D kernel; otherwise to the
         whole input before the passes."""
+        if self.chains:  # the terms one after the other, summed
+            if _summable(a):
+                one = dataclasses.replace(self, rank=1, dense=None, chains=False)
+                y = None
+                for q in range(self.rank):
+                    term = one.run(a, tuple(f[q] for f in fs))
+                    y = term if y is None else y + term
+                assert y is not None, "a plan of terms has at least two"
+                return y
+            assert self.dense is not None, "a plan of terms holds its dense plan"
+            assert b is not None, "a plan of terms needs its kernel"
+            return _plan.run(self.dense, a, b)
         nd = len(self.problem.sb)
         dims, passes = self.dims, self.passes
         ext = self.problem.extension
@@ -189,18 +201,13 @@ class SeparablePlan:
             a, ext = ext.apply(a), None
         y = None
         f0, f1 = fs[nd - 2], fs[nd - 1]
-        if self.fused and _FUSE and not self.chains and rows_separable.usable(a, f0, f1):
+        if self.fused and _FUSE and rows_separable.usable(a, f0, f1):
             if ext is None:
                 y = rows_separable.separable_conv(a, f0, f1, self.problem.pads[nd - 2 :])
             else:
                 pads = ext.pads[nd - 2 :]
                 y = rows_separable.separable_conv(a, f0, f1, pads, ext.rule, ext.fill)
         if self.rank > 1:
-            if y is None and self.chains and _summable(signal):
-                one = dataclasses.replace(self, rank=1, dense=None, chains=False)
-                for q in range(self.rank):
-                    term = one.run(signal, tuple(f[q] for f in fs))
-                    y = term if y is None else y + term
             if y is not None:
                 return y
             assert self.dense is not None, "a low-rank plan holds its dense plan"
