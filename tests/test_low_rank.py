@@ -19,7 +19,8 @@ from trueconv import _plan, _separable
 from trueconv._methods import rows
 from trueconv._spec import normalize
 
-pytestmark = pytest.mark.skipif(not rows.AVAILABLE, reason="numba is not installed")
+#: the low-rank plans run in the fused loop: numba (the `fast` extra)
+needs_jit = pytest.mark.skipif(not rows.AVAILABLE, reason="numba is not installed")
 
 BOUNDARIES = ["fill", "wrap", "symmetric", "reflect", "replicate"]
 NP_PAD = {"wrap": "wrap", "symmetric": "symmetric", "reflect": "reflect", "replicate": "edge"}
@@ -122,6 +123,7 @@ def low_rank_always(monkeypatch):
     _plan.forget()
 
 
+@needs_jit
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("name", sorted(KERNELS))
 @pytest.mark.parametrize("k", [7, 15, 31])
@@ -143,6 +145,7 @@ def test_factors_of_rank_two_kernels(dtype, name, k):
     assert (k + 2 * k) * (np.abs(w0).T @ np.abs(w1)).sum() <= k * k * np.abs(arr).sum()
 
 
+@needs_jit
 def test_factors_it_refuses():
     rng = np.random.default_rng(0)
     random = torch.from_numpy(rng.standard_normal((9, 9)))
@@ -165,6 +168,7 @@ def test_factors_it_refuses():
     assert _separable.low_rank_factors(laplacian, 2, 4) is None
 
 
+@needs_jit
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("name", sorted(KERNELS))
 @pytest.mark.parametrize("mode", ["same", "full"])
@@ -180,6 +184,7 @@ def test_auto_runs_rank_two_kernels_within_the_bound(low_rank_ran, dtype, name, 
     assert within_bound(y.numpy(), x.numpy(), k.numpy(), mode, "fill", dtype) <= 1
 
 
+@needs_jit
 @pytest.mark.parametrize("boundary", BOUNDARIES[1:])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_boundaries(low_rank_ran, boundary, dtype):
@@ -191,6 +196,7 @@ def test_boundaries(low_rank_ran, boundary, dtype):
     assert within_bound(y.numpy(), x.numpy(), k.numpy(), "same", boundary, dtype) <= 1
 
 
+@needs_jit
 def test_a_fill_value(low_rank_ran):
     rng = np.random.default_rng(3)
     x = torch.from_numpy(rng.standard_normal((600, 620)))
@@ -200,6 +206,7 @@ def test_a_fill_value(low_rank_ran):
     assert within_bound(y.numpy(), x.numpy(), k.numpy(), "same", "fill", torch.float64, 2.5) <= 1
 
 
+@needs_jit
 @settings(max_examples=40, deadline=None)
 @given(
     n0=st.integers(1, 14),
@@ -237,6 +244,7 @@ def test_any_terms_equal_the_dense_oracle(n0, n1, k0, k1, rank, batch, mode, bou
     assert rel_err(y, ref) < (1e-13 if double else 3e-6)
 
 
+@needs_jit
 def test_nan_and_inf_land_where_the_dense_sum_puts_them(low_rank_ran):
     rng = np.random.default_rng(4)
     x = rng.standard_normal((600, 600))
@@ -252,6 +260,7 @@ def test_nan_and_inf_land_where_the_dense_sum_puts_them(low_rank_ran):
     assert_same_nonfinite(y, ref, 1e-13)
 
 
+@needs_jit
 def test_gradient_through_the_terms(low_rank_ran):
     x = torch.randn(600, 520, dtype=torch.float64, requires_grad=True)
     k = torch.from_numpy(gabor(15))
@@ -262,6 +271,7 @@ def test_gradient_through_the_terms(low_rank_ran):
     assert rel_err(x.grad, ref) < 1e-13
 
 
+@needs_jit
 def test_kernel_that_requires_grad_runs_dense(low_rank_ran):
     x = torch.randn(600, 600, dtype=torch.float64)
     k = torch.from_numpy(log(15)).requires_grad_()
@@ -270,6 +280,7 @@ def test_kernel_that_requires_grad_runs_dense(low_rank_ran):
     assert k.grad is not None
 
 
+@needs_jit
 def test_under_vmap_the_dense_plan_runs(low_rank_ran):
     x = torch.randn(2, 400, 400, dtype=torch.float64)
     k = torch.from_numpy(log(15))
@@ -279,6 +290,7 @@ def test_under_vmap_the_dense_plan_runs(low_rank_ran):
     assert rel_err(y, ref) < 1e-13
 
 
+@needs_jit
 def test_small_and_rank_one_kernels_keep_their_plans(low_rank_ran):
     x = torch.randn(600, 600)
     # 5 taps: two terms cost more than the dense loop
@@ -294,6 +306,7 @@ def test_small_and_rank_one_kernels_keep_their_plans(low_rank_ran):
     assert not low_rank_ran
 
 
+@needs_jit
 def test_forced_prices_take_rank_three(low_rank_always, low_rank_ran):
     x = torch.randn(40, 50, dtype=torch.float64)
     k = log(9) + 0.3 * np.outer(np.hanning(9), np.hamming(9))
@@ -303,6 +316,7 @@ def test_forced_prices_take_rank_three(low_rank_always, low_rank_ran):
     assert within_bound(y.numpy(), x.numpy(), k, "same", "fill", torch.float64) <= 1
 
 
+@needs_jit
 @pytest.mark.parametrize("boundary", ["reflect", "wrap"])
 def test_nan_with_a_boundary_runs_the_dense_plan_on_the_signal(low_rank_ran, boundary):
     # the fallback gets the signal unextended: the dense plan applies the boundary itself
@@ -388,6 +402,7 @@ def test_terms_equal_the_dense_oracle(
         assert rel_err(y, ref) < (3e-6 if dtype == torch.float32 else 1e-12)
 
 
+@needs_jit
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("name", sorted(KERNELS))
 def test_terms_from_the_svd_run_the_fused_loop(low_rank_ran, dtype, name):
@@ -405,6 +420,7 @@ def test_terms_from_the_svd_run_the_fused_loop(low_rank_ran, dtype, name):
     assert within_bound(y.numpy(), x, terms, "same", "fill", dtype) <= 1
 
 
+@needs_jit
 def test_terms_with_dims_origin_and_a_fill_value(low_rank_ran):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((300, 3, 280))
@@ -462,7 +478,7 @@ def no_fused_loop(monkeypatch):
     _plan.forget()
 
 
-@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("fused", [pytest.param(True, marks=needs_jit), False])
 def test_terms_of_three_long_dims_run_one_after_the_other(low_rank_ran, request, fused):
     if not fused:
         request.getfixturevalue("no_fused_loop")
@@ -481,9 +497,13 @@ def test_terms_without_the_fused_loop(low_rank_ran, no_fused_loop):
     f0, f1 = rng.standard_normal((2, 15)), rng.standard_normal((2, 13))
     factors = [torch.from_numpy(f0), torch.from_numpy(f1)]
     dense = _dense_of_terms(f0, f1)
+    # with numba, 'auto' prices two terms of two compiled passes at 2.3 ms, the dense plan
+    # (overlap-add) at 4.9; without it the passes are shift-and-add and 'direct' asks for them
+    method = "auto" if rows.AVAILABLE else "direct"
     for boundary in ("fill", "reflect"):
-        # 'auto': two terms of two passes priced at 2.3 ms, the dense plan (overlap-add) 4.9
-        y = trueconv.convolve_separable(x, factors, "same", dims=(-2, -1), boundary=boundary)
+        y = trueconv.convolve_separable(
+            x, factors, "same", dims=(-2, -1), boundary=boundary, method=method
+        )
         assert [(p.rank, p.chains) for p in low_rank_ran] == [(2, True)]
         low_rank_ran.clear()
         ref = _crop(
@@ -495,7 +515,7 @@ def test_terms_without_the_fused_loop(low_rank_ran, no_fused_loop):
         assert rel_err(y, ref) < 1e-13
     # a non-finite sample: the dense kernel places it (the terms would meet +Inf and -Inf)
     x[1, 300, 200] = np.inf
-    y = trueconv.convolve_separable(x, factors, "same", dims=(-2, -1)).numpy()
+    y = trueconv.convolve_separable(x, factors, "same", dims=(-2, -1), method=method).numpy()
     assert len(low_rank_ran) == 1
     ref = trueconv.convolve(x, dense[None], "same", method="direct").numpy()
     assert_same_nonfinite(y, ref, 1e-13)
@@ -526,6 +546,7 @@ def test_terms_gradient_reaches_the_factors_and_the_input():
         assert rel_err(a, b) < 1e-13
 
 
+@needs_jit
 def test_terms_place_nan_and_inf_as_the_dense_sum(low_rank_ran):
     rng = np.random.default_rng(10)
     x = rng.standard_normal((600, 600))
