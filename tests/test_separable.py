@@ -14,11 +14,17 @@ from hypothesis import strategies as st
 import trueconv
 from conftest import assert_same_nonfinite, rel_err
 from trueconv import _plan, _separable
+from trueconv._methods import rows
 from trueconv._plan import cheapest
 from trueconv._problem import Problem
 from trueconv._spec import normalize
 
 BOUNDARIES = ["fill", "wrap", "symmetric", "reflect", "replicate"]
+
+#: tests of what 'auto' and the passes do with the compiled loop (numba, the `fast` extra):
+#: its prices make the separable plan the cheaper one, and its passes read boundary
+#: extensions in place (shift-and-add, without it, extends its input)
+needs_jit = pytest.mark.skipif(not rows.AVAILABLE, reason="numba is not installed")
 NP_PAD = {"wrap": "wrap", "symmetric": "symmetric", "reflect": "reflect", "replicate": "edge"}
 
 
@@ -56,6 +62,7 @@ def separable_ran(monkeypatch):
     return runs
 
 
+@needs_jit
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("boundary", BOUNDARIES)
 @pytest.mark.parametrize("mode", ["full", "same"])
@@ -148,6 +155,7 @@ def test_kernel_that_requires_grad_runs_dense(separable_ran):
     assert k.grad is not None
 
 
+@needs_jit
 def test_gradient_through_the_passes(separable_ran):
     x = torch.randn(500, 520, dtype=torch.float64, requires_grad=True)
     k = torch.from_numpy(np.outer(gaussian(11, 2.0), gaussian(9, 1.5)))
@@ -159,6 +167,7 @@ def test_gradient_through_the_passes(separable_ran):
     assert rel_err(x.grad, ref) < 1e-13
 
 
+@needs_jit
 def test_nan_and_inf_land_where_the_dense_sum_puts_them(separable_ran):
     rng = np.random.default_rng(4)
     x = rng.standard_normal((300, 300))
@@ -287,6 +296,7 @@ def test_convolve_separable_gradients_reach_the_factors():
         torch.testing.assert_close(got, t.grad, rtol=1e-12, atol=1e-12)
 
 
+@needs_jit
 @pytest.mark.parametrize("boundary", ["wrap", "symmetric", "reflect", "replicate"])
 @pytest.mark.parametrize(
     ("shape", "ks", "dtype"),
