@@ -13,6 +13,7 @@ import os
 os.environ["TRUECONV_NO_CALIBRATION"] = "1"
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
@@ -72,3 +73,16 @@ def rel_err(out, ref) -> float:
     denom = np.linalg.norm(ref.ravel())
     num = np.linalg.norm((out - ref).ravel())
     return float(num / denom) if denom > 0 else float(num)
+
+
+@pytest.fixture
+def no_fused_loop(monkeypatch):
+    """The separable plans without the fused loop (its private switch, as without numba or
+    on an accelerator), plans dropped around it."""
+    from trueconv import _plan, _separable
+
+    monkeypatch.setattr(_separable, "_FUSE", False)
+    _plan.forget()
+    yield
+    monkeypatch.undo()
+    _plan.forget()

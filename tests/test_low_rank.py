@@ -468,16 +468,6 @@ def test_terms_a_transform_or_a_swap_use_the_dense_kernel(low_rank_ran):
     assert rel_err(y, scipy.signal.convolve(x, np.einsum("qi,qj,qk->ijk", *fs))) < 1e-13
 
 
-@pytest.fixture
-def no_fused_loop(monkeypatch):
-    """The separable plans without the fused loop (as without numba or on an accelerator)."""
-    monkeypatch.setattr(_separable, "_FUSE", False)
-    _plan.forget()
-    yield
-    monkeypatch.undo()
-    _plan.forget()
-
-
 @pytest.mark.parametrize("fused", [pytest.param(True, marks=needs_jit), False])
 def test_terms_of_three_long_dims_run_one_after_the_other(low_rank_ran, request, fused):
     if not fused:

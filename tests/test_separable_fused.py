@@ -68,16 +68,6 @@ def fused_ran(monkeypatch):
     return results
 
 
-@pytest.fixture
-def passes_only(monkeypatch):
-    """The passes without the fused loop (the private switch), plans dropped around it."""
-    monkeypatch.setattr(_separable, "_FUSE", False)
-    _plan.forget()
-    yield
-    monkeypatch.undo()
-    _plan.forget()
-
-
 def _by_the_passes(*args):
     """``trueconv.convolve_separable(*args)`` by the passes alone (the fused loop off)."""
     _separable._FUSE = False
@@ -146,7 +136,7 @@ def test_three_tap_factors_stay_dense(n):
     assert trueconv.choose_method(x, kernel, "same") == "direct"
 
 
-def test_seven_taps_fuse_where_the_passes_were_not_cheaper(passes_only):
+def test_seven_taps_fuse_where_the_passes_were_not_cheaper(no_fused_loop):
     # the fused loop is priced below the dense loop from 7-tap factors on 2048²
     x, k = torch.empty(2048, 2048), torch.empty(7, 7)
     spec = normalize("convolve", x, k, "same", None, "auto", "fill", 0)[2]
@@ -163,7 +153,7 @@ def test_seven_taps_fuse_where_the_passes_were_not_cheaper(passes_only):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("mode", ["full", "same", "valid"])
-def test_same_sums_as_the_passes(passes_only, dtype, mode):
+def test_same_sums_as_the_passes(no_fused_loop, dtype, mode):
     # the terms in the passes' order: equal to rounding (bitwise where every pass runs the
     # compiled direct loop)
     rng = np.random.default_rng(8)
