@@ -138,6 +138,37 @@ def test_float_bound(dtype):
     assert _separable.factors(torch.from_numpy(zeroed).to(dtype), 2) is None
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    k0=st.integers(2, 8),
+    k1=st.integers(2, 8),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+    at=st.integers(0, 63),
+    ulps=st.floats(-12.0, 12.0),
+    zeros=st.integers(0, 3),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_the_quick_test_refuses_only_what_the_full_test_refuses(
+    k0, k1, dtype, at, ulps, zeros, seed
+):
+    # near-rank-1 kernels: rounded factors' products, zeros in a factor, one element moved by
+    # up to 12 T·u of itself (the full test's bound is T·u)
+    rng = np.random.default_rng(seed)
+    f0, f1 = rng.standard_normal(k0), rng.standard_normal(k1)
+    f0[: min(zeros, k0 - 1)] = 0.0
+    k = torch.from_numpy(np.outer(f0, f1)).to(dtype)
+    u = torch.finfo(dtype).eps / 2
+    flat = k.view(-1)
+    flat[at % flat.numel()] *= 1 + ulps * k.numel() * u
+    quick = _separable._clearly_not_rank1(k)
+    with pytest.MonkeyPatch.context() as mp:  # the full test alone
+        mp.setattr(_separable, "QUICK_ELEMENTS", 0)
+        full = _separable.factors(k, 2)
+    assert not (quick and full is not None)
+    # and a kernel of full rank is refused by the quick test
+    assert _separable._clearly_not_rank1(torch.from_numpy(rng.standard_normal((k0, k1))).to(dtype))
+
+
 def test_kernels_it_refuses():
     assert _separable.factors(torch.zeros(5, 5), 2) is None
     nan = torch.ones(3, 3)

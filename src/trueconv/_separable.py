@@ -104,9 +104,15 @@ from trueconv.core.dtypes import exact_dtype, is_integer
 from trueconv.core.static import register
 
 #: A separable plan is considered only for dense plans predicted to take at least this long:
-#: detection reads the kernel (about 20-40 µs for small kernels on the CPU, a device sync on
-#: an accelerator), which small problems cannot win back.
-MIN_DENSE_S = 2e-4
+#: detection reads the kernel (a device sync on an accelerator; on the CPU, for a kernel not
+#: seen before, about 25 us with the quick test of :func:`_clearly_not_rank1`, 2-4 us for one
+#: kept by :func:`_memo`), which small problems cannot win back. Measured (2026-12-04, float32,
+#: 'auto' against 2e-4 before, separate processes alternating, fastest of 15 calls, 1 / 2
+#: threads): Gaussians 256² ⊛ 7×7 1.73x / 1.28x, 9×9 2.14x / 1.55x, 512² ⊛ 5×5 1.57x /
+#: 1.37x (now separable); random kernels repeated 0.96-1.03x on 256²-512² ⊛ 3-9 taps; a fresh
+#: random kernel every call, 2 threads, 256² ⊛ 7×7 117 → 144 us, 512² ⊛ 5×5 197-212 → 221-226
+#: (512² ⊛ 7×7 401-419 → 352-362: the quick test).
+MIN_DENSE_S = 1e-4
 
 #: The separable plan made of passes (not the fused loop, which is priced as measured:
 #: :data:`FUSED_PRICE_FACTOR`) must be predicted to take at most this fraction of the dense
@@ -367,8 +373,7 @@ def choice(
     if b.numel() > MEMO_ELEMENTS:
         found = _analyse(b, nd, low[-1].rank if low else 1)
     else:
-        data = b.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
-        found = _memo(data, b.dtype, tuple(b.shape), b.device, nd, low[-1].rank if low else 1)
+        found = _memo(_bytes(b), b.dtype, tuple(b.shape), b.device, nd, low[-1].rank if low else 1)
     if found is None:
         return None
     if found[-1].ndim == 1:
@@ -383,6 +388,16 @@ def choice(
 #: 27 us in a tight loop of its own but 70-90 us a call between convolutions (its numpy code
 #: cold), 11-15% of the 0.6 ms call.
 MEMO_ELEMENTS = 1 << 14
+
+
+def _bytes(b: torch.Tensor) -> bytes:
+    """The kernel's elements' bytes in C order, the key of :func:`_memo`: through numpy
+    where it takes the tensor as it is (a CPU tensor of a numpy dtype: 1.0 us for 7×7
+    float32, against 3.2 for the general form's five torch calls)."""
+    b = b.detach()
+    if b.device.type == "cpu" and b.dtype in _NUMPY_FLOAT and not b.is_neg():
+        return b.numpy().tobytes()
+    return b.cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
 
 
 @functools.lru_cache(maxsize=64)
@@ -591,6 +606,9 @@ def factors(b: torch.Tensor, nd: int) -> tuple[torch.Tensor, ...] | None:
     sizes = tuple(b.shape[-nd:])
     long = [d for d in range(nd) if sizes[d] > 1]
     k = b.detach().reshape([sizes[d] for d in long]).cpu()
+    quick = len(long) == 2 and k.dtype in _NUMPY_FLOAT and k.numel() <= QUICK_ELEMENTS
+    if quick and _clearly_not_rank1(k):
+        return None
     integer = is_integer(k.dtype)
     arr = k.numpy().astype(np.int64 if integer else np.float64)
     if not integer and not np.isfinite(arr).all():
@@ -623,6 +641,51 @@ def factors(b: torch.Tensor, nd: int) -> tuple[torch.Tensor, ...] | None:
     for d, f in zip(long, found):
         out[d] = f.to(device=b.device, dtype=b.dtype)
     return tuple(out)
+
+
+#: How many elements :func:`_clearly_not_rank1` tests at most, and the largest kernels it
+#: takes: it reads the kernel into Python floats (2.6 / 3.7 / 5.3 us for 3×3 / 5×5 / 7×7
+#: float64 in a tight loop, but 18 for 15×15 and 76 for 31×31, where numpy's test is cheaper).
+QUICK_TESTS = 16
+QUICK_ELEMENTS = 64
+
+
+def _clearly_not_rank1(k: torch.Tensor) -> bool:
+    """Whether the 2-D floating kernel ``k`` fails :func:`factors`' test at one of its first
+    :data:`QUICK_TESTS` elements off the pivot's row and column, computed in Python floats:
+    most kernels asked about are not separable, and the first such element shows it.
+    Measured (2026-12-04, fresh 5×5 float32 random kernels, each between two 512²
+    convolutions): :func:`factors` took 56 us a kernel without it (25 in a tight loop), 19
+    with it (9), this test alone 8.
+
+    Sound: where :func:`factors` accepts, its factors ``f0 = k[:, q] / p`` and ``f1 = k[p, :]``
+    (pivot ``p = k[p0, q]``), rounded to the dtype (``u`` its unit roundoff), rebuild each
+    element within ``S·u·|k[i, j]|`` (``S`` elements); the rounding moves the product by at
+    most ``3.01·u`` of it, so ``|k[i, j]·p - k[i, q]·k[p0, j]| <= (S + 4)·u·(|k[i, j]·p| +
+    |k[i, q]·k[p0, j]|)``, and float64's own rounding of that test adds less than ``4·u``
+    more. An element past ``(S + 8)·u`` of it proves the kernel not rank 1; NaN and ±Inf
+    never do (they make the test false; :func:`factors` refuses them itself)."""
+    rows = k.tolist()
+    flat = [abs(v) for row in rows for v in row]
+    width = len(rows[0])
+    at = max(range(len(flat)), key=flat.__getitem__)
+    p0, q = divmod(at, width)
+    p = rows[p0][q]
+    tol = (len(flat) + 8) * torch.finfo(k.dtype).eps / 2
+    tests = 0
+    for i, row in enumerate(rows):
+        if i == p0:
+            continue
+        for j, v in enumerate(row):
+            if j == q:
+                continue
+            lhs, rhs = v * p, row[q] * rows[p0][j]
+            if abs(lhs - rhs) > tol * (abs(lhs) + abs(rhs)):
+                return True
+            tests += 1
+            if tests == QUICK_TESTS:
+                return False
+    return False
 
 
 def _fibre(arr: np.ndarray, pivot: tuple[int, ...], d: int) -> np.ndarray:
