@@ -401,7 +401,7 @@ def separable_check_runs(method: Method, kshape: tuple[int, ...], dtype: torch.d
     bool
         ``True`` wherever the library may run the check (the safe side of the estimate).
     """
-    # The library also skips it for dense plans predicted under 0.2 ms and where the
+    # The library also skips it for dense plans predicted under 0.1 ms and where the
     # separable plan is not cheaper; both are its private planner's business, and counting the
     # check there only over-estimates by the kernel's size in float64 (small then).
     return method == "auto" and not dtype.is_complex and sum(m > 1 for m in kshape) >= 2
