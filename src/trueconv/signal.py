@@ -563,7 +563,7 @@ def convolve_separable(
     # a length-one kernel is a scale: folded into the first longer one (no pass for it)
     first = next(i for i, f in enumerate(fs) if f.shape[0] > 1)
     scale = [f for f in fs if f.shape[0] == 1]
-    fs = [f.to(kdtype) for f in fs]
+    fs = [f if f.dtype == kdtype else f.to(kdtype) for f in fs]
     for f in scale:
         fs[first] = fs[first] * f
     return _execute(x, k, spec, factors=tuple(fs), planned=planned)
@@ -607,7 +607,7 @@ def _terms(
         return _execute(x, dense, spec, planned=planned)
     # a length-one factor is a scale per term: folded into the first longer factor
     first = next(i for i, f in enumerate(fs) if f.shape[1] > 1)
-    fs = [f.to(kdtype) for f in fs]
+    fs = [f if f.dtype == kdtype else f.to(kdtype) for f in fs]
     for i, f in enumerate(list(fs)):
         if f.shape[1] == 1:
             fs[first] = fs[first] * f
@@ -1004,7 +1004,8 @@ def _execute(
         else:
             sep_plan = _separable.terms_plan(plan, x.device, rank, spec.method)
         assert sep_plan is not None, "convolve_separable() checked that it applies"
-        y = sep_plan.run(a, tuple(f.to(cdtype) for f in factors), b)
+        fs = tuple(f if f.dtype == cdtype else f.to(cdtype) for f in factors)
+        y = sep_plan.run(a, fs, b)
     else:
         split = _separable_split(spec, plan, b, x.device)
         y = _plan.run(plan, a, b) if split is None else split[0].run(a, split[1], b)
