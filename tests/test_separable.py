@@ -399,3 +399,30 @@ def test_a_repeated_kernel_is_analysed_once_and_a_changed_one_again(monkeypatch)
     assert len(calls) == 2
     ref = scipy.signal.fftconvolve(x.numpy(), k.numpy(), "same")
     assert rel_err(y, ref) < 1e-13
+
+
+def test_the_kept_analysis_is_keyed_by_values_dtype_and_shape():
+    # a transposed view (not contiguous) is keyed by its values in C order, as its copy; the
+    # same bytes as another dtype or shape are another kernel
+    _separable._memo.cache_clear()
+    g = torch.from_numpy(gaussian(7, 1.5))
+    h = torch.from_numpy(np.array([1.0, 3.0, -2.0, 0.5, 4.0, -1.0, 2.0]))
+    k = torch.outer(g, h)
+    view = k.T  # outer(h, g), not contiguous
+    assert not view.is_contiguous()
+    assert _separable._bytes(view) == _separable._bytes(view.contiguous())
+    found = _separable._memo(
+        _separable._bytes(view), view.dtype, tuple(view.shape), view.device, 2, 1
+    )
+    assert found is not None
+    torch.testing.assert_close(torch.outer(found[0], found[1]), view, rtol=1e-15, atol=0)
+    as_f32 = k.view(torch.float32)  # the same bytes, twice as many float32 elements
+    assert _separable._bytes(as_f32) == _separable._bytes(k)
+    other = _separable._memo(
+        _separable._bytes(as_f32), as_f32.dtype, tuple(as_f32.shape), as_f32.device, 2, 1
+    )
+    assert other is None or other[0].dtype == torch.float32
+    assert _separable._memo.cache_info().currsize == 2  # two kernels, not one
+    # a kernel that records a graph is read detached
+    leaf = k.clone().requires_grad_()
+    assert _separable._bytes(leaf) == _separable._bytes(k)
