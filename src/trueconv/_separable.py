@@ -109,9 +109,12 @@ from trueconv.core.static import register
 #: kept by :func:`_memo`), which small problems cannot win back. Measured (2026-12-04, float32,
 #: 'auto' against 2e-4 before, separate processes alternating, fastest of 15 calls, 1 / 2
 #: threads): Gaussians 256² ⊛ 7×7 1.73x / 1.28x, 9×9 2.14x / 1.55x, 512² ⊛ 5×5 1.57x /
-#: 1.37x (now separable); random kernels repeated 0.96-1.03x on 256²-512² ⊛ 3-9 taps; a fresh
-#: random kernel every call, 2 threads, 256² ⊛ 7×7 117 → 144 us, 512² ⊛ 5×5 197-212 → 221-226
-#: (512² ⊛ 7×7 401-419 → 352-362: the quick test).
+#: 1.37x (now separable); random kernels repeated 0.96-1.03x on 256²-512² ⊛ 3-9 taps, and
+#: 0.95-1.29x on 3-D and batched problems of 0.15-0.8 ms (minimum of 6 processes: unchanged but
+#: for 3 × 256² ⊛ 5×5 Gaussian, now separable, 1.29x). The cost: a fresh random kernel every
+#: call (median call of 150, 2 / 1 threads) on 256² ⊛ 7×7 115 → 156 / 198 → 240 us, 512² ⊛
+#: 5×5 208 → 235 / 347 → 393 (the analysis: about 33 us a fresh kernel, 18 of them in
+#: :func:`factors`, 11 in its quick test).
 MIN_DENSE_S = 1e-4
 
 #: The separable plan made of passes (not the fused loop, which is priced as measured:
@@ -606,8 +609,7 @@ def factors(b: torch.Tensor, nd: int) -> tuple[torch.Tensor, ...] | None:
     sizes = tuple(b.shape[-nd:])
     long = [d for d in range(nd) if sizes[d] > 1]
     k = b.detach().reshape([sizes[d] for d in long]).cpu()
-    quick = len(long) == 2 and k.dtype in _NUMPY_FLOAT and k.numel() <= QUICK_ELEMENTS
-    if quick and _clearly_not_rank1(k):
+    if len(long) == 2 and k.dtype in _NUMPY_FLOAT and _clearly_not_rank1(k):
         return None
     integer = is_integer(k.dtype)
     arr = k.numpy().astype(np.int64 if integer else np.float64)
@@ -643,20 +645,19 @@ def factors(b: torch.Tensor, nd: int) -> tuple[torch.Tensor, ...] | None:
     return tuple(out)
 
 
-#: How many elements :func:`_clearly_not_rank1` tests at most, and the largest kernels it
-#: takes: it reads the kernel into Python floats (2.6 / 3.7 / 5.3 us for 3×3 / 5×5 / 7×7
-#: float64 in a tight loop, but 18 for 15×15 and 76 for 31×31, where numpy's test is cheaper).
+#: How many elements :func:`_clearly_not_rank1` tests at most.
 QUICK_TESTS = 16
-QUICK_ELEMENTS = 64
 
 
 def _clearly_not_rank1(k: torch.Tensor) -> bool:
-    """Whether the 2-D floating kernel ``k`` fails :func:`factors`' test at one of its first
-    :data:`QUICK_TESTS` elements off the pivot's row and column, computed in Python floats:
-    most kernels asked about are not separable, and the first such element shows it.
-    Measured (2026-12-04, fresh 5×5 float32 random kernels, each between two 512²
-    convolutions): :func:`factors` took 56 us a kernel without it (25 in a tight loop), 19
-    with it (9), this test alone 8.
+    """Whether the 2-D floating kernel ``k`` (on the CPU) fails :func:`factors`' test at one of
+    its first :data:`QUICK_TESTS` elements off the pivot's row and column, computed in Python
+    floats: most kernels asked about are not separable, and the first such element shows it.
+    Reads the pivot (numpy's ``argmax``) and a few rows, whatever the kernel's size: 5.7-8.5
+    us for 3×3-63×63 in a tight loop (``tolist`` of the whole kernel took 2.6 us for 3×3 but
+    77 for 31×31 and 320 for 63×63). Measured (2026-12-04, fresh 5×5 float32 random kernels,
+    each between two 512² convolutions): :func:`factors` took 56 us a kernel without it (25
+    in a tight loop), 19 with it (9).
 
     Sound: where :func:`factors` accepts, its factors ``f0 = k[:, q] / p`` and ``f1 = k[p, :]``
     (pivot ``p = k[p0, q]``), rounded to the dtype (``u`` its unit roundoff), rebuild each
@@ -665,21 +666,21 @@ def _clearly_not_rank1(k: torch.Tensor) -> bool:
     |k[i, q]·k[p0, j]|)``, and float64's own rounding of that test adds less than ``4·u``
     more. An element past ``(S + 8)·u`` of it proves the kernel not rank 1; NaN and ±Inf
     never do (they make the test false; :func:`factors` refuses them itself)."""
-    rows = k.tolist()
-    flat = [abs(v) for row in rows for v in row]
-    width = len(rows[0])
-    at = max(range(len(flat)), key=flat.__getitem__)
-    p0, q = divmod(at, width)
-    p = rows[p0][q]
-    tol = (len(flat) + 8) * torch.finfo(k.dtype).eps / 2
+    arr = k.numpy()
+    n0, n1 = arr.shape
+    p0, q = divmod(int(np.abs(arr).argmax()), n1)
+    need = -(-QUICK_TESTS // max(1, n1 - 1))  # rows besides the pivot's
+    others = [i for i in range(min(n0, need + 1)) if i != p0][:need]
+    rows = arr[[p0, *others]].tolist()
+    pivot = rows[0]
+    p = pivot[q]
+    tol = (n0 * n1 + 8) * torch.finfo(k.dtype).eps / 2
     tests = 0
-    for i, row in enumerate(rows):
-        if i == p0:
-            continue
+    for row in rows[1:]:
         for j, v in enumerate(row):
             if j == q:
                 continue
-            lhs, rhs = v * p, row[q] * rows[p0][j]
+            lhs, rhs = v * p, row[q] * pivot[j]
             if abs(lhs - rhs) > tol * (abs(lhs) + abs(rhs)):
                 return True
             tests += 1
