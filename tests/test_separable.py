@@ -382,7 +382,7 @@ def test_a_repeated_kernel_is_analysed_once_and_a_changed_one_again(monkeypatch)
         return original(b, nd)
 
     monkeypatch.setattr(_separable, "factors", counted)
-    _separable._memo.cache_clear()
+    _separable._MEMO.clear()
     rng = np.random.default_rng(11)
     x = torch.from_numpy(rng.standard_normal((1024, 1024)))
     g = np.exp(-0.5 * (np.arange(9) - 4.0) ** 2 / 3)
@@ -404,25 +404,45 @@ def test_a_repeated_kernel_is_analysed_once_and_a_changed_one_again(monkeypatch)
 def test_the_kept_analysis_is_keyed_by_values_dtype_and_shape():
     # a transposed view (not contiguous) is keyed by its values in C order, as its copy; the
     # same bytes as another dtype or shape are another kernel
-    _separable._memo.cache_clear()
+    _separable._MEMO.clear()
     g = torch.from_numpy(gaussian(7, 1.5))
     h = torch.from_numpy(np.array([1.0, 3.0, -2.0, 0.5, 4.0, -1.0, 2.0]))
     k = torch.outer(g, h)
     view = k.T  # outer(h, g), not contiguous
     assert not view.is_contiguous()
     assert _separable._bytes(view) == _separable._bytes(view.contiguous())
-    found = _separable._memo(
-        _separable._bytes(view), view.dtype, tuple(view.shape), view.device, 2, 1
-    )
+    found = _separable._memo(view, 2, 1)
     assert found is not None
     torch.testing.assert_close(torch.outer(found[0], found[1]), view, rtol=1e-15, atol=0)
+    assert _separable._memo(view.contiguous(), 2, 1) is found  # the same key
     as_f32 = k.view(torch.float32)  # the same bytes, twice as many float32 elements
     assert _separable._bytes(as_f32) == _separable._bytes(k)
-    other = _separable._memo(
-        _separable._bytes(as_f32), as_f32.dtype, tuple(as_f32.shape), as_f32.device, 2, 1
-    )
+    other = _separable._memo(as_f32, 2, 1)
     assert other is None or other[0].dtype == torch.float32
-    assert _separable._memo.cache_info().currsize == 2  # two kernels, not one
+    assert len(_separable._MEMO) == 2  # two kernels, not one
     # a kernel that records a graph is read detached
     leaf = k.clone().requires_grad_()
     assert _separable._bytes(leaf) == _separable._bytes(k)
+    # the kept factors share no memory with the kernel: changing it in place changes neither
+    before = [f.clone() for f in found]
+    view.mul_(2.0)
+    assert all(torch.equal(f, b) for f, b in zip(found, before))
+
+
+def test_the_kept_analyses_are_at_most_memo_size(monkeypatch):
+    monkeypatch.setattr(_separable, "MEMO_SIZE", 3)
+    _separable._MEMO.clear()
+    kernels = [torch.outer(torch.arange(1.0, 4.0) + i, torch.ones(3)) for i in range(5)]
+    for k in kernels:
+        assert _separable._memo(k, 2, 1) is not None
+    assert len(_separable._MEMO) == 3
+    # the oldest went first: the first kernel is analysed again, the last one is not
+    calls = []
+    original = _separable._analyse
+    monkeypatch.setattr(
+        _separable, "_analyse", lambda b, nd, r: calls.append(1) or original(b, nd, r)
+    )
+    _separable._memo(kernels[-1], 2, 1)
+    assert not calls
+    _separable._memo(kernels[0], 2, 1)
+    assert calls == [1]
