@@ -107,7 +107,7 @@ from trueconv.core.static import register
 
 #: A separable plan is considered only for dense plans predicted to take at least this long:
 #: detection reads the kernel (a device sync on an accelerator; on the CPU, for a kernel not
-#: seen before, about 25 us with the quick test of :func:`_clearly_not_rank1`, 2-4 us for one
+#: seen before, about 30 us with the quick test of :func:`_clearly_not_rank1`, 2-4 us for one
 #: kept by :func:`_memo`), which small problems cannot win back. Measured (2026-12-04, float32,
 #: 'auto' against 2e-4 before, separate processes alternating, fastest of 15 calls, 1 / 2
 #: threads): Gaussians 256² ⊛ 7×7 1.73x / 1.28x, 9×9 2.14x / 1.55x, 512² ⊛ 5×5 1.57x /
@@ -115,7 +115,7 @@ from trueconv.core.static import register
 #: 0.95-1.29x on 3-D and batched problems of 0.15-0.8 ms (minimum of 6 processes: unchanged but
 #: for 3 × 256² ⊛ 5×5 Gaussian, now separable, 1.29x). The cost: a fresh random kernel every
 #: call (median call of 150, 2 / 1 threads) on 256² ⊛ 7×7 115 → 156 / 198 → 240 us, 512² ⊛
-#: 5×5 208 → 235 / 347 → 393 (the analysis: about 33 us a fresh kernel, 18 of them in
+#: 5×5 208 → 235 / 347 → 393 (the analysis: 29 us a fresh 7×7 kernel, 19 of them in
 #: :func:`factors`, 11 in its quick test).
 MIN_DENSE_S = 1e-4
 
