@@ -193,8 +193,9 @@ def report(paths: list[Path], out: Path) -> None:
         "0.41-0.53 ms against 0.30-0.32 alone, as numba's OpenMP threads spin for a while "
         "after their parallel region and share the cores with OpenCV's pool "
         "(`OMP_WAIT_POLICY=PASSIVE` removed it and made trueconv's call 1.45x slower, 0.24 → "
-        "0.35 ms): each cell's minimum over rotated rounds takes a round where `filter2D` did "
-        "not follow trueconv. Low-rank "
+        "0.35 ms); after torch's own ops it is worse (after `F.conv2d` 0.64-1.04 ms, after "
+        "`x.add(1)` 0.52: torch's OpenMP threads spin too). Each cell's minimum over rotated "
+        "rounds takes a round where `filter2D` did not follow trueconv. Low-rank "
         "kernels (LoG, Gabor) are not in this grid (its random kernels are full rank): "
         "`results/low_rank.txt` has them, 1.08-5.32x filter2D where 'auto' runs them as "
         "separable terms.",
