@@ -277,9 +277,7 @@ def _run(
 ) -> torch.Tensor | None:
     (p0, q0), (p1, q1) = pads
     n0, n1 = a.shape[-2:]
-    # one row per rank-1 term (a 1-D factor is one term)
-    f0, f1 = f0.reshape(-1, f0.shape[-1]), f1.reshape(-1, f1.shape[-1])
-    k0, k1 = f0.shape[1], f1.shape[1]
+    k0, k1 = f0.shape[-1], f1.shape[-1]
     o0, o1 = n0 + p0 + q0 - k0 + 1, n1 + p1 + q1 - k1 + 1
     batch = tuple(a.shape[:-2])
     out, o_np = rows._empty((*batch, o0, o1), a.dtype)
@@ -287,7 +285,10 @@ def _run(
         return out
     nz = math.prod(batch)
     x = rows._readable(a, None).reshape(nz * n0, n1)
-    w0, w1 = (rows._readable(f, None) for f in (f0, f1))
+    # one row per rank-1 term (a 1-D factor is one term); reshaped as numpy arrays (a torch
+    # reshape costs about 1.5 us a call, a numpy one 0.3)
+    w0 = rows._readable(f0, None).reshape(-1, k0)
+    w1 = rows._readable(f1, None).reshape(-1, k1)
     # a non-finite constant fill: the loop's check sees only the input's rows
     finite_fill = rule != "fill" or math.isfinite(abs(complex(fill)))
     # a finite sum proves every factor finite (an overflowing one refuses finite factors:
