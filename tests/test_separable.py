@@ -446,3 +446,29 @@ def test_the_kept_analyses_are_at_most_memo_size(monkeypatch):
     assert not calls
     _separable._memo(kernels[0], 2, 1)
     assert calls == [1]
+
+
+@pytest.mark.parametrize("separable", [True, False])
+def test_conjugate_and_negative_views_are_read_as_their_values(separable):
+    # z.conj().imag is a negative view (numpy refuses it); z.conj() a conjugate one
+    rng = np.random.default_rng(5)
+    x = torch.from_numpy(rng.standard_normal((512, 512)))
+    g = torch.from_numpy(gaussian(7, 1.5))
+    values = torch.outer(g, g) if separable else torch.from_numpy(rng.standard_normal((7, 7)))
+    z = torch.complex(torch.zeros_like(values), values)
+    kernel = z.conj().imag  # -values
+    assert kernel.is_neg()
+    _separable._MEMO.clear()
+    method = trueconv.choose_method(x, kernel, "same")
+    assert (method == "separable") is separable
+    y = trueconv.convolve(x, kernel, "same")
+    ref = scipy.signal.convolve(x.numpy(), -values.numpy(), "same", method="direct")
+    assert rel_err(y, ref) < 1e-13
+    # the positive kernel, analysed after it, is another key (not the view's storage)
+    y2 = trueconv.convolve(x, values, "same")
+    assert rel_err(y2, -ref) < 1e-13
+    zc = torch.complex(values, values).conj()  # a conjugate view
+    assert zc.is_conj()
+    y3 = trueconv.convolve(x, zc, "same")
+    ref3 = scipy.signal.convolve(x.numpy(), zc.resolve_conj().numpy(), "same", method="direct")
+    assert rel_err(y3, ref3) < 1e-13
