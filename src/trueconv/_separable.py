@@ -422,7 +422,7 @@ def _memo(b: torch.Tensor, nd: int, max_rank: int) -> tuple[torch.Tensor, ...] |
         if key in _MEMO:
             _MEMO.move_to_end(key)
             return _MEMO[key]
-    found = _analyse(b.detach(), nd, max_rank)
+    found = _analyse(b, nd, max_rank)  # which reads it detached, views resolved
     with _MEMO_LOCK:
         _MEMO[key] = found
         while len(_MEMO) > MEMO_SIZE:
