@@ -38,13 +38,14 @@ GRID = [
 ]
 
 
-def best(fns: dict, repeats: int = 15) -> dict:
+def best(fns: dict, repeats: int = 15, sync=lambda: None) -> dict:
     """Median seconds of ``repeats`` interleaved rounds, each in a new random order (the
     minimum of 5 in a fixed order, used before 2026-12-03, let one lucky call decide a ratio,
     and 'auto' always ran after overlap-add had flushed the caches: 1.1-1.24x on 1 ms
     problems where it ran the very plan of the method it was compared with)."""
     for fn in fns.values():
         fn()
+    sync()
     times: dict = {name: [] for name in fns}
     order = np.random.default_rng(1)
     names = list(fns)
@@ -53,6 +54,7 @@ def best(fns: dict, repeats: int = 15) -> dict:
             fn = fns[name]
             t0 = time.perf_counter()
             fn()
+            sync()
             times[name].append(time.perf_counter() - t0)
     return {name: float(np.median(v)) for name, v in times.items()}
 
@@ -60,11 +62,14 @@ def best(fns: dict, repeats: int = 15) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (synchronised per call)")
     args = parser.parse_args()
+    dev = torch.device(args.device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     print(
-        f"threads {args.threads}; constants: {calibration.in_use()['source']}; "
+        f"{args.device}; threads {args.threads}; constants: {calibration.in_use()['source']}; "
         f"load {os.getloadavg()[0]:.2f}"
     )
     print("| problem | dtype | auto's pick | auto / fastest | fastest |")
@@ -73,12 +78,12 @@ def main() -> None:
     mispicks: list[str] = []
     for xs, ks in GRID:
         for dtype in (torch.float32, torch.float64):
-            x = torch.from_numpy(rng.standard_normal(xs)).to(dtype)
-            k = torch.from_numpy(rng.standard_normal(ks)).to(dtype)
+            x = torch.from_numpy(rng.standard_normal(xs)).to(dev, dtype)
+            k = torch.from_numpy(rng.standard_normal(ks)).to(dev, dtype)
             methods = trueconv.method_costs(x, k, "same")
             fns = {m: functools.partial(trueconv.convolve, x, k, "same", method=m) for m in methods}
             fns["auto"] = functools.partial(trueconv.convolve, x, k, "same")
-            t = best(fns)
+            t = best(fns, sync=sync)
             own = {m: v for m, v in t.items() if m != "auto"}
             fastest = min(own, key=own.__getitem__)
             ratio = t["auto"] / own[fastest]

@@ -4,6 +4,10 @@
 # benchmarks/cuda-out) and, for the fit, to src/trueconv/_cost_constants.json.
 #
 #   bash benchmarks/run_cuda.sh tests          # tests/test_cuda.py + the CPU suite on this torch
+#   bash benchmarks/run_cuda.sh gpu-tests      # tests/test_cuda.py and the CUDA cases alone
+#   bash benchmarks/run_cuda.sh cpu-suite      # the CPU suite on this torch alone
+#   bash benchmarks/run_cuda.sh auto           # auto_vs_best.py --device cuda
+#   bash benchmarks/run_cuda.sh images         # cuda_images.py: images vs cuDNN and CuPy
 #   bash benchmarks/run_cuda.sh half           # benchmarks/cuda_half_fft.py
 #   bash benchmarks/run_cuda.sh calibrate      # fit_cost.py --device cuda --measure
 #   bash benchmarks/run_cuda.sh bench [DTYPES] # the signal + NN grid on cuda -> RESULTS_CUDA.md
@@ -16,12 +20,18 @@ stage=${1:-tests}
 shift || true
 case $stage in
 tests)
+    bash "$0" gpu-tests
+    bash "$0" cpu-suite
+    ;;
+gpu-tests)
     nvidia-smi -L
     $PY -c "import torch, scipy, numpy; print('torch', torch.__version__, 'scipy', scipy.__version__, 'numpy', numpy.__version__)"
     $PY -m pytest tests/test_cuda.py tests/test_inputs.py -q -n 8 -p no:cacheprovider 2>&1 |
         tee "$OUT/pytest_cuda.txt" | tail -15
+    ;;
+cpu-suite)
     # the rest of the suite on this machine's torch (CPU tensors); dask/zarr may be missing here
-    timeout 300 $PY -m pytest tests -q -n 14 -p no:cacheprovider -x \
+    timeout ${CPU_SUITE_S:-300} $PY -m pytest tests -q -n 14 -p no:cacheprovider -x \
         --ignore=tests/test_cuda.py --ignore=tests/test_inputs.py \
         --ignore=tests/test_dask.py --ignore=tests/test_dask_distributed.py \
         --ignore=tests/test_cli_zarr.py 2>&1 | tee "$OUT/pytest_cpu_suite.txt" | tail -15
@@ -38,6 +48,12 @@ bench)
     $PY -m trueconv bench --device cuda --out "$OUT" --stem RESULTS_CUDA --budget 2 \
         --min-run-time 0.2 --dtypes $dtypes --quiet 2>&1 | tail -3
     grep -E "^\| .* \| (full|same) \|" "$OUT/RESULTS_CUDA.md" | head -80
+    ;;
+auto)
+    $PY benchmarks/auto_vs_best.py --device cuda 2>&1 | tee "$OUT/auto_vs_best_cuda.md"
+    ;;
+images)
+    $PY benchmarks/cuda_images.py --out "$OUT" 2>&1 | tee "$OUT/cuda_images.md"
     ;;
 *)
     echo "unknown stage $stage" >&2

@@ -311,3 +311,207 @@ def test_nn_module_on_cuda_trains():
     assert layer.weight.grad is not None
     assert layer.weight.grad.device.type == "cuda"
     assert torch.isfinite(layer.weight.grad).all()
+
+
+# ------------------------------------------------- plans and ports added after 2026-11-26
+
+
+@pytest.fixture
+def separable_ran(monkeypatch):
+    """'auto' made to take the separable plan wherever the kernel is separable (every dense
+    plan priced above the threshold, any saving enough); the plans that ran are listed."""
+    from trueconv import _plan, _separable
+
+    runs: list = []
+    original = _separable.SeparablePlan.run
+
+    def counted(self, a, fs, b=None):
+        runs.append(self)
+        return original(self, a, fs, b)
+
+    monkeypatch.setattr(_separable.SeparablePlan, "run", counted)
+    monkeypatch.setattr(_separable, "MIN_DENSE_S", 0.0)
+    monkeypatch.setattr(_separable, "MAX_FRACTION", 1e9)
+    _plan.forget()
+    yield runs
+    monkeypatch.undo()
+    _plan.forget()
+
+
+def _gaussian(k: int, sigma: float) -> np.ndarray:
+    t = np.arange(k) - (k - 1) / 2
+    g = np.exp(-(t**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("boundary", ["fill", "reflect", "wrap"])
+@pytest.mark.parametrize(
+    ("xs", "ks"),
+    [((2, 300, 260), (9, 9)), ((1, 200, 240), (15, 5)), ((40, 36, 30), (5, 3, 7))],
+    ids=str,
+)
+def test_auto_runs_separable_kernels_as_passes_on_cuda(separable_ran, xs, ks, boundary, dtype):
+    # a Gaussian outer product, as the CLI's kernels and ndimage build them; float64 oracle
+    # on the host: scipy's direct sum over the np.pad-extended input
+    rng = np.random.default_rng(30)
+    k = _gaussian(ks[0], 2.0)
+    for n in ks[1:]:
+        k = np.multiply.outer(k, _gaussian(n, 1.5))
+    x = rng.standard_normal(xs)
+    nd = len(ks)
+    out = trueconv.convolve(
+        torch.from_numpy(x).to(CUDA, dtype),
+        torch.from_numpy(k).to(CUDA, dtype),
+        "same",
+        dims=tuple(range(-nd, 0)),
+        boundary=boundary,
+    )
+    assert separable_ran, "the separable plan did not run"
+    assert out.device.type == CUDA
+    assert out.dtype == dtype
+    pads = [(0, 0)] * (x.ndim - nd) + [(n // 2, (n - 1) // 2) for n in ks]
+    ext = np.pad(x, pads, mode=NP_MODE[boundary]) if boundary != "fill" else np.pad(x, pads)
+    ref = scipy.signal.convolve(ext, k.reshape((1,) * (x.ndim - nd) + k.shape), "valid")
+    assert rel_err(out, ref) <= REL_TOL[dtype]
+
+
+def test_dense_and_separable_auto_agree_with_scipy_on_cuda():
+    # the shipped prices pick whatever they pick on this device; the answer is scipy's
+    rng = np.random.default_rng(31)
+    x = rng.standard_normal((1024, 1024))
+    g = _gaussian(7, 1.2)
+    for k in (np.outer(g, g), rng.standard_normal((7, 7))):
+        for dtype in (torch.float32, torch.float64):
+            xt, kt = torch.from_numpy(x).to(CUDA, dtype), torch.from_numpy(k).to(CUDA, dtype)
+            assert isinstance(trueconv.choose_method(xt, kt, "same"), str)
+            out = trueconv.convolve(xt, kt, "same")
+            ref = scipy.signal.convolve(x, k, "same")
+            assert rel_err(out, ref) <= REL_TOL[dtype]
+
+
+@pytest.mark.parametrize("method", ["auto", "direct", "fft"])
+def test_convolve_separable_rank_one_on_cuda_with_gradients(method):
+    x = rand((3, 40, 36), seed=32).to(CUDA).requires_grad_()
+    f0 = rand((5,), seed=33).to(CUDA).requires_grad_()
+    f1 = rand((4,), seed=34).to(CUDA).requires_grad_()
+
+    def fn(a, p, q):
+        return trueconv.convolve_separable(a, [p, q], "same", boundary="symmetric", method=method)
+
+    ref = scipy.signal.convolve(
+        np.pad(to_numpy(x.detach()), [(0, 0), (2, 2), (2, 1)], mode="symmetric"),
+        np.outer(to_numpy(f0.detach()), to_numpy(f1.detach()))[None],
+        "valid",
+    )
+    assert rel_err(fn(x, f0, f1), ref) <= REL_TOL[torch.float64]
+    assert torch.autograd.gradcheck(fn, (x, f0, f1))
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize(
+    ("method", "variant"),
+    [(m, None) for m in METHODS] + [("direct", "shift_add"), ("direct", "conv")],
+    ids=str,
+)
+@pytest.mark.parametrize("nd", [1, 2])
+def test_nan_and_inf_land_where_the_direct_sum_puts_them_on_cuda(nd, method, variant):
+    # the audit's defect (NaN dropped by the direct method) on the GPU's direct variants and
+    # transforms; oracle: the direct sum over defined terms, numpy.convolve per row pair
+    rng = np.random.default_rng(35)
+    xs, ks = ((300,), (9,)) if nd == 1 else ((40, 37), (5, 4))
+    x, k = rng.standard_normal(xs), rng.standard_normal(ks)
+    k.flat[::3] = 0.0  # zero taps meet the non-finite values: 0 · Inf = NaN, 0 · NaN = NaN
+    x.flat[[0, x.size // 2, x.size // 3, x.size - 1]] = [NAN, INF, -INF, NAN]
+    patch = (
+        mock.patch.object(direct, "variant", return_value=variant)
+        if variant
+        else contextlib.nullcontext()
+    )
+    with patch:
+        out = trueconv.convolve(
+            torch.from_numpy(x).to(CUDA), torch.from_numpy(k).to(CUDA), method=method
+        )
+    ref = _direct_sum(x, k)
+    got = to_numpy(out)
+    finite = np.isfinite(ref)
+    np.testing.assert_array_equal(np.where(finite, 0, got), np.where(finite, 0, ref))
+    assert rel_err(got[finite], ref[finite]) <= REL_TOL[torch.float64]
+
+
+def _direct_sum(x: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """'full' over the defined terms only (implicit zero padding is no term)."""
+    with np.errstate(invalid="ignore"):
+        if x.ndim == 1:
+            return np.convolve(x, k)
+        out = np.zeros(tuple(n + m - 1 for n, m in zip(x.shape, k.shape)))
+        for i in range(x.shape[0]):
+            for j in range(k.shape[0]):
+                out[i + j] += np.convolve(x[i], k[j])
+        return out
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("mode", ["reflect", "nearest", "mirror", "wrap", "constant"])
+def test_ndimage_ports_match_scipy_on_cuda(mode, dtype):
+    import scipy.ndimage as ndi
+
+    from trueconv import ndimage as tnd
+
+    rng = np.random.default_rng(36)
+    x = rng.standard_normal((70, 64))
+    w = rng.standard_normal((5, 4))
+    xt = torch.from_numpy(x).to(CUDA, dtype)
+    cases = [
+        (tnd.gaussian_filter(xt, 2.5, mode=mode), ndi.gaussian_filter(x, 2.5, mode=mode)),
+        (
+            tnd.gaussian_filter(xt, (1.0, 3.0), order=(1, 0), mode=mode),
+            ndi.gaussian_filter(x, (1.0, 3.0), order=(1, 0), mode=mode),
+        ),
+        (tnd.sobel(xt, axis=0, mode=mode), ndi.sobel(x, axis=0, mode=mode)),
+        (tnd.uniform_filter(xt, 5, mode=mode), ndi.uniform_filter(x, 5, mode=mode)),
+        (
+            tnd.convolve(xt, torch.from_numpy(w).to(CUDA, dtype), mode=mode, cval=0.5),
+            ndi.convolve(x, w, mode=mode, cval=0.5),
+        ),
+        (
+            tnd.correlate1d(xt, [1.0, -2.0, 0.5], axis=0, mode=mode, origin=1),
+            ndi.correlate1d(x, [1.0, -2.0, 0.5], axis=0, mode=mode, origin=1),
+        ),
+    ]
+    for out, ref in cases:
+        assert out.device.type == CUDA
+        assert out.dtype == dtype
+        assert rel_err(out, ref) <= 4 * REL_TOL[dtype]
+
+
+def test_vmap_and_grad_compose_on_cuda():
+    from torch.func import grad, vmap
+
+    xs, ks = rand((4, 50), seed=37).to(CUDA), rand((4, 7), seed=38).to(CUDA)
+    out = vmap(lambda a, b: trueconv.convolve(a, b, "same"))(xs, ks)
+    for i in range(4):
+        ref = scipy.signal.convolve(to_numpy(xs[i]), to_numpy(ks[i]), "same")
+        assert rel_err(out[i], ref) <= REL_TOL[torch.float64]
+    g = grad(lambda b: trueconv.convolve(xs[0], b, "full").square().sum())(ks[0])
+    # d/dk sum(y²) = 2 · correlate(y, x) restricted to the kernel's support
+    y = np.convolve(to_numpy(xs[0]), to_numpy(ks[0]))
+    expect = 2 * np.correlate(y, to_numpy(xs[0]), "valid")
+    assert rel_err(g, expect) <= REL_TOL[torch.float64]
+
+
+@pytest.mark.parametrize("method", ["direct", "fft"])
+def test_compile_fullgraph_on_cuda(method):
+    torch._dynamo.reset()
+    f = torch.compile(
+        lambda a, b: trueconv.convolve(a, b, "same", method=method, boundary="reflect"),
+        fullgraph=True,
+    )
+    x, k = rand((2, 64, 60), torch.float32, 39), rand((5, 5), torch.float32, 40)
+    out = f(x.to(CUDA), k.to(CUDA))
+    ext = np.pad(to_numpy(x).astype(np.float64), [(0, 0), (2, 2), (2, 2)], mode="reflect")
+    ref = scipy.signal.convolve(ext, to_numpy(k).astype(np.float64)[None], "valid")
+    assert out.device.type == CUDA
+    assert rel_err(out, ref) <= 1e-5
