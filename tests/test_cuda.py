@@ -332,6 +332,7 @@ def separable_ran(monkeypatch):
     monkeypatch.setattr(_separable.SeparablePlan, "run", counted)
     monkeypatch.setattr(_separable, "MIN_DENSE_S", 0.0)
     monkeypatch.setattr(_separable, "MAX_FRACTION", 1e9)
+    monkeypatch.setattr(_separable, "SEPARABLE_AUTO_DEVICES", frozenset({"cpu", "cuda"}))
     _plan.forget()
     yield runs
     monkeypatch.undo()
@@ -405,7 +406,9 @@ def test_convolve_separable_rank_one_on_cuda_with_gradients(method):
         "valid",
     )
     assert rel_err(fn(x, f0, f1), ref) <= REL_TOL[torch.float64]
-    assert torch.autograd.gradcheck(fn, (x, f0, f1))
+    # cuDNN's backward kernels add in an order that varies from run to run (as F.conv2d's own
+    # gradients do): the repeated backward agrees to rounding, not bit for bit
+    assert torch.autograd.gradcheck(fn, (x, f0, f1), nondet_tol=1e-12)
 
 
 NAN, INF = float("nan"), float("inf")

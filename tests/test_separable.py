@@ -472,3 +472,38 @@ def test_conjugate_and_negative_views_are_read_as_their_values(separable):
     y3 = trueconv.convolve(x, zc, "same")
     ref3 = scipy.signal.convolve(x.numpy(), zc.resolve_conj().numpy(), "same", method="direct")
     assert rel_err(y3, ref3) < 1e-13
+
+
+# ------------------------------------------------- pricing for an accelerator (no GPU needed)
+
+CUDA_DEVICE = torch.device("cuda")
+
+
+def test_auto_weighs_no_separable_plan_on_cuda():
+    # the CUDA constants were fitted before the passes existed; on an H200 the passes lost on
+    # 18 of 20 Gaussian cells (_separable.SEPARABLE_AUTO_DEVICES): pricing alone, no tensor
+    # on the device
+    for n, k, dtype in ((1024, 7, torch.float32), (4096, 3, torch.float64)):  # lost 1.4x, 6.3x
+        x, k = torch.empty(n, n, dtype=dtype), torch.empty(k, k, dtype=dtype)
+        spec = normalize("convolve", x, k, "same", None, "auto", "fill", 0)[2]
+        assert _separable.by_price(_plan.plan(spec, CUDA_DEVICE), CUDA_DEVICE) is None
+    x, k = torch.empty(4096, 4096), torch.empty(15, 15)
+    spec = normalize("convolve", x, k, "same", None, "auto", "fill", 0)[2]
+    cpu = torch.device("cpu")
+    assert _separable.by_price(_plan.plan(spec, cpu), cpu) is not None
+
+
+@pytest.mark.parametrize("method", ["auto", "direct"])
+def test_terms_are_priced_with_the_constants_a_device_has(method):
+    # the sums of the terms were priced with the CPU loop's 'rows' constants, which the CUDA
+    # table lacks: convolve_separable with terms raised KeyError on every CUDA call
+    x, k = torch.empty(2, 300, 280, dtype=torch.float64), torch.empty(15, 13, dtype=torch.float64)
+    spec = normalize("convolve", x, k, "same", (-2, -1), method, "reflect", 0)[2]
+    dense = _plan.plan(spec, CUDA_DEVICE)
+    found = _separable.terms_plan(dense, CUDA_DEVICE, 2, method)
+    if found is not None:
+        assert found.chains
+        assert found.seconds > 0
+        one = _separable.plan(dense.problem, CUDA_DEVICE, method)
+        assert one is not None
+        assert found.seconds > 2 * one.seconds  # the sum's pass is priced on top

@@ -441,13 +441,24 @@ def _analyse(b: torch.Tensor, nd: int, max_rank: int) -> tuple[torch.Tensor, ...
     return low_rank_factors(b, nd, max_rank)
 
 
+#: The device types on which 'auto' weighs a separable plan: those whose cost constants were
+#: fitted with its passes timed. Not CUDA: the constants fitted on an H200 (2026-11-26) came
+#: before the separable plans, and with them 'auto' took passes where they lost
+#: (benchmarks/RESULTS_CUDA.md, 2026-12-04, Gaussian kernels, median of 5: float64 3×4096²
+#: ⊛ 3×3 20.9 ms against 3.3 by the dense direct sum, 1024² ⊛ 3×3 1.22 against 0.45; float32
+#: 1024² ⊛ 7×7 0.66 against 0.46 by the FFT, 3×4096² ⊛ 3×3 3.6 against 2.4); the passes won
+#: on 2 of 20 Gaussian cells, by 1.10-1.17x. :func:`trueconv.convolve_separable` runs them
+#: on any device.
+SEPARABLE_AUTO_DEVICES = frozenset({"cpu"})
+
+
 @functools.lru_cache(maxsize=4096)
 def by_price(dense: Plan, device: torch.device) -> SeparablePlan | None:
     """The separable plan where the cost model prefers it to ``dense`` for a separable kernel
     (from shapes alone; :func:`choice` adds the checks on the kernel), else ``None``. Cached
     per dense plan and device: pricing the dense plan took 1.5 of the 5.4 us this question
     cost a 32² ⊛ 3² call, one thread, that the answer (no) did not need."""
-    if _plan.seconds(dense, device) < MIN_DENSE_S:
+    if device.type not in SEPARABLE_AUTO_DEVICES or _plan.seconds(dense, device) < MIN_DENSE_S:
         return None
     sep = plan(dense.problem, device)
     if sep is None:
@@ -543,11 +554,17 @@ def terms_plan(
     one = plan(problem, device, method)
     if one is None:
         return None
-    # and each sum after the first reads two outputs and writes one
-    size = max(4, problem.dtype.itemsize)
-    add = cost.Counts(
-        "rows", 0, 0.0, memory=cost.memory(2 * problem.out_elems, problem.out_elems, size)
-    )
+    # and each sum after the first reads two outputs and writes one: priced as the compiled
+    # loop's memory traffic where the device's constants have it (the CPU's), else as one
+    # shift-and-add pass over the output (the constants fitted for CUDA have no 'rows' term:
+    # KeyError on an H200, 2026-12-04)
+    if cost.has_constants(("rows",), device.type):
+        size = max(4, problem.dtype.itemsize)
+        add = cost.Counts(
+            "rows", 0, 0.0, memory=cost.memory(2 * problem.out_elems, problem.out_elems, size)
+        )
+    else:
+        add = cost.Counts("shift_add", 1, float(problem.out_elems))
     seconds = rank * one.seconds + (rank - 1) * cost.predict(
         add, exact_dtype(problem.dtype), device.type
     )

@@ -175,8 +175,8 @@ def run(plan: DirectPlan, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         a = ext.apply(a)
     if plan.variant == "rows" and rows.usable(a, b, pads):
         return rows.valid_conv(a, b, pads)
-    if plan.variant in ("rows", "shift_add"):  # rows where data cannot be read: traced, ...
-        return shift_add(a, b, pads)
+    if plan.variant in ("rows", "shift_add") or _traced_tf32(a):
+        return shift_add(a, b, pads)  # rows where data cannot be read: traced, ...
     if nd <= 3:
         return _conv(a, b, pads)
     return _valid_nd(_zero_pad(a, pads), b, nd)
@@ -209,7 +209,28 @@ def ieee_float32(device_type: str) -> contextlib.AbstractContextManager[None]:
     return cudnn_ieee_float32() if device_type == "cuda" else contextlib.nullcontext()
 
 
+def _tf32_dtype(dtype: torch.dtype) -> bool:
+    """The dtypes cuDNN may run in TF32 (float32 and complex64, whose parts are float32)."""
+    return dtype in (torch.float32, torch.complex64)
+
+
+def _traced_tf32(a: torch.Tensor) -> bool:
+    """Whether ``F.convNd`` on ``a`` would run at the user's cuDNN precision because the call
+    is traced (``torch.compile``, ``torch.jit.trace``, ``torch.export``): the full-precision
+    switch (:func:`ieee_float32`) is process-global state that a graph does not record, and
+    Dynamo refuses to trace it (torch 2.11, H200, 2026-12-04: ``Unsupported: Attempted to
+    inline function marked as skipped``, ``_FP32Precision.__getattr__``). There the taps run
+    by shift-and-add instead: full float32 precision, fused into one kernel by Inductor."""
+    return (
+        a.device.type == "cuda"
+        and _tf32_dtype(a.dtype)
+        and (torch.compiler.is_compiling() or torch.jit.is_tracing())
+    )
+
+
 def _conv(a: torch.Tensor, b: torch.Tensor, pads: Sequence[tuple[int, int]]) -> torch.Tensor:
+    if not _tf32_dtype(a.dtype):  # float64 and integers never run in TF32
+        return _conv_nd(a, b, pads)
     with ieee_float32(a.device.type):
         return _conv_nd(a, b, pads)
 
