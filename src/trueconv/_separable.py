@@ -6,8 +6,8 @@ then the 1-D convolutions along each dim in turn (the sums factor), which costs
 a 31×31 one 62 instead of 961. Box, Gaussian, Sobel, Prewitt and most built-in kernels of the
 CLI are separable.
 
-Where it applies. ``method='auto'``, one kernel for every signal (no kernel batch), the kernel
-in the kernel role (no ``'valid'`` swap), at least two convolved dims longer than one, the
+Where it applies. ``method='auto'`` on the CPU (:data:`SEPARABLE_AUTO_DEVICES`), one kernel
+for every signal (no kernel batch), the kernel in the kernel role (no ``'valid'`` swap), at least two convolved dims longer than one, the
 kernel's values readable (not under ``torch.compile``, tracing or ``torch.func``, not on the
 meta device) and not requiring a gradient (the passes take factors, not the kernel). Each pass
 is a problem of its own, planned by :func:`trueconv._plan.cheapest` (so it runs by the
@@ -446,9 +446,9 @@ def _analyse(b: torch.Tensor, nd: int, max_rank: int) -> tuple[torch.Tensor, ...
 #: before the separable plans, and with them 'auto' took passes where they lost
 #: (benchmarks/RESULTS_CUDA.md, 2026-12-04, Gaussian kernels, median of 5: float64 3×4096²
 #: ⊛ 3×3 20.9 ms against 3.3 by the dense direct sum, 1024² ⊛ 3×3 1.22 against 0.45; float32
-#: 1024² ⊛ 7×7 0.66 against 0.46 by the FFT, 3×4096² ⊛ 3×3 3.6 against 2.4); the passes won
-#: on 2 of 20 Gaussian cells, by 1.10-1.17x. :func:`trueconv.convolve_separable` runs them
-#: on any device.
+#: 1024² ⊛ 7×7 0.66 against 0.46 by the FFT, 3×4096² ⊛ 3×3 3.6 against 2.4); the passes beat
+#: every dense method on 3 of 48 Gaussian cells, by at most 1.19x (median: 1.64x slower).
+#: :func:`trueconv.convolve_separable` runs them on any device.
 SEPARABLE_AUTO_DEVICES = frozenset({"cpu"})
 
 
