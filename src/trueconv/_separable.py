@@ -6,18 +6,19 @@ then the 1-D convolutions along each dim in turn (the sums factor), which costs
 a 31×31 one 62 instead of 961. Box, Gaussian, Sobel, Prewitt and most built-in kernels of the
 CLI are separable.
 
-Where it applies. ``method='auto'`` on the CPU (:data:`SEPARABLE_AUTO_DEVICES`), one kernel
-for every signal (no kernel batch), the kernel in the kernel role (no ``'valid'`` swap), at least two convolved dims longer than one, the
-kernel's values readable (not under ``torch.compile``, tracing or ``torch.func``, not on the
-meta device) and not requiring a gradient (the passes take factors, not the kernel). Each pass
-is a problem of its own, planned by :func:`trueconv._plan.cheapest` (so it runs by the
-compiled direct loop, the FFT or overlap-add, whichever is cheapest for that pass), and the
-separable plan is taken only when the cost model prices it below the dense plan. Boundaries:
-an index-map extension (``'reflect'``, ...) along one dim commutes with the passes along the
-others, so each pass gets its own dim's (the fused loop and the direct passes read it in
-place, no extended copy is made); a fill value does not commute and is applied to the whole
-input first (by the fused loop in place for a 2-D kernel). The implicit zero padding of
-``'full'``/``'same'`` splits per dim. Either way the result is the dense call's.
+Where it applies. ``method='auto'`` on the CPU (:data:`SEPARABLE_AUTO_DEVICES`), one kernel for
+every signal (no kernel batch), the kernel in the kernel role (no ``'valid'`` swap), at least
+two convolved dims longer than one, the kernel's values readable (not under ``torch.compile``,
+tracing or ``torch.func``, not on the meta device) and not requiring a gradient (the passes
+take factors, not the kernel). Each pass is a problem of its own, planned by
+:func:`trueconv._plan.cheapest` (so it runs by the compiled direct loop, the FFT or
+overlap-add, whichever is cheapest for that pass), and the separable plan is taken only when
+the cost model prices it below the dense plan. Boundaries: an index-map extension
+(``'reflect'``, ...) along one dim commutes with the passes along the others, so each pass gets
+its own dim's (the fused loop and the direct passes read it in place, no extended copy is
+made); a fill value does not commute and is applied to the whole input first (by the fused loop
+in place for a 2-D kernel). The implicit zero padding of ``'full'``/``'same'`` splits per dim.
+Either way the result is the dense call's.
 
 Detection (:func:`factors`), from the largest-magnitude element ``p`` of the kernel and the
 fibres ``f_i`` through it (``k ≈ f0 ⊗ f1 ⊗ ... / p^(d-1)``):
