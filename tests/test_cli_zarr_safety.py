@@ -21,7 +21,6 @@ import subprocess
 import sys
 import zlib
 
-import dask.array
 import numpy as np
 import pytest
 import scipy.signal
@@ -31,6 +30,7 @@ from trueconv.cli import main, zarr_apply, zarr_store
 from trueconv.cli._errors import InputError
 
 zarr = pytest.importorskip("zarr")
+dask = pytest.importorskip("dask")
 pytest.importorskip("dask.array")
 
 ZARR3 = int(zarr.__version__.split(".")[0]) >= 3

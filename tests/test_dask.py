@@ -16,13 +16,10 @@ import subprocess
 import sys
 import threading
 
-import dask
-import dask.array as da
 import numpy as np
 import pytest
 import scipy.signal
 import torch
-from dask.callbacks import Callback
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -31,6 +28,10 @@ import trueconv.dask
 from conftest import REL_TOL, rel_err
 from trueconv import signal
 from trueconv.core.boundary import source_index
+
+dask = pytest.importorskip("dask")
+da = pytest.importorskip("dask.array")
+Callback = pytest.importorskip("dask.callbacks").Callback
 
 MODES = ("full", "same", "valid")
 BOUNDARIES = ("fill", "wrap", "symmetric", "reflect", "replicate")

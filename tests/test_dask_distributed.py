@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import logging
 
-import dask.array as da
-import distributed
 import numpy as np
 import pytest
 import torch
@@ -16,7 +14,10 @@ import torch
 import trueconv
 import trueconv.dask
 from conftest import REL_TOL, rel_err
-from test_dask import computed, scipy_reference
+from test_dask import computed, scipy_reference  # skips this module without dask
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
 
 
 @pytest.fixture(scope="module")
