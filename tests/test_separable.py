@@ -507,3 +507,38 @@ def test_terms_are_priced_with_the_constants_a_device_has(method):
         one = _separable.plan(dense.problem, CUDA_DEVICE, method)
         assert one is not None
         assert found.seconds > 2 * one.seconds  # the sum's pass is priced on top
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    nd=st.integers(1, 3),
+    data=st.data(),
+    dtype=st.sampled_from([torch.float32, torch.float64, torch.complex64, torch.int64]),
+    mode=st.sampled_from(["full", "same", "valid"]),
+    method=st.sampled_from(["auto", "direct", "fft", "overlap_add"]),
+    boundary=st.sampled_from(["fill", "reflect", "wrap"]),
+    rank=st.integers(1, 4),
+)
+def test_every_plan_is_priced_for_cuda_without_a_gpu(nd, data, dtype, mode, method, boundary, rank):
+    # pricing reads the device's constants only: every plan 'auto' and the separable and
+    # low-rank paths weigh must price on a device whose table lacks the CPU loop's terms
+    # (the KeyError 'rows_mac' that only a GPU run found)
+    xs = tuple(data.draw(st.integers(1, 3000 if nd == 1 else 300)) for _ in range(nd))
+    ks = tuple(data.draw(st.integers(1, 40)) for _ in range(nd))
+    if mode == "valid" and not all(n >= k for n, k in zip(xs, ks)):
+        mode = "same"
+    x, k = torch.empty(xs, dtype=dtype), torch.empty(ks, dtype=dtype)
+    how = {"boundary": boundary, "shapes": True, "dtype": dtype, "device": "cuda"}
+    chosen = trueconv.choose_method(xs, ks, mode, **how)
+    assert chosen in trueconv.method_costs(xs, ks, mode, **how)
+    spec = normalize("convolve", x, k, mode, None, method, boundary, 0)[2]
+    dense = _plan.plan(spec, CUDA_DEVICE)
+    assert _plan.seconds(dense, CUDA_DEVICE) >= 0
+    if nd >= 2 and not spec.swap:
+        for m in ("auto", "direct", "fft"):
+            one = _separable.plan(dense.problem, CUDA_DEVICE, m)
+            assert one is None or one.seconds >= 0
+        if rank > 1 and method in ("auto", "direct"):
+            terms = _separable.terms_plan(dense, CUDA_DEVICE, rank, method)
+            assert terms is None or terms.seconds >= 0
+        assert _separable.low_rank_plans(dense, CUDA_DEVICE) == ()
