@@ -8,6 +8,11 @@
 #   bash benchmarks/run_cuda.sh cpu-suite      # the CPU suite on this torch alone
 #   bash benchmarks/run_cuda.sh auto           # auto_vs_best.py --device cuda
 #   bash benchmarks/run_cuda.sh images         # cuda_images.py: images vs cuDNN and CuPy
+#   bash benchmarks/run_cuda.sh session        # gpu-tests, auto, images, cpu-suite in ~570 s
+#
+# A lent H200 gives a session 15 minutes in all (a start takes 1-2): 'session' fits one call
+# of the device tool (timeout_s 590). Its image has no platformdirs (carry it as a wheel:
+# benchmarks/RESULTS_CUDA.md) and no dask, zarr or soundfile (those tests skip).
 #   bash benchmarks/run_cuda.sh half           # benchmarks/cuda_half_fft.py
 #   bash benchmarks/run_cuda.sh calibrate      # fit_cost.py --device cuda --measure
 #   bash benchmarks/run_cuda.sh bench [DTYPES] # the signal + NN grid on cuda -> RESULTS_CUDA.md
@@ -49,6 +54,12 @@ bench)
     $PY -m trueconv bench --device cuda --out "$OUT" --stem RESULTS_CUDA --budget 2 \
         --min-run-time 0.2 --dtypes $dtypes --quiet 2>&1 | tail -3
     grep -E "^\| .* \| (full|same) \|" "$OUT/RESULTS_CUDA.md" | head -80
+    ;;
+session)
+    timeout 130 bash "$0" gpu-tests
+    timeout 70 bash "$0" auto
+    timeout 150 bash "$0" images
+    CPU_SUITE_S=210 bash "$0" cpu-suite
     ;;
 auto)
     $PY benchmarks/auto_vs_best.py --device cuda 2>&1 | tee "$OUT/auto_vs_best_cuda.md"
