@@ -449,7 +449,8 @@ def _analyse(b: torch.Tensor, nd: int, max_rank: int) -> tuple[torch.Tensor, ...
 #: ⊛ 3×3 20.9 ms against 3.3 by the dense direct sum, 1024² ⊛ 3×3 1.22 against 0.45; float32
 #: 1024² ⊛ 7×7 0.66 against 0.46 by the FFT, 3×4096² ⊛ 3×3 3.6 against 2.4); the passes beat
 #: every dense method on 3 of 48 Gaussian cells, by at most 1.19x (median: 1.64x slower).
-#: :func:`trueconv.convolve_separable` runs them on any device.
+#: :func:`trueconv.convolve_separable` runs rank-1 factors as passes on any device (its terms,
+#: under 'auto', as the dense kernel elsewhere).
 SEPARABLE_AUTO_DEVICES = frozenset({"cpu"})
 
 
@@ -532,7 +533,7 @@ def terms_plan(
     (:func:`plan`: its passes, or the fused loop with one pair of factors), summed: priced
     ``r`` times that plan plus the sums' memory traffic, and taken under ``'auto'`` as the
     rank-1 plan is (:func:`by_price`: at most :data:`MAX_FRACTION` of the dense plan for
-    passes). Measured (2026-12-04, float64, 2 threads, interleaved, fastest of 10): without
+    passes; only on :data:`SEPARABLE_AUTO_DEVICES`). Measured (2026-12-04, float64, 2 threads, interleaved, fastest of 10): without
     the fused loop 2 × 700 × 650 ⊛ 15 × 13 rank 2 6.4 against the dense plan's 12.3 ms,
     1024² ⊛ 15² 6.4 against 9.9, 1024² ⊛ 9² 4.8 against 3.9 (priced 1.7 against 3.1: short
     passes are underpriced, as ``MAX_FRACTION`` says); 3-D float32 with the fused loop for
@@ -552,6 +553,8 @@ def terms_plan(
     # take them together
     if method not in ("auto", "direct"):
         return None  # a transform of the dense kernel costs what one term's would
+    if method == "auto" and device.type not in SEPARABLE_AUTO_DEVICES:
+        return None  # the passes are not priced there (SEPARABLE_AUTO_DEVICES)
     one = plan(problem, device, method)
     if one is None:
         return None
