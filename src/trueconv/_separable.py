@@ -528,19 +528,18 @@ def terms_plan(
     where 'auto' would run the kernel's own terms (but for the SVD's price). For
     ``'direct'`` wherever it runs (the loop is a direct sum).
 
-    Where the loop cannot take the terms together (no numba, an accelerator, more than two
-    long dims), the terms one after the other (``chains``), each by the rank-1 plan
-    (:func:`plan`: its passes, or the fused loop with one pair of factors), summed: priced
-    ``r`` times that plan plus the sums' memory traffic, and taken under ``'auto'`` as the
-    rank-1 plan is (:func:`by_price`: at most :data:`MAX_FRACTION` of the dense plan for
-    passes; only on :data:`SEPARABLE_AUTO_DEVICES`). Measured (2026-12-04, float64, 2 threads, interleaved, fastest of 10): without
-    the fused loop 2 × 700 × 650 ⊛ 15 × 13 rank 2 6.4 against the dense plan's 12.3 ms,
-    1024² ⊛ 15² 6.4 against 9.9, 1024² ⊛ 9² 4.8 against 3.9 (priced 1.7 against 3.1: short
-    passes are underpriced, as ``MAX_FRACTION`` says); 3-D float32 with the fused loop for
-    the last two dims, 64 × 128² ⊛ 9³, 96³ ⊛ 5³ and 32 × 256² ⊛ 7³, rank 2: 7.7, 5.1 and 8.6
-    against 14.6, 7.7 and 26.8 ms.
-    ``None`` otherwise (a forced transform: the dense kernel's transform costs one term's):
-    the caller runs the dense kernel."""
+    Where the loop cannot take the terms together (no numba, an accelerator, more than two long
+    dims), the terms one after the other (``chains``), each by the rank-1 plan (:func:`plan`:
+    its passes, or the fused loop with one pair of factors), summed: priced ``r`` times that
+    plan plus the sums' memory traffic, and taken under ``'auto'`` as the rank-1 plan is
+    (:func:`by_price`: at most :data:`MAX_FRACTION` of the dense plan for passes; only on
+    :data:`SEPARABLE_AUTO_DEVICES`). Measured (2026-12-04, float64, 2 threads, interleaved,
+    fastest of 10): without the fused loop 2 × 700 × 650 ⊛ 15 × 13 rank 2 6.4 against the dense
+    plan's 12.3 ms, 1024² ⊛ 15² 6.4 against 9.9, 1024² ⊛ 9² 4.8 against 3.9 (priced 1.7 against
+    3.1: short passes are underpriced, as ``MAX_FRACTION`` says); 3-D float32 with the fused
+    loop for the last two dims, 64 × 128² ⊛ 9³, 96³ ⊛ 5³ and 32 × 256² ⊛ 7³, rank 2: 7.7, 5.1
+    and 8.6 against 14.6, 7.7 and 26.8 ms. ``None`` otherwise (a forced transform: the dense
+    kernel's transform costs one term's): the caller runs the dense kernel."""
     problem = dense.problem
     limit = _plan.seconds(dense, device)
     dims = _terms_dims(problem, device, method)
