@@ -35,7 +35,10 @@ tap in L1 (10 taps over 1024 float32 samples, one thread); one that feeds each o
 to two output rows (20 taps) ran only 1.15x faster per tap, so the passes are bound by their
 multiplies and adds more than by their (line-splitting, shifted) loads, as OpenCV's are: a
 hand-written 3×3 loop making two rows per pass gained 1.3x from the rows' bookkeeping and
-stores, and needs its code per kernel shape (not done).
+stores, and needs its code per kernel shape; written and measured again against this loop
+(2026-12-04, commit da159c9, ``benchmarks/results/rows_3x3.txt``): the same sums bit for bit
+but no faster (this loop / it 0.83-1.29, median 1.0, over 40 cells of 256²-2048² at 1 and 2
+threads; bare, 1024² float32, one thread, 381 against 390 us), so not kept.
 Against the loop of before (a padded copy per kernel row, eight taps per pass; same process,
 interleaved, one thread, 2026-12-03): 512²-2048² float32 1.07-1.30x faster (3×3 1.27-1.30x),
 float64 0.99-1.30x. The passes run at about 1.3 cycles per vector tap, near this CPU's one
@@ -113,7 +116,6 @@ TILE = 2048
 
 _LOCK = threading.Lock()  # numba's 'workqueue' threading layer is not thread-safe;
 _KERNEL: Callable[..., None] | None = None  # also guards the first compilation
-_KERNEL33: Any = None  # the loop for 2-D problems and 3×3 kernels (_compile makes it)
 numba: Any = None
 #: The tap-group routine both compiled loops inline (:func:`_compile` makes it): numba's cache
 #: keys a compiled loop by its own file only, so an edit here needs the loops' files touched
@@ -484,104 +486,6 @@ def _compile() -> Callable[..., None]:
                         out[r, t0 + j] = s
         return True
 
-    @numba.njit(nogil=True, cache=True)  # type: ignore[untyped-decorator]
-    def edge33(a, b, za, zb, n1, i, j, map1, map2, fv, const, zero):  # type: ignore[no-untyped-def]  # pragma: no cover
-        # one output of a 3×3 kernel through the maps, its terms in tap order (valid3's:
-        # a row of the implicit zero padding is no term, a column of it a zero term)
-        s = zero
-        for m0 in range(3):
-            r = map1[i + 2 - m0]
-            if r < 0 and not const:
-                continue
-            for m1 in range(3):
-                v = map2[j + 2 - m1]
-                x = a[za * n1 + r, v] if r >= 0 and v >= 0 else fv
-                s += b[zb * 3 + m0, m1] * x
-        return s
-
-    @numba.njit(parallel=True, nogil=True, cache=True)  # type: ignore[untyped-decorator]
-    def valid33(a, b, dims, map1, map2, p1, p2, fill, out):  # type: ignore[no-untyped-def]  # pragma: no cover
-        # valid3 for a 2-D problem and a 3×3 kernel (dims with n0 = k0 = o0 = 1; the same
-        # maps, fill and order of terms, so the same sums bit for bit), two output rows at a
-        # time: where both rows' terms are input samples, the four input rows they read are
-        # loaded once for both, and every term is added in one pass over the two rows
-        za_n, _, n1, zb_n, _, _, nz, _, o1 = dims
-        n2 = a.shape[1]
-        o2 = out.shape[1]
-        zero = np.zeros(1, dtype=out.dtype)[0]  # a literal 0.0 would compute in float64
-        const = fill.size > 0
-        fv = fill[0] if const else zero
-        check = zero
-        for t in range(b.size):
-            check += b.flat[t] * 0
-        if check != check:
-            return False  # a non-finite tap would multiply the zeros (valid3 refuses it too)
-        # outputs whose terms are all input samples: rows [i_lo, i_hi), columns [j_lo, j_hi)
-        i_lo, i_hi = p1, min(o1, n1 + p1 - 2)
-        j_lo, j_hi = p2, min(o2, n2 + p2 - 2)
-        m = j_hi - j_lo
-        pairs = (o1 + 1) // 2
-        for item in numba.prange(nz * pairs):
-            z = item // pairs
-            i = 2 * (item - z * pairs)
-            za = z if za_n > 1 else 0
-            zb = z if zb_n > 1 else 0
-            rows = min(2, o1 - i)
-            if rows == 2 and i_lo <= i and i + 1 < i_hi and m > 0:
-                w00, w01, w02 = b[zb * 3, 0], b[zb * 3, 1], b[zb * 3, 2]
-                w10, w11, w12 = b[zb * 3 + 1, 0], b[zb * 3 + 1, 1], b[zb * 3 + 1, 2]
-                w20, w21, w22 = b[zb * 3 + 2, 0], b[zb * 3 + 2, 1], b[zb * 3 + 2, 2]
-                base = za * n1 + i - p1  # the input row of output row i's tap m0 = 2
-                # views from index 0 (a possibly negative index stops vectorising)
-                a0, a1, a2 = a[base, 2 : m + 2], a[base, 1 : m + 1], a[base, 0:m]
-                b0, b1, b2 = a[base + 1, 2 : m + 2], a[base + 1, 1 : m + 1], a[base + 1, 0:m]
-                c0, c1, c2 = a[base + 2, 2 : m + 2], a[base + 2, 1 : m + 1], a[base + 2, 0:m]
-                d0, d1, d2 = a[base + 3, 2 : m + 2], a[base + 3, 1 : m + 1], a[base + 3, 0:m]
-                y0 = out[z * o1 + i, j_lo:j_hi]
-                y1 = out[z * o1 + i + 1, j_lo:j_hi]
-                for j in range(m):
-                    s = zero
-                    s += w00 * c0[j]
-                    s += w01 * c1[j]
-                    s += w02 * c2[j]
-                    s += w10 * b0[j]
-                    s += w11 * b1[j]
-                    s += w12 * b2[j]
-                    s += w20 * a0[j]
-                    s += w21 * a1[j]
-                    s += w22 * a2[j]
-                    y0[j] = s
-                    t = zero
-                    t += w00 * d0[j]
-                    t += w01 * d1[j]
-                    t += w02 * d2[j]
-                    t += w10 * c0[j]
-                    t += w11 * c1[j]
-                    t += w12 * c2[j]
-                    t += w20 * b0[j]
-                    t += w21 * b1[j]
-                    t += w22 * b2[j]
-                    y1[j] = t
-                for r in range(2):
-                    for j in range(j_lo):
-                        out[z * o1 + i + r, j] = edge33(
-                            a, b, za, zb, n1, i + r, j, map1, map2, fv, const, zero
-                        )
-                    for j in range(j_hi, o2):
-                        out[z * o1 + i + r, j] = edge33(
-                            a, b, za, zb, n1, i + r, j, map1, map2, fv, const, zero
-                        )
-            else:
-                for r in range(rows):
-                    for j in range(o2):
-                        out[z * o1 + i + r, j] = edge33(
-                            a, b, za, zb, n1, i + r, j, map1, map2, fv, const, zero
-                        )
-        return True
-
-    global _KERNEL33
-    _KERNEL33 = valid33
-
     return valid3  # type: ignore[no-any-return]
 
 
@@ -695,7 +599,6 @@ class _Layout(NamedTuple):
     dims: tuple[int, ...]  # (za_n, n0, n1, zb_n, k0, k1, nz, o0, o1)
     maps: tuple[Any, Any, Any]  # per loop dim, extended index -> input index, -1: the fill
     p2: int  # the extension's leading samples along the last dim
-    p1: int  # and along the one before it
 
 
 @functools.lru_cache(maxsize=1024)
@@ -741,7 +644,6 @@ def _layout(
         (za, a3[0], a3[1], zb, b3[0], b3[1], nz, o3[0], o3[1]),
         tuple(_index_map(n, p, q, rule) for n, (p, q) in zip(a3, p3)),  # type: ignore[arg-type]
         p3[2][0],
-        p3[1][0],
     )
 
 
@@ -866,15 +768,6 @@ def _readable(t: torch.Tensor, expand: tuple[int, ...] | None) -> Any:
     return t.numpy()
 
 
-#: 2-D problems with a 3×3 kernel, float32 and float64, run by a loop of their own that makes
-#: two output rows at a time (``valid33`` in :func:`_compile`; the same sums as the general
-#: loop, bit for bit): the four input rows the two rows read are loaded once for both, and
-#: every term is added in one pass, where the general loop reads each tap's row for each
-#: output row through its ring or in place. Measured (2026-12-04; the general loop
-#: in the same process, interleaved): see ``benchmarks/results/rows_3x3.txt``. False: every
-#: problem runs by the general loop.
-THREE_BY_THREE = True
-
 _STATE = threading.local()  # per thread: the thread count last handed to numba (its own
 # setting is per thread too)
 _SAFE = False  # numba's threading layer is known to be thread-safe
@@ -884,10 +777,6 @@ def _call(a: Any, b: Any, lay: _Layout, fill: Any, out: Any) -> bool:
     kernel = _kernel()  # imports numba first
     threads = numba_threads()
     m0, m1, m2 = lay.maps
-    # 2-D, 3×3, float32 or float64 (the dtypes measured): the two-row loop
-    square3 = lay.dims[1] == lay.dims[4] == 1 and lay.dims[5] == b.shape[1] == 3
-    if THREE_BY_THREE and square3 and a.dtype.kind == "f":
-        return bool(parallel(_KERNEL33, a, b, lay.dims, m1, m2, lay.p1, lay.p2, fill, out))
     args = (a, b, lay.dims, m0, m1, m2, lay.p2, fill, out, TILE, 4 * threads)
     return bool(parallel(kernel, *args))
 
