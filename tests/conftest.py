@@ -7,6 +7,9 @@ Profiles: ``ci`` (deterministic, modest example counts; the default under ``CI=t
 from __future__ import annotations
 
 import os
+import sys
+import sysconfig
+from pathlib import Path
 
 # the shipped cost constants, whatever `trueconv calibrate` stored on this machine
 # (tests/test_calibration.py turns this off where it tests the stored ones)
@@ -43,6 +46,16 @@ REL_TOL = {
     torch.float16: 2e-2,
     torch.bfloat16: 5e-2,
 }
+
+
+def console_script() -> list[str]:
+    """The command that runs trueconv's console script for the interpreter running the tests:
+    the ``trueconv`` script installed beside it, else ``python -m trueconv``. Not the first
+    ``trueconv`` on ``PATH``: a suite run as ``/path/to/venv/bin/python -m pytest`` without
+    activating the environment found another installation's script (a pyenv shim, with
+    another torch) and 28 CLI tests failed for it."""
+    script = Path(sysconfig.get_path("scripts")) / "trueconv"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "trueconv"]
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import scipy.ndimage as ndi
 import scipy.signal
 
+from conftest import console_script
 from trueconv.cli import main
 from trueconv.cli.kernels import (
     BUILTINS,
@@ -154,9 +153,9 @@ def test_kernels_command_lists_every_builtin_on_one_line(capsys):
 
 
 def _cli(*argv: str, cwd) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("trueconv")
-    cmd = [exe] if exe else [sys.executable, "-m", "trueconv"]
-    return subprocess.run([*cmd, *argv], cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [*console_script(), *argv], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_inline_kernels_on_the_console_script(tmp_path):

@@ -4,7 +4,6 @@ progress bar (only on a terminal, never with --quiet), and no optional import fo
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,14 +15,14 @@ import torch
 
 import trueconv
 import trueconv.__main__
+from conftest import console_script
 from trueconv.cli import formats, main
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 def script() -> list[str]:
-    path = shutil.which("trueconv")
-    return [path] if path else [sys.executable, "-m", "trueconv"]
+    return console_script()
 
 
 def test_console_script_end_to_end(tmp_path):

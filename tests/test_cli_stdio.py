@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import shlex
-import shutil
 import subprocess
 import sys
 
@@ -15,14 +14,14 @@ import numpy as np
 import pytest
 import scipy.signal
 
+from conftest import console_script
 from trueconv.cli import main
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX pipes and shells")
 
 
 def script() -> list[str]:
-    path = shutil.which("trueconv")
-    return [path] if path else [sys.executable, "-m", "trueconv"]
+    return console_script()
 
 
 def npy_bytes(a: np.ndarray) -> bytes:

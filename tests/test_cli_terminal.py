@@ -5,22 +5,21 @@ pseudo-terminal that reports no size (0 x 0, as a serial console or some CI runn
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import console_script
+
 pty = pytest.importorskip("pty")
 termios = pytest.importorskip("termios")
 
 
 def script() -> list[str]:
-    path = shutil.which("trueconv")
-    return [path] if path else [sys.executable, "-m", "trueconv"]
+    return console_script()
 
 
 def on_a_terminal(argv: list[str], size: tuple[int, int], cwd: Path, stdout_pipe: bool = False):

@@ -11,12 +11,12 @@ import os
 import pickle
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import scipy.signal
 
+from conftest import console_script
 from trueconv.cli import main
 from trueconv.cli.kernels import gaussian
 
@@ -217,10 +217,8 @@ def test_a_pickle_filter_inside_a_group_is_refused_before_zarr_reads_it(tmp_path
               "filters": [{"id": "pickle"}], "compressor": None, "fill_value": 0}  # fmt: skip
     (root / "sub/evil/.zarray").write_text(json.dumps(zarray))
     (root / "sub/evil/0.0").write_bytes(pickle.dumps(Marker(marker)))
-    exe = shutil.which("trueconv")
-    cmd = [exe] if exe else [sys.executable, "-m", "trueconv"]
     done = subprocess.run(
-        [*cmd, "apply", "g.zarr/sub/evil", "-k", "box:3", "-o", "y.zarr"],
+        [*console_script(), "apply", "g.zarr/sub/evil", "-k", "box:3", "-o", "y.zarr"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import shutil
 import subprocess
 import sys
 
@@ -23,7 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import trueconv
-from conftest import rel_err
+from conftest import console_script, rel_err
 from trueconv.__main__ import main
 
 # -- TensorFlow, restated in numpy --------------------------------------------------------------
@@ -328,9 +327,7 @@ def test_demo_without_scipy(capsys, monkeypatch):
 
 def test_trueconv_demo_command():
     """The README's first command, run as a user would (``python -m`` without the script)."""
-    script = shutil.which("trueconv")
-    command = [script, "demo"] if script else [sys.executable, "-m", "trueconv", "demo"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([*console_script(), "demo"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert CONV_ROW in done.stdout
     assert "(convolution)" in done.stdout
