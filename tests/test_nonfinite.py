@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import scipy.signal
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import trueconv
@@ -544,6 +544,38 @@ def test_all_finite():
         assert not _nonfinite.all_finite(torch.tensor([1.0, v]))
         assert not _nonfinite.all_finite(torch.tensor([1.0, complex(0.0, v)]))
     assert not _nonfinite.all_finite(torch.tensor([INF, -INF]))
+
+
+def test_all_finite_of_several_tensors():
+    """Several tensors: one sum of their sums decides when it is finite; an overflow of that
+    sum, or of one tensor's, falls back to each tensor's own check."""
+    big = torch.tensor([3e38, 3e38], dtype=torch.float32)
+    assert _nonfinite.all_finite()
+    assert _nonfinite.all_finite(torch.ones(3), torch.ones(2, dtype=torch.float64))
+    assert _nonfinite.all_finite(big, big)  # each sum and their sum overflow
+    assert _nonfinite.all_finite(torch.tensor([3e38]), torch.tensor([3e38]))  # their sum does
+    assert _nonfinite.all_finite(torch.arange(4), torch.ones(2))  # integers are finite
+    for v in (NAN, INF, -INF):
+        assert not _nonfinite.all_finite(torch.ones(3), torch.tensor([1.0, v]))
+        assert not _nonfinite.all_finite(torch.tensor([v]), big)
+        assert not _nonfinite.all_finite(big, torch.ones(1), torch.tensor([complex(v, 0.0)]))
+    # +Inf in one and -Inf in the other: their sum is NaN, still not finite
+    assert not _nonfinite.all_finite(torch.tensor([INF]), torch.tensor([-INF]))
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(
+        st.lists(st.sampled_from([0.0, 1.0, -2.5, 3e38, -3e38, NAN, INF, -INF]), max_size=5),
+        min_size=1,
+        max_size=3,
+    ),
+    st.sampled_from([torch.float32, torch.float64, torch.complex64]),
+)
+def test_all_finite_is_isfinite_all(values, dtype):
+    tensors = [torch.tensor(v, dtype=dtype) for v in values]
+    expected = all(bool(torch.isfinite(t).all()) for t in tensors)
+    assert _nonfinite.all_finite(*tensors) is expected
 
 
 @pytest.mark.parametrize("method", ["fft", "overlap_add"])

@@ -154,7 +154,7 @@ def run(p: Plan, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if ext is not None and p.extends and guarded(p, a, b):
         # the guard counts terms on the extended signal: a plan that extends itself gets it
         # unextended only where nothing is left to place (and takes it extended otherwise)
-        if _nonfinite.all_finite(a) and _nonfinite.all_finite(b) and cmath.isfinite(ext.fill):
+        if _nonfinite.all_finite(a, b) and cmath.isfinite(ext.fill):
             return p.run(a, b)
         a = ext.apply(a)
     elif ext is not None and not p.extends:

@@ -259,7 +259,7 @@ def separable_conv(
         # makes on the fly would come too late to choose the passes; the factors too, as
         # _run checks them only when it checks the rows (a non-finite factor times the zero
         # padding of a row would put NaN where the passes add no term)
-        if not all(_nonfinite.all_finite(t) for t in (a, f0, f1)):
+        if not _nonfinite.all_finite(a, f0, f1):
             return None
         out: torch.Tensor = _FusedConv.apply(a, f0, f1, pads)
         return out
