@@ -39,6 +39,10 @@ stores, and needs its code per kernel shape; written and measured again against 
 (2026-12-04, commit da159c9, ``benchmarks/results/rows_3x3.txt``): the same sums bit for bit
 but no faster (this loop / it 0.83-1.29, median 1.0, over 40 cells of 256²-2048² at 1 and 2
 threads; bare, 1024² float32, one thread, 381 against 390 us), so not kept.
+Each output row costs about 90 ns besides its taps (1 thread, 3×3: (2048, 128) against (128,
+2048) float32), about 20-40 of it the edge samples; reusing an interior row's tap list for
+the next rows (their rows moved, the row's bookkeeping skipped) measured no faster (2026-12-04,
+``benchmarks/results/rows_tap_reuse.txt``: 1 thread median 0.95x, 2 threads 1.05x).
 Against the loop of before (a padded copy per kernel row, eight taps per pass; same process,
 interleaved, one thread, 2026-12-03): 512²-2048² float32 1.07-1.30x faster (3×3 1.27-1.30x),
 float64 0.99-1.30x. The passes run at about 1.3 cycles per vector tap, near this CPU's one
