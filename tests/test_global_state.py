@@ -21,12 +21,21 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "trueconv"
 
 @pytest.fixture
 def user_precision():
-    """The user's own cuDNN float32 setting ('tf32'), restored after the test."""
-    conv = torch.backends.cudnn.conv
-    before = conv.fp32_precision
-    conv.fp32_precision = "tf32"
-    yield conv
-    conv.fp32_precision = before
+    """The user's own cuDNN float32 setting, TF32, restored after the test; yields a function
+    that reads the setting as 'tf32' or 'ieee' through the API this torch has
+    (``cudnn.conv.fp32_precision`` from torch 2.9, ``cudnn.allow_tf32`` before: the one
+    :func:`~trueconv.core.torch_internals.cudnn_ieee_float32` switches)."""
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):
+        before = conv.fp32_precision
+        conv.fp32_precision = "tf32"
+        yield lambda: conv.fp32_precision
+        conv.fp32_precision = before
+    else:
+        before = torch.backends.cudnn.allow_tf32
+        torch.backends.cudnn.allow_tf32 = True
+        yield lambda: "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
+        torch.backends.cudnn.allow_tf32 = before
 
 
 def test_overlapping_calls_on_threads_never_see_tf32_and_restore_the_users_setting(
@@ -44,9 +53,9 @@ def test_overlapping_calls_on_threads_never_see_tf32_and_restore_the_users_setti
         try:
             for p in pause:
                 with torch_internals.cudnn_ieee_float32():
-                    seen.append(user_precision.fp32_precision)
+                    seen.append(user_precision())
                     time.sleep(p)
-                    seen.append(user_precision.fp32_precision)
+                    seen.append(user_precision())
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -58,7 +67,7 @@ def test_overlapping_calls_on_threads_never_see_tf32_and_restore_the_users_setti
     assert not errors
     assert len(seen) == 16 * 3 * 2
     assert set(seen) == {"ieee"}
-    assert user_precision.fp32_precision == "tf32"
+    assert user_precision() == "tf32"
 
 
 def test_nested_and_failing_blocks_restore_the_users_setting(user_precision):
@@ -67,14 +76,14 @@ def test_nested_and_failing_blocks_restore_the_users_setting(user_precision):
     def failing_convolution() -> None:
         with torch_internals.cudnn_ieee_float32():
             with torch_internals.cudnn_ieee_float32():
-                inside.append(user_precision.fp32_precision)
-            inside.append(user_precision.fp32_precision)
+                inside.append(user_precision())
+            inside.append(user_precision())
             raise RuntimeError("a failing convolution")
 
     with pytest.raises(RuntimeError, match="a failing convolution"):
         failing_convolution()
     assert inside == ["ieee", "ieee"]
-    assert user_precision.fp32_precision == "tf32"
+    assert user_precision() == "tf32"
 
 
 def _private_torch_uses(tree: ast.AST) -> list[str]:
