@@ -21,16 +21,12 @@ from trueconv.cli import formats, main
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
-def script() -> list[str]:
-    return console_script()
-
-
 def test_console_script_end_to_end(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((30, 40))
     np.save(tmp_path / "x.npy", x)
     done = subprocess.run(
-        [*script(), "apply", "x.npy", "--kernel", "sobel-y", "--boundary", "symmetric"],
+        [*console_script(), "apply", "x.npy", "--kernel", "sobel-y", "--boundary", "symmetric"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -46,12 +42,12 @@ def test_console_script_end_to_end(tmp_path):
 def test_console_script_exit_statuses(tmp_path):
     np.save(tmp_path / "x.npy", np.ones(4))
     (tmp_path / "bad.npy").write_bytes(b"nope")
-    bad = subprocess.run([*script(), "apply", "x.npy", "bad.npy", "-k", "box:3"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    bad = subprocess.run([*console_script(), "apply", "x.npy", "bad.npy", "-k", "box:3"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert bad.returncode == 1
     assert bad.stderr.startswith("trueconv apply: bad.npy: cannot read as NumPy array")
     assert "Traceback" not in bad.stderr
-    usage = subprocess.run([*script(), "apply", "x.npy", "-k", "boxx"], cwd=tmp_path,
+    usage = subprocess.run([*console_script(), "apply", "x.npy", "-k", "boxx"], cwd=tmp_path,
                            capture_output=True, text=True, timeout=120)  # fmt: skip
     assert usage.returncode == 2
     assert "did you mean 'box'?" in usage.stderr
@@ -194,7 +190,7 @@ def test_version_has_one_source():
     import importlib.metadata
 
     done = subprocess.run(
-        [*script(), "--version"], capture_output=True, text=True, timeout=120, check=True
+        [*console_script(), "--version"], capture_output=True, text=True, timeout=120, check=True
     )
     assert done.stdout.startswith(f"trueconv {trueconv.__version__} (torch {torch.__version__}")
     assert importlib.metadata.version("trueconv") == trueconv.__version__
@@ -222,7 +218,7 @@ def test_image_default_boundary_keeps_the_borders_bright(tmp_path):
     for args in (["in.png", "-o", "blur.png"], ["in.npy", "-o", "blur.npy"],
                  ["in.png", "--mode", "full", "-o", "full.png"]):  # fmt: skip
         done = subprocess.run(
-            [*script(), "apply", *args, "-k", spec], cwd=tmp_path, capture_output=True,
+            [*console_script(), "apply", *args, "-k", spec], cwd=tmp_path, capture_output=True,
             text=True, timeout=120,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr

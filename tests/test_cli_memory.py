@@ -1,7 +1,7 @@
 """The memory guard of `trueconv apply` (issue 16): a job is sized from shapes alone, its
 kernel included, and refused over `--max-bytes` before anything of its size exists; and the
-estimate bounds the peak memory the console script really reaches (measured in a subprocess
-with `os.wait4`, beyond the same command on 5 samples)."""
+estimate bounds the peak memory the command really reaches (measured in a fresh interpreter
+when the command returns, beyond the same command on 5 samples)."""
 
 from __future__ import annotations
 
@@ -20,11 +20,6 @@ import torch
 from conftest import console_script
 from trueconv.cli import formats, main
 from trueconv.cli.kernels import KernelSpec, parse
-
-
-def script() -> list[str]:
-    return console_script()
-
 
 MEASURABLE = hasattr(os, "wait4") and sys.platform.startswith("linux")  # ru_maxrss in KiB
 
@@ -133,7 +128,7 @@ def test_a_job_over_max_bytes_is_refused_before_its_kernel_is_built(tmp_path, ca
 @pytest.mark.skipif(not MEASURABLE, reason="needs os.wait4 and Linux's ru_maxrss")
 def test_the_console_script_refuses_it_without_a_big_allocation(tmp_path):
     np.save(tmp_path / "x.npy", np.ones((30, 40)))
-    argv = [*script(), "apply", "x.npy", "-k", "box:30000", "--mode", "full", "-o", "y.npy"]
+    argv = [*console_script(), "apply", "x.npy", "-k", "box:30000", "--mode", "full", "-o", "y.npy"]
     peak, out, err, status = peak_of([*argv, "--max-bytes", "8G"], tmp_path)
     assert status == 1
     assert out == ""

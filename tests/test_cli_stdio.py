@@ -20,10 +20,6 @@ from trueconv.cli import main
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX pipes and shells")
 
 
-def script() -> list[str]:
-    return console_script()
-
-
 def npy_bytes(a: np.ndarray) -> bytes:
     out = io.BytesIO()
     np.save(out, a)
@@ -33,7 +29,7 @@ def npy_bytes(a: np.ndarray) -> bytes:
 def apply(*argv: object, data: bytes = b"", cwd=None) -> subprocess.CompletedProcess[bytes]:
     """``trueconv apply ARGV...`` with ``data`` on its standard input (a pipe)."""
     return subprocess.run(
-        [*script(), "apply", *map(str, argv)],
+        [*console_script(), "apply", *map(str, argv)],
         input=data,
         capture_output=True,
         timeout=120,
@@ -68,7 +64,7 @@ def test_stdin_to_stdout_is_the_npy_bytes_of_the_result():
 
 def test_a_shell_pipeline_python_trueconv_python(tmp_path):
     """The issue's pipeline, as a shell runs it (``pipefail``: every stage must succeed)."""
-    py, tc = shlex.quote(sys.executable), " ".join(map(shlex.quote, script()))
+    py, tc = shlex.quote(sys.executable), " ".join(map(shlex.quote, console_script()))
     make = "import numpy as np,sys; np.save(sys.stdout.buffer, np.arange(60.0).reshape(6, 10)**2)"
     # np.load needs a seekable file: a pipe is read whole first
     read = "import io,sys,numpy as np; y = np.load(io.BytesIO(sys.stdin.buffer.read())); "
@@ -142,7 +138,7 @@ def test_bad_streams_are_one_line_and_write_nothing(tmp_path):
 def test_a_reader_that_goes_away_is_one_line(tmp_path):
     """``| head -c 10``: the write fails with EPIPE; one line, no traceback, exit 1."""
     np.save(tmp_path / "big.npy", np.zeros((2000, 2000)))
-    tc = " ".join(map(shlex.quote, script()))
+    tc = " ".join(map(shlex.quote, console_script()))
     line = f"{tc} apply big.npy -k 1,1 -o - --format npy 2>err.txt | head -c 10 >/dev/null"
     done = subprocess.run(
         ["bash", "-c", f"{line}; echo ${{PIPESTATUS[0]}}"],

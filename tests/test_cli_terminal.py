@@ -18,10 +18,6 @@ pty = pytest.importorskip("pty")
 termios = pytest.importorskip("termios")
 
 
-def script() -> list[str]:
-    return console_script()
-
-
 def on_a_terminal(argv: list[str], size: tuple[int, int], cwd: Path, stdout_pipe: bool = False):
     """Run ``argv`` with stdin, stderr (and stdout unless ``stdout_pipe``) on a new pty of
     ``size`` (rows, columns); returns (exit status, what the terminal received, stdout)."""
@@ -61,7 +57,7 @@ def test_progress_shows_on_a_terminal_that_reports_no_size(tmp_path, size):
     pytest.importorskip("tqdm")
     for name in ("a", "b"):
         np.save(tmp_path / f"{name}.npy", np.ones(16))
-    argv = [*script(), "apply", "a.npy", "b.npy", "-k", "box:3", "--out-dir", "out"]
+    argv = [*console_script(), "apply", "a.npy", "b.npy", "-k", "box:3", "--out-dir", "out"]
     status, seen, _ = on_a_terminal(argv, size, tmp_path)
     assert status == 0, seen
     assert "b.npy: 100%|" in seen, seen
@@ -74,7 +70,7 @@ def test_progress_shows_on_a_terminal_that_reports_no_size(tmp_path, size):
 
 def test_binary_output_is_refused_on_a_terminal_and_flows_through_a_pipe(tmp_path):
     np.save(tmp_path / "x.npy", np.arange(4.0))
-    argv = [*script(), "apply", "x.npy", "-k", "1,1", "-o", "-", "--format", "npy"]
+    argv = [*console_script(), "apply", "x.npy", "-k", "1,1", "-o", "-", "--format", "npy"]
     status, seen, _ = on_a_terminal(argv, (24, 80), tmp_path)
     assert status == 2
     assert seen.strip() == (
@@ -90,7 +86,7 @@ def test_binary_output_is_refused_on_a_terminal_and_flows_through_a_pipe(tmp_pat
 
 
 def test_stdin_on_a_terminal_is_refused(tmp_path):
-    argv = [*script(), "apply", "-", "-k", "1,1", "-o", "y.npy", "--format", "npy"]
+    argv = [*console_script(), "apply", "-", "-k", "1,1", "-o", "y.npy", "--format", "npy"]
     status, seen, _ = on_a_terminal(argv, (24, 80), tmp_path)
     assert status == 2
     assert "- reads a .npy array from standard input, which is a terminal here" in seen
@@ -107,7 +103,8 @@ def test_bench_quick_without_scipy_skips_its_contenders_in_one_line(tmp_path):
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join([str(hidden), os.environ.get("PYTHONPATH", "")])
     )
-    argv = [*script(), "bench", "--quick", "--cases", "1-D 2^16 * 16", "--no-memory", "--quiet"]
+    argv = [*console_script(), "bench", "--quick", "--cases", "1-D 2^16 * 16", "--no-memory"]
+    argv += ["--quiet"]
     argv += ["--dtypes", "float64", "--min-run-time", "0.01", "--rounds", "1", "--busy", "1e9"]
     argv += ["--out", str(tmp_path / "out")]
     done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
