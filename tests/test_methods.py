@@ -490,3 +490,63 @@ def test_fft_in_groups_over_broadcast_batch_dims_against_scipy(monkeypatch, mode
     for i, j in itertools.product(range(4), range(3)):
         want = scipy.signal.convolve(x[i, 0], k[0, j], mode=mode, method="direct")
         np.testing.assert_allclose(got[i, j].numpy(), want, rtol=1e-10, atol=1e-10)
+
+
+# Kernels too long along their first convolved dim for the DFT matrix (fft._dft_ok) but at most
+# half the transform there: fft.kernel_spectrum transforms them pruned (the other dims first,
+# at the kernel's own length along the first). 2-D and 3-D, a batch of kernels, every mode.
+PRUNED_CASES = [
+    ((70, 64), (30, 21), "same"),
+    ((40, 50), (33, 9), "full"),
+    ((80, 60), (36, 5), "valid"),
+    ((40, 12, 12), (30, 3, 3), "full"),
+    ((2, 70, 40), (2, 30, 7), "same"),
+]
+
+
+@pytest.mark.parametrize("complex_", [False, True], ids=["real", "complex"])
+@pytest.mark.parametrize(("xs", "ks", "mode"), PRUNED_CASES)
+def test_fft_pruned_kernel_spectrum_against_scipy(monkeypatch, xs, ks, mode, complex_):
+    calls = []
+    spectrum = fft.kernel_spectrum
+
+    def spy(b, lens, tdims, real):
+        calls.append(2 * b.shape[tdims[0]] <= lens[0] and len(tdims) > 1)
+        return spectrum(b, lens, tdims, real)
+
+    monkeypatch.setattr(fft, "kernel_spectrum", spy)
+    rng = np.random.default_rng(11)
+    x, k = rand(rng, xs, complex_), rand(rng, ks, complex_)
+    batch = xs[0] == ks[0] == 2  # a batch of kernels, one per image
+    got = trueconv.convolve(
+        torch.from_numpy(x),
+        torch.from_numpy(k),
+        mode=mode,
+        dims=(-2, -1) if batch else None,
+        method="fft",
+    )
+    if batch:
+        want = np.stack([scipy.signal.convolve(a, b, mode=mode) for a, b in zip(x, k)])
+    else:
+        want = scipy.signal.convolve(x, k, mode=mode, method="direct")
+    assert calls == [True]  # the pruned route ran, once
+    assert rel_err(got.numpy(), want) < 1e-12
+
+
+@given(
+    st.lists(st.integers(1, 9), min_size=2, max_size=3),
+    st.lists(st.integers(0, 12), min_size=3, max_size=3),
+    st.booleans(),
+)
+def test_kernel_spectrum_is_the_whole_transform(ks, extra, real):
+    """Pruned or not, the kernel's spectrum is ``rfftn`` (``fftn``) of it zero-padded."""
+    nd = len(ks)
+    lens = [k + e for k, e in zip(ks, extra[:nd])]
+    if real:
+        lens[-1] += lens[-1] % 2
+    g = torch.Generator().manual_seed(sum(ks) + sum(lens))
+    dtype = torch.float64 if real else torch.complex128
+    b = torch.randn((2, *ks), dtype=dtype, generator=g)  # a batch dim rides along
+    tdims = list(range(1, nd + 1))
+    whole = (torch.fft.rfftn if real else torch.fft.fftn)(b, s=lens, dim=tdims)
+    torch.testing.assert_close(fft.kernel_spectrum(b, lens, tdims, real), whole)
