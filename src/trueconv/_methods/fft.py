@@ -324,8 +324,8 @@ def kernel_spectrum(
     the last); it is multiplied into the input's spectrum as it is: a copy to the input's
     layout cost more (0.8-2.3 ms for 1120² complex, with its fresh pages) than the strided
     product (+0.3-0.8 ms). Measured (``benchmarks/kernel_spectrum.py``, 2026-12-04, 21
-    interleaved rounds, two runs): 2-D ``'same'`` through the FFT, 1024² ⊛ 63²-127² float64
-    1.10-1.16x faster at 1 and 2 threads, float32 1.00-1.09x, 2048² ⊛ 63² 1.05-1.22x; 3-D
+    interleaved rounds, three runs): 2-D ``'same'`` through the FFT, 1024² ⊛ 63²-127² float64
+    1.08-1.16x faster at 1 and 2 threads, float32 1.00-1.09x, 2048² ⊛ 63² 1.01-1.22x; 3-D
     96³ ⊛ 17³ 0.97-1.03x. The kernel's transform alone, 1120² ⊛ 63² float64: 3.8 ms against
     8.0 (1 thread). Not used by overlap-add, whose kernel spectrum is small and multiplied
     into every block (there, with the strided product per block, 0.86-1.03x, median 0.93,
