@@ -185,6 +185,8 @@ def test_tasks_and_column_tiles(monkeypatch, rule, rank):
     # ring restart and tile edge; zero padding or an extension read through the index maps;
     # one pair of factors (1-D) or three (a low-rank kernel: one ring per term)
     monkeypatch.setattr(rows_separable, "TILE", 7)
+    monkeypatch.setattr(rows_separable, "RING_BYTES", 0)  # tiles no wider than TILE
+    assert rows_separable.tile_width(23 + 1 + 4 - 5 + 1, 4, 8) < 23
     rng = np.random.default_rng(10)
     x = torch.from_numpy(rng.standard_normal((3, 11, 23)))
     f0 = torch.from_numpy(rng.standard_normal((rank, 4)))
@@ -479,3 +481,41 @@ def test_overflow_gives_the_passes_sums(fused_ran, mode):
     assert torch.isnan(y).any()
     ref = _by_the_passes(x, fs, mode)
     torch.testing.assert_close(y, ref, rtol=0, atol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    ("o1", "ring_rows", "itemsize", "width"),
+    [
+        (16384, 3, 4, 16384),  # a short float32 ring: one tile, however long the row
+        (16384, 15, 8, 4096),  # 15 float64 rows of 4096 = 480 KiB: four tiles
+        (16384, 31, 8, 2048),  # 31 float64 rows: never narrower than TILE (2048)
+        (4229, 31, 8, 1410),  # equal tiles: three of 1410, not two of 2114 and one of 1
+        (100, 31, 8, 100),  # a row shorter than a tile
+    ],
+)
+def test_tile_width(o1, ring_rows, itemsize, width):
+    # the fewest equal tiles, each no wider than TILE or than its ring fitting RING_BYTES
+    assert rows_separable.tile_width(o1, ring_rows, itemsize) == width
+    w = rows_separable.tile_width(o1, ring_rows, itemsize)
+    tiles = -(-o1 // w)
+    assert (tiles - 1) * w < o1 <= tiles * w
+    assert w <= max(rows_separable.TILE, rows_separable.RING_BYTES // (ring_rows * itemsize))
+
+
+def test_wide_rows_one_tile_against_scipy():
+    # rows wider than TILE that the ring lets run as one tile (3 float32 rows of 5000), and
+    # in tiles of TILE (RING_BYTES 0): the same values, bitwise, and scipy's
+    rng = np.random.default_rng(14)
+    x = torch.from_numpy(rng.standard_normal((6, 5000)).astype(np.float32))
+    f0 = torch.tensor([0.25, 0.5, 0.25])
+    f1 = torch.tensor([1.0, -2.0, 0.5, 0.75, 3.0])
+    assert rows_separable.tile_width(5000 - 4, 3, 4) == 4996
+    y = rows_separable.separable_conv(x, f0, f1, ((0, 0), (0, 0)))
+    ref = scipy.signal.convolve2d(x.double().numpy(), np.outer(f0, f1), "valid")
+    assert rel_err(y, ref) < 1e-6
+    ring = rows_separable.RING_BYTES
+    rows_separable.RING_BYTES = 0
+    try:
+        assert torch.equal(rows_separable.separable_conv(x, f0, f1, ((0, 0), (0, 0))), y)
+    finally:
+        rows_separable.RING_BYTES = ring

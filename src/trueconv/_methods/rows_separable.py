@@ -66,11 +66,32 @@ from trueconv.core.torch_internals import forward_ad_active, functorch_active, f
 #: Dtypes the fused loop computes in.
 DTYPES = frozenset({torch.float32, torch.float64})
 
-#: Widest column tile (samples): the ring of ``k0`` horizontal rows of a tile stays in the
-#: L2 cache (31 × 2048 float64 = 496 KiB of this machine's 1 MiB) and one output row tile
-#: (16 KiB float64) in L1 while every vertical tap lands on it. Wider rows are split into
+#: Column tiles (:func:`tile_width`): up to ``TILE`` samples wide, or wider as far as a
+#: tile's ring of horizontal rows (``k0`` per rank-1 term) stays within ``RING_BYTES``, half
+#: of this machine's 1 MiB L2 cache (31 × 2048 float64 = 496 KiB). Wider rows are split into
 #: equal tiles, each with its own ring.
 TILE = 2048
+RING_BYTES = 512 << 10
+
+
+def tile_width(o1: int, ring_rows: int, itemsize: int) -> int:
+    """Samples per column tile of output rows ``o1`` samples long, for a ring of
+    ``ring_rows`` rows of ``itemsize`` bytes: the fewest equal tiles no wider than
+    ``max(TILE, RING_BYTES // (ring_rows · itemsize))``.
+
+    Each tile of a row costs its own per-row work (the row's copy, tap lists, pass set-up:
+    about 0.1 us), so tiles narrower than the ring allows cost time. A fixed 2048 before;
+    against it (2026-12-04, ``benchmarks/separable_tiles.py``, 'auto' on Gaussian kernels
+    of 7-31 taps, 4096² and 1024 × 8192, two runs, bitwise the same results): float32
+    1.09-1.30x at 1 thread, 0.96-1.27x at 2 (4096² ⊛ 7² at 2 threads 0.72-1.24x over five
+    runs, 1.17-1.25x alone); float64 with 7-15 taps 1.13-1.17x / 1.04-1.20x (31 taps keep
+    2048). The loop alone at 1 thread, 256 × 16384: float32 ⊛ 3-15 taps 1.22-1.35x as one
+    tile. Narrower tiles than 2048 lost (1024² float32 ⊛ 3-11 taps: 512 samples
+    0.76-0.86x, 256 0.52-0.63x)."""
+    widest = max(TILE, RING_BYTES // max(1, ring_rows * itemsize))
+    tiles = -(-o1 // widest)
+    return -(-o1 // tiles)
+
 
 _KERNEL: Callable[..., bool] | None = None
 _copy_check: Any = None  # the loop's helpers (_compile sets them)
@@ -299,8 +320,7 @@ def _run(
     # the passes run them then); one reduction per factor, not two
     if check and not (math.isfinite(w0.sum()) and math.isfinite(w1.sum()) and finite_fill):
         return None
-    tiles = -(-o1 // TILE)
-    cw = -(-o1 // tiles)
+    cw = tile_width(o1, w0.shape[0] * k0, o_np.itemsize)
     maps = rows._index_map(n0, p0, q0, rule), rows._index_map(n1, p1, q1, rule)
     fills = rows.fill_array(rule, fill, o_np.dtype)
     ok = _call(x, w0, w1, (nz, n0, o0), maps, p1, fills, o_np.reshape(nz * o0, o1), cw)
