@@ -1,6 +1,6 @@
 """The kernel's spectrum pruned along its first dim against the whole transform (issue 14).
 
-    python benchmarks/kernel_spectrum.py [--rounds 9] [--threads 1 2]
+    python benchmarks/kernel_spectrum.py [--rounds 12] [--threads 1 2] [--dft]
 
 The whole variant transforms the kernel zero-padded to the transform lengths (the FFT method
 before). The pruned one, :func:`trueconv._methods.fft.kernel_spectrum`, transforms a kernel at
@@ -10,9 +10,10 @@ by call (the whole transform by patching ``kernel_spectrum``), the method forced
 zero fill, random operands. ``--dft``: on kernels short enough for the DFT-matrix route
 (``fft._dft_ok``), that route against the pruned transform (the plan with ``dft_first`` off,
 ``fft.run`` called directly). Results: ``benchmarks/results/kernel_spectrum.txt``. Each line:
-threads, dtype, problem, method, median ms of the whole and the pruned variant, their ratio (>
-1: pruned faster), the largest difference of the results, and the share of a core other
-processes took during the cell (psutil).
+threads, dtype, problem, method, median ms of the whole and the pruned variant, the median of
+the rounds' ratios of the two (> 1: pruned faster; no output is held between timed calls), the
+largest difference of the results, and the share of a core other processes took during the cell
+(psutil).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ CELLS = [
 DFT_CELLS = [((1024, 1024), 15), ((1024, 1024), 31), ((2048, 2048), 15), ((2048, 2048), 31)]
 
 PRUNED = fft.kernel_spectrum
+WARM = 3  # untimed rounds first
 
 
 def whole(b: torch.Tensor, lens: Sequence[int], tdims: Sequence[int], real: bool) -> torch.Tensor:
@@ -89,7 +91,7 @@ def others() -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--rounds", type=int, default=12)
     ap.add_argument("--threads", type=int, nargs="+", default=[2, 1])
     ap.add_argument("--cells", type=int, nargs="+", help="indices into CELLS (default: all)")
     ap.add_argument("--dft", action="store_true", help="the DFT-matrix route's kernels")
@@ -106,24 +108,27 @@ def main() -> None:
                 x = torch.randn(shape, dtype=dtype)
                 kern = torch.randn((k,) * len(shape), dtype=dtype)
                 calls = dft_variants(x, kern) if args.dft else spectrum_variants(x, kern, method)
-                ys: dict[str, torch.Tensor] = {}
+                a, b = calls
+                diff = (calls[a]() - calls[b]()).abs().max().item()
+                # no output held across the timed calls (held, they made every second call of
+                # a round slower: benchmarks/loop_tiles.py says how)
                 times: dict[str, list[float]] = {name: [] for name in calls}
                 o0, w0 = others(), time.perf_counter()
-                for r in range(args.rounds + 1):
+                for r in range(args.rounds + WARM):
                     order = list(calls) if r % 2 else list(reversed(calls))
                     for name in order:
                         t = time.perf_counter()
-                        ys[name] = calls[name]()
-                        if r:
+                        calls[name]()
+                        if r >= WARM:
                             times[name].append(time.perf_counter() - t)
                 busy = (others() - o0) / (time.perf_counter() - w0)
-                a, b = calls
                 ma, mb = (statistics.median(times[n]) * 1e3 for n in (a, b))
-                diff = (ys[a] - ys[b]).abs().max().item()
+                # each round's two calls share the host's state: the median of their ratios
+                paired = statistics.median(x / y for x, y in zip(times[a], times[b]))
                 dims = "×".join(map(str, shape))
                 print(
                     f"{threads} | {str(dtype)[6:]} | {dims} ⊛ {k} | {method} | {a} {ma:.2f} | "
-                    f"{b} {mb:.2f} | {ma / mb:.2f} | {diff:.1e} | {busy:.0%}",
+                    f"{b} {mb:.2f} | {paired:.2f} | {diff:.1e} | {busy:.0%}",
                     flush=True,
                 )
 

@@ -105,9 +105,11 @@ def _pad(x, pads, rule):
 
 
 @pytest.mark.parametrize(("width", "mode"), [(2049, "same"), (2046, "full"), (4100, "full")])
-def test_rows_wider_than_a_tile(loop_only, width, mode):
+def test_rows_wider_than_a_tile(monkeypatch, loop_only, width, mode):
     # rows longer than rows.TILE are cut into equal tiles (2049 samples: 1040 and 1009, not
-    # 2048 and 1), every tile edge inside a row, through the public call
+    # 2048 and 1), every tile edge inside a row, through the public call (RING_BYTES 0: no
+    # tile wider than TILE however small the ring)
+    monkeypatch.setattr(rows, "RING_BYTES", 0)
     rng = np.random.default_rng(width)
     x, k = _data((2, 9, width), torch.float64, rng), _data((3, 5), torch.float64, rng)
     got = trueconv.convolve(x, k, mode, method="direct")
@@ -442,3 +444,33 @@ def test_a_new_process_loads_the_loops_from_numbas_cache():
     )
     assert run.returncode == 0, run.stderr
     assert [int(h) > 0 for h in run.stdout.split()] == [True, True], run.stdout
+
+
+@pytest.mark.parametrize(
+    ("ring_rows", "itemsize", "widest"),
+    [(1, 4, 131072), (3, 4, 43690), (11, 4, 11915), (15, 8, 4369), (31, 8, 2114), (64, 8, 2048)],
+)
+def test_widest_tile(ring_rows, itemsize, widest):
+    # TILE, or wider as far as the ring of ring_rows rows fits RING_BYTES (512 KiB)
+    assert rows.widest_tile(ring_rows, itemsize) == widest
+    fits = rows.RING_BYTES // (ring_rows * itemsize)
+    for floor in (7, 100_000):  # a floor of its own (the separable loop's TILE, a test's 7)
+        assert rows.widest_tile(ring_rows, itemsize, floor) == max(floor, fits)
+
+
+@pytest.mark.parametrize("mode", ["same", "full"])
+def test_rows_in_wide_tiles_against_scipy(loop_only, mode):
+    # a 1-D kernel over rows of 70000 samples (one tile of 65536 float64 at most: two equal
+    # tiles), and a 3×3 kernel over 9000-sample rows in one tile; the same values as with
+    # tiles of at most TILE, bitwise
+    rng = np.random.default_rng(21)
+    for xs, ks in (((2, 70000), (1, 9)), ((5, 9000), (3, 3))):
+        x, k = _data(xs, torch.float64, rng), _data(ks, torch.float64, rng)
+        got = trueconv.convolve(x, k, mode, method="direct")
+        assert rel_err(got, _oracle(x, k, mode)) < 1e-13
+        ring = rows.RING_BYTES
+        rows.RING_BYTES = 0
+        try:
+            assert torch.equal(trueconv.convolve(x, k, mode, method="direct"), got)
+        finally:
+            rows.RING_BYTES = ring

@@ -185,7 +185,7 @@ def test_tasks_and_column_tiles(monkeypatch, rule, rank):
     # ring restart and tile edge; zero padding or an extension read through the index maps;
     # one pair of factors (1-D) or three (a low-rank kernel: one ring per term)
     monkeypatch.setattr(rows_separable, "TILE", 7)
-    monkeypatch.setattr(rows_separable, "RING_BYTES", 0)  # tiles no wider than TILE
+    monkeypatch.setattr(rows, "RING_BYTES", 0)  # tiles no wider than TILE
     assert rows_separable.tile_width(23 + 1 + 4 - 5 + 1, 4, 8) < 23
     rng = np.random.default_rng(10)
     x = torch.from_numpy(rng.standard_normal((3, 11, 23)))
@@ -499,7 +499,7 @@ def test_tile_width(o1, ring_rows, itemsize, width):
     w = rows_separable.tile_width(o1, ring_rows, itemsize)
     tiles = -(-o1 // w)
     assert (tiles - 1) * w < o1 <= tiles * w
-    assert w <= max(rows_separable.TILE, rows_separable.RING_BYTES // (ring_rows * itemsize))
+    assert w <= max(rows_separable.TILE, rows.RING_BYTES // (ring_rows * itemsize))
 
 
 def test_wide_rows_one_tile_against_scipy():
@@ -513,9 +513,9 @@ def test_wide_rows_one_tile_against_scipy():
     y = rows_separable.separable_conv(x, f0, f1, ((0, 0), (0, 0)))
     ref = scipy.signal.convolve2d(x.double().numpy(), np.outer(f0, f1), "valid")
     assert rel_err(y, ref) < 1e-6
-    ring = rows_separable.RING_BYTES
-    rows_separable.RING_BYTES = 0
+    ring = rows.RING_BYTES
+    rows.RING_BYTES = 0
     try:
         assert torch.equal(rows_separable.separable_conv(x, f0, f1, ((0, 0), (0, 0))), y)
     finally:
-        rows_separable.RING_BYTES = ring
+        rows.RING_BYTES = ring

@@ -346,11 +346,11 @@ def _fused_seconds(problem: Problem, device: torch.device, rank: int = 1) -> flo
     n0, (k0, k1), (o0, o1) = problem.sa[-2], problem.sb[-2:], problem.out[-2:]
     batch = problem.batch * math.prod(problem.sa[:-2])
     macs = float(batch) * rank * (n0 * o1 * k1 + o0 * o1 * k0)
-    dtype = exact_dtype(problem.dtype)
-    width = rows_separable.tile_width(o1, rank * k0, dtype.itemsize)
-    tiles = batch * o0 * -(-o1 // width)
+    # tiles of TILE, as the constants were fitted (direct.rows_counts says why)
+    tiles = batch * o0 * -(-o1 // rows_separable.TILE)
     groups = -(-rank * k0 // rows.GROUP) - rank * (-k1 // rows.GROUP)
     counts = cost.Counts("rows", 1, macs, passes=float(batch * o0 * o1), aux=float(tiles * groups))
+    dtype = exact_dtype(problem.dtype)
     memory = cost.Counts("rows", 0, 0.0, memory=problem.memory)
     return FUSED_PRICE_FACTOR * cost.predict(counts, dtype, device.type) + cost.predict(
         memory, dtype, device.type

@@ -323,13 +323,13 @@ def kernel_spectrum(
     The result is laid out with the first dim innermost (torch's FFT along a dim that is not
     the last); it is multiplied into the input's spectrum as it is: a copy to the input's
     layout cost more (0.8-2.3 ms for 1120² complex, with its fresh pages) than the strided
-    product (+0.3-0.8 ms). Measured (``benchmarks/kernel_spectrum.py``, 2026-12-04, 21
-    interleaved rounds, three runs): 2-D ``'same'`` through the FFT, 1024² ⊛ 63²-127² float64
-    1.08-1.16x faster at 1 and 2 threads, float32 1.00-1.09x, 2048² ⊛ 63² 1.01-1.22x; 3-D
-    96³ ⊛ 17³ 0.97-1.03x. The kernel's transform alone, 1120² ⊛ 63² float64: 3.8 ms against
-    8.0 (1 thread). Not used by overlap-add, whose kernel spectrum is small and multiplied
-    into every block (there, with the strided product per block, 0.86-1.03x, median 0.93,
-    one run)."""
+    product (+0.3-0.8 ms). Measured (``benchmarks/kernel_spectrum.py``, 2026-12-04, two
+    runs, the median of each round's ratio): 2-D ``'same'`` through the FFT, 1024² ⊛
+    63²-127² float64 1.04-1.15x faster at 1 and 2 threads, float32 1.01-1.11x, 2048² ⊛ 63²
+    1.02-1.09x; 3-D 96³ ⊛ 17³ 0.98-1.02x (controls on the DFT-matrix route 0.97-1.02x). The
+    kernel's transform alone, 1120² ⊛ 63² float64: 3.8 ms against 8.0 (1 thread). Not used
+    by overlap-add, whose kernel spectrum is small and multiplied into every block (there,
+    with the strided product per block, 0.86-1.03x, median 0.93, one run)."""
     fwd: Callable[..., torch.Tensor] = torch.fft.rfftn if real else fftn
     first = tdims[0]
     if len(tdims) < 2 or 2 * b.shape[first] > lens[0]:
@@ -343,8 +343,8 @@ def kernel_spectrum(
 #: Provenance: 2-D 1024² float32/float64, 2 threads: ``m`` = 3-31 at ``n`` ≈ 1050 ran 5-25%
 #: faster than the whole kernel's ``rfftn``, ``m`` = 63 4-12% slower; 3-D 96³ at ``m`` = 17.
 #: Against the pruned transform of :func:`kernel_spectrum` (2026-12-04, 1024² and 2048² ⊛
-#: 15²-31², float32/float64, 1 and 2 threads): the matrix route took 0.76-1.03x its time
-#: (``benchmarks/kernel_spectrum.py --dft``).
+#: 15²-31², float32/float64, 1 and 2 threads): the matrix route took 0.54-0.99x its time
+#: (``benchmarks/kernel_spectrum.py --dft``, the median of each round's ratio).
 DFT_FACTOR = 4.0
 DFT_MATRIX_MAX = 1 << 17
 

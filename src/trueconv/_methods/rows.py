@@ -111,12 +111,36 @@ GROUP = 12
 DIRECT_MIN = 64
 EDGE_COST = 16
 
-#: Output samples per tile of a row: 2048 samples are 16 KiB of float64, half of a typical
-#: 32 KiB L1 data cache, so the output row's tile stays there while its taps land on it, and a
-#: ring of k0·k1 input rows of the tile stays in L2 for kernels up to about 7×7 (float64).
-#: Rows shorter than this are one tile; longer ones are cut into equal tiles (2100 samples:
-#: two of 1050), as the separable loop cuts them.
+#: Output samples per tile of a row where a wider tile's ring would not fit
+#: :data:`RING_BYTES` (:func:`widest_tile`; it was the width of every tile before, chosen so
+#: that the output row's tile, 16 KiB of float64, stayed in L1: wider ones measured faster).
+#: Rows no longer than the widest tile are one tile; longer ones are cut into equal tiles
+#: (2100 samples under a limit of 2048: two of 1050), as the separable loop cuts them.
 TILE = 2048
+
+#: Bytes a compiled loop's ring of input rows may take (:func:`widest_tile`): half of this
+#: machine's 1 MiB L2 cache (31 × 2048 float64 = 496 KiB).
+RING_BYTES = 512 << 10
+
+
+def widest_tile(ring_rows: int, itemsize: int, tile: int | None = None) -> int:
+    """The widest column tile (samples) of a compiled loop whose ring holds ``ring_rows``
+    rows of ``itemsize``-byte samples: ``tile`` (default :data:`TILE`), or wider as far as
+    the ring stays within :data:`RING_BYTES`. Rows are cut into the fewest equal tiles no
+    wider than this.
+
+    Each tile of a row costs its own per-row work (the row's copy, tap lists, the passes'
+    set-up: about 0.1 us), so tiles narrower than the ring allows cost time, while an
+    output row tile larger than the L1 cache cost nothing measurable. Against a fixed 2048
+    (2026-12-04, ``benchmarks/loop_tiles.py``, two runs, the median of each round's ratio,
+    bitwise the same results): the dense loop on 4096² ⊛ 3²-11² float32 1.13-1.35x at 1
+    thread and 1.06-1.21x at 2, float64 1.05-1.13x / 0.97-1.06x; 1-D 2^20 ⊛ 3-16
+    1.04-1.21x; 3-D 64² × 1024 ⊛ 3³ (one tile either way) 0.96-1.02x. The fused separable
+    loop: :func:`trueconv._methods.rows_separable.tile_width`.
+    """
+    floor = TILE if tile is None else tile
+    return max(floor, RING_BYTES // max(1, ring_rows * itemsize))
+
 
 _LOCK = threading.Lock()  # numba's 'workqueue' threading layer is not thread-safe;
 _KERNEL: Callable[..., None] | None = None  # also guards the first compilation
@@ -781,7 +805,8 @@ def _call(a: Any, b: Any, lay: _Layout, fill: Any, out: Any) -> bool:
     kernel = _kernel()  # imports numba first
     threads = numba_threads()
     m0, m1, m2 = lay.maps
-    args = (a, b, lay.dims, m0, m1, m2, lay.p2, fill, out, TILE, 4 * threads)
+    tile = widest_tile(lay.dims[4] * lay.dims[5], out.itemsize)  # a ring of k0·k1 rows
+    args = (a, b, lay.dims, m0, m1, m2, lay.p2, fill, out, tile, 4 * threads)
     return bool(parallel(kernel, *args))
 
 

@@ -67,28 +67,24 @@ from trueconv.core.torch_internals import forward_ad_active, functorch_active, f
 DTYPES = frozenset({torch.float32, torch.float64})
 
 #: Column tiles (:func:`tile_width`): up to ``TILE`` samples wide, or wider as far as a
-#: tile's ring of horizontal rows (``k0`` per rank-1 term) stays within ``RING_BYTES``, half
-#: of this machine's 1 MiB L2 cache (31 × 2048 float64 = 496 KiB). Wider rows are split into
-#: equal tiles, each with its own ring.
+#: tile's ring of horizontal rows (``k0`` per rank-1 term) stays within
+#: :data:`trueconv._methods.rows.RING_BYTES`. Wider rows are split into equal tiles, each with
+#: its own ring.
 TILE = 2048
-RING_BYTES = 512 << 10
 
 
 def tile_width(o1: int, ring_rows: int, itemsize: int) -> int:
     """Samples per column tile of output rows ``o1`` samples long, for a ring of
     ``ring_rows`` rows of ``itemsize`` bytes: the fewest equal tiles no wider than
-    ``max(TILE, RING_BYTES // (ring_rows · itemsize))``.
+    :func:`trueconv._methods.rows.widest_tile` allows.
 
-    Each tile of a row costs its own per-row work (the row's copy, tap lists, pass set-up:
-    about 0.1 us), so tiles narrower than the ring allows cost time. A fixed 2048 before;
-    against it (2026-12-04, ``benchmarks/separable_tiles.py``, 'auto' on Gaussian kernels
-    of 7-31 taps, 4096² and 1024 × 8192, two runs, bitwise the same results): float32
-    1.09-1.30x at 1 thread, 0.96-1.27x at 2 (4096² ⊛ 7² at 2 threads 0.72-1.24x over five
-    runs, 1.17-1.25x alone); float64 with 7-15 taps 1.13-1.17x / 1.04-1.20x (31 taps keep
-    2048). The loop alone at 1 thread, 256 × 16384: float32 ⊛ 3-15 taps 1.22-1.35x as one
-    tile. Narrower tiles than 2048 lost (1024² float32 ⊛ 3-11 taps: 512 samples
-    0.76-0.86x, 256 0.52-0.63x)."""
-    widest = max(TILE, RING_BYTES // max(1, ring_rows * itemsize))
+    Against a fixed 2048 before (2026-12-04, ``benchmarks/loop_tiles.py``, 'auto' on
+    Gaussian kernels, 4096² and 1024 × 8192, two runs, the median of each round's ratio,
+    bitwise the same results): float32 ⊛ 7-31 taps 1.08-1.25x at 1 thread, 1.05-1.20x at 2;
+    float64 ⊛ 7-15 taps 1.06-1.19x / 1.02-1.12x (31 float64 taps keep tiles of 2048:
+    0.95-1.02x). Narrower tiles than 2048 lost (the loop alone, 1024² float32 ⊛ 3-11 taps:
+    512 samples 0.76-0.86x, 256 0.52-0.63x)."""
+    widest = rows.widest_tile(ring_rows, itemsize, TILE)
     tiles = -(-o1 // widest)
     return -(-o1 // tiles)
 
