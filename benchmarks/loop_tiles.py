@@ -9,10 +9,11 @@ tile_width`: ``k0`` per term); before, no tile was wider than 2048. Both run in 
 alternating call by call after 3 untimed rounds (the old width by setting ``RING_BYTES`` to 0).
 Cells: the separable plan, through ``trueconv.convolve(x, outer(g, g), 'same')`` ('auto') with
 Gaussian factors of 7-31 taps on 4096² and 1024 × 8192 images; the dense loop, through
-``method='direct'`` with random kernels (4096² ⊛ 3²-11², 1-D 2^20 ⊛ 3 and 16, and 3-D 64² ×
-1024 ⊛ 3³, whose rows are one tile either way: a control). Each line: threads, dtype, problem,
-the method that ran, median ms with tiles of 2048 and as wide as the ring allows, the median of
-the rounds' ratios of the two (> 1: wider faster; this VM has phases of twice the time that a
+``method='direct'`` with random kernels (4096² ⊛ 3²-11², 1-D 2^20 ⊛ 3 and 16, 2^16 ⊛ 16 and
+20000 ⊛ 64 (one row: at 2 threads cut into as many tiles as chunks), and 3-D 64² × 1024 ⊛ 3³,
+whose rows are one tile either way: a control). Each line: threads, dtype, problem, the method
+that ran, median ms with tiles of 2048 and as wide as the ring allows, the median of the
+rounds' ratios of the two (> 1: wider faster; this VM has phases of twice the time that a
 median of times can straddle), whether the results are bitwise equal, and the share of a core
 other processes took during the cell (psutil). Results: ``benchmarks/results/loop_tiles.txt``.
 """
@@ -44,6 +45,8 @@ CELLS: list[tuple[tuple[int, ...], int | tuple[int, ...], str]] = [
     ((4096, 4096), (11, 11), "direct"),
     ((1 << 20,), (3,), "direct"),
     ((1 << 20,), (16,), "direct"),
+    ((1 << 16,), (16,), "direct"),
+    ((20000,), (64,), "direct"),
     ((64, 64, 1024), (3, 3, 3), "direct"),
 ]
 RING = rows.RING_BYTES

@@ -474,3 +474,29 @@ def test_rows_in_wide_tiles_against_scipy(loop_only, mode):
             assert torch.equal(trueconv.convolve(x, k, mode, method="direct"), got)
         finally:
             rows.RING_BYTES = ring
+
+
+def test_few_rows_keep_every_thread_busy(monkeypatch, loop_only):
+    # a 1-D signal is one row: at 2 threads its tiles are cut so that every chunk gets one
+    # (as many tiles as chunks, none narrower than TILE), not one tile as wide as the ring
+    # allows (which left a thread idle); images with many rows keep the widest tiles
+    seen = []
+    parallel = rows.parallel
+    monkeypatch.setattr(rows, "parallel", lambda k, *a: seen.append(a[-2:]) or parallel(k, *a))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        rows._kernel()  # loads numba
+        if rows.numba_threads() < 2:
+            pytest.skip("numba runs one thread here")
+        rng = np.random.default_rng(22)
+        for xs, ks in (((1 << 16,), (16,)), ((64, 4096), (3, 3))):
+            x, k = _data(xs, torch.float32, rng), _data(ks, torch.float32, rng)
+            got = trueconv.convolve(x, k, "same", method="direct")
+            assert rel_err(got, _oracle(x, k, "same")) < 1e-6
+    finally:
+        torch.set_num_threads(previous)
+    (tile_1d, parts), (tile_2d, _) = seen
+    assert parts == 8
+    assert tile_1d == (1 << 16) // 8  # 8 tiles of 8192 for 8 chunks
+    assert tile_2d == rows.widest_tile(3, 4) > 4096  # 64 rows: one tile a row
