@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 
 import psutil
 import torch
+from timing import others
 
 import trueconv
 from trueconv import _plan
@@ -80,13 +81,6 @@ def dft_variants(x: torch.Tensor, kern: torch.Tensor) -> dict[str, Callable[[], 
     assert plan.dft_first, "a cell of --dft must take the DFT-matrix route"
     pruned = dataclasses.replace(plan, dft_first=False)
     return {"dft": lambda: fft.run(plan, x, kern), "pruned": lambda: fft.run(pruned, x, kern)}
-
-
-def others() -> float:
-    """CPU seconds used by all processes but this one (and stolen)."""
-    t = psutil.cpu_times()
-    me = psutil.Process().cpu_times()
-    return t.user + t.system + getattr(t, "steal", 0.0) - me.user - me.system
 
 
 def main() -> None:

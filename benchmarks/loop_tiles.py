@@ -27,6 +27,7 @@ import time
 import numpy as np
 import psutil
 import torch
+from timing import others
 
 import trueconv
 from trueconv._methods import rows
@@ -62,13 +63,6 @@ def gaussian(k: int) -> np.ndarray:
     sigma = 0.3 * ((k - 1) * 0.5 - 1) + 0.8  # OpenCV's default sigma for a k-tap Gaussian
     g = np.exp(-0.5 * ((np.arange(k) - (k - 1) / 2) / sigma) ** 2)
     return g / g.sum()
-
-
-def others() -> float:
-    """CPU seconds used by all processes but this one (and stolen)."""
-    t = psutil.cpu_times()
-    me = psutil.Process().cpu_times()
-    return t.user + t.system + getattr(t, "steal", 0.0) - me.user - me.system
 
 
 def main() -> None:
