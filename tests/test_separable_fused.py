@@ -488,7 +488,7 @@ def test_overflow_gives_the_passes_sums(fused_ran, mode):
     [
         (16384, 3, 4, 16384),  # a short float32 ring: one tile, however long the row
         (16384, 15, 8, 4096),  # 15 float64 rows of 4096 = 480 KiB: four tiles
-        (16384, 31, 8, 2048),  # 31 float64 rows: never narrower than TILE (2048)
+        (16384, 31, 8, 2048),  # 31 float64 rows: the ring allows 2114, so eight tiles of 2048
         (4229, 31, 8, 1410),  # equal tiles: three of 1410, not two of 2114 and one of 1
         (100, 31, 8, 100),  # a row shorter than a tile
     ],
