@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 
 import psutil
 import torch
-from timing import others
+from timing import alternating, others, paired_ratio
 
 import trueconv
 from trueconv import _plan
@@ -104,21 +104,11 @@ def main() -> None:
                 calls = dft_variants(x, kern) if args.dft else spectrum_variants(x, kern, method)
                 a, b = calls
                 diff = (calls[a]() - calls[b]()).abs().max().item()
-                # no output held across the timed calls (held, they made every second call of
-                # a round slower: benchmarks/loop_tiles.py says how)
-                times: dict[str, list[float]] = {name: [] for name in calls}
                 o0, w0 = others(), time.perf_counter()
-                for r in range(args.rounds + WARM):
-                    order = list(calls) if r % 2 else list(reversed(calls))
-                    for name in order:
-                        t = time.perf_counter()
-                        calls[name]()
-                        if r >= WARM:
-                            times[name].append(time.perf_counter() - t)
+                times = alternating(dict(calls), args.rounds, WARM)
                 busy = (others() - o0) / (time.perf_counter() - w0)
                 ma, mb = (statistics.median(times[n]) * 1e3 for n in (a, b))
-                # each round's two calls share the host's state: the median of their ratios
-                paired = statistics.median(x / y for x, y in zip(times[a], times[b]))
+                paired = paired_ratio(times[a], times[b])
                 dims = "×".join(map(str, shape))
                 print(
                     f"{threads} | {str(dtype)[6:]} | {dims} ⊛ {k} | {method} | {a} {ma:.2f} | "

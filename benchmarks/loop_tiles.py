@@ -23,11 +23,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 
 import numpy as np
 import psutil
 import torch
-from timing import others
+from timing import alternating, others, paired_ratio
 
 import trueconv
 from trueconv._methods import rows
@@ -65,6 +66,16 @@ def gaussian(k: int) -> np.ndarray:
     return g / g.sum()
 
 
+def with_ring(ring: int, x: torch.Tensor, kern: torch.Tensor, method: str) -> Callable[[], object]:
+    """The call with the loops' ring budget set to ``ring`` (0: tiles of at most 2048)."""
+
+    def call() -> object:
+        rows.RING_BYTES = ring
+        return trueconv.convolve(x, kern, "same", method=method)
+
+    return call
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=12)
@@ -90,21 +101,14 @@ def main() -> None:
                     ys[ring] = trueconv.convolve(x, kern, "same", method=method)
                 same = bool(torch.equal(ys[0], ys[RING]))
                 del ys  # no output held across the timed calls: each allocates as a user's
-                times: dict[int, list[float]] = {0: [], RING: []}
+
                 o0, w0 = others(), time.perf_counter()
-                for r in range(args.rounds + WARM):
-                    for ring in (0, RING) if r % 2 else (RING, 0):
-                        rows.RING_BYTES = ring
-                        t = time.perf_counter()
-                        trueconv.convolve(x, kern, "same", method=method)
-                        if r >= WARM:
-                            times[ring].append(time.perf_counter() - t)
+                calls = {ring: with_ring(ring, x, kern, method) for ring in (0, RING)}
+                times = alternating(calls, args.rounds, WARM)
                 rows.RING_BYTES = RING
                 busy = (others() - o0) / (time.perf_counter() - w0)
                 old, new = (statistics.median(times[n]) * 1e3 for n in (0, RING))
-                # each round's two calls share the host's state: the median of their ratios
-                # (the medians of the times can fall on either side of a slow phase)
-                paired = statistics.median(a / b for a, b in zip(times[0], times[RING]))
+                paired = paired_ratio(times[0], times[RING])
                 dims = "×".join(map(str, shape))
                 print(
                     f"{threads} | {str(dtype)[6:]} | {dims} ⊛ {name} | {ran} | {old:.2f} | "

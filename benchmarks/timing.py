@@ -3,8 +3,9 @@ root: ``python benchmarks/<script>.py``, which puts this directory on ``sys.path
 
 from __future__ import annotations
 
+import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 import psutil
 
@@ -27,3 +28,27 @@ def others() -> float:
     t = psutil.cpu_times()
     me = psutil.Process().cpu_times()
     return t.user + t.system + getattr(t, "steal", 0.0) - me.user - me.system
+
+
+def alternating(
+    calls: dict[Hashable, Callable[[], object]], rounds: int, warm: int
+) -> dict[Hashable, list[float]]:
+    """Seconds of each call over ``rounds`` rounds after ``warm`` untimed ones. A round runs
+    every call once, in their order on odd rounds and reversed on even ones; no output is
+    kept (kept, a 64 MiB output made every second call of a round twice as slow at 2
+    threads: ``benchmarks/loop_tiles.py``)."""
+    times: dict[Hashable, list[float]] = {name: [] for name in calls}
+    names = list(calls)
+    for r in range(warm + rounds):
+        for name in names if r % 2 else names[::-1]:
+            t0 = time.perf_counter()
+            calls[name]()
+            if r >= warm:
+                times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def paired_ratio(a: list[float], b: list[float]) -> float:
+    """The median of the rounds' ratios ``a / b``: a round's calls share the host's state,
+    where the medians of the times can fall on either side of a slow phase."""
+    return statistics.median(x / y for x, y in zip(a, b))
