@@ -329,7 +329,8 @@ def kernel_spectrum(
     1.02-1.09x; 3-D 96³ ⊛ 17³ 0.98-1.02x (controls on the DFT-matrix route 0.97-1.02x). The
     kernel's transform alone, 1120² ⊛ 63² float64: 3.8 ms against 8.0 (1 thread). Not used
     by overlap-add, whose kernel spectrum is small and multiplied into every block (there,
-    with the strided product per block, 0.86-1.03x, median 0.93, one run)."""
+    with the strided product per block, 0.86-1.03x, median 0.93: one run, by the earlier
+    harness that compared medians of times, not the rounds' ratios)."""
     fwd: Callable[..., torch.Tensor] = torch.fft.rfftn if real else fftn
     first = tdims[0]
     if len(tdims) < 2 or 2 * b.shape[first] > lens[0]:
