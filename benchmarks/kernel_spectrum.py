@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
-import time
 from collections.abc import Callable, Sequence
 
 import psutil
 import torch
-from timing import alternating, others, paired_ratio
+from timing import ab_cell
 
 import trueconv
 from trueconv import _plan
@@ -104,11 +102,7 @@ def main() -> None:
                 calls = dft_variants(x, kern) if args.dft else spectrum_variants(x, kern, method)
                 a, b = calls
                 diff = (calls[a]() - calls[b]()).abs().max().item()
-                o0, w0 = others(), time.perf_counter()
-                times = alternating(dict(calls), args.rounds, WARM)
-                busy = (others() - o0) / (time.perf_counter() - w0)
-                ma, mb = (statistics.median(times[n]) * 1e3 for n in (a, b))
-                paired = paired_ratio(times[a], times[b])
+                ma, mb, paired, busy = ab_cell(dict(calls), a, b, args.rounds, WARM)
                 dims = "×".join(map(str, shape))
                 print(
                     f"{threads} | {str(dtype)[6:]} | {dims} ⊛ {k} | {method} | {a} {ma:.2f} | "

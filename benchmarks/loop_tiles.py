@@ -21,14 +21,12 @@ other processes took during the cell (psutil). Results: ``benchmarks/results/loo
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from collections.abc import Callable
 
 import numpy as np
 import psutil
 import torch
-from timing import alternating, others, paired_ratio
+from timing import ab_cell
 
 import trueconv
 from trueconv._methods import rows
@@ -102,13 +100,9 @@ def main() -> None:
                 same = bool(torch.equal(ys[0], ys[RING]))
                 del ys  # no output held across the timed calls: each allocates as a user's
 
-                o0, w0 = others(), time.perf_counter()
                 calls = {ring: with_ring(ring, x, kern, method) for ring in (0, RING)}
-                times = alternating(calls, args.rounds, WARM)
+                old, new, paired, busy = ab_cell(calls, 0, RING, args.rounds, WARM)
                 rows.RING_BYTES = RING
-                busy = (others() - o0) / (time.perf_counter() - w0)
-                old, new = (statistics.median(times[n]) * 1e3 for n in (0, RING))
-                paired = paired_ratio(times[0], times[RING])
                 dims = "×".join(map(str, shape))
                 print(
                     f"{threads} | {str(dtype)[6:]} | {dims} ⊛ {name} | {ran} | {old:.2f} | "

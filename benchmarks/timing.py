@@ -52,3 +52,16 @@ def paired_ratio(a: list[float], b: list[float]) -> float:
     """The median of the rounds' ratios ``a / b``: a round's calls share the host's state,
     where the medians of the times can fall on either side of a slow phase."""
     return statistics.median(x / y for x, y in zip(a, b))
+
+
+def ab_cell(
+    calls: dict[Hashable, Callable[[], object]], a: Hashable, b: Hashable, rounds: int, warm: int
+) -> tuple[float, float, float, float]:
+    """One A/B cell: :func:`alternating` over ``calls``, then the median milliseconds of
+    ``a`` and of ``b``, their :func:`paired_ratio` (``a / b``: above 1, ``b`` is faster) and
+    the share of a core that other processes took while the cell ran (:func:`others`)."""
+    o0, w0 = others(), time.perf_counter()
+    times = alternating(calls, rounds, warm)
+    busy = (others() - o0) / (time.perf_counter() - w0)
+    ma, mb = (statistics.median(times[n]) * 1e3 for n in (a, b))
+    return ma, mb, paired_ratio(times[a], times[b]), busy
