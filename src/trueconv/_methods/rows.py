@@ -48,7 +48,12 @@ interleaved, one thread, 2026-12-03): 512²-2048² float32 1.07-1.30x faster (3�
 float64 0.99-1.30x. The passes run at about 1.3 cycles per vector tap, near this CPU's one
 vector multiply and one vector load per cycle; with FMA contraction the loop was no faster
 (1.02x, measured again), so the rest is the row copies, the first touch of the output and
-about 70 ns of work per output row.
+about 70 ns of work per output row. The shifted reads do cost: a bare pass of 10 taps whose
+rows start on 64-byte lines ran at 0.36-0.38 ns per vector tap against 0.50-0.54 for the
+shifted, line-splitting reads the taps make (float32 and float64, 1024 samples, one thread);
+but a ring with one aligned copy of each row per shift (``k2`` copies, every tap's read
+aligned) was slower: 0.78-0.94x float32 3×3-7×7, 0.42x float64 5×5 (2026-12-04, one thread,
+the copies and a ring ``k2`` times larger cost more than the splits).
 
 Boundaries. The ring's copy of an input row is where the padding is made, so a boundary
 (``'reflect'``, ``'symmetric'``, ``'wrap'``, ``'replicate'``, a non-zero fill value) costs
