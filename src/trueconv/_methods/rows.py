@@ -357,7 +357,10 @@ def _compile() -> Callable[..., None]:
     @numba.njit(inline="always")  # type: ignore[untyped-decorator]
     def _taps(d, src, rws, offs, ws, g, group, width, zero):  # type: ignore[no-untyped-def]  # pragma: no cover
         # d[j] = the sum of the g taps' terms (zero if g == 0), in the fewest passes of at
-        # most 'group' taps, the taps shared out evenly (9 = 9, not 8 + 1)
+        # most 'group' taps, the taps shared out evenly (9 = 9, not 8 + 1). Skipping the
+        # divisions for a single pass saved about 20 ns a call in isolation and nothing in
+        # the loops (0.95-1.07x, 512²-1024² float32, 3-7 taps, dense and fused, one thread,
+        # five alternating processes, 2026-12-04)
         if g == 0:
             for j in range(width):
                 d[j] = zero
