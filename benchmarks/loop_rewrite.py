@@ -34,6 +34,7 @@ except ImportError as exc:  # pragma: no cover
     raise SystemExit("this benchmark needs OpenCV: pip install opencv-python-headless") from exc
 
 ROOT = Path(__file__).resolve().parent.parent
+THREADS = [1]  # the run's thread count (set from the command line)
 BEFORE = {"dense": ("5b0b3f2", "rows.py"), "fused": ("5b0b3f2", "rows_separable.py")}
 
 
@@ -64,13 +65,26 @@ def gaussian(k: int) -> np.ndarray:
 
 
 def medians_ms(calls: list[Callable[[], object]], rounds: int) -> list[float]:
-    """The calls interleaved (each round runs each once, in turn): median times in ms."""
+    """The calls interleaved (each round runs each once, in turn): median times in ms.
+
+    The loops of before hand numba the thread count without restoring torch's: their first
+    parallel region starts numba's OpenMP pool, which sets the calling thread's OpenMP count
+    (the one torch reads) to all cores, so after it both loops ran at 2 threads in a
+    '1 thread' run (measured 2026-12-04: 1024² float32 ⊛ 7×7 took 1.1 ms of wall time and
+    2.2 ms of CPU time). The count is set again before the rounds and checked after each.
+    """
+    threads = THREADS[0]
+    for call in calls:
+        call()
+    torch.set_num_threads(threads)
     times: list[list[float]] = [[] for _ in calls]
     for _ in range(rounds):
         for store, call in zip(times, calls):
             t = time.perf_counter()
             call()
             store.append(time.perf_counter() - t)
+        if torch.get_num_threads() != threads:
+            raise RuntimeError(f"the thread count changed to {torch.get_num_threads()}")
     return [float(np.median(v) * 1e3) for v in times]
 
 
@@ -138,6 +152,7 @@ def fused(th: int, commit: str | None = None) -> None:
 
 if __name__ == "__main__":
     which, threads = sys.argv[1], int(sys.argv[2])
+    THREADS[0] = threads
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
     {"dense": dense, "fused": fused}[which](threads, sys.argv[3] if len(sys.argv) > 3 else None)
