@@ -4,6 +4,7 @@ gradients (twice) against finite differences and shift-and-add's; the fallbacks.
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import threading
@@ -94,6 +95,8 @@ def test_matches_scipy(loop_only, xs, ks, dtype, mode):
 NP_PAD = {None: "constant", "reflect": "reflect", "symmetric": "symmetric", "wrap": "wrap",
           "replicate": "edge", "fill": "constant"}  # fmt: skip
 FILL = -3  # every dtype holds it
+#: the loop's strips: none, of one or a few rows, unbounded (the rows' samples a strip holds)
+BANDS = (0, 900, 1 << 30)
 
 
 def _pad(x, pads, rule):
@@ -140,12 +143,14 @@ def test_chunks_tiles_and_passes(xs, ks, pads, rule):
     lay = rows._layout(tuple(x.shape), tuple(kb.shape), pads, rule)
     kernel = rows._kernel()
     a2, b2 = x.numpy().reshape(lay.a_rows), kb.numpy().reshape(lay.b_rows)
-    for tile, parts in [(7, 1), (7, 5), (5, 23), (1000, 3), (3, 10_000)]:
+    cases = [(7, 1), (7, 5), (5, 23), (1000, 3), (3, 10_000)]
+    for (tile, parts), band in itertools.product(cases, BANDS):
         out = np.full(lay.out_shape, np.nan)
         fill = rows.fill_array(rule, FILL, out.dtype)
-        args = (a2, b2, lay.dims, *lay.maps, lay.p2, fill, out.reshape(lay.o_rows), tile, parts)
+        o2 = out.reshape(lay.o_rows)
+        args = (a2, b2, lay.dims, *lay.maps, lay.p2, fill, o2, tile, parts, band)
         assert kernel(*args)
-        assert rel_err(out, ref) < 1e-13, (tile, parts)
+        assert rel_err(out, ref) < 1e-13, (tile, parts, band)
 
 
 @pytest.mark.parametrize("rule", list(NP_PAD))
@@ -175,15 +180,22 @@ def test_rows_read_in_place_and_edges(xs, ks, pads, rule):
     lay = rows._layout(tuple(x.shape), tuple(kb.shape), pads, rule)
     kernel = rows._kernel()
     a2, b2 = x.numpy().reshape(lay.a_rows), kb.numpy().reshape(lay.b_rows)
-    for tile, parts in [(2048, 1), (2048, 6), (512, 3), (130, 7), (7, 5)]:
+    cases = [(2048, 1), (2048, 6), (512, 3), (130, 7), (7, 5)]
+    first = None
+    for (tile, parts), band in itertools.product(cases, BANDS):
         out = np.full(lay.out_shape, 7.0)
         fill = rows.fill_array(rule, FILL, out.dtype)
-        args = (a2, b2, lay.dims, *lay.maps, lay.p2, fill, out.reshape(lay.o_rows), tile, parts)
+        o2 = out.reshape(lay.o_rows)
+        args = (a2, b2, lay.dims, *lay.maps, lay.p2, fill, o2, tile, parts, band)
         assert kernel(*args)
-        np.testing.assert_array_equal(np.isnan(out), np.isnan(ref), err_msg=str((tile, parts)))
+        why = str((tile, parts, band))
+        np.testing.assert_array_equal(np.isnan(out), np.isnan(ref), err_msg=why)
         np.testing.assert_array_equal(out[np.isinf(ref)], ref[np.isinf(ref)])
         fin = np.isfinite(ref)
-        assert rel_err(out[fin], ref[fin]) < 1e-13, (tile, parts)
+        assert rel_err(out[fin], ref[fin]) < 1e-13, why
+        # strips add the same terms in the same order as rows one by one
+        first = out if first is None else first
+        np.testing.assert_array_equal(out, first, err_msg=why)
 
 
 @pytest.fixture
@@ -482,7 +494,7 @@ def test_few_rows_keep_every_thread_busy(monkeypatch, loop_only):
     # allows (which left a thread idle); images with many rows keep the widest tiles
     seen = []
     parallel = rows.parallel
-    monkeypatch.setattr(rows, "parallel", lambda k, *a: seen.append(a[-2:]) or parallel(k, *a))
+    monkeypatch.setattr(rows, "parallel", lambda k, *a: seen.append(a[-3:-1]) or parallel(k, *a))
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

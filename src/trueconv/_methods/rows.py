@@ -39,10 +39,28 @@ stores, and needs its code per kernel shape; written and measured again against 
 (2026-12-04, commit da159c9, ``benchmarks/results/rows_3x3.txt``): the same sums bit for bit
 but no faster (this loop / it 0.83-1.29, median 1.0, over 40 cells of 256²-2048² at 1 and 2
 threads; bare, 1024² float32, one thread, 381 against 390 us), so not kept.
+Strips: where the output rows read their taps' rows in place and are as long as the input's
+rows (one column tile, no kernel planes: 'same' images with small kernels, 3×3 above all), a
+run of consecutive rows whose taps read consecutive input rows is one strip of the flat output
+(at most :data:`BAND` samples): every tap sits at one offset from each sample of the strip in
+the flat input, so a pass adds its taps to the whole run, and the samples between the rows'
+in-place parts are then overwritten by the rows' edge samples (the same terms in the same
+order: bitwise the same result). A pass's set-up (its views and the vectorised loop's checks)
+costs about 50-80 ns, against about 150 ns of arithmetic for 9 taps over 512 float32 samples.
+Against rows one by one (2026-12-04, ``benchmarks/loop_strips.py``, ``benchmarks/results/
+loop_strips.txt``, the median of rounds' ratios): 3×3 float32 512²-2048² 1.09-1.27x at 1
+thread and 1.09-1.30x at 2, 3 × 1024² 1.10x / 1.18x, ``'reflect'`` 1024² 1.13x / 1.22x, 2048² ⊛
+5×5 1.16x / 1.15x; float64 512²-1024² 1.07-1.19x; 4096² and float64 2048² 0.96-1.01x (bound
+by memory). Measured and dropped: strips for the rows that read the ring (5×5-11×11 at
+512²-2048²) from a band of padded input rows copied as the ring copies them, the strip's rows
+copied out: 0.46-0.96x at 1024²-2048² (the copies cost more than the passes' set-up saved),
+1.0-1.07x at 512²; and summing the edge samples one by one for more rows in place (a lower
+:data:`EDGE_COST`: 1024² ⊛ 5×5 0.78-0.92x).
 Each output row costs about 90 ns besides its taps (1 thread, 3×3: (2048, 128) against (128,
-2048) float32), about 20-40 of it the edge samples; reusing an interior row's tap list for
-the next rows (their rows moved, the row's bookkeeping skipped) measured no faster (2026-12-04,
-``benchmarks/results/rows_tap_reuse.txt``: 1 thread median 0.95x, 2 threads 1.05x).
+2048) float32, before the strips), about 20-40 of it the edge samples; reusing an interior
+row's tap list for the next rows (their rows moved, the row's bookkeeping skipped) measured no
+faster (2026-12-04, ``benchmarks/results/rows_tap_reuse.txt``: 1 thread median 0.95x, 2
+threads 1.05x).
 Against the loop of before (a padded copy per kernel row, eight taps per pass; same process,
 interleaved, one thread, 2026-12-03): 512²-2048² float32 1.07-1.30x faster (3×3 1.27-1.30x),
 float64 0.99-1.30x. The passes run at about 1.3 cycles per vector tap, near this CPU's one
@@ -123,6 +141,10 @@ EDGE_COST = 16
 #: (2100 samples under a limit of 2048: two of 1050), as the separable loop cuts them.
 TILE = 2048
 
+#: Most output samples of one strip of the direct loop (0: rows one by one; the module's
+#: docstring, Strips). 8192 float32 samples (32 KiB): a strip of several passes stays in L1/L2.
+BAND = 8192
+
 #: Bytes a compiled loop's ring of input rows may take (:func:`widest_tile`): half of this
 #: machine's 1 MiB L2 cache (31 × 2048 float64 = 496 KiB).
 RING_BYTES = 512 << 10
@@ -159,12 +181,13 @@ numba: Any = None
 add_group: Any = None
 row_stride: Any = None  # the rings' row length (also compiled by _compile)
 add_taps: Any = None  # every tap of an output row in the fewest group passes (_compile)
+add_strip: Any = None  # a run of output rows as one strip (_compile)
 
 
 def _compile() -> Callable[..., None]:
     """The loop, compiled lazily (importing trueconv compiles nothing; numba caches the
     machine code on disk, so a later process loads it in milliseconds)."""
-    global numba, add_group, add_taps, row_stride
+    global numba, add_group, add_taps, add_strip, row_stride
     numba = importlib.import_module("numba")
     prange = numba.prange
 
@@ -369,12 +392,89 @@ def _compile() -> Callable[..., None]:
             m = g * q // passes
             _group(d, src, rws, offs, ws, m, g * (q + 1) // passes - m, width, q == 0, zero)
 
+    @numba.njit(inline="always")  # type: ignore[untyped-decorator]
+    def _strip(
+        a, b, dims, map0, map1, map2, p2, const, fv, out, item, end, most, rws, offs, ws, zero
+    ):  # type: ignore[no-untyped-def]  # pragma: no cover
+        # valid3's output rows item, item + 1, ... (fewer than 'end', at most 'most', one
+        # plane; k0 == 1, one column tile, rows as long as the input's) as one strip where
+        # they read their taps' rows in place: the number of rows done, 0 if none (the row
+        # 'item' is not such a row). The sums are the per-row path's, term for term.
+        za_n, n0, n1, zb_n, _, k1, _, o0, o1 = dims
+        n2 = a.shape[1]
+        k2 = b.shape[1]
+        w = out.shape[1]
+        z = item // (o0 * o1)
+        i0 = (item // o1) % o0
+        i1 = item % o1
+        r0 = map0[i0]
+        if r0 < 0:
+            return 0
+        c0 = min(w, max(0, p2))
+        c1 = max(c0, min(w, n2 + p2 - (k2 - 1)))
+        g = k1 * k2
+        if c1 - c0 < max(DIRECT_MIN, EDGE_COST * g * (c0 + w - c1)):
+            return 0
+        for m1 in range(k1):
+            if map1[i1 + m1] < 0:
+                return 0
+        # the next rows read the next input rows with every tap
+        last = min(end - item, o1 - i1, most)
+        run = 1
+        while run < last:
+            for m1 in range(k1):
+                if map1[i1 + run + m1] != map1[i1 + m1] + run:
+                    last = run
+            if run < last:
+                run += 1
+        za = z if za_n > 1 else 0
+        zb = z if zb_n > 1 else 0
+        base = (za * n0 + r0) * n1
+        g = 0
+        for m1 in range(k1):
+            first = (base + map1[i1 + k1 - 1 - m1]) * n2 + c0 - p2 + k2 - 1
+            for m2 in range(k2):
+                rws[g] = 0
+                offs[g] = first - m2
+                ws[g] = b[zb * k1 + m1, m2]
+                g += 1
+        length = (run - 1) * w + c1 - c0
+        flat = out.reshape(out.size)
+        start = item * w + c0
+        add_taps(
+            flat[start : start + length],
+            a.reshape(1, a.size),
+            rws,
+            offs,
+            ws,
+            g,
+            GROUP,
+            length,
+            zero,
+        )
+        # the edge samples of each row, their terms in tap order through the extension's map
+        # (they overwrite what the strip left between the rows' in-place parts)
+        for q in range(run):
+            for e in range(c0 + w - c1):
+                j = e if e < c0 else c1 + e - c0
+                s = zero
+                t = 0
+                for m1 in range(k1):
+                    row = base + map1[i1 + k1 - 1 - m1] + q
+                    for m2 in range(k2):
+                        v = map2[j + k2 - 1 - m2]
+                        s += ws[t] * (a[row, v] if v >= 0 else fv)
+                        t += 1
+                out[item + q, j] = s
+        return run
+
     add_group = _group  # valid3 reads them as globals (see add_group)
     add_taps = _taps
+    add_strip = _strip
     row_stride = _stride
 
     @numba.njit(parallel=True, nogil=True, cache=True)  # type: ignore[untyped-decorator]
-    def valid3(a, b, dims, map0, map1, map2, p2, fill, out, tile, parts):  # type: ignore[no-untyped-def]  # pragma: no cover
+    def valid3(a, b, dims, map0, map1, map2, p2, fill, out, tile, parts, band):  # type: ignore[no-untyped-def]  # pragma: no cover
         # The operands as rows: a (za_n·n0·n1, n2), b (zb_n·k0·k1, k2), out (nz·o0·o1, o2);
         # dims = (za_n, n0, n1, zb_n, k0, k1, nz, o0, o1). With e the extension of a by the
         # index maps (e[z, s0, s1, s2] = a[z, map0[s0], map1[s1], map2[s2]]; where a map is
@@ -385,7 +485,7 @@ def _compile() -> Callable[..., None]:
         # for the terms whose rows (dims 0, 1) are not such zeros, added in tap order; along
         # the last dim the row is read from a copy with its extension (False, nothing done,
         # if a tap of b is not finite: it would multiply the zeros). Batch dims of size 1
-        # broadcast.
+        # broadcast. 'band' > 0: the samples of a band strip (below), 0: no band strips.
         za_n, n0, n1, zb_n, k0, k1, nz, o0, o1 = dims
         n2 = a.shape[1]
         k2 = b.shape[1]
@@ -417,6 +517,15 @@ def _compile() -> Callable[..., None]:
         if check != check:
             return False
         taps = k0 * k1 * k2
+        # Strips (one column tile, rows as long as the input's, no kernel planes): a run of
+        # output rows that read their taps' rows in place (see 'direct' below), each tap's
+        # rows consecutive input rows, is one strip of the flat output over the flat input:
+        # the tap (m1, m2) of every sample of the run sits at one offset from the sample's
+        # place, so each pass over the strip adds its taps to all the run's rows at once (a
+        # pass's set-up is paid per run, not per row). The samples between the rows' in-place
+        # parts are then overwritten by the edge samples, summed one by one as before.
+        strips = band > 0 and tiles == 1 and k0 == 1 and o2 == n2
+        srows = max(1, band // o2) if strips else 1  # most rows per strip
         for c in prange(chunks):
             # ring row m0·k1 + s1 % k1: extended row s1 of the plane tap m0 reads
             ring = np.empty((k0 * k1, row_stride(cw + k2 - 1, out.itemsize)), dtype=out.dtype)
@@ -425,7 +534,33 @@ def _compile() -> Callable[..., None]:
             ws = np.empty(taps, dtype=out.dtype)
             key = -1  # the (column tile, z, i0) whose rows the ring holds
             have = -1  # extended rows s1 <= have of that key are in the ring
+            done = -1  # items before this one were computed by a strip
             for item in range(items * c // chunks, items * (c + 1) // chunks):
+                if item < done:
+                    continue
+                if strips:
+                    run = add_strip(
+                        a,
+                        b,
+                        dims,
+                        map0,
+                        map1,
+                        map2,
+                        p2,
+                        const,
+                        fv,
+                        out,
+                        item,
+                        items * (c + 1) // chunks,
+                        srows,
+                        rws,
+                        offs,
+                        ws,
+                        zero,
+                    )
+                    if run > 0:
+                        done = item + run
+                        continue
                 ti = item // nrows
                 r = item - ti * nrows
                 t0 = ti * cw
@@ -824,7 +959,7 @@ def _call(a: Any, b: Any, lay: _Layout, fill: Any, out: Any) -> bool:
         # threads idle (2^16 ⊛ 16 float32, 2 threads: 0.78x tiles of 2048); as many tiles as
         # chunks, none narrower than TILE
         tile = min(tile, max(TILE, -(-width // -(-parts // nrows))))
-    args = (a, b, lay.dims, m0, m1, m2, lay.p2, fill, out, tile, parts)
+    args = (a, b, lay.dims, m0, m1, m2, lay.p2, fill, out, tile, parts, BAND)
     return bool(parallel(kernel, *args))
 
 
