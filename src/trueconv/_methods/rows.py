@@ -192,178 +192,181 @@ def _compile() -> Callable[..., None]:
     prange = numba.prange
 
     @numba.njit(inline="always")  # type: ignore[untyped-decorator]
-    def _group(d, src, rws, offs, ws, m, g, width, first, zero):  # type: ignore[no-untyped-def]  # pragma: no cover
-        # d[j] (+)= ws[m] src[rws[m], offs[m] + j] + ... for the g <= 12 taps from m, the
-        # terms added one after another to each sample (the one-tap loop's order and
-        # rounding; 'first': the sum starts from zero instead of d). One pass over d for up
-        # to 12 taps: the passes' loads and stores of d are what a group saves (the loop
-        # is bound by its multiplies and loads, one vector tap per cycle: with FMA
-        # contraction or the products summed as a tree it was no faster, measured). Each
-        # tap reads a view from index 0: a possibly negative index costs a wraparound check
-        # that stops vectorising (6x slower, measured). Not kept (2026-12-04): one branch per
-        # group size making only its own views, 20-60 ns faster per pass in isolation
-        # (float32, 64-512 samples, 3-9 taps) but 0.89-0.93x in the loop (512² float32 ⊛
-        # 5²-11², one thread, three alternating processes), with one call site or two.
-        x0 = src[rws[m], offs[m] : offs[m] + width]
+    def _group(d, dd, src, offs, ws, m, g, width, first, zero):  # type: ignore[no-untyped-def]  # pragma: no cover
+        # d[dd + j] (+)= ws[m] src[offs[m] + j] + ... for j < width and the g <= 12 taps
+        # from m, the terms added one after another to each sample (the one-tap loop's order
+        # and rounding; 'first': the sum starts from zero instead of d). d and src are flat
+        # (1-D) arrays, dd, offs and width unsigned (uint64): an index that may be negative
+        # costs a wraparound check that stops vectorising (6x slower, measured). One pass over
+        # d for up to 12 taps: the passes' loads and stores of d are what a group saves (the
+        # loop is bound by its multiplies and loads, one vector tap per cycle: with FMA
+        # contraction or the products summed as a tree it was no faster, measured).
+        # Why flat arrays and offsets, not a view per tap (as before 2026-12-04): numba
+        # counts references to the array a view shares, and in a routine of twelve branches
+        # its pruning left each view's increment and decrement (calls, atomic) in place:
+        # about 45 ns per pass, a third of a 9-tap pass over 512 float32 samples (186 against
+        # 135 ns, 4 taps over 64 samples 46 against 20). Not kept: one branch per group size
+        # making only its own views (0.89-0.93x in the loop).
+        o0 = offs[m]
         w0 = ws[m]
         if g == 1:
             for j in range(width):
-                s = zero if first else d[j]
-                s += w0 * x0[j]
-                d[j] = s
+                s = zero if first else d[dd + j]
+                s += w0 * src[o0 + j]
+                d[dd + j] = s
             return
-        x1 = src[rws[m + 1], offs[m + 1] : offs[m + 1] + width]
+        o1 = offs[m + 1]
         w1 = ws[m + 1]
         if g == 2:
             for j in range(width):
-                s = zero if first else d[j]
-                s += w0 * x0[j]
-                s += w1 * x1[j]
-                d[j] = s
+                s = zero if first else d[dd + j]
+                s += w0 * src[o0 + j]
+                s += w1 * src[o1 + j]
+                d[dd + j] = s
             return
-        x2 = src[rws[m + 2], offs[m + 2] : offs[m + 2] + width]
+        o2 = offs[m + 2]
         w2 = ws[m + 2]
         if g == 3:
             for j in range(width):
-                s = zero if first else d[j]
-                s += w0 * x0[j]
-                s += w1 * x1[j]
-                s += w2 * x2[j]
-                d[j] = s
+                s = zero if first else d[dd + j]
+                s += w0 * src[o0 + j]
+                s += w1 * src[o1 + j]
+                s += w2 * src[o2 + j]
+                d[dd + j] = s
             return
-        x3 = src[rws[m + 3], offs[m + 3] : offs[m + 3] + width]
+        o3 = offs[m + 3]
         w3 = ws[m + 3]
         if g == 4:
             for j in range(width):
-                s = zero if first else d[j]
-                s += w0 * x0[j]
-                s += w1 * x1[j]
-                s += w2 * x2[j]
-                s += w3 * x3[j]
-                d[j] = s
+                s = zero if first else d[dd + j]
+                s += w0 * src[o0 + j]
+                s += w1 * src[o1 + j]
+                s += w2 * src[o2 + j]
+                s += w3 * src[o3 + j]
+                d[dd + j] = s
             return
-        x4 = src[rws[m + 4], offs[m + 4] : offs[m + 4] + width]
+        o4 = offs[m + 4]
         w4 = ws[m + 4]
         if g == 5:
             for j in range(width):
-                s = zero if first else d[j]
-                s += w0 * x0[j]
-                s += w1 * x1[j]
-                s += w2 * x2[j]
-                s += w3 * x3[j]
-                s += w4 * x4[j]
-                d[j] = s
+                s = zero if first else d[dd + j]
+                s += w0 * src[o0 + j]
+                s += w1 * src[o1 + j]
+                s += w2 * src[o2 + j]
+                s += w3 * src[o3 + j]
+                s += w4 * src[o4 + j]
+                d[dd + j] = s
             return
-        x5 = src[rws[m + 5], offs[m + 5] : offs[m + 5] + width]
+        o5 = offs[m + 5]
         w5 = ws[m + 5]
         if g == 6:
             for j in range(width):
-                s = zero if first else d[j]
-                s += w0 * x0[j]
-                s += w1 * x1[j]
-                s += w2 * x2[j]
-                s += w3 * x3[j]
-                s += w4 * x4[j]
-                s += w5 * x5[j]
-                d[j] = s
+                s = zero if first else d[dd + j]
+                s += w0 * src[o0 + j]
+                s += w1 * src[o1 + j]
+                s += w2 * src[o2 + j]
+                s += w3 * src[o3 + j]
+                s += w4 * src[o4 + j]
+                s += w5 * src[o5 + j]
+                d[dd + j] = s
             return
-        x6 = src[rws[m + 6], offs[m + 6] : offs[m + 6] + width]
+        o6 = offs[m + 6]
         w6 = ws[m + 6]
         if g == 7:
             for j in range(width):
-                s = zero if first else d[j]
-                s += w0 * x0[j]
-                s += w1 * x1[j]
-                s += w2 * x2[j]
-                s += w3 * x3[j]
-                s += w4 * x4[j]
-                s += w5 * x5[j]
-                s += w6 * x6[j]
-                d[j] = s
+                s = zero if first else d[dd + j]
+                s += w0 * src[o0 + j]
+                s += w1 * src[o1 + j]
+                s += w2 * src[o2 + j]
+                s += w3 * src[o3 + j]
+                s += w4 * src[o4 + j]
+                s += w5 * src[o5 + j]
+                s += w6 * src[o6 + j]
+                d[dd + j] = s
             return
-        x7 = src[rws[m + 7], offs[m + 7] : offs[m + 7] + width]
+        o7 = offs[m + 7]
         w7 = ws[m + 7]
         if g == 8:
             for j in range(width):
-                s = zero if first else d[j]
-                s += w0 * x0[j]
-                s += w1 * x1[j]
-                s += w2 * x2[j]
-                s += w3 * x3[j]
-                s += w4 * x4[j]
-                s += w5 * x5[j]
-                s += w6 * x6[j]
-                s += w7 * x7[j]
-                d[j] = s
+                s = zero if first else d[dd + j]
+                s += w0 * src[o0 + j]
+                s += w1 * src[o1 + j]
+                s += w2 * src[o2 + j]
+                s += w3 * src[o3 + j]
+                s += w4 * src[o4 + j]
+                s += w5 * src[o5 + j]
+                s += w6 * src[o6 + j]
+                s += w7 * src[o7 + j]
+                d[dd + j] = s
             return
-        x8 = src[rws[m + 8], offs[m + 8] : offs[m + 8] + width]
+        o8 = offs[m + 8]
         w8 = ws[m + 8]
         if g == 9:
             for j in range(width):
-                s = zero if first else d[j]
-                s += w0 * x0[j]
-                s += w1 * x1[j]
-                s += w2 * x2[j]
-                s += w3 * x3[j]
-                s += w4 * x4[j]
-                s += w5 * x5[j]
-                s += w6 * x6[j]
-                s += w7 * x7[j]
-                s += w8 * x8[j]
-                d[j] = s
+                s = zero if first else d[dd + j]
+                s += w0 * src[o0 + j]
+                s += w1 * src[o1 + j]
+                s += w2 * src[o2 + j]
+                s += w3 * src[o3 + j]
+                s += w4 * src[o4 + j]
+                s += w5 * src[o5 + j]
+                s += w6 * src[o6 + j]
+                s += w7 * src[o7 + j]
+                s += w8 * src[o8 + j]
+                d[dd + j] = s
             return
-        x9 = src[rws[m + 9], offs[m + 9] : offs[m + 9] + width]
+        o9 = offs[m + 9]
         w9 = ws[m + 9]
         if g == 10:
             for j in range(width):
-                s = zero if first else d[j]
-                s += w0 * x0[j]
-                s += w1 * x1[j]
-                s += w2 * x2[j]
-                s += w3 * x3[j]
-                s += w4 * x4[j]
-                s += w5 * x5[j]
-                s += w6 * x6[j]
-                s += w7 * x7[j]
-                s += w8 * x8[j]
-                s += w9 * x9[j]
-                d[j] = s
+                s = zero if first else d[dd + j]
+                s += w0 * src[o0 + j]
+                s += w1 * src[o1 + j]
+                s += w2 * src[o2 + j]
+                s += w3 * src[o3 + j]
+                s += w4 * src[o4 + j]
+                s += w5 * src[o5 + j]
+                s += w6 * src[o6 + j]
+                s += w7 * src[o7 + j]
+                s += w8 * src[o8 + j]
+                s += w9 * src[o9 + j]
+                d[dd + j] = s
             return
-        x10 = src[rws[m + 10], offs[m + 10] : offs[m + 10] + width]
+        o10 = offs[m + 10]
         w10 = ws[m + 10]
         if g == 11:
             for j in range(width):
-                s = zero if first else d[j]
-                s += w0 * x0[j]
-                s += w1 * x1[j]
-                s += w2 * x2[j]
-                s += w3 * x3[j]
-                s += w4 * x4[j]
-                s += w5 * x5[j]
-                s += w6 * x6[j]
-                s += w7 * x7[j]
-                s += w8 * x8[j]
-                s += w9 * x9[j]
-                s += w10 * x10[j]
-                d[j] = s
+                s = zero if first else d[dd + j]
+                s += w0 * src[o0 + j]
+                s += w1 * src[o1 + j]
+                s += w2 * src[o2 + j]
+                s += w3 * src[o3 + j]
+                s += w4 * src[o4 + j]
+                s += w5 * src[o5 + j]
+                s += w6 * src[o6 + j]
+                s += w7 * src[o7 + j]
+                s += w8 * src[o8 + j]
+                s += w9 * src[o9 + j]
+                s += w10 * src[o10 + j]
+                d[dd + j] = s
             return
-        x11 = src[rws[m + 11], offs[m + 11] : offs[m + 11] + width]
+        o11 = offs[m + 11]
         w11 = ws[m + 11]
         for j in range(width):
-            s = zero if first else d[j]
-            s += w0 * x0[j]
-            s += w1 * x1[j]
-            s += w2 * x2[j]
-            s += w3 * x3[j]
-            s += w4 * x4[j]
-            s += w5 * x5[j]
-            s += w6 * x6[j]
-            s += w7 * x7[j]
-            s += w8 * x8[j]
-            s += w9 * x9[j]
-            s += w10 * x10[j]
-            s += w11 * x11[j]
-            d[j] = s
+            s = zero if first else d[dd + j]
+            s += w0 * src[o0 + j]
+            s += w1 * src[o1 + j]
+            s += w2 * src[o2 + j]
+            s += w3 * src[o3 + j]
+            s += w4 * src[o4 + j]
+            s += w5 * src[o5 + j]
+            s += w6 * src[o6 + j]
+            s += w7 * src[o7 + j]
+            s += w8 * src[o8 + j]
+            s += w9 * src[o9 + j]
+            s += w10 * src[o10 + j]
+            s += w11 * src[o11 + j]
+            d[dd + j] = s
 
     @numba.njit(inline="always")  # type: ignore[untyped-decorator]
     def _stride(n, itemsize):  # type: ignore[no-untyped-def]  # pragma: no cover
@@ -378,24 +381,24 @@ def _compile() -> Callable[..., None]:
         return lines * 64 // itemsize
 
     @numba.njit(inline="always")  # type: ignore[untyped-decorator]
-    def _taps(d, src, rws, offs, ws, g, group, width, zero):  # type: ignore[no-untyped-def]  # pragma: no cover
-        # d[j] = the sum of the g taps' terms (zero if g == 0), in the fewest passes of at
-        # most 'group' taps, the taps shared out evenly (9 = 9, not 8 + 1). Skipping the
+    def _taps(d, dd, src, offs, ws, base, g, group, width, zero):  # type: ignore[no-untyped-def]  # pragma: no cover
+        # d[dd + j] = the sum of the terms of the g taps from 'base' (zero if g == 0), for j <
+        # width, in the fewest passes of at most 'group' taps, the taps shared out evenly (9 =
+        # 9, not 8 + 1); flat arrays and unsigned offsets as _group takes them. Skipping the
         # divisions for a single pass saved about 20 ns a call in isolation and nothing in
         # the loops (0.95-1.07x, 512²-1024² float32, 3-7 taps, dense and fused, one thread,
         # five alternating processes, 2026-12-04)
         if g == 0:
             for j in range(width):
-                d[j] = zero
+                d[dd + j] = zero
         passes = (g + group - 1) // group
         for q in range(passes):
             m = g * q // passes
-            _group(d, src, rws, offs, ws, m, g * (q + 1) // passes - m, width, q == 0, zero)
+            n = g * (q + 1) // passes - m
+            _group(d, dd, src, offs, ws, base + m, n, width, q == 0, zero)
 
     @numba.njit(inline="always")  # type: ignore[untyped-decorator]
-    def _strip(
-        a, b, dims, map0, map1, map2, p2, const, fv, out, item, end, most, rws, offs, ws, zero
-    ):  # type: ignore[no-untyped-def]  # pragma: no cover
+    def _strip(a, b, dims, map0, map1, map2, p2, const, fv, out, item, end, most, fo, ws, zero):  # type: ignore[no-untyped-def]  # pragma: no cover
         # valid3's output rows item, item + 1, ... (fewer than 'end', at most 'most', one
         # plane; k0 == 1, one column tile, rows as long as the input's) as one strip where
         # they read their taps' rows in place: the number of rows done, 0 if none (the row
@@ -434,24 +437,12 @@ def _compile() -> Callable[..., None]:
         for m1 in range(k1):
             first = (base + map1[i1 + k1 - 1 - m1]) * n2 + c0 - p2 + k2 - 1
             for m2 in range(k2):
-                rws[g] = 0
-                offs[g] = first - m2
+                fo[g] = np.uint64(first - m2)
                 ws[g] = b[zb * k1 + m1, m2]
                 g += 1
-        length = (run - 1) * w + c1 - c0
-        flat = out.reshape(out.size)
-        start = item * w + c0
-        add_taps(
-            flat[start : start + length],
-            a.reshape(1, a.size),
-            rws,
-            offs,
-            ws,
-            g,
-            GROUP,
-            length,
-            zero,
-        )
+        length = np.uint64((run - 1) * w + c1 - c0)
+        start = np.uint64(item * w + c0)
+        add_taps(out.reshape(out.size), start, a.reshape(a.size), fo, ws, 0, g, GROUP, length, zero)
         # the edge samples of each row, their terms in tap order through the extension's map
         # (they overwrite what the strip left between the rows' in-place parts)
         for q in range(run):
@@ -532,6 +523,10 @@ def _compile() -> Callable[..., None]:
             rws = np.empty(taps, dtype=np.int64)
             offs = np.empty(taps, dtype=np.int64)
             ws = np.empty(taps, dtype=out.dtype)
+            fo = np.empty(taps, dtype=np.uint64)  # the taps' offsets in the flat rows
+            aflat = a.reshape(a.size)
+            rflat = ring.reshape(ring.size)
+            oflat = out.reshape(out.size)
             key = -1  # the (column tile, z, i0) whose rows the ring holds
             have = -1  # extended rows s1 <= have of that key are in the ring
             done = -1  # items before this one were computed by a strip
@@ -553,8 +548,7 @@ def _compile() -> Callable[..., None]:
                         item,
                         items * (c + 1) // chunks,
                         srows,
-                        rws,
-                        offs,
+                        fo,
                         ws,
                         zero,
                     )
@@ -596,10 +590,12 @@ def _compile() -> Callable[..., None]:
                     for s1 in range(i1, i1 + k1):
                         if map1[s1] < 0:
                             direct = False
-                src = a
+                src = aflat
+                stride = n2
                 lo, hi = c0, c1
                 if not direct:
-                    src = ring
+                    src = rflat
+                    stride = ring.shape[1]
                     lo, hi = 0, w
                     if (ti * nz + z) * o0 + i0 != key:
                         key = (ti * nz + z) * o0 + i0
@@ -645,9 +641,11 @@ def _compile() -> Callable[..., None]:
                         for m2 in range(k2):
                             rws[g] = row
                             offs[g] = (c0 + t0 - p2 if direct else 0) + k2 - 1 - m2
+                            fo[g] = np.uint64(row * stride + offs[g])
                             ws[g] = b[rb, m2]
                             g += 1
-                add_taps(out[r, t0 + lo : t0 + hi], src, rws, offs, ws, g, GROUP, hi - lo, zero)
+                dd = np.uint64(r * o2 + t0 + lo)
+                add_taps(oflat, dd, src, fo, ws, 0, g, GROUP, np.uint64(hi - lo), zero)
                 if direct:
                     # the edge samples [0, c0) and [c1, w), their terms in the same order
                     # through the extension's map

@@ -31,7 +31,11 @@ bound by loads, stores and per-row work, not multiplies. The per-row work, measu
 (2026-12-04, one thread, float32, ``_run`` on (2048, 128) against (128, 2048)): 87 / 97 /
 118 ns per output row for 3 / 5 / 7 taps, 45-60 us of a 512² call's 140-220 (its copy, its
 edges through the maps, two tap-group calls, the vertical tap list); in the same minutes the
-bare loop took 157 / 193 / 235 us on 512² against ``sepFilter2D``'s 146 / 205 / 274.
+bare loop took 157 / 193 / 235 us on 512² against ``sepFilter2D``'s 146 / 205 / 274. The
+tap-group calls read and write flat arrays at unsigned offsets since 2026-12-04 (a view per
+tap left numba's reference counting in place, about 45 ns a call: ``rows._group``): this loop
+1.06-1.27x faster on 512²-1024² float32, 1.01-1.15x float64, 2048² unchanged (one thread,
+``benchmarks/results/flat_group.txt``).
 
 NaN and ±Inf: the copy of each input row checks it (one vectorised reduction of ``x · 0``,
 NaN exactly when a sample is NaN or ±Inf, where :func:`trueconv._nonfinite.all_finite` on
@@ -144,12 +148,17 @@ def _compile() -> Callable[..., bool]:
         tiles = (o1 + cw - 1) // cw
         bad = False
         ring = np.empty((nr * k0, _row_stride(cw, out.itemsize)), dtype=out.dtype)
-        # the extended input row of the tile: xp[0, t] = e[., t + c0]
-        xp = np.empty((1, cw + k1 - 1), dtype=out.dtype)
-        h_rows = np.zeros(k1, dtype=np.int64)
-        h_offs = np.arange(k1 - 1, -1, -1)  # tap m1 reads xp[0, j + k1-1-m1]
-        v_rows = np.empty(nr * k0, dtype=np.int64)
-        v_offs = np.zeros(nr * k0, dtype=np.int64)
+        # the taps read and write flat arrays at unsigned offsets (rows._group says why)
+        rstride = ring.shape[1]
+        rflat = ring.reshape(ring.size)
+        oflat = out.reshape(out.size)
+        f1flat = f1.reshape(f1.size)
+        # the extended input row of the tile: xp[t] = e[., t + c0]
+        xp = np.empty(cw + k1 - 1, dtype=out.dtype)
+        h_offs = np.empty(nr * k1, dtype=np.uint64)  # term q's tap m1 reads xp[j + k1-1-m1]
+        for t in range(nr * k1):
+            h_offs[t] = np.uint64(k1 - 1 - t % k1)
+        v_offs = np.empty(nr * k0, dtype=np.uint64)
         ws = np.empty(nr * k0, dtype=out.dtype)
         zero = np.zeros(1, dtype=out.dtype)[0]  # a literal 0.0 would compute in float64
         const = fill.size > 0  # the samples outside are fill[0], terms
@@ -159,11 +168,12 @@ def _compile() -> Callable[..., bool]:
             c1 = min(o1, c0 + cw)
             width = c1 - c0
             span = width + k1 - 1
-            # xp[0, t] for t in [t0, t1) is the input row's, the map's outside
+            # xp[t] for t in [t0, t1) is the input row's, the map's outside
             t0 = min(span, max(0, p1 - c0))
             t1 = max(t0, min(span, n1 + p1 - c0))
-            pad = xp[0]
-            dx = xp[0, t0:t1]
+            uwidth = np.uint64(width)
+            pad = xp
+            dx = xp[t0:t1]
             have = -1  # rows h[z, s] for extended s <= have are in the ring (this z)
             zc = -1
             for r in range(r0, r1):
@@ -190,8 +200,8 @@ def _compile() -> Callable[..., bool]:
                         if _copy_check(dx, line[t0 + c0 - p1 : t1 + c0 - p1], t1 - t0):
                             bad = True
                     for q in range(nr):
-                        h = ring[q * k0 + s % k0, :width]
-                        _add_taps(h, xp, h_rows, h_offs, f1[q], k1, group, width, zero)
+                        hd = np.uint64((q * k0 + s % k0) * rstride)
+                        _add_taps(rflat, hd, xp, h_offs, f1flat, q * k1, k1, group, uwidth, zero)
                 have = i + k0 - 1
                 # the vertical taps whose rows exist, term by term, each in tap order
                 g = 0
@@ -199,10 +209,11 @@ def _compile() -> Callable[..., bool]:
                     for m0 in range(k0):
                         s = i + k0 - 1 - m0
                         if map0[s] >= 0 or const:
-                            v_rows[g] = q * k0 + s % k0
+                            v_offs[g] = np.uint64((q * k0 + s % k0) * rstride)
                             ws[g] = f0[q, m0]
                             g += 1
-                _add_taps(out[r, c0:c1], ring, v_rows, v_offs, ws, g, group, width, zero)
+                od = np.uint64(r * o1 + c0)
+                _add_taps(oflat, od, rflat, v_offs, ws, 0, g, group, uwidth, zero)
         return bad
 
     global _fused2
