@@ -83,7 +83,8 @@ def test_choose_method_and_auto_read_one_plan():
 
 def test_a_requested_method_runs_its_own_plan_with_the_counts_it_ran():
     """Forced overlap-add: one layout and one set of boxes, made once for the plan and run (its
-    counts price float64 at float32's box count: overlap_add.BOX_MAX)."""
+    counts price float64 at float32's box count: overlap_add.BOX_MAX); a repeated call with
+    the same shapes reuses the plan, as 'auto' does (no boxes made again)."""
     x = torch.randn(3, 200_000, dtype=torch.float64)
     k = torch.randn(300, dtype=torch.float64)
     spec = _spec.normalize("convolve", x, k, "same", None, "overlap_add", "fill", 0)[2]
@@ -95,8 +96,12 @@ def test_a_requested_method_runs_its_own_plan_with_the_counts_it_ran():
     real = overlap_add._boxes
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(overlap_add, "_boxes", lambda *a: calls.append(1) or real(*a))
+        _plan.forget()  # the plan above is cached: the call makes it afresh
         out = trueconv.convolve(x, k, "same", method="overlap_add")
+        assert calls == [1]
+        again = trueconv.convolve(x, k, "same", method="overlap_add")
     assert calls == [1]
+    assert torch.equal(again, out)
     ref = scipy.signal.fftconvolve(x.numpy(), k.numpy()[None], "same", axes=-1)
     assert rel_err(out, ref) < REL_TOL[torch.float64]
 
