@@ -117,7 +117,11 @@ from trueconv.core.static import register
 #: for 3 × 256² ⊛ 5×5 Gaussian, now separable, 1.29x). The cost: a fresh random kernel every
 #: call (median call of 150, 2 / 1 threads) on 256² ⊛ 7×7 115 → 156 / 198 → 240 us, 512² ⊛
 #: 5×5 208 → 235 / 347 → 393 (the analysis: 29 us a fresh 7×7 kernel, 19 of them in
-#: :func:`factors`, 11 in its quick test).
+#: :func:`factors`, 11 in its quick test). Measured again after the fused loop's flat tap
+#: groups (2026-12-04 evening, one thread, ``benchmarks/separable_threshold.py``): 2e-5 would
+#: run Gaussians on 96²-192² ⊛ 7×7-9×9 1.6-2.1x faster, and fresh random kernels on those
+#: cells 0.68-0.84x (their analysis, about 40 us a kernel); kept at 1e-4 until a fresh
+#: kernel's analysis is cheaper.
 MIN_DENSE_S = 1e-4
 
 #: The separable plan made of passes (not the fused loop, which is priced as measured:
