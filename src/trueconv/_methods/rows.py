@@ -476,7 +476,7 @@ def _compile() -> Callable[..., None]:
         # for the terms whose rows (dims 0, 1) are not such zeros, added in tap order; along
         # the last dim the row is read from a copy with its extension (False, nothing done,
         # if a tap of b is not finite: it would multiply the zeros). Batch dims of size 1
-        # broadcast. 'band' > 0: the samples of a band strip (below), 0: no band strips.
+        # broadcast. 'band' > 0: the most output samples of a strip (below), 0: no strips.
         za_n, n0, n1, zb_n, k0, k1, nz, o0, o1 = dims
         n2 = a.shape[1]
         k2 = b.shape[1]
