@@ -182,12 +182,13 @@ add_group: Any = None
 row_stride: Any = None  # the rings' row length (also compiled by _compile)
 add_taps: Any = None  # every tap of an output row in the fewest group passes (_compile)
 add_strip: Any = None  # a run of output rows as one strip (_compile)
+in_place: Any = None  # which samples of a tile row read the input's rows in place (_compile)
 
 
 def _compile() -> Callable[..., None]:
     """The loop, compiled lazily (importing trueconv compiles nothing; numba caches the
     machine code on disk, so a later process loads it in milliseconds)."""
-    global numba, add_group, add_taps, add_strip, row_stride
+    global numba, add_group, add_taps, add_strip, in_place, row_stride
     numba = importlib.import_module("numba")
     prange = numba.prange
 
@@ -398,6 +399,15 @@ def _compile() -> Callable[..., None]:
             _group(d, dd, src, offs, ws, base + m, n, width, q == 0, zero)
 
     @numba.njit(inline="always")  # type: ignore[untyped-decorator]
+    def _inside(w, t0, n2, p2, k2, g):  # type: ignore[no-untyped-def]  # pragma: no cover
+        # The samples [c0, c1) of a tile row of w samples from t0 whose taps read input
+        # samples only, and whether they read the input's rows in place (the rest, the edge
+        # samples, summed one by one: only where their terms are few, EDGE_COST)
+        c0 = min(w, max(0, p2 - t0))
+        c1 = max(c0, min(w, n2 + p2 - (k2 - 1) - t0))
+        return c0, c1, c1 - c0 >= max(DIRECT_MIN, EDGE_COST * g * (c0 + w - c1))
+
+    @numba.njit(inline="always")  # type: ignore[untyped-decorator]
     def _strip(a, b, dims, map0, map1, map2, p2, const, fv, out, item, end, most, fo, ws, zero):  # type: ignore[no-untyped-def]  # pragma: no cover
         # valid3's output rows item, item + 1, ... (fewer than 'end', at most 'most', one
         # plane; k0 == 1, one column tile, rows as long as the input's) as one strip where
@@ -413,10 +423,8 @@ def _compile() -> Callable[..., None]:
         r0 = map0[i0]
         if r0 < 0:
             return 0
-        c0 = min(w, max(0, p2))
-        c1 = max(c0, min(w, n2 + p2 - (k2 - 1)))
-        g = k1 * k2
-        if c1 - c0 < max(DIRECT_MIN, EDGE_COST * g * (c0 + w - c1)):
+        c0, c1, direct = in_place(w, 0, n2, p2, k2, k1 * k2)
+        if not direct:
             return 0
         for m1 in range(k1):
             if map1[i1 + m1] < 0:
@@ -462,6 +470,7 @@ def _compile() -> Callable[..., None]:
     add_group = _group  # valid3 reads them as globals (see add_group)
     add_taps = _taps
     add_strip = _strip
+    in_place = _inside
     row_stride = _stride
 
     @numba.njit(parallel=True, nogil=True, cache=True)  # type: ignore[untyped-decorator]
@@ -580,9 +589,7 @@ def _compile() -> Callable[..., None]:
                 # output samples [c0, c1) of the tile read input samples only. When no row
                 # their taps read is the fill, they read the rows of a in place (no copy in
                 # the ring) and the few edge samples outside are summed one by one
-                c0 = min(w, max(0, p2 - t0))
-                c1 = max(c0, min(w, n2 + p2 - (k2 - 1) - t0))
-                direct = c1 - c0 >= max(DIRECT_MIN, EDGE_COST * g * (c0 + w - c1))
+                c0, c1, direct = in_place(w, t0, n2, p2, k2, g)
                 if direct and const:
                     for m0 in range(k0):
                         if map0[i0 + k0 - 1 - m0] < 0:
