@@ -96,8 +96,15 @@ def assert_placed(out: torch.Tensor, ref: np.ndarray, tol: float = REL_TOL[torch
 @pytest.fixture
 def only(monkeypatch):
     """``only(method)``: the other methods raise; overlap-add runs with forced small blocks and
-    the plain FFT raising. Returns a list that records the method's calls."""
+    the plain FFT raising. Returns a list that records the method's calls. The cached plans
+    are dropped before and after: a forced plan made by an earlier test (without the small
+    blocks) would be served again (:func:`trueconv._plan.forced` keeps them)."""
+    _plan.forget()
+    yield _use(monkeypatch)
+    _plan.forget()
 
+
+def _use(monkeypatch):  # type: ignore[no-untyped-def]
     def use(method: str) -> list[int]:
         calls: list[int] = []
         for name, module in REGISTRY.items():

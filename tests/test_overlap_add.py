@@ -47,7 +47,9 @@ def problems(draw):
 
 def _forced(monkeypatch, box):
     """The drawn block lengths for the drawn shapes (both operand orders: 'valid' may swap
-    them), and boxes of at most ``box`` buffer elements."""
+    them), and boxes of at most ``box`` buffer elements. The cached plans are dropped first:
+    a forced plan made by an earlier test would be served again, blocked its own way."""
+    _plan.forget()
     table = {}
 
     def blocked_dims(sa, sb):

@@ -218,12 +218,13 @@ def test_passes_are_each_planned_by_cost():
     spec = normalize("convolve", x, k, "same", None, "auto", "fill", 0)[2]
     sep = _separable.plan(Problem.of(spec), torch.device("cpu"))
     assert sep is not None
-    # along the last dim a 1-D problem over 2048 rows, by its cheapest method; along the
-    # first a 63 x 1 kernel, run in place by the direct method
+    # along the first dim a 63 x 1 kernel, run in place by the direct method; then along the
+    # last a 1-D problem over 2048 rows, by its cheapest method
     first, second = sep.passes
-    assert (first.problem.sb, first.problem.batch) == ((63,), 2048)
-    assert first == cheapest(first.problem, torch.device("cpu"))
-    assert (second.problem.sb, second.method) == ((63, 1), "direct")
+    assert sep.dims == (0, 1)
+    assert (first.problem.sb, first.method) == ((63, 1), "direct")
+    assert (second.problem.sb, second.problem.batch) == ((63,), 2048)
+    assert second == cheapest(second.problem, torch.device("cpu"))
     # priced as the fused loop where it is planned (both passes in one compiled loop; it is
     # planned wherever it applies: measured 0.97-1.72x faster than the passes, 1024²-2048²
     # ⊛ 15-63 taps), else as the passes' sum

@@ -45,8 +45,8 @@ product ``f1[m1] (f0[m0] x[p])``, non-finite and of the same sign exactly when i
 
 Low-rank kernels (``method='low_rank'``). A 2-D floating kernel of rank ``r`` (a difference of
 Gaussians, a Laplacian of Gaussian, a Gabor filter: rank 2) is ``sum_q f0[q] ⊗ f1[q]``; the
-fused loop runs all ``r`` pairs in one pass over the image (each term's horizontal rows in a
-ring of its own, every term's vertical taps added into the output row), ``r·(k0 + k1)``
+fused loop runs all ``r`` pairs in one pass over the image (each term's vertical taps into a
+row of its own, its horizontal taps from there added into the output row), ``r·(k0 + k1)``
 multiply-adds per output instead of ``k0·k1``: 1.16-2.72x the dense plan on 11-31 taps, about
 1.0-1.3x on 7 (``benchmarks/results/low_rank.txt``). Where: ``'auto'``, the CPU with numba,
 float32 and float64, a kernel whose only dims longer than one are the last two convolved dims,
@@ -59,8 +59,8 @@ terms, ``K+ = sum_q |f0[q]| ⊗ |f1[q]|``):
 
 - ``sum_m |k~[m] - k[m]| <= T·u·sum_m |k[m]|``: using ``k~`` for ``k`` changes output ``j`` by
   at most ``T·u·sum|k|·M_j``, with ``M_j`` the largest ``|x|`` in its window;
-- ``(k1 + r·k0)·sum K+ <= T·sum|k|``: the loop's rounding, at most
-  ``γ_(k1 + r·k0)·sum_m K+[m] |x[j - m]|`` (``k1`` horizontal taps, then ``r·k0`` vertical ones),
+- ``(k0 + r·k1)·sum K+ <= T·sum|k|``: the loop's rounding, at most
+  ``γ_(k0 + r·k1)·sum_m K+[m] |x[j - m]|`` (``k0`` vertical taps, then ``r·k1`` horizontal ones),
   is then at most ``γ_T·sum|k|·M_j``.
 
 So ``|y~_j - y_j| <= 2·γ_T·sum|k|·M_j``: twice the direct sum's a-priori bound
@@ -143,7 +143,10 @@ MAX_FRACTION = 0.75
 #: 7-31 taps 0.15-0.75 (priced 0.16-0.39), 63 taps 0.44-0.76 of the FFT's or overlap-add's
 #: time (priced 0.51-0.60). 1.55 puts the 3-tap factors above the dense plan and the rest
 #: below it. It scales the loop's compute alone: the input's and output's trips through
-#: memory (:func:`trueconv.core.cost.memory`) cost what they cost the dense plan.
+#: memory (:func:`trueconv.core.cost.memory`) cost what they cost the dense plan. Checked
+#: after the loop took its vertical taps first (2026-12-05, 512²-2048² float32/float64, 1 and 2
+#: threads, interleaved): 3-tap factors still slower fused (the dense loop 0.72-0.97x the
+#: fused loop's time), 5 taps faster (1.26-2.26x); 'auto' picked the faster in all 24 cells.
 FUSED_PRICE_FACTOR = 1.55
 
 #: Private switch: False runs the passes instead of the fused loop (the benchmark compares
@@ -159,7 +162,8 @@ _INT_LIMIT = 2**20
 
 @dataclass(frozen=True)
 class SeparablePlan:
-    """One 1-D pass per convolved dim longer than one, last dim first, each planned as a
+    """One 1-D pass per convolved dim longer than one (:func:`_order`: the second last dim,
+    the last, then the others), each planned as a
     problem of its own: along the last dim a 1-D problem (the other dims batch dims), by its
     cheapest method; along another dim a kernel ``1 × ... × k_i × ... × 1`` by the direct
     method, which runs it in place."""
@@ -245,7 +249,7 @@ def plan(problem: Problem, device: torch.device, method: str = "auto") -> Separa
     """The separable plan of ``problem`` (from shapes alone), ``None`` where it cannot apply;
     each pass by its cheapest method, or by ``method``."""
     nd = len(problem.sb)
-    dims = tuple(d for d in reversed(range(nd)) if problem.sb[d] > 1)
+    dims = _order(problem)
     if problem.batch_b != 1 or len(dims) < 2:
         return None
     ext = problem.extension if _per_pass(problem, dims) else None
@@ -308,6 +312,16 @@ def plan(problem: Problem, device: torch.device, method: str = "auto") -> Separa
     return SeparablePlan(problem, dims, tuple(passes), total, fused=fused)
 
 
+def _order(problem: Problem) -> tuple[int, ...]:
+    """The passes' dims in the order they run: the second last, the last, then the others
+    from the third last down (those longer than one). The fused loop runs the first two in
+    this order (its vertical taps read the input's rows in place), so the passes add the
+    same terms in the same order."""
+    nd = len(problem.sb)
+    order = (nd - 2, nd - 1, *reversed(range(nd - 2))) if nd >= 2 else (0,)
+    return tuple(d for d in order if problem.sb[d] > 1)
+
+
 def _summable(a: torch.Tensor) -> bool:
     """Whether terms run one after the other may be summed for the dense kernel's result: the
     signal's values can be read and are finite (a NaN or ±Inf sample would meet each term's
@@ -337,22 +351,24 @@ def _fusable(problem: Problem, device: torch.device, method: str, dims: tuple[in
         and rows.AVAILABLE
         and method in ("auto", "direct")
         and exact_dtype(problem.dtype) in rows_separable.DTYPES
-        and dims[:2] == (nd - 1, nd - 2)
+        and dims[:2] == (nd - 2, nd - 1)
     )
 
 
 def _fused_seconds(problem: Problem, device: torch.device, rank: int = 1) -> float:
     """The fused loop's predicted time (:data:`FUSED_PRICE_FACTOR`): one call of the direct
-    loop whose multiply-adds are the horizontal pass over every input row and the vertical
-    pass over every output (``rank`` times, one per term), and whose passes over rows
-    (:func:`trueconv._methods.direct.rows_counts`) are the horizontal and the vertical taps'
-    per output row tile."""
-    n0, (k0, k1), (o0, o1) = problem.sa[-2], problem.sb[-2:], problem.out[-2:]
+    loop whose multiply-adds are the vertical pass over every output row and its extended
+    columns and the horizontal pass over every output (``rank`` times, one per term), and
+    whose passes over rows (:func:`trueconv._methods.direct.rows_counts`) are the vertical
+    and the horizontal taps' per output row tile
+    (:data:`trueconv._methods.rows_separable.VERTICAL_GROUP`)."""
+    (k0, k1), (o0, o1) = problem.sb[-2:], problem.out[-2:]
     batch = problem.batch * math.prod(problem.sa[:-2])
-    macs = float(batch) * rank * (n0 * o1 * k1 + o0 * o1 * k0)
+    macs = float(batch) * rank * o0 * ((o1 + k1 - 1) * k0 + o1 * k1)
     # tiles of TILE, as the constants were fitted (direct.rows_counts says why)
     tiles = batch * o0 * -(-o1 // rows_separable.TILE)
-    groups = -(-rank * k0 // rows.GROUP) - rank * (-k1 // rows.GROUP)
+    one, most = rows_separable.VERTICAL_GROUP
+    groups = rank * ((1 if k0 <= one else -(-k0 // most)) + -(-k1 // rows.GROUP))
     counts = cost.Counts("rows", 1, macs, passes=float(batch * o0 * o1), aux=float(tiles * groups))
     dtype = exact_dtype(problem.dtype)
     memory = cost.Counts("rows", 0, 0.0, memory=problem.memory)
@@ -587,14 +603,14 @@ _plan.priced_cache(terms_plan.cache_clear)
 
 
 def _terms_dims(problem: Problem, device: torch.device, method: str) -> tuple[int, ...] | None:
-    """The passes' dims (last, then second last) where the fused loop can run a sum of terms:
+    """The passes' dims (second last, then last) where the fused loop can run a sum of terms:
     the only kernel dims longer than one are the last two, no kernel batch, and the loop runs
     for ``method`` (:func:`_fusable`); else ``None``."""
     nd = len(problem.sb)
-    dims = tuple(d for d in reversed(range(nd)) if problem.sb[d] > 1)
+    dims = _order(problem)
     if (
         problem.batch_b != 1
-        or dims != (nd - 1, nd - 2)
+        or dims != (nd - 2, nd - 1)
         or not _fusable(problem, device, method, dims)
     ):
         return None
@@ -609,7 +625,7 @@ def low_rank_factors(b: torch.Tensor, nd: int, max_rank: int) -> tuple[torch.Ten
     From the SVD ``k = U diag(s) V^T`` in float64: ``f0[q] = sqrt(s_q) U[:, q]``, ``f1[q] =
     sqrt(s_q) V[:, q]``, rounded to the compute dtype. Accepted where, in float64, with ``T``
     taps and ``u`` the unit roundoff, ``sum |k~ - k| <= T·u·sum |k|`` (``k~`` the rounded
-    factors' terms) and ``(k1 + r·k0) · sum_q sum |f0[q]| ⊗ |f1[q]| <= T · sum |k|``."""
+    factors' terms) and ``(k0 + r·k1) · sum_q sum |f0[q]| ⊗ |f1[q]| <= T · sum |k|``."""
     if b.dtype not in _NUMPY_FLOAT:
         return None  # complex, integer and bool kernels: rank 1 only (exactly)
     sizes = tuple(b.shape[-nd:])
@@ -630,7 +646,7 @@ def low_rank_factors(b: torch.Tensor, nd: int, max_rank: int) -> tuple[torch.Ten
         w0, w1 = a0.astype(np.float64), a1.astype(np.float64)
         if float(np.abs(w0.T @ w1 - arr).sum()) > taps * u * total:
             continue  # the terms do not rebuild k yet: one more
-        if (k1 + r * k0) * float((np.abs(w0).T @ np.abs(w1)).sum()) > taps * total:
+        if (k0 + r * k1) * float((np.abs(w0).T @ np.abs(w1)).sum()) > taps * total:
             return None  # the terms cancel too much (more terms cancel more)
         one = torch.ones((r, 1), dtype=b.dtype, device=b.device)
         out = [one] * nd

@@ -1,49 +1,60 @@
 """Both passes of a separable 2-D convolution in one compiled loop (issue 14).
 
 The separable plan's passes (:class:`trueconv._separable.SeparablePlan`) write the whole
-result of the pass along the last dim to memory and read it back for the pass along the
-other dim: for 3-tap factors the intermediate costs more than the taps it saves
-(1024² float32 ⊛ 3×3 Gaussian, 2 threads: passes 2.86 ms, dense 2.25 ms), and it kept the
-passes at about 0.8× the speed of OpenCV's ``sepFilter2D``, which fuses its row and column
-filters. This loop does the same: it makes a run of output rows (a chunk: one parallel
-region takes the chunks, :func:`_call`); for each output row it computes the horizontal pass of the
-input rows that row needs and no earlier row computed, into a ring of ``k0`` rows that stays
-in the L2 cache, then adds the vertical taps from the ring into the output row while that
-row sits in L1, up to `rows.GROUP` taps per pass over a row. Each input row is read once per chunk
-(plus ``k0 - 1`` rows at the start of each chunk), the output written once, no full-size
-intermediate exists. Measured numbers: ``benchmarks/RESULTS_SEPARABLE.md``.
+result of the first pass to memory and read it back for the second: for 3-tap factors the
+intermediate costs more than the taps it saves (1024² float32 ⊛ 3×3 Gaussian, 2 threads:
+passes 2.86 ms, dense 2.25 ms), and it kept the passes at about 0.8× the speed of OpenCV's
+``sepFilter2D``, which fuses its row and column filters. This loop fuses them too. Threads
+take runs of output rows (chunks: one parallel region, :func:`_call`); for each output row
+the vertical taps read the input rows it needs in place (a pass of up to
+:data:`VERTICAL_GROUP` taps over the row tile) into ``xp``, one row of the vertical sums with
+its extended columns, in L1; the horizontal taps then read ``xp`` at their shifts (up to
+`rows.GROUP` taps per pass) into the output row. The input is read where it lies (its rows
+stay in L2 for the ``k0`` output rows that read them), the output written once, no copy of
+an input row and no full-size intermediate is made. Measured numbers:
+``benchmarks/RESULTS_SEPARABLE.md``.
 
-Semantics are the passes': the terms of each output are added in the passes' order
-(horizontal taps, then vertical taps, each in tap order, as :mod:`trueconv._methods.rows`
-adds them), every term is multiplied. The horizontal pass reads each input row from a copy
-with its zero padding or its boundary extension (one row of the tile, in L1; the extension
-through index maps, as :mod:`trueconv._methods.rows` reads it), so the taps run over whole
-rows with no per-tap edge ranges and no extended input is built; the padding's terms add
-exact zeros (the factors are checked finite), so the sums are the passes' up to the sign of
-a zero result (tested bitwise otherwise).
-Against the per-tap ranges of before this is 1.2-1.35x faster on 1024² float32 and 1.8-2.2x
-on 4096 rows of 256 (one thread; the old loop spent about 0.3 µs per row on its edges);
-float64 1.0-1.7x. Reading the row in place with only the edges from a padded copy measured
-slower (three calls per tap group: 1.15-1.45x the old loop against 1.2-2.2x). OpenCV's
-trick for symmetric factors, adding the two samples that share a weight before multiplying
-(half the multiplies), measured no faster here (0.75-1.0x with 3-11 taps): the loop is
-bound by loads, stores and per-row work, not multiplies. The per-row work, measured
-(2026-12-04, one thread, float32, ``_run`` on (2048, 128) against (128, 2048)): 87 / 97 /
-118 ns per output row for 3 / 5 / 7 taps, 45-60 us of a 512² call's 140-220 (its copy, its
-edges through the maps, two tap-group calls, the vertical tap list); in the same minutes the
-bare loop took 157 / 193 / 235 us on 512² against ``sepFilter2D``'s 146 / 205 / 274. The
-tap-group calls read and write flat arrays at unsigned offsets since 2026-12-04 (a view per
-tap left numba's reference counting in place, about 45 ns a call: ``rows._group``): this loop
-1.06-1.27x faster on 512²-1024² float32, 1.01-1.15x float64, 2048² unchanged (one thread,
-``benchmarks/results/flat_group.txt``).
+Why vertical first (2026-12-05). The loop of before made the horizontal pass first: each input
+row was copied with its padding into a row buffer, its horizontal sums went into a ring of
+``k0`` rows, and the vertical taps read the ring. Taking the vertical taps first drops the copy
+(and the check it carried, below) and the ring's upkeep, and the padded row the horizontal taps
+need is the vertical sums' own row: per output sample ``k0 + k1`` loads and 2 stores where there
+were ``k0 + k1 + 2`` and 3. Against it, interleaved processes (``benchmarks/fused_vertical.py``,
+``benchmarks/results/fused_vertical.txt``; 'same', Gaussians of 3-31 taps, 512²-2048² and
+3 × 1024², float32/float64, through ``convolve_separable``): see that file's summary. The
+vertical taps' rows are often 4 KiB apart, so a pass over many of them evicts its own inputs
+from L1: passes of at most six taps where an output row has more than eight
+(:data:`VERTICAL_GROUP`).
 
-NaN and ±Inf: the copy of each input row checks it (one vectorised reduction of ``x · 0``,
-NaN exactly when a sample is NaN or ±Inf, where :func:`trueconv._nonfinite.all_finite` on
-the whole input took 0.37-0.66 ms, 20-40% of a 3-tap call); any non-finite sample, or a
-non-finite factor, makes :func:`separable_conv` return ``None`` and the caller runs the
-passes, which place non-finite values as the dense direct sum does. Every input sample is
-copied at least once (it is a term of some output: the pads are at most ``k - 1``). With
-finite operands the loop computes the passes' very sums, overflow to ±Inf included.
+Semantics are the passes' (:func:`trueconv._separable._order` runs the vertical pass first
+too): the terms of each output are added in their order (vertical taps, then horizontal taps,
+each in tap order, as :mod:`trueconv._methods.rows` adds them), every term is multiplied. The
+vertical taps read the input's rows through the row map (a boundary's rows, or rows of a fill
+value, which are terms); ``xp``'s columns outside the input are zeros that are not terms
+(implicit zero padding), the vertical sum of a column of the fill value (one number per term,
+set once per tile), or for a boundary the sum of the input column the column map names (copied
+from ``xp`` where the tile has it, else summed there in the same order). The padding's zeros
+times the horizontal factor add exact zeros (the factors are checked finite), so the sums are
+the passes' up to the sign of a zero result (tested bitwise otherwise). OpenCV's trick for
+symmetric factors, adding the two samples that share a weight before multiplying (half the
+multiplies), measured no faster in the loop of before (0.75-1.0x with 3-11 taps): the loop is
+bound by loads, stores and per-row work, not multiplies.
+
+NaN and ±Inf. With one pair of factors the loop places them as the dense direct sum does, and
+no check is made: each output's sum groups the dense sum's terms (the vertical sum of each
+column, then the horizontal sum of those), a term ``f1[m1]·(f0[m0]·x)`` is NaN or ±Inf (of
+the same sign) exactly when the dense term ``k[m]·x`` is (:mod:`trueconv._separable`: a zero
+kernel element is an exactly zero product of factors, a non-zero one has the same sign), and
+a sum of groups is NaN, +Inf, -Inf or finite exactly when the sum of all their terms is
+(overflow aside: finite operands whose sums overflow give the passes' sums, ±Inf and NaN
+included). The loop of before checked every input row for them (0.37-0.66 ms for the whole
+input as a torch reduction; in the loop, a vectorised reduction per row) and ran the passes.
+With ``r > 1`` pairs (a low-rank kernel) the terms' sums would put ``+Inf + -Inf = NaN`` where
+the dense sum has one infinite term, so each output row is checked (in L1, a vectorised
+reduction of ``y · 0``, which is NaN exactly when a sample is NaN or ±Inf): a non-finite row
+makes :func:`separable_conv` return ``None`` and the caller runs the dense kernel. A non-finite
+factor or fill value returns ``None`` before the loop runs (they would multiply the zero
+padding).
 
 Float32 and float64 only (other dtypes keep the passes), plain CPU tensors whose data can be
 read (:func:`usable`: not under ``torch.compile``, tracing, ``torch.func`` or on meta
@@ -70,6 +81,16 @@ from trueconv.core.torch_internals import forward_ad_active, functorch_active, f
 #: Dtypes the fused loop computes in.
 DTYPES = frozenset({torch.float32, torch.float64})
 
+#: The vertical taps' passes (they read the input's rows in place): one pass where an output
+#: row has at most ``VERTICAL_GROUP[0]`` of them, else passes of at most ``VERTICAL_GROUP[1]``.
+#: The input's rows are often a multiple of 4 KiB apart (1024 float32 or 512 float64
+#: samples), so a pass's rows fall in one set of the 8-way L1 cache and a pass over more of
+#: them than it holds evicts its own inputs. Measured (2026-12-05, one thread, the loop alone,
+#: passes of at most 12 / 8 / 6 / 4 taps): 1024² float32 ⊛ 11 taps 1.45 / 1.12 / 1.09 / 1.11
+#: ms, 31 taps 4.03 / 3.28 / 3.15 / 3.20, 2048² ⊛ 11 7.11 / 5.84 / 5.51 / 5.56; float64 alike
+#: (1024² ⊛ 31: 7.76 / 6.46 / 6.32 / 6.50); 7 taps in one pass 0.70 ms against 0.74 in two.
+VERTICAL_GROUP = (8, 6)
+
 #: Column tiles (:func:`tile_width`): up to ``TILE`` samples wide, or wider as far as a
 #: tile's ring of horizontal rows (``k0`` per rank-1 term) stays within
 #: :data:`trueconv._methods.rows.RING_BYTES`. Wider rows are split into equal tiles, each with
@@ -94,9 +115,9 @@ def tile_width(o1: int, ring_rows: int, itemsize: int) -> int:
 
 
 _KERNEL: Callable[..., bool] | None = None
-_copy_check: Any = None  # the loop's helpers (_compile sets them)
-_add_taps: Any = None
-_row_stride: Any = None
+_passes: Any = None  # the loop's helpers (_compile sets them)
+_add_group: Any = None
+_nonfinite_row: Any = None
 _fused2: Any = None  # the loop over one run of output rows
 _LOCK = threading.Lock()
 
@@ -105,40 +126,54 @@ def _compile() -> Callable[..., bool]:
     """The loop over a range of output rows, and the parallel region over runs of them; they
     release the GIL, so threads run it on
     several ranges at once (:func:`_call`)."""
-    global _copy_check, _add_taps, _row_stride
+    global _passes, _add_group, _nonfinite_row
     numba = rows.numba
     if numba is None:  # rows compiles its loop (and imports numba) first: _kernel()
         raise RuntimeError("numba is not loaded")
+    add_group = rows.add_group
 
     @numba.njit(fastmath={"reassoc"}, cache=True)  # type: ignore[untyped-decorator]
-    def copy_check(d, x, n):  # type: ignore[no-untyped-def]  # pragma: no cover
-        # d[:n] = x[:n]; True if a copied sample is NaN or ±Inf: the sum of x * 0 is 0 for
-        # finite samples, NaN otherwise ('reassoc' alone lets LLVM vectorise the sum; it
-        # cannot fold x * 0 to 0 without 'nnan' and 'nsz')
-        s = x[0] * 0 if n > 0 else d[0] * 0
+    def nonfinite_row(d, dd, n):  # type: ignore[no-untyped-def]  # pragma: no cover
+        # True if one of d[dd : dd + n] is NaN or ±Inf: the sum of d * 0 is 0 for finite
+        # samples, NaN otherwise ('reassoc' alone lets LLVM vectorise the sum; it cannot fold
+        # x * 0 to 0 without 'nnan' and 'nsz'; unsigned offsets, as rows._group takes them; a
+        # call of its own, as an inlined routine would compile with the caller's flags)
+        s = d[dd] * 0
         for t in range(n):
-            v = x[t]
-            d[t] = v
-            s += v * 0
+            s += d[dd + t] * 0
         return s != s
 
-    # fused2 reads both as module globals: a closure over a dispatcher is never loaded from
+    @numba.njit(inline="always")  # type: ignore[untyped-decorator]
+    def passes(d, dd, src, offs, ws, base, g, group, width, first, zero):  # type: ignore[no-untyped-def]  # pragma: no cover
+        # d[dd + j] (+)= the terms of the g taps from 'base', j < width, in the fewest passes
+        # of at most 'group' taps shared out evenly, as rows.add_taps makes them, but the
+        # sum starts from d unless 'first' (a term's later taps, a later term)
+        n = (g + group - 1) // group
+        for q in range(n):
+            m = g * q // n
+            size = g * (q + 1) // n - m
+            _add_group(d, dd, src, offs, ws, base + m, size, width, first and q == 0, zero)
+
+    # fused2 reads them as module globals: a closure over a dispatcher is never loaded from
     # numba's cache (rows.add_group says why)
-    _copy_check = copy_check
-    _add_taps = rows.add_taps  # the taps of a row in passes of up to 'group' (rows.py)
-    _row_stride = rows.row_stride  # the ring's row length (rows.py)
+    _add_group = add_group
+    _passes = passes
+    _nonfinite_row = nonfinite_row
 
     @numba.njit(nogil=True, cache=True)  # type: ignore[untyped-decorator]
-    def fused2(r0, r1, a, f0, f1, dims, map0, map1, p1, fill, out, cw, group):  # type: ignore[no-untyped-def]  # pragma: no cover
+    def fused2(r0, r1, a, f0, f1, dims, map0, map1, p1, fill, out, cw, group, vgroups):  # type: ignore[no-untyped-def]  # pragma: no cover
         # a (nz·n0, n1), out (nz·o0, o1), dims = (nz, n0, o0), the factors f0 (nr, k0) and
         # f1 (nr, k1), one row per rank-1 term; e the extension of a by the index maps
         # (e[z, s, t] = a[z, map0[s], map1[t]]; where a map is -1, fill[0], or with an empty
         # 'fill' a zero that is not a term; map1 is the identity shifted by p1 on
         # [p1, p1 + n1)):
-        #   h[q, z, s, j] = sum_m1 f1[q, m1] e[z, s, j + k1-1-m1]
-        #   out[z, i, j] = sum_q sum_m0 f0[q, m0] h[q, z, i + k0-1-m0, j]  (rows that are terms)
-        # This call makes output rows [r0, r1) of the nz·o0 rows; per column tile a ring of
-        # nr·k0 rows holds h[q, z, s] at row q·k0 + s % k0. True if it saw a non-finite h.
+        #   v[q, z, i, t] = sum_m0 f0[q, m0] e[z, i + k0-1-m0, t]  (rows that are terms)
+        #   out[z, i, j] = sum_q sum_m1 f1[q, m1] v[q, z, i, j + k1-1-m1]
+        # each sum in tap order, term after term. This call makes output rows [r0, r1) of
+        # the nz·o0 rows, per column tile: the vertical taps read the input's rows in place
+        # into xp[q] (a row of v with its extended columns), the horizontal taps read xp[q].
+        # With more than one term, True if an output row is not finite (the caller then
+        # runs the dense kernel); False otherwise.
         _, n0, o0 = dims
         n1 = a.shape[1]
         o1 = out.shape[1]
@@ -147,88 +182,113 @@ def _compile() -> Callable[..., bool]:
         k1 = f1.shape[1]
         tiles = (o1 + cw - 1) // cw
         bad = False
-        ring = np.empty((nr * k0, _row_stride(cw, out.itemsize)), dtype=out.dtype)
-        # the taps read and write flat arrays at unsigned offsets (rows._group says why)
-        rstride = ring.shape[1]
-        rflat = ring.reshape(ring.size)
-        oflat = out.reshape(out.size)
-        f1flat = f1.reshape(f1.size)
-        # the extended input row of the tile: xp[t] = e[., t + c0]
-        xp = np.empty(cw + k1 - 1, dtype=out.dtype)
-        h_offs = np.empty(nr * k1, dtype=np.uint64)  # term q's tap m1 reads xp[j + k1-1-m1]
-        for t in range(nr * k1):
-            h_offs[t] = np.uint64(k1 - 1 - t % k1)
-        v_offs = np.empty(nr * k0, dtype=np.uint64)
-        ws = np.empty(nr * k0, dtype=out.dtype)
         zero = np.zeros(1, dtype=out.dtype)[0]  # a literal 0.0 would compute in float64
         const = fill.size > 0  # the samples outside are fill[0], terms
         fv = fill[0] if const else zero
+        # flat arrays at unsigned offsets (rows._group says why)
+        aflat = a.reshape(a.size)
+        oflat = out.reshape(out.size)
+        f1flat = f1.reshape(f1.size)
+        xstride = cw + k1 - 1
+        xp = np.zeros(nr * xstride, dtype=out.dtype)  # term q's row of v at q·xstride
+        frow = np.full(xstride, fv)  # where the vertical taps read a row of the fill
+        h_offs = np.empty(nr * k1, dtype=np.uint64)  # term q's tap m1 reads xp[j + k1-1-m1]
+        for t in range(nr * k1):
+            h_offs[t] = np.uint64((t // k1) * xstride + k1 - 1 - t % k1)
+        v_offs = np.empty(nr * k0, dtype=np.uint64)  # as the weights: one row per term
+        v_fill = np.empty(k0, dtype=np.bool_)  # the tap reads a row of the fill
+        rws = np.empty(k0, dtype=np.int64)  # its input row (the edge columns' sums)
+        wv = np.empty(nr * k0, dtype=out.dtype)
+        # a column of the fill (with 'const', every row of it a term): v is one number a term
+        colfill = np.empty(nr, dtype=out.dtype)
+        for q in range(nr):
+            s = zero
+            for m0 in range(k0):
+                s += f0[q, m0] * fv
+            colfill[q] = s
         for c in range(tiles):
             c0 = c * cw
             c1 = min(o1, c0 + cw)
             width = c1 - c0
+            uwidth = np.uint64(width)
             span = width + k1 - 1
-            # xp[t] for t in [t0, t1) is the input row's, the map's outside
+            # xp[q, t] for t in [t0, t1) sums the input's column t + c0 - p1; the columns
+            # outside are the map's: zeros that are not terms, the fill's, or input columns
             t0 = min(span, max(0, p1 - c0))
             t1 = max(t0, min(span, n1 + p1 - c0))
-            uwidth = np.uint64(width)
-            pad = xp
-            dx = xp[t0:t1]
-            have = -1  # rows h[z, s] for extended s <= have are in the ring (this z)
-            zc = -1
+            inner = np.uint64(t1 - t0)
+            for q in range(nr):
+                for t in range(span):
+                    if t < t0 or t >= t1:
+                        xp[q * xstride + t] = colfill[q] if map1[c0 + t] < 0 and const else zero
             for r in range(r0, r1):
                 z = r // o0
                 i = r - z * o0
-                if z != zc:
-                    zc = z
-                    have = -1
-                for s in range(max(i, have + 1), i + k0):
-                    rs = map0[s]
+                # the vertical taps whose rows are terms, in tap order; term q's weights and
+                # offsets at [q·k0 + tap]
+                g = 0
+                for m0 in range(k0):
+                    rs = map0[i + k0 - 1 - m0]
                     if rs < 0 and not const:
                         continue
-                    if rs < 0:  # a row of the constant fill (a finite one: _run checks)
-                        for t in range(span):
-                            pad[t] = fv
-                    else:
-                        line = a[z * n0 + rs]
-                        for t in range(t0):
-                            v = map1[c0 + t]
-                            pad[t] = line[v] if v >= 0 else fv
-                        for t in range(t1, span):
-                            v = map1[c0 + t]
-                            pad[t] = line[v] if v >= 0 else fv
-                        if _copy_check(dx, line[t0 + c0 - p1 : t1 + c0 - p1], t1 - t0):
-                            bad = True
+                    v_fill[g] = rs < 0
+                    rws[g] = z * n0 + rs
+                    off = np.uint64(0 if rs < 0 else (z * n0 + rs) * n1 + t0 + c0 - p1)
                     for q in range(nr):
-                        hd = np.uint64((q * k0 + s % k0) * rstride)
-                        _add_taps(rflat, hd, xp, h_offs, f1flat, q * k1, k1, group, uwidth, zero)
-                have = i + k0 - 1
-                # the vertical taps whose rows exist, term by term, each in tap order
-                g = 0
-                for q in range(nr):
-                    for m0 in range(k0):
-                        s = i + k0 - 1 - m0
-                        if map0[s] >= 0 or const:
-                            v_offs[g] = np.uint64((q * k0 + s % k0) * rstride)
-                            ws[g] = f0[q, m0]
-                            g += 1
+                        v_offs[q * k0 + g] = off
+                        wv[q * k0 + g] = f0[q, m0]
+                    g += 1
                 od = np.uint64(r * o1 + c0)
-                _add_taps(oflat, od, rflat, v_offs, ws, 0, g, group, uwidth, zero)
+                for q in range(nr):
+                    xq = q * xstride
+                    if g == 0:
+                        for t in range(t0, t1):
+                            xp[xq + t] = zero
+                    # runs of taps reading the input or the fill, each in its own passes (of
+                    # at most vgroups[1] taps, or one of up to vgroups[0]: VERTICAL_GROUP)
+                    vg = vgroups[0] if g <= vgroups[0] else vgroups[1]
+                    m = 0
+                    while m < g:
+                        e = m + 1
+                        while e < g and v_fill[e] == v_fill[m]:
+                            e += 1
+                        src = frow if v_fill[m] else aflat
+                        xd = np.uint64(xq + t0)
+                        _passes(xp, xd, src, v_offs, wv, q * k0 + m, e - m, vg, inner, m == 0, zero)
+                        m = e
+                    # edge columns that read input columns (a boundary's map): the sum of the
+                    # column where the tile has it, else summed here in the same order
+                    for e in range(t0 + span - t1):
+                        t = e if e < t0 else t1 + e - t0
+                        v = map1[c0 + t]
+                        if v < 0:
+                            continue
+                        u = v + p1 - c0
+                        if u >= t0 and u < t1:
+                            xp[xq + t] = xp[xq + u]
+                        else:
+                            s = zero
+                            for gi in range(g):
+                                s += wv[q * k0 + gi] * (fv if v_fill[gi] else a[rws[gi], v])
+                            xp[xq + t] = s
+                    _passes(oflat, od, xp, h_offs, f1flat, q * k1, k1, group, uwidth, q == 0, zero)
+                if nr > 1 and _nonfinite_row(oflat, od, uwidth):
+                    bad = True
         return bad
 
     global _fused2
     _fused2 = fused2  # fused_all reads it as a global (rows.add_group says why)
 
     @numba.njit(parallel=True, nogil=True, cache=True)  # type: ignore[untyped-decorator]
-    def fused_all(chunks, a, f0, f1, dims, map0, map1, p1, fill, out, cw, group):  # type: ignore[no-untyped-def]  # pragma: no cover
-        # the output rows in 'chunks' equal runs, one parallel region: True if a run saw a
-        # non-finite horizontal row
+    def fused_all(chunks, a, f0, f1, dims, map0, map1, p1, fill, out, cw, group, vgroups):  # type: ignore[no-untyped-def]  # pragma: no cover
+        # the output rows in 'chunks' equal runs, one parallel region: True if a run of a sum
+        # of terms saw a non-finite output
         total = out.shape[0]
         bad = np.zeros(chunks, dtype=np.bool_)
         for c in numba.prange(chunks):
             r0 = total * c // chunks
             r1 = total * (c + 1) // chunks
-            bad[c] = _fused2(r0, r1, a, f0, f1, dims, map0, map1, p1, fill, out, cw, group)
+            bad[c] = _fused2(r0, r1, a, f0, f1, dims, map0, map1, p1, fill, out, cw, group, vgroups)
         return bad.any()
 
     return fused_all  # type: ignore[no-any-return]
@@ -287,11 +347,11 @@ def separable_conv(
         if rule is not None:  # the extension's own backward records the graph
             a, pads = rows._extended(a, pads, rule, fill)
             rule = None
-        # the input's values are needed before the graph records: the check that _run
-        # makes on the fly would come too late to choose the passes; the factors too, as
-        # _run checks them only when it checks the rows (a non-finite factor times the zero
-        # padding of a row would put NaN where the passes add no term)
-        if not _nonfinite.all_finite(a, f0, f1):
+        # the values are needed before the graph records: the factors' (a non-finite factor
+        # times the zero padding would put NaN where the passes add no term), and for a sum
+        # of terms the input's (the check _run makes on the fly would come too late)
+        terms = f0.dim() > 1 and f0.shape[0] > 1
+        if not (_nonfinite.all_finite(a, f0, f1) if terms else _nonfinite.all_finite(f0, f1)):
             return None
         out: torch.Tensor = _FusedConv.apply(a, f0, f1, pads)
         return out
@@ -327,7 +387,7 @@ def _run(
     # the passes run them then); one reduction per factor, not two
     if check and not (math.isfinite(w0.sum()) and math.isfinite(w1.sum()) and finite_fill):
         return None
-    cw = tile_width(o1, w0.shape[0] * k0, o_np.itemsize)
+    cw = tile_width(o1, k0, o_np.itemsize)
     maps = rows._index_map(n0, p0, q0, rule), rows._index_map(n1, p1, q1, rule)
     fills = rows.fill_array(rule, fill, o_np.dtype)
     ok = _call(x, w0, w1, (nz, n0, o0), maps, p1, fills, o_np.reshape(nz * o0, o1), cw)
@@ -369,7 +429,9 @@ def _call(
     threads = rows.numba_threads()
     k0 = w0.shape[1]
     chunks = max(1, min(4 * threads, total // max(1, 4 * k0))) if threads > 1 else 1
-    bad = rows.parallel(kernel, chunks, x, w0, w1, dims, *maps, p1, fill, out, cw, rows.GROUP)
+    bad = rows.parallel(
+        kernel, chunks, x, w0, w1, dims, *maps, p1, fill, out, cw, rows.GROUP, VERTICAL_GROUP
+    )
     return not bad
 
 
