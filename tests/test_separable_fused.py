@@ -220,8 +220,8 @@ def test_tasks_and_column_tiles(monkeypatch, rule, rank):
         rows_o = out.reshape(-1, ref.shape[2])
         bad = kernel(chunks, x.numpy().reshape(33, 23), f0.reshape(rank, 4).numpy(),
                      f1.reshape(rank, 5).numpy(),
-                     (3, 11, ref.shape[1]), *maps, 1, rows.fill_array(rule, 1.5, out.dtype),
-                     rows_o, 7, group, vgroups)  # fmt: skip
+                     (3, 11, ref.shape[1], 3), *maps, 1, rows.fill_array(rule, 1.5, out.dtype),
+                     rows_o, 7, group, vgroups, 0)  # fmt: skip
         assert not bad
         assert rel_err(out, ref) < 1e-14
     # and through the parallel region, with more threads than chunks and than rows
@@ -232,6 +232,43 @@ def test_tasks_and_column_tiles(monkeypatch, rule, rank):
         finally:
             torch.set_num_threads(1)
         assert rel_err(y, ref) < 1e-14
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("rule", [None, "fill", "wrap", "symmetric", "reflect", "replicate"])
+@pytest.mark.parametrize("rank", [1, 2])
+def test_strips_are_the_rows_sums(monkeypatch, dtype, rule, rank):
+    # runs of rows as one strip (short rows, one tile, 'same' along the rows): bitwise the
+    # sums of the rows one by one, whatever the strip's length (one row, a few, all), and
+    # those are the oracle's; pads of 'same', of 'full' (no strips: rows longer than the
+    # input's) and uneven ones
+    rng = np.random.default_rng(14)
+    for n0, n1, k0, k1 in ((40, 50, 5, 7), (21, 64, 11, 3), (64, 17, 1, 5), (12, 30, 13, 9)):
+        x = torch.from_numpy(rng.standard_normal((2, n0, n1))).to(dtype)
+        f0 = torch.from_numpy(rng.standard_normal((rank, k0))).to(dtype)
+        f1 = torch.from_numpy(rng.standard_normal((rank, k1))).to(dtype)
+        if rank == 1:
+            f0, f1 = f0[0], f1[0]
+        dense = np.einsum("qi,qj->ij", f0.reshape(rank, k0).numpy(), f1.reshape(rank, k1).numpy())
+        for pads in (
+            ((k0 // 2, (k0 - 1) // 2), (k1 // 2, (k1 - 1) // 2)),
+            ((k0 - 1, k0 - 1), (k1 - 1, k1 - 1)),
+            ((0, k0 - 1), (k1 - 1, 0)),
+        ):
+            monkeypatch.setattr(rows_separable, "BAND", 0)
+            rows_one = rows_separable.separable_conv(x, f0, f1, pads, rule, 1.5)
+            for band in (n1, 3 * n1 + 1, 1 << 20):
+                monkeypatch.setattr(rows_separable, "BAND", band)
+                y = rows_separable.separable_conv(x, f0, f1, pads, rule, 1.5)
+                torch.testing.assert_close(y, rows_one, rtol=0, atol=0)
+            if rule in (None, "fill"):
+                padded = np.pad(x.numpy(), [(0, 0), *pads],
+                                constant_values=0 if rule is None else 1.5)  # fmt: skip
+            else:
+                padded = np.pad(x.numpy(), [(0, 0), *pads], mode=NP_PAD[rule])
+            ref = _oracle(padded, dense, "valid", "fill")
+            bound = max(TOL[dtype], 2 * rank * k0 * k1 * torch.finfo(dtype).eps)
+            assert rel_err(rows_one, ref) < bound
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

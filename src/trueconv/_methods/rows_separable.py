@@ -91,6 +91,11 @@ DTYPES = frozenset({torch.float32, torch.float64})
 #: (1024² ⊛ 31: 7.76 / 6.46 / 6.32 / 6.50); 7 taps in one pass 0.70 ms against 0.74 in two.
 VERTICAL_GROUP = (8, 6)
 
+#: Most output samples of one strip, and the longest input rows (bytes) that are run in strips
+#: (0: rows one by one; the module's docstring, Strips).
+BAND = 8192
+STRIP_ROW_BYTES = 4096
+
 #: Column tiles (:func:`tile_width`): up to ``TILE`` samples wide, or wider as far as a
 #: tile's ring of horizontal rows (``k0`` per rank-1 term) stays within
 #: :data:`trueconv._methods.rows.RING_BYTES`. Wider rows are split into equal tiles, each with
@@ -118,6 +123,7 @@ _KERNEL: Callable[..., bool] | None = None
 _passes: Any = None  # the loop's helpers (_compile sets them)
 _add_group: Any = None
 _nonfinite_row: Any = None
+_strip: Any = None
 _fused2: Any = None  # the loop over one run of output rows
 _LOCK = threading.Lock()
 
@@ -126,7 +132,7 @@ def _compile() -> Callable[..., bool]:
     """The loop over a range of output rows, and the parallel region over runs of them; they
     release the GIL, so threads run it on
     several ranges at once (:func:`_call`)."""
-    global _passes, _add_group, _nonfinite_row
+    global _passes, _add_group, _nonfinite_row, _strip
     numba = rows.numba
     if numba is None:  # rows compiles its loop (and imports numba) first: _kernel()
         raise RuntimeError("numba is not loaded")
@@ -160,8 +166,65 @@ def _compile() -> Callable[..., bool]:
     _passes = passes
     _nonfinite_row = nonfinite_row
 
+    @numba.njit(inline="always")  # type: ignore[untyped-decorator]
+    def strip(
+        a, f0, f1, row, r, run, map1, p1, const, colfill, out, vbuf, voffs, hoffs, vg, group, zero
+    ):  # type: ignore[no-untyped-def]  # pragma: no cover
+        # Output rows r .. r + run - 1 (one tile, as long as the input's rows), whose vertical
+        # tap k0 - 1 reads input rows row, row + 1, ...: each pass runs over the whole run as
+        # one flat strip. The vertical sums go to vbuf (term q's at q·vstride + k1, the rows
+        # one after the other); the horizontal taps read them at their shifts, which for the
+        # k1 - 1 edge samples of each row cross into the next row or the slack: those are
+        # then summed one by one through the column map (the per-row path's terms in its
+        # order: its xp holds the same vertical sums, or the fill's, or zeros).
+        n1 = a.shape[1]
+        nr = f0.shape[0]
+        k0 = f0.shape[1]
+        k1 = f1.shape[1]
+        vstride = vbuf.size // nr
+        aflat = a.reshape(a.size)
+        oflat = out.reshape(out.size)
+        f0flat = f0.reshape(f0.size)
+        f1flat = f1.reshape(f1.size)
+        width = np.uint64(run * n1)
+        for q in range(nr):
+            for m0 in range(k0):
+                voffs[q * k0 + m0] = np.uint64((row + k0 - 1 - m0) * n1)
+        for q in range(nr):
+            vd = np.uint64(q * vstride + k1)
+            _passes(vbuf, vd, aflat, voffs, f0flat, q * k0, k0, vg, width, True, zero)
+        for q in range(nr):
+            _passes(
+                oflat,
+                np.uint64(r * n1),
+                vbuf,
+                hoffs,
+                f1flat,
+                q * k1,
+                k1,
+                group,
+                width,
+                q == 0,
+                zero,
+            )
+        for rr in range(run):
+            for e in range(k1 - 1):
+                j = e if e < p1 else n1 - (k1 - 1) + e
+                s = zero
+                for q in range(nr):
+                    base = q * vstride + k1 + rr * n1
+                    for m1 in range(k1):
+                        v = map1[j + k1 - 1 - m1]
+                        if v >= 0:
+                            s += f1[q, m1] * vbuf[base + v]
+                        else:
+                            s += f1[q, m1] * (colfill[q] if const else zero)
+                out[r + rr, j] = s
+
+    _strip = strip
+
     @numba.njit(nogil=True, cache=True)  # type: ignore[untyped-decorator]
-    def fused2(r0, r1, a, f0, f1, dims, map0, map1, p1, fill, out, cw, group, vgroups):  # type: ignore[no-untyped-def]  # pragma: no cover
+    def fused2(r0, r1, a, f0, f1, dims, map0, map1, p1, fill, out, cw, group, vgroups, band):  # type: ignore[no-untyped-def]  # pragma: no cover
         # a (nz·n0, n1), out (nz·o0, o1), dims = (nz, n0, o0), the factors f0 (nr, k0) and
         # f1 (nr, k1), one row per rank-1 term; e the extension of a by the index maps
         # (e[z, s, t] = a[z, map0[s], map1[t]]; where a map is -1, fill[0], or with an empty
@@ -174,7 +237,7 @@ def _compile() -> Callable[..., bool]:
         # into xp[q] (a row of v with its extended columns), the horizontal taps read xp[q].
         # With more than one term, True if an output row is not finite (the caller then
         # runs the dense kernel); False otherwise.
-        _, n0, o0 = dims
+        _, n0, o0, p0 = dims
         n1 = a.shape[1]
         o1 = out.shape[1]
         nr = f0.shape[0]
@@ -206,6 +269,17 @@ def _compile() -> Callable[..., bool]:
             for m0 in range(k0):
                 s += f0[q, m0] * fv
             colfill[q] = s
+        # strips (one tile, rows as long as the input's, not too short): at most 'band' samples
+        srows = 1
+        if band > 0 and tiles == 1 and o1 == n1 and n1 >= 2 * k1:
+            srows = max(1, min(band // n1, r1 - r0, o0))
+        vstride = srows * n1 + 2 * k1 if srows > 1 else 0
+        vbuf = np.zeros(nr * vstride, dtype=out.dtype)  # term q's vertical sums at q·vstride + k1
+        s_voffs = np.empty(nr * k0, dtype=np.uint64)
+        s_hoffs = np.empty(nr * k1, dtype=np.uint64)  # term q's tap m1 in vbuf
+        for t in range(nr * k1):
+            s_hoffs[t] = np.uint64((t // k1) * vstride + k1 + k1 - 1 - t % k1 - p1)
+        svg = vgroups[0] if k0 <= vgroups[0] else vgroups[1]
         for c in range(tiles):
             c0 = c * cw
             c1 = min(o1, c0 + cw)
@@ -221,7 +295,46 @@ def _compile() -> Callable[..., bool]:
                 for t in range(span):
                     if t < t0 or t >= t1:
                         xp[q * xstride + t] = colfill[q] if map1[c0 + t] < 0 and const else zero
-            for r in range(r0, r1):
+            r = r0
+            while r < r1:
+                z = r // o0
+                i = r - z * o0
+                # a strip: the rows from r (of this z, at most srows) whose vertical taps all
+                # read input rows in order, rows p0 <= i <= p0 + n0 - k0
+                run = 0
+                if srows > 1:
+                    while (
+                        run < srows
+                        and r + run < r1
+                        and i + run < o0
+                        and p0 <= i + run <= p0 + n0 - k0
+                    ):
+                        run += 1
+                if run > 1:
+                    row = z * n0 + i - p0
+                    _strip(
+                        a,
+                        f0,
+                        f1,
+                        row,
+                        r,
+                        run,
+                        map1,
+                        p1,
+                        const,
+                        colfill,
+                        out,
+                        vbuf,
+                        s_voffs,
+                        s_hoffs,
+                        svg,
+                        group,
+                        zero,
+                    )
+                    if nr > 1 and _nonfinite_row(oflat, np.uint64(r * o1), np.uint64(run * o1)):
+                        bad = True
+                    r += run
+                    continue
                 z = r // o0
                 i = r - z * o0
                 # the vertical taps whose rows are terms, in tap order; term q's weights and
@@ -274,13 +387,14 @@ def _compile() -> Callable[..., bool]:
                     _passes(oflat, od, xp, h_offs, f1flat, q * k1, k1, group, uwidth, q == 0, zero)
                 if nr > 1 and _nonfinite_row(oflat, od, uwidth):
                     bad = True
+                r += 1
         return bad
 
     global _fused2
     _fused2 = fused2  # fused_all reads it as a global (rows.add_group says why)
 
     @numba.njit(parallel=True, nogil=True, cache=True)  # type: ignore[untyped-decorator]
-    def fused_all(chunks, a, f0, f1, dims, map0, map1, p1, fill, out, cw, group, vgroups):  # type: ignore[no-untyped-def]  # pragma: no cover
+    def fused_all(chunks, a, f0, f1, dims, map0, map1, p1, fill, out, cw, group, vgroups, band):  # type: ignore[no-untyped-def]  # pragma: no cover
         # the output rows in 'chunks' equal runs, one parallel region: True if a run of a sum
         # of terms saw a non-finite output
         total = out.shape[0]
@@ -288,7 +402,9 @@ def _compile() -> Callable[..., bool]:
         for c in numba.prange(chunks):
             r0 = total * c // chunks
             r1 = total * (c + 1) // chunks
-            bad[c] = _fused2(r0, r1, a, f0, f1, dims, map0, map1, p1, fill, out, cw, group, vgroups)
+            bad[c] = _fused2(
+                r0, r1, a, f0, f1, dims, map0, map1, p1, fill, out, cw, group, vgroups, band
+            )
         return bad.any()
 
     return fused_all  # type: ignore[no-any-return]
@@ -390,7 +506,7 @@ def _run(
     cw = tile_width(o1, k0, o_np.itemsize)
     maps = rows._index_map(n0, p0, q0, rule), rows._index_map(n1, p1, q1, rule)
     fills = rows.fill_array(rule, fill, o_np.dtype)
-    ok = _call(x, w0, w1, (nz, n0, o0), maps, p1, fills, o_np.reshape(nz * o0, o1), cw)
+    ok = _call(x, w0, w1, (nz, n0, o0, p0), maps, p1, fills, o_np.reshape(nz * o0, o1), cw)
     return out if ok or not check else None
 
 
@@ -398,7 +514,7 @@ def _call(
     x: Any,
     w0: Any,
     w1: Any,
-    dims: tuple[int, int, int],
+    dims: tuple[int, int, int, int],
     maps: tuple[Any, Any],
     p1: int,
     fill: Any,
@@ -429,8 +545,9 @@ def _call(
     threads = rows.numba_threads()
     k0 = w0.shape[1]
     chunks = max(1, min(4 * threads, total // max(1, 4 * k0))) if threads > 1 else 1
+    band = BAND if x.shape[1] * x.itemsize <= STRIP_ROW_BYTES else 0
     bad = rows.parallel(
-        kernel, chunks, x, w0, w1, dims, *maps, p1, fill, out, cw, rows.GROUP, VERTICAL_GROUP
+        kernel, chunks, x, w0, w1, dims, *maps, p1, fill, out, cw, rows.GROUP, VERTICAL_GROUP, band
     )
     return not bad
 
