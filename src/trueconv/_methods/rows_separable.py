@@ -19,12 +19,31 @@ row was copied with its padding into a row buffer, its horizontal sums went into
 ``k0`` rows, and the vertical taps read the ring. Taking the vertical taps first drops the copy
 (and the check it carried, below) and the ring's upkeep, and the padded row the horizontal taps
 need is the vertical sums' own row: per output sample ``k0 + k1`` loads and 2 stores where there
-were ``k0 + k1 + 2`` and 3. Against it, interleaved processes (``benchmarks/fused_vertical.py``,
-``benchmarks/results/fused_vertical.txt``; 'same', Gaussians of 3-31 taps, 512²-2048² and
-3 × 1024², float32/float64, through ``convolve_separable``): see that file's summary. The
-vertical taps' rows are often 4 KiB apart, so a pass over many of them evicts its own inputs
-from L1: passes of at most six taps where an output row has more than eight
-(:data:`VERTICAL_GROUP`).
+were ``k0 + k1 + 2`` and 3. Against it, with the strips below, in pairs of processes
+(``benchmarks/fused_vertical.py``, ``benchmarks/results/fused_vertical.txt``; 'same',
+Gaussians of 3-31 taps, 512²-2048² and 3 × 1024², through ``convolve_separable``, each
+process's time over ``sepFilter2D``'s): float32 a median 1.11x faster at 1 thread (0.84-1.28)
+and 1.05x at 2, float64 1.05x / 1.10x; against ``sepFilter2D`` at 1 thread float32 0.96x
+(0.87x before; 14 of 26 cells below 1.0, 16 before), float64 1.28x (1.16x). What it loses:
+31 taps on 512² (0.84x: six vertical passes and three horizontal ones where the ring took
+three and three). The vertical taps' rows are often 4 KiB apart, so a pass over many of them
+evicts its own inputs from L1: passes of at most six taps where an output row has more than
+eight (:data:`VERTICAL_GROUP`).
+
+Strips. Where the input's rows are short (at most :data:`STRIP_ROW_BYTES`) and the output's
+rows as long (one tile, 'same' along the rows), with at most :data:`STRIP_TAPS` horizontal
+taps, a run of consecutive output rows whose vertical taps read input rows only, in order, is
+one strip of at most :data:`BAND` samples: each vertical tap reads the strip's input rows as one
+flat run (they are consecutive in memory), the vertical sums go to a buffer in the same layout,
+and each horizontal tap reads that buffer at its shift as one flat run; the ``k1 - 1`` edge
+samples of each row, whose shifted reads cross into the next row, are then summed one by one
+through the column map (the per-row path's terms in its order: bitwise the same sums). A
+pass's set-up (its tap list, the vectorised loop's checks and remainder) is paid per strip,
+not per row (the rows one by one cost 55-76 ns a row besides their taps, float32, 3-7 taps,
+one thread); the edge samples cost ``(k1 - 1)·k1`` scalar terms a row. Against rows one by one
+(2026-12-05, one thread, the loop alone, interleaved): 512² float32/float64 and 1024² float32 ⊛
+5-15 taps 1.02-1.24x; rows of 8 KiB (2048 float32, 1024 float64) 0.90-1.08x and 31 taps
+0.80-0.88x (the edge samples' 930 terms a row), so those keep rows one by one.
 
 Semantics are the passes' (:func:`trueconv._separable._order` runs the vertical pass first
 too): the terms of each output are added in their order (vertical taps, then horizontal taps,
@@ -91,10 +110,11 @@ DTYPES = frozenset({torch.float32, torch.float64})
 #: (1024² ⊛ 31: 7.76 / 6.46 / 6.32 / 6.50); 7 taps in one pass 0.70 ms against 0.74 in two.
 VERTICAL_GROUP = (8, 6)
 
-#: Most output samples of one strip, and the longest input rows (bytes) that are run in strips
-#: (0: rows one by one; the module's docstring, Strips).
+#: Most output samples of one strip (0: rows one by one), the longest input rows (bytes) and
+#: the most horizontal taps that are run in strips (the module's docstring, Strips).
 BAND = 8192
 STRIP_ROW_BYTES = 4096
+STRIP_TAPS = 16
 
 #: Column tiles (:func:`tile_width`): up to ``TILE`` samples wide, or wider as far as a
 #: tile's ring of horizontal rows (``k0`` per rank-1 term) stays within
@@ -545,7 +565,8 @@ def _call(
     threads = rows.numba_threads()
     k0 = w0.shape[1]
     chunks = max(1, min(4 * threads, total // max(1, 4 * k0))) if threads > 1 else 1
-    band = BAND if x.shape[1] * x.itemsize <= STRIP_ROW_BYTES else 0
+    short = x.shape[1] * x.itemsize <= STRIP_ROW_BYTES and w1.shape[1] <= STRIP_TAPS
+    band = BAND if short else 0
     bad = rows.parallel(
         kernel, chunks, x, w0, w1, dims, *maps, p1, fill, out, cw, rows.GROUP, VERTICAL_GROUP, band
     )
