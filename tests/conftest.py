@@ -58,6 +58,44 @@ def console_script() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "trueconv"]
 
 
+#: Runs a command and reports its peak RSS: a small process of its own starts it. A child
+#: started by this (possibly large) test process reports this one's peak too: Linux carries
+#: the parent's high-water mark into a vfork'ed child's rusage at exec (a refused CLI job
+#: "peaked" at 1.3 GB, the pytest worker's own peak after compiling the numba loops).
+_MEASURE = """
+import os, subprocess, sys
+with open(sys.argv[1], "wb") as out, open(sys.argv[2], "wb") as err:
+    child = subprocess.Popen(sys.argv[3:], stdout=out, stderr=err)
+    _, status, usage = os.wait4(child.pid, 0)
+print(usage.ru_maxrss * 1024, os.waitstatus_to_exitcode(status))
+"""
+
+
+def peak_of(
+    argv: list[str],
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+    logs: Path | None = None,
+) -> tuple[int, str, str, int]:
+    """Run ``argv`` in ``cwd``: its peak resident memory (bytes; Linux), stdout, stderr and
+    exit status (kept in ``logs``, default ``cwd``, as stdout.txt and stderr.txt)."""
+    import subprocess
+
+    out, err = (logs or cwd) / "stdout.txt", (logs or cwd) / "stderr.txt"
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(out), str(err), *argv],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
+    peak, status = map(int, done.stdout.split())
+    return peak, out.read_text(), err.read_text(), status
+
+
 def to_numpy(t: torch.Tensor) -> np.ndarray:
     t = t.detach().cpu().resolve_conj()
     if t.dtype == torch.bfloat16:  # numpy has no bfloat16; float64 holds it exactly

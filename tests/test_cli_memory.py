@@ -17,40 +17,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import console_script
+from conftest import console_script, peak_of
 from trueconv.cli import formats, main
 from trueconv.cli.kernels import KernelSpec, parse
 
 MEASURABLE = hasattr(os, "wait4") and sys.platform.startswith("linux")  # ru_maxrss in KiB
-
-
-#: Runs a command and reports its peak RSS: a small process of its own starts it, since a
-#: child forked from this (possibly large) test process would report this one's pages too.
-_MEASURE = """
-import os, subprocess, sys
-with open(sys.argv[1], "wb") as out, open(sys.argv[2], "wb") as err:
-    child = subprocess.Popen(sys.argv[3:], stdout=out, stderr=err)
-    _, status, usage = os.wait4(child.pid, 0)
-print(usage.ru_maxrss * 1024, os.waitstatus_to_exitcode(status))
-"""
-
-
-def peak_of(
-    argv: list[str], cwd: Path, env: dict[str, str] | None = None
-) -> tuple[int, str, str, int]:
-    """Run ``argv``: its peak resident memory (bytes), stdout, stderr and exit status."""
-    out, err = cwd / "stdout.txt", cwd / "stderr.txt"
-    done = subprocess.run(
-        [sys.executable, "-c", _MEASURE, str(out), str(err), *argv],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    peak, status = map(int, done.stdout.split())
-    return peak, out.read_text(), err.read_text(), status
 
 
 #: Runs the console script's ``main`` with the given arguments and reports the process's peak

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
+from conftest import peak_of
 from trueconv import cli
 
 #: The console script pip installed beside this Python (``python -m trueconv`` as a fallback).
@@ -31,8 +32,9 @@ REFUSED_PEAK = 900 * 1024**2
 
 
 def trueconv(*argv: object, cwd: Path, env: dict[str, str] | None = None) -> Run:
-    """Run ``trueconv ARGV...`` in ``cwd``; its exit status, output and peak memory."""
-    return Run.start([*COMMAND, *map(str, argv)], cwd, env).finish()
+    """Run ``trueconv ARGV...`` in ``cwd``; its exit status, output and peak memory (started
+    by a small process of its own: :func:`conftest.peak_of` says why)."""
+    return Run.measured([*COMMAND, *map(str, argv)], cwd, env)
 
 
 class Run:
@@ -42,6 +44,17 @@ class Run:
         self.proc, self._out, self._err = proc, out, err
         self.rc = self.peak = 0
         self.stdout = self.stderr = ""
+
+    @classmethod
+    def measured(cls, argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> Run:
+        """Run ``argv`` to its end through :func:`conftest.peak_of` (the peak is the command's
+        own, not this process's)."""
+        logs = cwd.parent / f"logs-{cwd.name}"
+        logs.mkdir(exist_ok=True)
+        peak, out, err, rc = peak_of(argv, cwd, env, timeout=120, logs=logs)
+        run = cls(None, logs / "stdout.txt", logs / "stderr.txt")  # type: ignore[arg-type]
+        run.rc, run.peak, run.stdout, run.stderr = rc, peak, out, err
+        return run
 
     @classmethod
     def start(cls, argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> Run:
