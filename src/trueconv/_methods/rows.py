@@ -382,21 +382,22 @@ def _compile() -> Callable[..., None]:
         return lines * 64 // itemsize
 
     @numba.njit(inline="always")  # type: ignore[untyped-decorator]
-    def _taps(d, dd, src, offs, ws, base, g, group, width, zero):  # type: ignore[no-untyped-def]  # pragma: no cover
+    def _taps(d, dd, src, offs, ws, base, g, group, width, first, zero):  # type: ignore[no-untyped-def]  # pragma: no cover
         # d[dd + j] = the sum of the terms of the g taps from 'base' (zero if g == 0), for j <
         # width, in the fewest passes of at most 'group' taps, the taps shared out evenly (9 =
-        # 9, not 8 + 1); flat arrays and unsigned offsets as _group takes them. Skipping the
-        # divisions for a single pass saved about 20 ns a call in isolation and nothing in
-        # the loops (0.95-1.07x, 512²-1024² float32, 3-7 taps, dense and fused, one thread,
-        # five alternating processes, 2026-12-04)
-        if g == 0:
+        # 9, not 8 + 1); flat arrays and unsigned offsets as _group takes them. Not 'first':
+        # the terms are added to d instead (the fused loop's later runs of taps and terms).
+        # Skipping the divisions for a single pass saved about 20 ns a call in isolation and
+        # nothing in the loops (0.95-1.07x, 512²-1024² float32, 3-7 taps, dense and fused, one
+        # thread, five alternating processes, 2026-12-04)
+        if g == 0 and first:
             for j in range(width):
                 d[dd + j] = zero
         passes = (g + group - 1) // group
         for q in range(passes):
             m = g * q // passes
             n = g * (q + 1) // passes - m
-            _group(d, dd, src, offs, ws, base + m, n, width, q == 0, zero)
+            _group(d, dd, src, offs, ws, base + m, n, width, first and q == 0, zero)
 
     @numba.njit(inline="always")  # type: ignore[untyped-decorator]
     def _inside(w, t0, n2, p2, k2, g):  # type: ignore[no-untyped-def]  # pragma: no cover
@@ -450,7 +451,8 @@ def _compile() -> Callable[..., None]:
                 g += 1
         length = np.uint64((run - 1) * w + c1 - c0)
         start = np.uint64(item * w + c0)
-        add_taps(out.reshape(out.size), start, a.reshape(a.size), fo, ws, 0, g, GROUP, length, zero)
+        aflat = a.reshape(a.size)
+        add_taps(out.reshape(out.size), start, aflat, fo, ws, 0, g, GROUP, length, True, zero)
         # the edge samples of each row, their terms in tap order through the extension's map
         # (they overwrite what the strip left between the rows' in-place parts)
         for q in range(run):
@@ -652,7 +654,7 @@ def _compile() -> Callable[..., None]:
                             ws[g] = b[rb, m2]
                             g += 1
                 dd = np.uint64(r * o2 + t0 + lo)
-                add_taps(oflat, dd, src, fo, ws, 0, g, GROUP, np.uint64(hi - lo), zero)
+                add_taps(oflat, dd, src, fo, ws, 0, g, GROUP, np.uint64(hi - lo), True, zero)
                 if direct:
                     # the edge samples [0, c0) and [c1, w), their terms in the same order
                     # through the extension's map

@@ -141,7 +141,6 @@ def tile_width(o1: int, ring_rows: int, itemsize: int) -> int:
 
 _KERNEL: Callable[..., bool] | None = None
 _passes: Any = None  # the loop's helpers (_compile sets them)
-_add_group: Any = None
 _nonfinite_row: Any = None
 _strip: Any = None
 _fused2: Any = None  # the loop over one run of output rows
@@ -152,11 +151,10 @@ def _compile() -> Callable[..., bool]:
     """The loop over a range of output rows, and the parallel region over runs of them; they
     release the GIL, so threads run it on
     several ranges at once (:func:`_call`)."""
-    global _passes, _add_group, _nonfinite_row, _strip
+    global _passes, _nonfinite_row, _strip
     numba = rows.numba
     if numba is None:  # rows compiles its loop (and imports numba) first: _kernel()
         raise RuntimeError("numba is not loaded")
-    add_group = rows.add_group
 
     @numba.njit(fastmath={"reassoc"}, cache=True)  # type: ignore[untyped-decorator]
     def nonfinite_row(d, dd, n):  # type: ignore[no-untyped-def]  # pragma: no cover
@@ -169,21 +167,10 @@ def _compile() -> Callable[..., bool]:
             s += d[dd + t] * 0
         return s != s
 
-    @numba.njit(inline="always")  # type: ignore[untyped-decorator]
-    def passes(d, dd, src, offs, ws, base, g, group, width, first, zero):  # type: ignore[no-untyped-def]  # pragma: no cover
-        # d[dd + j] (+)= the terms of the g taps from 'base', j < width, in the fewest passes
-        # of at most 'group' taps shared out evenly, as rows.add_taps makes them, but the
-        # sum starts from d unless 'first' (a term's later taps, a later term)
-        n = (g + group - 1) // group
-        for q in range(n):
-            m = g * q // n
-            size = g * (q + 1) // n - m
-            _add_group(d, dd, src, offs, ws, base + m, size, width, first and q == 0, zero)
-
     # fused2 reads them as module globals: a closure over a dispatcher is never loaded from
-    # numba's cache (rows.add_group says why)
-    _add_group = add_group
-    _passes = passes
+    # numba's cache (rows.add_group says why); rows.add_taps: every tap of a row in the fewest
+    # group passes, the sum started from zero or from what the row holds
+    _passes = rows.add_taps
     _nonfinite_row = nonfinite_row
 
     @numba.njit(inline="always")  # type: ignore[untyped-decorator]
@@ -245,7 +232,7 @@ def _compile() -> Callable[..., bool]:
 
     @numba.njit(nogil=True, cache=True)  # type: ignore[untyped-decorator]
     def fused2(r0, r1, a, f0, f1, dims, map0, map1, p1, fill, out, cw, group, vgroups, band):  # type: ignore[no-untyped-def]  # pragma: no cover
-        # a (nz·n0, n1), out (nz·o0, o1), dims = (nz, n0, o0), the factors f0 (nr, k0) and
+        # a (nz·n0, n1), out (nz·o0, o1), dims = (nz, n0, o0, p0), the factors f0 (nr, k0) and
         # f1 (nr, k1), one row per rank-1 term; e the extension of a by the index maps
         # (e[z, s, t] = a[z, map0[s], map1[t]]; where a map is -1, fill[0], or with an empty
         # 'fill' a zero that is not a term; map1 is the identity shifted by p1 on
