@@ -41,7 +41,8 @@ again are not analysed again, whatever tensor holds them; changed values are.
 
 NaN and ±Inf in the input land where the dense direct sum puts them: every pass places them
 (:func:`trueconv._plan.run`), and a term ``k[m] x[p]`` of the dense sum is the pass terms'
-product ``f1[m1] (f0[m0] x[p])``, non-finite and of the same sign exactly when it is.
+product ``f1[m1] (f0[m0] x[p])``, non-finite and of the same sign exactly when it is (so the
+fused loop, a direct sum of the same terms grouped, places them too, unchecked).
 
 Low-rank kernels (``method='low_rank'``). A 2-D floating kernel of rank ``r`` (a difference of
 Gaussians, a Laplacian of Gaussian, a Gabor filter: rank 2) is ``sum_q f0[q] ⊗ f1[q]``; the
@@ -81,9 +82,10 @@ more than two long dims) the terms one after the other, each by the rank-1 plan,
 The fused loop. On the CPU with numba, float32/float64, the passes along the last two dims
 run as one compiled loop instead (:mod:`trueconv._methods.rows_separable`: no full-size
 intermediate; the plan's ``fused``, priced as one call of the direct loop with the two
-passes' multiply-adds). Where it cannot run (compile, tracing, ``torch.func``, meta tensors,
-other dtypes, factors that require a gradient, forward-mode AD) or where its input or factors
-hold a NaN or ±Inf (it reports them; the passes then run and place them), the passes run.
+passes' multiply-adds; the passes run in its order, :func:`_order`). Where it cannot run
+(compile, tracing, ``torch.func``, meta tensors, other dtypes, factors that require a
+gradient, forward-mode AD) or where a factor or the fill value is NaN or ±Inf (it would
+multiply the zero padding), the passes run.
 """
 
 from __future__ import annotations
@@ -135,7 +137,7 @@ MAX_FRACTION = 0.75
 #: The fused loop's time over what the direct loop's constants price its counts at (one
 #: call, the two passes' multiply-adds: 2/k of the dense loop's for k×k, its output samples
 #: and passes over rows: :func:`trueconv._methods.direct.rows_counts`): those leave out what
-#: 'auto' adds to it (reading the kernel for its factors, 20-40 us) and the ring's upkeep.
+#: 'auto' adds to it (reading the kernel for its factors, 20-40 us) and the loop's per-row work.
 #: Measured (2026-12-03; 512²-2048² float32 and float64 Gaussians of 3-63 taps, 1 and 2
 #: threads, fastest of interleaved calls against the dense plan 'auto' would run otherwise):
 #: the loop took 1.4-2.5x its price; 3-tap factors ran slower fused (1.28-1.65x the dense
