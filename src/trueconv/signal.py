@@ -7,6 +7,7 @@ rules, exact integers, autograd, any device.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import numbers
 import time
 from collections.abc import Sequence
@@ -543,7 +544,7 @@ def convolve_separable(
     kdtype = fs[0].dtype
     for f in fs[1:]:
         kdtype = torch.promote_types(kdtype, f.dtype)
-    standin = torch.zeros((), dtype=kdtype, device=fs[0].device).expand(tuple(shape))
+    standin = _kernel_standin(tuple(shape), kdtype, fs[0].device)
     x, k, spec, planned = _normalize(
         fname, input, standin, mode, dims, method, boundary, fill_value, origin, separable=True
     )
@@ -567,6 +568,16 @@ def convolve_separable(
     for f in scale:
         fs[first] = fs[first] * f
     return _execute(x, k, spec, factors=tuple(fs), planned=planned)
+
+
+@functools.lru_cache(maxsize=256)
+def _kernel_standin(
+    shape: tuple[int, ...], dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """The dense kernel's stand-in for :func:`convolve_separable`: one zero, expanded to
+    ``shape`` (its checks read shapes, dtypes and devices only), made once per shape, dtype
+    and device (two torch calls, about 3 us of a 50 us call on 64² ⊛ 5 + 5 taps)."""
+    return torch.zeros((), dtype=dtype, device=device).expand(shape)
 
 
 def _terms(
