@@ -116,25 +116,26 @@ BAND = 8192
 STRIP_ROW_BYTES = 4096
 STRIP_TAPS = 16
 
-#: Column tiles (:func:`tile_width`): up to ``TILE`` samples wide, or wider as far as a
-#: tile's ring of horizontal rows (``k0`` per rank-1 term) stays within
-#: :data:`trueconv._methods.rows.RING_BYTES`. Wider rows are split into equal tiles, each with
-#: its own ring.
+#: Column tiles (:func:`tile_width`): up to ``TILE`` samples wide, or wider as far as the
+#: ``k0`` input rows a tile's output row reads stay within
+#: :data:`trueconv._methods.rows.RING_BYTES` (each is read again by the next ``k0 - 1``
+#: output rows). Wider rows are split into equal tiles.
 TILE = 2048
 
 
-def tile_width(o1: int, ring_rows: int, itemsize: int) -> int:
-    """Samples per column tile of output rows ``o1`` samples long, for a ring of
-    ``ring_rows`` rows of ``itemsize`` bytes: the fewest equal tiles no wider than
+def tile_width(o1: int, held_rows: int, itemsize: int) -> int:
+    """Samples per column tile of output rows ``o1`` samples long, where a tile keeps
+    ``held_rows`` rows of ``itemsize`` bytes in cache: the fewest equal tiles no wider than
     :func:`trueconv._methods.rows.widest_tile` allows.
 
-    Against a fixed 2048 before (2026-12-04, ``benchmarks/loop_tiles.py``, 'auto' on
+    Measured for the loop of before (a ring of ``k0`` horizontal rows per tile), against a
+    fixed 2048 (2026-12-04, ``benchmarks/loop_tiles.py``, 'auto' on
     Gaussian kernels, 4096² and 1024 × 8192, two runs, the median of each round's ratio,
     bitwise the same results): float32 ⊛ 7-31 taps 1.08-1.25x at 1 thread, 1.05-1.20x at 2;
     float64 ⊛ 7-15 taps 1.06-1.19x / 1.02-1.12x (31 float64 taps keep tiles of 2048:
     0.95-1.02x). Narrower tiles than 2048 lost (the loop alone, 1024² float32 ⊛ 3-11 taps:
     512 samples 0.76-0.86x, 256 0.52-0.63x)."""
-    widest = rows.widest_tile(ring_rows, itemsize, TILE)
+    widest = rows.widest_tile(held_rows, itemsize, TILE)
     tiles = -(-o1 // widest)
     return -(-o1 // tiles)
 
@@ -462,10 +463,11 @@ def separable_conv(
     padding where ``rule`` is None, else the boundary ``rule`` with ``fill`` for ``'fill'``,
     read through the maps of :func:`trueconv._methods.rows.valid_conv`) with ``outer(f0,
     f1)``; leading dims are batch dims. Factors of shape ``(r, k0)`` and ``(r, k1)`` are ``r``
-    rank-1 terms: the kernel is ``sum_q outer(f0[q], f1[q])`` (each term's horizontal rows
-    in a ring of their own, every term's vertical taps added into the output row in one
-    pass group). ``None`` where a non-finite value appeared (the caller runs the passes, or
-    the dense plan for ``r > 1``). Requires :func:`usable`."""
+    rank-1 terms: the kernel is ``sum_q outer(f0[q], f1[q])`` (each term's vertical sums in
+    a row of their own, every term's horizontal taps added into the output row). ``None``
+    where a factor or the fill value is not finite (the caller runs the passes), or for
+    ``r > 1`` where an output is not finite (the caller runs the dense plan). Requires
+    :func:`usable`."""
     if torch.is_grad_enabled() and a.requires_grad:
         if rule is not None:  # the extension's own backward records the graph
             a, pads = rows._extended(a, pads, rule, fill)
@@ -529,9 +531,10 @@ def _call(
     cw: int,
 ) -> bool:
     """The loop over all output rows in one parallel region (numba's ``prange``, as the
-    dense loop's), in runs of consecutive rows, each with its own ring: ``4 · threads`` runs
-    of at least ``4 · k0`` rows (every run computes ``k0 - 1`` horizontal rows again), one
-    with one thread.
+    dense loop's), in runs of consecutive rows: ``4 · threads`` runs of at least ``4 · k0``
+    rows, one with one thread (the floor dates from the loop of before, whose every run
+    computed ``k0 - 1`` horizontal rows again; the vertical-first loop repeats no work per
+    run, and the floor was not measured again).
 
     Before, the calling thread and a pool of Python threads took the runs in turn (so that a
     thread the OS does not schedule would cost nothing). At 2 threads that was often slower
