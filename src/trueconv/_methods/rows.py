@@ -16,62 +16,62 @@ torch call and one pass over the whole output per kernel tap, so a K×K kernel m
 - This loop (numba, no compiler needed at install): 1024² float32, 2 threads, 0.46 / 1.31 /
   2.18 / 5.0 ms for 3×3 / 5×5 / 7×7 / 11×11 (OpenCV 0.97 / 1.72 / 2.85 / 6.47).
 
-Its structure. Threads take chunks of consecutive output rows of one column tile (a few chunks
-per thread, one parallel region per call: one fork-join, not one per tap, the collapse under
-load of issue 14; at one thread too: the same loop compiled without ``parallel`` was 1 us
-faster on 16² ⊛ 3×3 but 1.3-2.1x slower on 64²-512² ⊛ 3×3-5×5, 2026-12-04, as numba compiles a
-parallel region's body as a function of its own). Each chunk keeps a ring of the input rows its
-output rows read (the rows of every kernel plane), each a copy of the tile's input row with its
-zero padding along the last dim, so the taps run over whole rows with no per-tap edge ranges;
-an input row is copied once per chunk, not once per kernel row. Every tap of an output row
-whose input row exists is then added in as few passes over the output row as the group routine
-allows (:data:`GROUP` taps per pass, the taps shared out evenly), while the row sits in L1.
-Where an output row's taps read no row of the fill, the samples of the row whose taps read only
-input samples (all but the ``k - 1`` or so at the edges) read the input's rows in place, no
-copy in the ring, and the edge samples are summed one by one through the extension's map (in
-the same order; only where the edge terms are few: :data:`EDGE_COST`). The copies were one pass
-over the input: against the ring alone (interleaved, 512²-2048², 2026-12-03) 3×3 kernels ran
-1.05-1.27x faster at 1 thread and 1.12-1.43x at 2 (1024² float32 at 2 threads 0.316 → 0.220
-ms), 5×5-11×11 0.95-1.13x. A pass runs at about 0.46 ns per 16-lane vector tap in L1 (10 taps
-over 1024 float32 samples, one thread); one that feeds each of its 10 loads to two output rows
-(20 taps) ran only 1.15x faster per tap, so the passes are bound by their multiplies and adds
-more than by their (line-splitting, shifted) loads, as OpenCV's are: a hand-written 3×3 loop
-making two rows per pass gained 1.3x from the rows' bookkeeping and stores, and needs its code
-per kernel shape; written and measured again against this loop (2026-12-04, commit da159c9,
+Its structure. Threads take chunks of consecutive output rows of one column tile (four chunks
+per thread, one at one thread; one parallel region per call: one fork-join, not one per tap, the
+collapse under load of issue 14; at one thread too: the same loop compiled without ``parallel``
+was 1 us faster on 16² ⊛ 3×3 but 1.3-2.1x slower on 64²-512² ⊛ 3×3-5×5, 2026-12-04, as numba
+compiles a parallel region's body as a function of its own). Each chunk keeps a ring of the
+input rows its output rows read (the rows of every kernel plane), each a copy of the tile's
+input row with its zero padding along the last dim, so the taps run over whole rows with no
+per-tap edge ranges; an input row is copied once per chunk, not once per kernel row. Every tap
+of an output row whose input row exists is then added in as few passes over the output row as
+the group routine allows (:data:`GROUP` taps per pass, the taps shared out evenly), while the
+row sits in L1. Where an output row's taps read no row of the fill, the samples of the row whose
+taps read only input samples (all but the ``k - 1`` or so at the edges) read the input's rows in
+place, no copy in the ring, and the edge samples are summed one by one through the extension's
+map (in the same order; only where the edge terms are few: :data:`EDGE_COST`). The copies were
+one pass over the input: against the ring alone (interleaved, 512²-2048², 2026-12-03) 3×3
+kernels ran 1.05-1.27x faster at 1 thread and 1.12-1.43x at 2 (1024² float32 at 2 threads 0.316
+→ 0.220 ms), 5×5-11×11 0.95-1.13x. A pass runs at about 0.46 ns per 16-lane vector tap in L1 (10
+taps over 1024 float32 samples, one thread); one that feeds each of its 10 loads to two output
+rows (20 taps) ran only 1.15x faster per tap, so the passes are bound by their multiplies and
+adds more than by their (line-splitting, shifted) loads, as OpenCV's are: a hand-written 3×3
+loop making two rows per pass gained 1.3x from the rows' bookkeeping and stores, and needs its
+code per kernel shape; written and measured again against this loop (2026-12-04, commit da159c9,
 ``benchmarks/results/rows_3x3.txt``): the same sums bit for bit but no faster (this loop / it
 0.83-1.29, median 1.0, over 40 cells of 256²-2048² at 1 and 2 threads; bare, 1024² float32, one
-thread, 381 against 390 us), so not kept. Strips: where the output rows read their taps' rows
-in place and are as long as the input's rows (one column tile, no kernel planes: 'same' images
-with small kernels, 3×3 above all), a run of consecutive rows whose taps read consecutive input
-rows is one strip of the flat output (at most :data:`BAND` samples): every tap sits at one
-offset from each sample of the strip in the flat input, so a pass adds its taps to the whole
-run, and the samples between the rows' in-place parts are then overwritten by the rows' edge
-samples (the same terms in the same order: bitwise the same result). A pass's set-up (its views
-and the vectorised loop's checks) costs about 50-80 ns, against about 150 ns of arithmetic for
-9 taps over 512 float32 samples. Against rows one by one (2026-12-04,
-``benchmarks/loop_strips.py``, ``benchmarks/results/ loop_strips.txt``, the median of rounds'
-ratios): 3×3 float32 512²-2048² 1.09-1.27x at 1 thread and 1.09-1.30x at 2, 3 × 1024² 1.10x /
-1.18x, ``'reflect'`` 1024² 1.13x / 1.22x, 2048² ⊛ 5×5 1.16x / 1.15x; float64 512²-1024²
-1.07-1.19x; 4096² and float64 2048² 0.96-1.01x (bound by memory). Measured and dropped: strips
-for the rows that read the ring (5×5-11×11 at 512²-2048²) from a band of padded input rows
-copied as the ring copies them, the strip's rows copied out: 0.46-0.96x at 1024²-2048² (the
-copies cost more than the passes' set-up saved), 1.0-1.07x at 512²; and summing the edge
-samples one by one for more rows in place (a lower :data:`EDGE_COST`: 1024² ⊛ 5×5 0.78-0.92x).
-Each output row costs about 90 ns besides its taps (1 thread, 3×3: (2048, 128) against (128,
-2048) float32, before the strips), about 20-40 of it the edge samples; reusing an interior
-row's tap list for the next rows (their rows moved, the row's bookkeeping skipped) measured no
-faster (2026-12-04, ``benchmarks/results/rows_tap_reuse.txt``: 1 thread median 0.95x, 2 threads
-1.05x). Against the loop of before (a padded copy per kernel row, eight taps per pass; same
-process, interleaved, one thread, 2026-12-03): 512²-2048² float32 1.07-1.30x faster (3×3
-1.27-1.30x), float64 0.99-1.30x. The passes run at about 1.3 cycles per vector tap, near this
-CPU's one vector multiply and one vector load per cycle; with FMA contraction the loop was no
-faster (1.02x, measured again), so the rest is the row copies, the first touch of the output
-and about 70 ns of work per output row. The shifted reads do cost: a bare pass of 10 taps whose
-rows start on 64-byte lines ran at 0.36-0.38 ns per vector tap against 0.50-0.54 for the
-shifted, line-splitting reads the taps make (float32 and float64, 1024 samples, one thread);
-but a ring with one aligned copy of each row per shift (``k2`` copies, every tap's read
-aligned) was slower: 0.78-0.94x float32 3×3-7×7, 0.42x float64 5×5 (2026-12-04, one thread, the
-copies and a ring ``k2`` times larger cost more than the splits).
+thread, 381 against 390 us), so not kept. Strips: where the output rows read their taps' rows in
+place and are as long as the input's rows (one column tile, no kernel planes: 'same' images with
+small kernels, 3×3 above all), a run of consecutive rows whose taps read consecutive input rows
+is one strip of the flat output (at most :data:`BAND` samples): every tap sits at one offset
+from each sample of the strip in the flat input, so a pass adds its taps to the whole run, and
+the samples between the rows' in-place parts are then overwritten by the rows' edge samples (the
+same terms in the same order: bitwise the same result). A pass's set-up (its views and the
+vectorised loop's checks) costs about 50-80 ns, against about 150 ns of arithmetic for 9 taps
+over 512 float32 samples. Against rows one by one (2026-12-04, ``benchmarks/loop_strips.py``,
+``benchmarks/results/ loop_strips.txt``, the median of rounds' ratios): 3×3 float32 512²-2048²
+1.09-1.27x at 1 thread and 1.09-1.30x at 2, 3 × 1024² 1.10x / 1.18x, ``'reflect'`` 1024² 1.13x /
+1.22x, 2048² ⊛ 5×5 1.16x / 1.15x; float64 512²-1024² 1.07-1.19x; 4096² and float64 2048²
+0.96-1.01x (bound by memory). Measured and dropped: strips for the rows that read the ring
+(5×5-11×11 at 512²-2048²) from a band of padded input rows copied as the ring copies them, the
+strip's rows copied out: 0.46-0.96x at 1024²-2048² (the copies cost more than the passes' set-up
+saved), 1.0-1.07x at 512²; and summing the edge samples one by one for more rows in place (a
+lower :data:`EDGE_COST`: 1024² ⊛ 5×5 0.78-0.92x). Each output row costs about 90 ns besides its
+taps (1 thread, 3×3: (2048, 128) against (128, 2048) float32, before the strips), about 20-40 of
+it the edge samples; reusing an interior row's tap list for the next rows (their rows moved, the
+row's bookkeeping skipped) measured no faster (2026-12-04,
+``benchmarks/results/rows_tap_reuse.txt``: 1 thread median 0.95x, 2 threads 1.05x). Against the
+loop of before (a padded copy per kernel row, eight taps per pass; same process, interleaved,
+one thread, 2026-12-03): 512²-2048² float32 1.07-1.30x faster (3×3 1.27-1.30x), float64
+0.99-1.30x. The passes run at about 1.3 cycles per vector tap, near this CPU's one vector
+multiply and one vector load per cycle; with FMA contraction the loop was no faster (1.02x,
+measured again), so the rest is the row copies, the first touch of the output and about 70 ns of
+work per output row. The shifted reads do cost: a bare pass of 10 taps whose rows start on
+64-byte lines ran at 0.36-0.38 ns per vector tap against 0.50-0.54 for the shifted,
+line-splitting reads the taps make (float32 and float64, 1024 samples, one thread); but a ring
+with one aligned copy of each row per shift (``k2`` copies, every tap's read aligned) was
+slower: 0.78-0.94x float32 3×3-7×7, 0.42x float64 5×5 (2026-12-04, one thread, the copies and a
+ring ``k2`` times larger cost more than the splits).
 
 Vertical sums first, measured and dropped (2026-12-05). For a kernel of two or more rows, sum
 each shift's column taps first (``v[m2] = sum over the rows of b[row, m2] · row``, the loads
