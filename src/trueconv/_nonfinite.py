@@ -74,7 +74,9 @@ def checkable(*tensors: torch.Tensor) -> bool:
     """Whether the values of ``tensors`` may be inspected (see the module docstring)."""
     if torch.compiler.is_compiling() or torch.jit.is_tracing() or functorch_active():
         return False
-    return not any(t.device.type == "meta" or functorch_wrapped(t) for t in tensors)
+    # is_meta, not device.type: an attribute read against a device object made (0.05 against
+    # 0.29 us a tensor, asked on every call of 'auto')
+    return not any(t.is_meta or functorch_wrapped(t) for t in tensors)
 
 
 def all_finite(*tensors: torch.Tensor) -> bool:

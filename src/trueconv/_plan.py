@@ -73,7 +73,8 @@ def plan(spec: ConvSpec, device: torch.device) -> Plan:
     """The plan a call runs: the requested method's, the measured winner's, or the cheapest."""
     if spec.method != "auto":
         return forced(spec, device)
-    measured = _MEASURED.get((spec, device))
+    # asked only when something was measured: hashing the spec is most of a lookup
+    measured = _MEASURED.get((spec, device)) if _MEASURED else None
     if measured is not None:
         return forced(spec, device, measured)
     return _auto(spec, device)

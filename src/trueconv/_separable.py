@@ -423,8 +423,13 @@ def _bytes(b: torch.Tensor) -> bytes:
     """The kernel's elements' bytes in C order, the key of :func:`_memo`: through numpy
     where it takes the tensor as it is (a CPU tensor of a numpy dtype: 1.0 us for 7×7
     float32, against 3.2 for the general form's five torch calls)."""
+    if b.is_cpu and b.dtype in _NUMPY_FLOAT:
+        try:  # one call where numpy takes the tensor as it is (1.9 against 4.5 us a call
+            return b.numpy().tobytes()  # between convolutions, one thread)
+        except RuntimeError:  # it refuses a conjugate or negative view, or one with a graph
+            pass
     b = b.detach().resolve_conj().resolve_neg()  # the values, not a view's storage
-    if b.device.type == "cpu" and b.dtype in _NUMPY_FLOAT:
+    if b.is_cpu and b.dtype in _NUMPY_FLOAT:
         return b.numpy().tobytes()
     return b.cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
 

@@ -314,16 +314,16 @@ def _call_key(
     opts = typed_key(options)
     if opts is None:
         return None
-    return (
+    return (  # shapes as torch.Size (a tuple: the same hash, equal to the same tuple)
         fname,
         input.dtype,
         input.device,
         input.layout,
-        tuple(input.shape),
+        input.shape,
         kernel.dtype,
         kernel.device,
         kernel.layout,
-        tuple(kernel.shape),
+        kernel.shape,
         opts,
         fill,
     )
