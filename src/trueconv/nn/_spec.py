@@ -301,7 +301,7 @@ def _call_key(fname: str, operands: tuple[Any, ...], options: tuple[Any, ...]) -
         if t is None:
             key.append(None)
         elif type(t) is torch.Tensor:
-            key.append((t.dtype, t.device, t.layout, tuple(t.shape)))
+            key.append((t.dtype, t.device, t.layout, t.shape))  # torch.Size: a tuple
         else:
             return None  # subclasses (and non-tensors) are validated every call
     opts = typed_key(options)
