@@ -84,6 +84,14 @@ only on 11×11 (512² / 1024² float32, one thread: 5×5 0.92x / 1.05x, 7×7 0.8
 with groups of 6 and 8, 11×11 0.96-1.08x / 1.05-1.14x) and made numba's compile of this loop
 take 56-106 s per dtype instead of 33.
 
+The taps' ceiling, measured in C (2026-12-05, ``benchmarks/tap_ceiling.c``,
+``results/tap_ceiling.txt``; 5×5 over 512 float32 samples in L1, one thread): the passes as
+LLVM vectorises them (shifted 64-byte loads, four accumulators) run at 0.48 ns per 16-lane
+tap, 32-byte loads at 0.49, and two aligned loads per input row with the shifted vectors made
+in registers (``valignd``) at 0.41: 1.17x, the most any rearrangement of the loads could give
+the taps here (this loop's passes: 0.52-0.58 ns), and it needs vector code per instruction set
+that numba does not write from a scalar loop. Not pursued.
+
 Boundaries. The ring's copy of an input row is where the padding is made, so a boundary
 (``'reflect'``, ``'symmetric'``, ``'wrap'``, ``'replicate'``, a non-zero fill value) costs
 nothing more: each loop dim has a map from extended index to input index (-1: the fill value,
