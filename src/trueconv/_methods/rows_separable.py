@@ -574,10 +574,15 @@ def _layout(
 
 def _call(x: Any, w0: Any, w1: Any, lay: _FusedLayout, fill: Any, out: Any) -> bool:
     """The loop over all output rows in one parallel region (numba's ``prange``, as the
-    dense loop's), in runs of consecutive rows: ``4 · threads`` runs of at least ``4 · k0``
-    rows, one with one thread (the floor dates from the loop of before, whose every run
-    computed ``k0 - 1`` horizontal rows again; the vertical-first loop repeats no work per
-    run, and the floor was not measured again).
+    dense loop's), in runs of consecutive rows: one run per thread, each of at least ``4 ·
+    k0`` rows (the floor dates from the loop of before, whose every run computed ``k0 - 1``
+    horizontal rows again; the vertical-first loop repeats no work per run, and the floor
+    was not measured again). Four runs per thread before (2026-12-05): numba's OpenMP layer
+    hands each thread an equal share of a ``prange`` (static), so more runs balanced nothing
+    and each paid its buffers' set-up; one per thread, the loop alone at 2 threads,
+    interleaved: 512² ⊛ 3-5 taps 1.04-1.10x faster (float32 and float64), 11 taps
+    1.01-1.02x, 1024²-2048² 1.00-1.02x, also with a competing busy process (512²
+    1.02-1.11x).
 
     Before, the calling thread and a pool of Python threads took the runs in turn (so that a
     thread the OS does not schedule would cost nothing). At 2 threads that was often slower
@@ -596,7 +601,7 @@ def _call(x: Any, w0: Any, w1: Any, lay: _FusedLayout, fill: Any, out: Any) -> b
     kernel = _kernel()
     threads = rows.numba_threads()
     total, k0 = out.shape[0], w0.shape[1]
-    chunks = max(1, min(4 * threads, total // max(1, 4 * k0))) if threads > 1 else 1
+    chunks = max(1, min(threads, total // max(1, 4 * k0)))
     m0, m1 = lay.maps
     args = (x, w0, w1, lay.dims, m0, m1, lay.p1, fill, out, lay.cw)
     return not rows.parallel(kernel, chunks, *args, rows.GROUP, VERTICAL_GROUP, lay.band)
