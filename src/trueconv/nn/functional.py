@@ -139,13 +139,11 @@ def _direct_conv(
         x, w = x.to(torch.int64), w.to(torch.int64)
         bias = None if bias is None else bias.to(torch.int64)
     # traced once under torch.compile: the cache would only draw a warning there
-    pad = _conv_padding.__wrapped__ if torch.compiler.is_compiling() else _conv_padding
-    first, padding = pad(pads)
+    args = _conv_args.__wrapped__ if torch.compiler.is_compiling() else _conv_args
+    first, stride, padding, dilation = args(pads, spec.stride, spec.dilation)
     if first is not None:
         x = F.pad(x, first)
-    y = _CONV[spec.nd](
-        x, w.flip(*_SPATIAL[spec.nd]), bias, spec.stride, padding, spec.dilation, spec.groups
-    )
+    y = _CONV[spec.nd](x, w.flip(*_SPATIAL[spec.nd]), bias, stride, padding, dilation, spec.groups)
     return y if y.dtype == spec.dtype else y.to(spec.dtype)
 
 
@@ -154,14 +152,30 @@ def _direct_conv(
 _SPATIAL = {1: (2,), 2: (2, 3), 3: (2, 3, 4)}
 
 
+#: An ``F.convNd`` argument: one int for every spatial dim, or one per dim.
+_IntArgs = int | tuple[int, ...]
+
+
 @functools.lru_cache(maxsize=1024)
-def _conv_padding(pads: Pads) -> tuple[tuple[int, ...] | None, tuple[int, ...]]:
-    """The direct method's padding: ``F.pad``'s list where it pads first
-    (:func:`trueconv.nn._plan.pads_first`), else ``None``, and ``F.convNd``'s ``padding``.
-    From the pads alone, so a repeated call does not work it out again."""
+def _conv_args(
+    pads: Pads, stride: tuple[int, ...], dilation: tuple[int, ...]
+) -> tuple[tuple[int, ...] | None, _IntArgs, _IntArgs, _IntArgs]:
+    """The direct method's ``F.pad`` list where it pads first
+    (:func:`trueconv.nn._plan.pads_first`), else ``None``, and ``F.convNd``'s ``stride``,
+    ``padding`` and ``dilation``, each one int where its entries are equal (torch parses an
+    int faster than a tuple: 0.3 us of a 5.5 us ``F.conv2d`` on 1×1×32² ⊛ 3²). From the
+    call's shapes alone, so a repeated call does not work them out again."""
     if _plan.pads_first(pads):
-        return tuple(_fft.flat_pads(pads)), (0,) * len(pads)
-    return None, tuple(b for b, _ in pads)
+        first: tuple[int, ...] | None = tuple(_fft.flat_pads(pads))
+        padding: tuple[int, ...] = (0,) * len(pads)
+    else:
+        first, padding = None, tuple(b for b, _ in pads)
+    return first, _compact(stride), _compact(padding), _compact(dilation)
+
+
+def _compact(values: tuple[int, ...]) -> _IntArgs:
+    """``values[0]`` where every entry equals it, else ``values``."""
+    return values[0] if values and values.count(values[0]) == len(values) else values
 
 
 def _prepared(
@@ -175,7 +189,8 @@ def _prepared(
         if any_autocast():
             args = _autocast(*args)
         x, w, b, spec = normalize(fname, nd, *args)
-        return x, w, b, spec, _plan.choose(spec, x.device.type)
+        # is_cpu first: an attribute read against a device object made (0.05 against 0.28 us)
+        return x, w, b, spec, _plan.choose(spec, "cpu" if x.is_cpu else x.device.type)
     args = _autocast(*args)
     operands, options = args[:3], args[3:]
     facts = tuple(
