@@ -556,7 +556,7 @@ def _layout(
     o0, o1 = n0 + p0 + q0 - k0 + 1, n1 + p1 + q1 - k1 + 1
     batch = shape[:-2]
     nz = math.prod(batch)
-    itemsize = torch.empty((), dtype=dtype).element_size()
+    itemsize = dtype.itemsize
     short = n1 * itemsize <= STRIP_ROW_BYTES and k1 <= STRIP_TAPS
     return _FusedLayout(
         (*batch, o0, o1),
