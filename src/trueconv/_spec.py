@@ -546,6 +546,8 @@ def missing_spec(
     spec: ConvSpec,
 ) -> MissingSpec | None:
     """The checked missing-sample options of a call, or ``None`` where they change nothing."""
+    if mask is None and nan_policy == "propagate" and normalize_kernel is preserve_nan is False:
+        return None  # the defaults, which every other call passes: nothing to check
     if not isinstance(nan_policy, str) or nan_policy not in NAN_POLICIES:
         raise err(fname, "nan_policy", f"one of {choices(NAN_POLICIES)}", nan_policy)
     for arg, value in (("normalize_kernel", normalize_kernel), ("preserve_nan", preserve_nan)):
