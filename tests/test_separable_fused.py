@@ -243,6 +243,9 @@ def test_strips_are_the_rows_sums(monkeypatch, dtype, rule, rank):
     # those are the oracle's; pads of 'same', of 'full' (no strips: rows longer than the
     # input's) and uneven ones
     rng = np.random.default_rng(14)
+    bands = []  # the strip length each call handed the loop (its last argument)
+    parallel = rows.parallel
+    monkeypatch.setattr(rows, "parallel", lambda k, *a: bands.append(a[-1]) or parallel(k, *a))
     for n0, n1, k0, k1 in ((40, 50, 5, 7), (21, 64, 11, 3), (64, 17, 1, 5), (12, 30, 13, 9)):
         x = torch.from_numpy(rng.standard_normal((2, n0, n1))).to(dtype)
         f0 = torch.from_numpy(rng.standard_normal((rank, k0))).to(dtype)
@@ -257,9 +260,11 @@ def test_strips_are_the_rows_sums(monkeypatch, dtype, rule, rank):
         ):
             monkeypatch.setattr(rows_separable, "BAND", 0)
             rows_one = rows_separable.separable_conv(x, f0, f1, pads, rule, 1.5)
+            assert bands[-1] == 0
             for band in (n1, 3 * n1 + 1, 1 << 20):
                 monkeypatch.setattr(rows_separable, "BAND", band)
                 y = rows_separable.separable_conv(x, f0, f1, pads, rule, 1.5)
+                assert bands[-1] == band  # the setting reached the loop (the layout's cache)
                 torch.testing.assert_close(y, rows_one, rtol=0, atol=0)
             if rule in (None, "fill"):
                 padded = np.pad(x.numpy(), [(0, 0), *pads],

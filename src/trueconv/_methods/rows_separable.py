@@ -43,7 +43,13 @@ not per row (the rows one by one cost 55-76 ns a row besides their taps, float32
 one thread); the edge samples cost ``(k1 - 1)·k1`` scalar terms a row. Against rows one by one
 (2026-12-05, one thread, the loop alone, interleaved): 512² float32/float64 and 1024² float32 ⊛
 5-15 taps 1.02-1.24x; rows of 8 KiB (2048 float32, 1024 float64) 0.90-1.08x and 31 taps
-0.80-0.88x (the edge samples' 930 terms a row), so those keep rows one by one.
+0.80-0.88x (the edge samples' 930 terms a row), so those kept rows one by one. Measured again
+after the loop's later changes (2026-12-05 evening, the loop alone, interleaved, against strips
+of 8192 samples for rows up to 4 KiB): strips of up to 32768 samples for rows up to 16 KiB
+(:data:`BAND`, :data:`STRIP_ROW_BYTES`) ran 1024²-4096² float32 and 1024²-2048² float64 ⊛
+3-15 taps 1.00-1.21x faster at one thread and 0.98-1.15x at two (2048² float32 ⊛ 3 taps 1.20x
+/ 1.12x, its rows of 8 KiB now in strips), 256²-512², 3 × 1024², 2048 × 512 and rank-2 terms
+0.94-1.13x (median 1.04); 65536 samples no better. Rows of 31 taps still go one by one.
 
 Semantics are the passes' (:func:`trueconv._separable._order` runs the vertical pass first
 too): the terms of each output are added in their order (vertical taps, then horizontal taps,
@@ -113,8 +119,8 @@ VERTICAL_GROUP = (8, 6)
 
 #: Most output samples of one strip (0: rows one by one), the longest input rows (bytes) and
 #: the most horizontal taps that are run in strips (the module's docstring, Strips).
-BAND = 8192
-STRIP_ROW_BYTES = 4096
+BAND = 32768
+STRIP_ROW_BYTES = 16384
 STRIP_TAPS = 16
 
 #: Column tiles (:func:`tile_width`): up to ``TILE`` samples wide, or wider as far as the
@@ -491,7 +497,8 @@ def _run(
     rule: str | None = None,
     fill: bool | complex = 0,
 ) -> torch.Tensor | None:
-    lay = _layout(tuple(a.shape), f0.shape[-1], f1.shape[-1], pads, rule, a.dtype)
+    tunables = (TILE, rows.RING_BYTES, STRIP_ROW_BYTES, STRIP_TAPS, BAND)
+    lay = _layout(tuple(a.shape), f0.shape[-1], f1.shape[-1], pads, rule, a.dtype, tunables)
     out, o_np = rows._empty(lay.out_shape, a.dtype)
     if o_np.size == 0:
         return out
@@ -544,20 +551,23 @@ def _layout(
     pads: tuple[tuple[int, int], ...],
     rule: str | None,
     dtype: torch.dtype,
+    tunables: tuple[int, ...],
 ) -> _FusedLayout:
-    """The layout of a call of these shapes. Depends on shapes alone, so a repeated call does
-    not work it out again. With the other per-call savings of 2026-12-05 (:func:`_sum`,
-    :func:`usable`, ``trueconv._separable._bytes``), ``convolve`` of 512² float32 ⊛ 5×5
-    Gaussian, interleaved with ``cv2.sepFilter2D`` (whose calls evict the Python code's
-    data from the caches): 163 → 147 us at one thread, 116-119 → 102-107 at two; the
-    loop alone 107 / 62, so the rest of the call went from about 55 to 40 us."""
+    """The layout of a call of these shapes. Depends on shapes alone and on the module's
+    tunables (``tunables``: :data:`TILE`, the ring budget, :data:`STRIP_ROW_BYTES`,
+    :data:`STRIP_TAPS`, :data:`BAND`, read per call and part of the key, so that setting one
+    takes effect), so a repeated call does not work it out again. With the other per-call
+    savings of 2026-12-05 (:func:`_sum`, :func:`usable`, ``trueconv._separable._bytes``),
+    ``convolve`` of 512² float32 ⊛ 5×5 Gaussian, interleaved with ``cv2.sepFilter2D`` (whose
+    calls evict the Python code's data from the caches): 163 → 147 us at one thread, 116-119
+    → 102-107 at two; the loop alone 107 / 62, so the rest of the call went from about 55 to
+    40 us."""
     (p0, q0), (p1, q1) = pads
     n0, n1 = shape[-2:]
     o0, o1 = n0 + p0 + q0 - k0 + 1, n1 + p1 + q1 - k1 + 1
     batch = shape[:-2]
     nz = math.prod(batch)
     itemsize = dtype.itemsize
-    short = n1 * itemsize <= STRIP_ROW_BYTES and k1 <= STRIP_TAPS
     return _FusedLayout(
         (*batch, o0, o1),
         (nz * n0, n1),
@@ -568,7 +578,7 @@ def _layout(
         p1,
         (rows._index_map(n0, p0, q0, rule), rows._index_map(n1, p1, q1, rule)),
         tile_width(o1, k0, itemsize),
-        BAND if short else 0,
+        BAND if n1 * itemsize <= STRIP_ROW_BYTES and k1 <= STRIP_TAPS else 0,
     )
 
 
