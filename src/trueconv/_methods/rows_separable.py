@@ -44,12 +44,14 @@ one thread); the edge samples cost ``(k1 - 1)·k1`` scalar terms a row. Against 
 (2026-12-05, one thread, the loop alone, interleaved): 512² float32/float64 and 1024² float32 ⊛
 5-15 taps 1.02-1.24x; rows of 8 KiB (2048 float32, 1024 float64) 0.90-1.08x and 31 taps
 0.80-0.88x (the edge samples' 930 terms a row), so those kept rows one by one. Measured again
-after the loop's later changes (2026-12-05 evening, the loop alone, interleaved, against strips
-of 8192 samples for rows up to 4 KiB): strips of up to 32768 samples for rows up to 16 KiB
-(:data:`BAND`, :data:`STRIP_ROW_BYTES`) ran 1024²-4096² float32 and 1024²-2048² float64 ⊛
-3-15 taps 1.00-1.21x faster at one thread and 0.98-1.15x at two (2048² float32 ⊛ 3 taps 1.20x
-/ 1.12x, its rows of 8 KiB now in strips), 256²-512², 3 × 1024², 2048 × 512 and rank-2 terms
-0.94-1.13x (median 1.04); 65536 samples no better. Rows of 31 taps still go one by one.
+after the loop's later changes (2026-12-05, the loop alone, interleaved, against strips of
+8192 samples for rows up to 4 KiB and rows one by one above): strips of up to 16384 samples
+for rows up to 16 KiB (:data:`BAND`, :data:`STRIP_ROW_BYTES`) ran 1024²-4096² float32 and
+1024²-2048² float64 ⊛ 3-15 taps 1.00-1.15x faster at one thread and 0.98-1.11x at two
+(2048² float32 ⊛ 3 taps 1.15x / 1.11x, its rows of 8 KiB now in strips), 512² ⊛ 5-15 taps
+0.98-1.04x. 32768 samples gained up to 1.21x at one thread but swung between 0.78x and 1.09x
+at two from run to run (a strip's vertical sums, 128 KiB of float32, leave L1). Rows of 31
+taps still go one by one.
 
 Semantics are the passes' (:func:`trueconv._separable._order` runs the vertical pass first
 too): the terms of each output are added in their order (vertical taps, then horizontal taps,
@@ -119,7 +121,7 @@ VERTICAL_GROUP = (8, 6)
 
 #: Most output samples of one strip (0: rows one by one), the longest input rows (bytes) and
 #: the most horizontal taps that are run in strips (the module's docstring, Strips).
-BAND = 32768
+BAND = 16384
 STRIP_ROW_BYTES = 16384
 STRIP_TAPS = 16
 
