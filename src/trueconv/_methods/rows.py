@@ -161,11 +161,11 @@ EDGE_COST = 16
 TILE = 2048
 
 #: Most output samples of one strip of the direct loop (0: rows one by one; the module's
-#: docstring, Strips). 8192 before 2026-12-05; 32768 measured 1.01-1.05x faster (the loop
-#: alone, interleaved, 1 and 2 threads: 512²-4096² float32 and 1024²-2048² float64 ⊛ 3×3,
-#: 2048² float32 ⊛ 5×5); the strip reads and writes in place, so its length is only how
-#: often a pass is set up.
-BAND = 32768
+#: docstring, Strips). 8192 float32 samples (32 KiB): a strip of several passes stays in L1/L2.
+#: 32768 (2026-12-05): 1.01-1.05x faster in the loop alone on the same data again and again,
+#: 0.92-1.01x interleaved with ``cv2.filter2D`` and a copy as the image grid runs (512²-4096²
+#: float32, 1024²-2048² float64 ⊛ 3×3, 1 and 2 threads): not kept.
+BAND = 8192
 
 #: Bytes a compiled loop's ring of input rows may take (:func:`widest_tile`): half of this
 #: machine's 1 MiB L2 cache (31 × 2048 float64 = 496 KiB).

@@ -43,15 +43,12 @@ not per row (the rows one by one cost 55-76 ns a row besides their taps, float32
 one thread); the edge samples cost ``(k1 - 1)·k1`` scalar terms a row. Against rows one by one
 (2026-12-05, one thread, the loop alone, interleaved): 512² float32/float64 and 1024² float32 ⊛
 5-15 taps 1.02-1.24x; rows of 8 KiB (2048 float32, 1024 float64) 0.90-1.08x and 31 taps
-0.80-0.88x (the edge samples' 930 terms a row), so those kept rows one by one. Measured again
-after the loop's later changes (2026-12-05, the loop alone, interleaved, against strips of
-8192 samples for rows up to 4 KiB and rows one by one above): strips of up to 16384 samples
-for rows up to 16 KiB (:data:`BAND`, :data:`STRIP_ROW_BYTES`) ran 1024²-4096² float32 and
-1024²-2048² float64 ⊛ 3-15 taps 1.00-1.15x faster at one thread and 0.98-1.11x at two
-(2048² float32 ⊛ 3 taps 1.15x / 1.11x, its rows of 8 KiB now in strips), 512² ⊛ 5-15 taps
-0.98-1.04x. 32768 samples gained up to 1.21x at one thread but swung between 0.78x and 1.09x
-at two from run to run (a strip's vertical sums, 128 KiB of float32, leave L1). Rows of 31
-taps still go one by one.
+0.80-0.88x (the edge samples' 930 terms a row), so those keep rows one by one. Measured again
+(2026-12-05): strips of 16384-32768 samples, and rows up to 16 KiB in strips, ran 1.00-1.21x
+faster in the loop alone called again and again on the same data, but interleaved with
+``cv2.sepFilter2D`` and a copy, as the image grid runs (the data out of cache), 0.88-1.06x
+(1024²-2048² float32 and float64 ⊛ 3-15 taps, 1 and 2 threads; rows of 8 KiB in strips of
+8192 samples 0.92-1.05x): not kept.
 
 Semantics are the passes' (:func:`trueconv._separable._order` runs the vertical pass first
 too): the terms of each output are added in their order (vertical taps, then horizontal taps,
@@ -121,8 +118,8 @@ VERTICAL_GROUP = (8, 6)
 
 #: Most output samples of one strip (0: rows one by one), the longest input rows (bytes) and
 #: the most horizontal taps that are run in strips (the module's docstring, Strips).
-BAND = 16384
-STRIP_ROW_BYTES = 16384
+BAND = 8192
+STRIP_ROW_BYTES = 4096
 STRIP_TAPS = 16
 
 #: Column tiles (:func:`tile_width`): up to ``TILE`` samples wide, or wider as far as the
@@ -586,15 +583,14 @@ def _layout(
 
 def _call(x: Any, w0: Any, w1: Any, lay: _FusedLayout, fill: Any, out: Any) -> bool:
     """The loop over all output rows in one parallel region (numba's ``prange``, as the
-    dense loop's), in runs of consecutive rows: one run per thread, each of at least ``4 ·
-    k0`` rows (the floor dates from the loop of before, whose every run computed ``k0 - 1``
-    horizontal rows again; the vertical-first loop repeats no work per run, and the floor
-    was not measured again). Four runs per thread before (2026-12-05): numba's OpenMP layer
-    hands each thread an equal share of a ``prange`` (static), so more runs balanced nothing
-    and each paid its buffers' set-up; one per thread, the loop alone at 2 threads,
-    interleaved: 512² ⊛ 3-5 taps 1.04-1.10x faster (float32 and float64), 11 taps
-    1.01-1.02x, 1024²-2048² 1.00-1.02x, also with a competing busy process (512²
-    1.02-1.11x).
+    dense loop's), in runs of consecutive rows: ``4 · threads`` runs of at least ``4 · k0``
+    rows, one with one thread (the floor dates from the loop of before, whose every run
+    computed ``k0 - 1`` horizontal rows again; the vertical-first loop repeats no work per
+    run, and the floor was not measured again). One run per thread (2026-12-05; numba's
+    OpenMP layer shares a ``prange`` out statically, so the extra runs balance nothing): the
+    loop alone on the same data again and again 1.02-1.10x faster at 2 threads on 512² ⊛ 3-5
+    taps, but through ``convolve_separable`` interleaved with ``cv2.sepFilter2D`` and a copy
+    (the data out of cache, as the image grid runs) 0.92-1.01x on 512²-2048²: not kept.
 
     Before, the calling thread and a pool of Python threads took the runs in turn (so that a
     thread the OS does not schedule would cost nothing). At 2 threads that was often slower
@@ -613,7 +609,7 @@ def _call(x: Any, w0: Any, w1: Any, lay: _FusedLayout, fill: Any, out: Any) -> b
     kernel = _kernel()
     threads = rows.numba_threads()
     total, k0 = out.shape[0], w0.shape[1]
-    chunks = max(1, min(threads, total // max(1, 4 * k0)))
+    chunks = max(1, min(4 * threads, total // max(1, 4 * k0))) if threads > 1 else 1
     m0, m1 = lay.maps
     args = (x, w0, w1, lay.dims, m0, m1, lay.p1, fill, out, lay.cw)
     return not rows.parallel(kernel, chunks, *args, rows.GROUP, VERTICAL_GROUP, lay.band)
