@@ -544,10 +544,9 @@ def convolve_separable(
     kdtype = fs[0].dtype
     for f in fs[1:]:
         kdtype = torch.promote_types(kdtype, f.dtype)
-    if torch.compiler.is_compiling():  # traced: no cache (Dynamo warns about lru_cache)
-        standin = torch.zeros((), dtype=kdtype, device=fs[0].device).expand(tuple(shape))
-    else:
-        standin = _kernel_standin(tuple(shape), kdtype, fs[0].device)
+    # traced: the function without its cache (Dynamo warns about lru_cache)
+    make = _kernel_standin.__wrapped__ if torch.compiler.is_compiling() else _kernel_standin
+    standin = make(tuple(shape), kdtype, fs[0].device)
     x, k, spec, planned = _normalize(
         fname, input, standin, mode, dims, method, boundary, fill_value, origin, separable=True
     )
