@@ -30,7 +30,7 @@ from unittest import mock
 import torch
 
 import trueconv
-from trueconv import calibration
+from trueconv import _plan, calibration
 from trueconv._methods import REGISTRY, direct
 from trueconv._problem import Problem
 from trueconv._spec import normalize
@@ -93,9 +93,39 @@ _ROWS_EXTRA = [
     ((96, 96, 96), (7, 7, 7)),
     ((2048, 2048), (15, 15)),
     ((3, 1024, 1024), (15, 15)),
+    # 3×3 on both sides of the cache (the crossover with the fused separable loop)
+    ((768, 768), (3, 3)),
+    ((2048, 2048), (3, 3)),
+    ((3, 1024, 1024), (3, 3)),
+    ((4096, 4096), (3, 3)),
+]
+#: the fused separable loop (``trueconv.convolve_separable``, random factors of these
+#: lengths): its crossovers with the dense loop (3-5 taps) and the transforms (31-63 taps),
+#: in and out of the cache, batched and in 3-D
+_FUSED = [
+    ((128, 128), (3, 3)),
+    ((256, 256), (3, 3)),
+    ((256, 256), (9, 9)),
+    ((512, 512), (5, 5)),
+    ((512, 512), (15, 15)),
+    ((768, 768), (3, 3)),
+    ((1024, 1024), (3, 3)),
+    ((1024, 1024), (7, 7)),
+    ((1024, 1024), (31, 31)),
+    ((1024, 1024), (63, 63)),
+    ((1024, 1024), (3, 11)),
+    ((2048, 2048), (3, 3)),
+    ((2048, 2048), (9, 9)),
+    ((2048, 2048), (31, 31)),
+    ((3, 1024, 1024), (3, 3)),
+    ((3, 1024, 1024), (15, 15)),
+    ((4096, 4096), (3, 3)),
+    ((4096, 4096), (15, 15)),
+    ((64, 128, 128), (5, 5)),
 ]
 GRID: dict[str, list[tuple[tuple[int, ...], tuple[int, ...]]]] = {
     "rows": _DIRECT_SMALL + _CONV + _ROWS_EXTRA,
+    "fused": _FUSED,
     "shift_add": _DIRECT_SMALL + _CONV,
     "conv": _CONV,
     "fft": _TRANSFORM,
@@ -207,8 +237,8 @@ def _problems(
     for variant, grid_shapes in GRID.items():
         if variant not in variants or (variant == "conv" and device == "cpu"):
             continue  # conv never runs for signal problems on the CPU (direct.variant)
-        if variant == "rows" and device != "cpu":
-            continue  # the compiled loop is CPU-only
+        if variant in ("rows", "fused") and device != "cpu":
+            continue  # the compiled loops are CPU-only
         shapes = grid_shapes + (GPU_EXTRA[variant] if device != "cpu" else [])
         for x_shape, k_shape in shapes:
             for mode in MODES:
@@ -253,6 +283,8 @@ def count(
     x = torch.zeros((), dtype=dtype).expand(tuple(x_shape))
     k = torch.zeros((), dtype=dtype).expand(tuple(k_shape))
     method = "direct" if variant in _DIRECT_VARIANTS else variant
+    if variant == "fused":
+        return calibration.fused_counts(x_shape, k_shape, mode, dtype)
     _, _, spec = normalize("convolve", x, k, mode, None, method, "fill", 0)
     problem, dev = Problem.of(spec), torch.device(device)
     if variant in _DIRECT_VARIANTS:
@@ -294,10 +326,14 @@ def measure(
             forced = mock.patch.object(direct, "variant", lambda *a, v=variant: v)
         else:
             forced = mock.patch.object(direct, "variant", direct.variant)
-        if variant not in NN_GRID:
+        if variant == "fused":
+            call = calibration.fused_call(x, k, mode)
+        elif variant not in NN_GRID:
             call = functools.partial(trueconv.convolve, x, k, mode, method=method)
         with forced, torch.no_grad():
+            _plan.forget()  # plans are cached per problem: made again under the forced variant
             seconds = _time(call, min_run_time)
+        _plan.forget()
         row = {
             "variant": variant,
             "x_shape": list(x_shape),
@@ -379,9 +415,10 @@ def main() -> None:
         "fitted": time.strftime("%Y-%m-%d"),
         "model": "seconds = calls * <variant>_call + units * <variant>_<unit> "
         "+ passes * <variant>_pass + aux * <variant>_aux + memory * <variant>_memory; "
-        "units: elem (shift_add: taps * outputs), mac (rows, conv, nn_direct), work (fft, "
-        "overlap_add, nn_fft: transforms * P log2 P); passes: rows' output samples, the "
-        "transforms' elements moved; aux: rows' passes over output row tiles, nn_fft's "
+        "units: elem (shift_add: taps * outputs), mac (rows, fused, conv, nn_direct), work (fft, "
+        "overlap_add, nn_fft: transforms * P log2 P); passes: rows' and fused's output "
+        "samples, the transforms' elements moved; aux: rows' and fused's passes over output "
+        "row tiles, nn_fft's "
         "complex channel-mixing multiply-adds, nn_direct's im2col elements; memory: input "
         "and output samples past core.cost.CACHE_BYTES; complex data "
         "scale units by "

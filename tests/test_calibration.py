@@ -12,6 +12,7 @@ import torch
 
 import trueconv
 from trueconv import _plan, calibration
+from trueconv._methods import rows
 from trueconv.cli import main
 from trueconv.core import cost
 
@@ -50,6 +51,8 @@ def test_record_holds_its_provenance_and_a_fit_of_every_variant(quick_record):
     variants = {r["variant"] for r in record["rows"]}
     assert {"fft", "overlap_add"} <= variants
     assert variants & {"rows", "shift_add"}
+    # with numba, the separable kernel's fused loop too (issue 14: the grid covers it)
+    assert ("fused" in variants) == rows.AVAILABLE
     for dclass in ("float32", "float64"):
         for variant in variants:
             table = record["constants"][dclass]
@@ -79,12 +82,14 @@ def test_auto_uses_a_calibration_of_this_machine_only(stored, quick_record, monk
         assert cost.constants("cpu")["source"].startswith("benchmarks/results/")
     finally:
         torch.set_num_threads(before)
-    # a record that claims another machine is not used, even under this machine's name
-    other = dict(record, machine=dict(record["machine"], cpu="some other CPU"))
-    calibration.stored_path().write_text(json.dumps(other))
-    calibration._stored.cache_clear()
-    cost.use_calibration(calibration._calibrated_table)
-    assert calibration.in_use()["source"] == "shipped"
+    # a record that claims another machine, or was fitted to another cost model's counts, is
+    # not used, even under this machine's name
+    for key, value in (("cpu", "some other CPU"), ("cost_model", calibration.COST_MODEL - 1)):
+        other = dict(record, machine=dict(record["machine"], **{key: value}))
+        calibration.stored_path().write_text(json.dumps(other))
+        calibration._stored.cache_clear()
+        cost.use_calibration(calibration._calibrated_table)
+        assert calibration.in_use()["source"] == "shipped"
     monkeypatch.setenv("TRUECONV_NO_CALIBRATION", "1")
 
 

@@ -74,8 +74,8 @@ def test_fitted_devices_have_every_constant_the_model_reads(device):
         for variant, unit in _cost.UNIT.items():
             if device == "cpu" and variant == "conv":
                 continue  # never runs for signal problems on the CPU (direct.variant)
-            if device != "cpu" and variant == "rows":
-                continue  # the compiled loop runs on the CPU only (direct.variant)
+            if device != "cpu" and variant in ("rows", "fused"):
+                continue  # the compiled loops run on the CPU only (direct.variant, _separable)
             if variant.startswith("nn_") and not _cost.has_constants(NN_VARIANTS, device):
                 continue  # the NN API's fallback rule (trueconv.nn._plan) reads no constants
             row = table[dclass]

@@ -112,10 +112,9 @@ def low_rank_ran(monkeypatch):
 @pytest.fixture
 def low_rank_always(monkeypatch):
     """Prices that make 'auto' take a low-rank plan wherever the kernel has one (the fused
-    loop priced at its memory traffic alone, the check at minus a second), plans dropped
-    around it."""
+    loop priced at nothing, the check at minus a second), plans dropped around it."""
     monkeypatch.setattr(_separable, "MIN_DENSE_S", 0.0)
-    monkeypatch.setattr(_separable, "FUSED_PRICE_FACTOR", 0.0)
+    monkeypatch.setattr(_separable, "_fused_seconds", lambda problem, device, rank=1: 0.0)
     monkeypatch.setattr(_separable, "LOW_RANK_CHECK_S", -1.0)
     _plan.forget()
     yield

@@ -126,30 +126,13 @@ from trueconv.core.static import register
 #: kernel's analysis is cheaper.
 MIN_DENSE_S = 1e-4
 
-#: The separable plan made of passes (not the fused loop, which is priced as measured:
-#: :data:`FUSED_PRICE_FACTOR`) must be predicted to take at most this fraction of the dense
+#: The separable plan made of passes (not the fused loop, which has constants of its own:
+#: :func:`fused_counts`) must be predicted to take at most this fraction of the dense
 #: plan's time: the cost model prices each pass alone, and the intermediate array and second pass
 #: cost more than it says for short kernels (1024^2 float32 * 3x3 Gaussian: passes 2.86 ms,
 #: dense 2.25 ms, where the model priced the passes lower); from 5 taps per dim on the saving
 #: is large (10 multiply-adds per output instead of 25).
 MAX_FRACTION = 0.75
-
-#: The fused loop's time over what the direct loop's constants price its counts at (one
-#: call, the two passes' multiply-adds: 2/k of the dense loop's for k×k, its output samples
-#: and passes over rows: :func:`trueconv._methods.direct.rows_counts`): those leave out what
-#: 'auto' adds to it (reading the kernel for its factors, 20-40 us) and the loop's per-row work.
-#: Measured (2026-12-03; 512²-2048² float32 and float64 Gaussians of 3-63 taps, 1 and 2
-#: threads, fastest of interleaved calls against the dense plan 'auto' would run otherwise):
-#: the loop took 1.4-2.5x its price; 3-tap factors ran slower fused (1.28-1.65x the dense
-#: loop's time, priced at 0.75-0.81 of it), 5 taps faster (0.69-1.05, priced 0.47-0.55),
-#: 7-31 taps 0.15-0.75 (priced 0.16-0.39), 63 taps 0.44-0.76 of the FFT's or overlap-add's
-#: time (priced 0.51-0.60). 1.55 puts the 3-tap factors above the dense plan and the rest
-#: below it. It scales the loop's compute alone: the input's and output's trips through
-#: memory (:func:`trueconv.core.cost.memory`) cost what they cost the dense plan. Checked
-#: after the loop took its vertical taps first (2026-12-05, 512²-2048² float32/float64, 1 and 2
-#: threads, interleaved): 3-tap factors still slower fused (the dense loop 0.72-0.97x the
-#: fused loop's time), 5 taps faster (1.26-2.26x); 'auto' picked the faster in all 24 cells.
-FUSED_PRICE_FACTOR = 1.55
 
 #: Private switch: False runs the passes instead of the fused loop (the benchmark compares
 #: them). Read when a plan is made and when it runs: after changing it,
@@ -357,28 +340,36 @@ def _fusable(problem: Problem, device: torch.device, method: str, dims: tuple[in
     )
 
 
-def _fused_seconds(problem: Problem, device: torch.device, rank: int = 1) -> float:
-    """The fused loop's predicted time (:data:`FUSED_PRICE_FACTOR`): one call of the direct
-    loop whose multiply-adds are a pass of each factor over the image (``rank`` times, one per
-    term), and whose passes over rows (:func:`trueconv._methods.direct.rows_counts`) are the
-    two factors' per output row tile. Counted as the factor was fitted (the loop of before
-    2026-12-05, horizontal taps first: ``k1·n0·o1 + k0·o0·o1``); the loop now makes
-    ``k0·o0·(o1 + k1 - 1) + k1·o0·o1`` (its vertical sums cover the extended columns), a few
-    percent more for 'same', and measured 1.05-1.11x faster (``rows_separable``): counted so,
-    3 × 1024² float32 ⊛ a 63-tap Gaussian was priced 1% above the FFT and took it (15.9 ms at
-    2 threads against the loop's 10.3)."""
-    n0, (k0, k1), (o0, o1) = problem.sa[-2], problem.sb[-2:], problem.out[-2:]
+def fused_counts(problem: Problem, rank: int = 1) -> cost.Counts:
+    """The fused loop's operation counts (variant ``'fused'``, constants of its own, fitted
+    by ``benchmarks/fit_cost.py`` and ``trueconv calibrate``): one call; the multiply-adds it
+    makes, each of ``rank`` terms' ``k0`` vertical taps over ``o0`` rows of ``o1 + k1 - 1``
+    columns (its vertical sums cover the extended columns) and ``k1`` horizontal taps over the
+    output; its output samples (passes); its tap groups' passes over output row tiles (aux);
+    the input's and output's samples where they leave the cache (memory).
+
+    Before it was fitted (until 2026-12-05) the loop was priced as the direct loop's counts
+    times a factor (1.55), which measured 0.80-1.08x at 2 threads and 1.0-3.7x at one, and
+    kept 3-tap factors on the dense loop where the loop ran them 1.04-1.28x faster (512²-1024²,
+    2 threads) and 1.1-1.5x at one thread."""
+    (k0, k1), (o0, o1) = problem.sb[-2:], problem.out[-2:]
     batch = problem.batch * math.prod(problem.sa[:-2])
-    macs = float(batch) * rank * (n0 * o1 * k1 + o0 * o1 * k0)
-    # tiles of TILE, as the constants were fitted (direct.rows_counts says why)
+    macs = float(batch) * rank * o0 * ((o1 + k1 - 1) * k0 + o1 * k1)
     tiles = batch * o0 * -(-o1 // rows_separable.TILE)
     groups = -(-rank * k0 // rows.GROUP) - rank * (-k1 // rows.GROUP)
-    counts = cost.Counts("rows", 1, macs, passes=float(batch * o0 * o1), aux=float(tiles * groups))
-    dtype = exact_dtype(problem.dtype)
-    memory = cost.Counts("rows", 0, 0.0, memory=problem.memory)
-    return FUSED_PRICE_FACTOR * cost.predict(counts, dtype, device.type) + cost.predict(
-        memory, dtype, device.type
+    return cost.Counts(
+        "fused",
+        1,
+        macs,
+        passes=float(batch * o0 * o1),
+        aux=float(tiles * groups),
+        memory=problem.memory,
     )
+
+
+def _fused_seconds(problem: Problem, device: torch.device, rank: int = 1) -> float:
+    """The fused loop's predicted time (:func:`fused_counts`)."""
+    return cost.predict(fused_counts(problem, rank), exact_dtype(problem.dtype), device.type)
 
 
 _plan.priced_cache(plan.cache_clear)

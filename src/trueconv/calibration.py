@@ -4,10 +4,12 @@
 constants shipped in ``trueconv/core/cost_constants.json`` were fitted on one machine (see its
 ``sources``); another CPU, core count or thread count moves the crossovers between methods.
 :func:`calibrate` times a small grid of problems with every method on this machine (under a
-minute by default), fits the CPU constants of the signal API's methods, and stores them with
+minute by default), fits the CPU constants of the signal API's methods (the separable
+kernel's fused loop among them), and stores them with
 their provenance in the user's cache directory (``platformdirs.user_cache_dir('trueconv')``).
 From then on ``'auto'`` uses them on this machine — same CPU model, same number of torch
-threads, same torch version, same state of the compiled loop (numba) — and the shipped
+threads, same torch version, same state of the compiled loop (numba), same cost model
+(:data:`COST_MODEL`) — and the shipped
 constants elsewhere (:func:`in_use` says which). Set ``TRUECONV_NO_CALIBRATION=1`` to ignore
 stored calibrations. The NN API's constants are not calibrated here.
 
@@ -35,8 +37,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from trueconv import _plan
+from trueconv import _plan, _separable
 from trueconv._methods import rows
+from trueconv._problem import Problem
 from trueconv._spec import normalize
 from trueconv.core import cost
 
@@ -53,6 +56,22 @@ GRID: dict[str, list[tuple[tuple[int, ...], tuple[int, ...]]]] = {
         ((512, 512), (7, 7)),
         ((512, 512), (15, 15)),
         ((48, 48, 48), (5, 5, 5)),
+        ((2048, 2048), (15, 15)),
+        # 3×3 in and out of the cache: where the fused separable loop meets the dense one
+        ((1024, 1024), (3, 3)),
+        ((2048, 2048), (3, 3)),
+    ],
+    # the separable kernel's fused loop (factors of these lengths, convolve_separable): its
+    # crossovers with the dense loop (3-5 taps) and the transforms (31 taps), in and out of
+    # the cache
+    "fused": [
+        ((256, 256), (3, 3)),
+        ((512, 512), (5, 5)),
+        ((1024, 1024), (3, 3)),
+        ((1024, 1024), (9, 9)),
+        ((2048, 2048), (3, 3)),
+        ((1024, 1024), (31, 31)),
+        ((3, 1024, 1024), (7, 7)),
         ((2048, 2048), (15, 15)),
     ],
     "fft": [
@@ -83,14 +102,22 @@ MODES = ("same", "full")
 DTYPES = (torch.float32, torch.float64)
 
 
+#: The cost model's revision, part of what a calibration is valid for (:func:`machine`):
+#: raised when the counts or the grid change, so that constants fitted to other counts are
+#: not used. 2: the fused separable loop has constants of its own ('fused'), and memory
+#: counts from :data:`trueconv.core.cost.CACHE_BYTES` on, inclusive (2026-12-05).
+COST_MODEL = 2
+
+
 def machine() -> dict[str, Any]:
     """What a calibration is valid for: CPU model, torch threads, torch version, whether the
-    compiled direct loop runs."""
+    compiled direct loop runs, the cost model's revision (:data:`COST_MODEL`)."""
     return {
         "cpu": _cpu_model(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "compiled_loop": rows.AVAILABLE,
+        "cost_model": COST_MODEL,
     }
 
 
@@ -149,12 +176,18 @@ def calibrate(
         for (xs, ks), mode, dtype in itertools.product(shapes, MODES, DTYPES):
             x = torch.randn(xs, generator=gen, dtype=torch.float64).to(dtype)
             k = torch.randn(ks, generator=gen, dtype=torch.float64).to(dtype)
-            spec = normalize("calibrate", x, k, mode, None, "auto", "fill", 0)[2]
-            plan = _plan.plans(spec, cpu).get(method)
-            if plan is None:  # overlap-add with no dim worth blocking: it would run the FFT
-                continue
-            counts = plan.counts
-            seconds = _fastest(functools.partial(_run, x, k, mode, method), min_time)
+            if method == "fused":
+                found = fused_counts(xs, ks, mode, dtype)
+                if found is None:  # no numba: the separable plan runs passes
+                    continue
+                counts, call = found, fused_call(x, k, mode)
+            else:
+                spec = normalize("calibrate", x, k, mode, None, "auto", "fill", 0)[2]
+                plan = _plan.plans(spec, cpu).get(method)
+                if plan is None:  # overlap-add with no dim worth blocking: it runs the FFT
+                    continue
+                counts, call = plan.counts, functools.partial(_run, x, k, mode, method)
+            seconds = _fastest(call, min_time)
             rows_.append(
                 {
                     "variant": counts.variant,
@@ -251,6 +284,36 @@ def _version() -> str:
     import trueconv
 
     return str(trueconv.__version__)
+
+
+def fused_counts(
+    x_shape: Sequence[int], k_shape: Sequence[int], mode: str, dtype: torch.dtype
+) -> cost.Counts | None:
+    """The counts of the fused separable loop (:func:`trueconv._separable.fused_counts`) for
+    an input of ``x_shape`` and factors of the lengths of ``k_shape``'s last two dims, on the
+    CPU; ``None`` where the separable plan does not run it (no numba)."""
+    x = torch.zeros((), dtype=dtype).expand(tuple(x_shape))
+    k = torch.zeros((), dtype=dtype).expand(tuple(k_shape))
+    problem = Problem.of(normalize("calibrate", x, k, mode, None, "direct", "fill", 0)[2])
+    sep = _separable.plan(problem, torch.device("cpu"), "direct")
+    if sep is None or not sep.fused:
+        return None
+    return _separable.fused_counts(problem)
+
+
+def fused_call(x: torch.Tensor, k: torch.Tensor, mode: str) -> Callable[[], None]:
+    """A call of the fused separable loop on ``x`` with factors as long as ``k``'s last two
+    dims (``k``'s first column and row: the time depends on the lengths alone)."""
+    from trueconv.signal import convolve_separable
+
+    rows_ = k.reshape(-1, k.shape[-1])  # the last two dims' (rows, columns), batch merged
+    factors = [rows_[: k.shape[-2], 0], rows_[0]]
+
+    def call() -> None:
+        with torch.no_grad():
+            convolve_separable(x, factors, mode, method="direct")  # type: ignore[arg-type]
+
+    return call
 
 
 def _run(x: torch.Tensor, k: torch.Tensor, mode: str, method: str) -> None:

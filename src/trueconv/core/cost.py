@@ -30,6 +30,8 @@ PROVISIONAL: dict[str, Any] = {
     "float32": {
         "rows_call": 2e-5,
         "rows_mac": 1e-10,
+        "fused_call": 2e-5,
+        "fused_mac": 1e-10,
         "shift_add_call": 8e-6,
         "shift_add_elem": 4e-10,
         "conv_call": 3e-5,
@@ -42,6 +44,8 @@ PROVISIONAL: dict[str, Any] = {
     "float64": {
         "rows_call": 2e-5,
         "rows_mac": 2e-10,
+        "fused_call": 2e-5,
+        "fused_mac": 2e-10,
         "shift_add_call": 8e-6,
         "shift_add_elem": 8e-10,
         "conv_call": 3e-5,
@@ -57,6 +61,7 @@ PROVISIONAL: dict[str, Any] = {
 #: costs about twice the real (half-spectrum) transform of the same length.
 COMPLEX_FACTOR = {
     "rows": 4.0,
+    "fused": 4.0,
     "shift_add": 4.0,
     "conv": 4.0,
     "fft": 2.0,
@@ -114,18 +119,20 @@ def _merged(threads: int) -> dict[str, Any]:
 class Counts(NamedTuple):
     """What a method does for one call: Python-level calls, and its work unit count."""
 
-    #: names the constants: the signal API's 'rows', 'shift_add', 'conv', 'fft', 'overlap_add', and
-    #: the NN API's 'nn_direct' (``F.convNd``) and 'nn_fft' (channel-mixing FFT)
+    #: names the constants: the signal API's 'rows', 'fused' (the separable kernel's compiled
+    #: loop, :mod:`trueconv._methods.rows_separable`), 'shift_add', 'conv', 'fft', 'overlap_add',
+    #: and the NN API's 'nn_direct' (``F.convNd``) and 'nn_fft' (channel-mixing FFT)
     variant: str
     calls: float
     units: float  # multiply-adds, output samples per tap, or transform work (P log2 P)
-    #: elements moved by copies, pads, products and merges (transforms); the compiled direct
-    #: loop's output samples ('rows')
+    #: elements moved by copies, pads, products and merges (transforms); the compiled loops'
+    #: output samples ('rows', 'fused')
     passes: float = 0.0
     #: a second count where one method has two kinds of work: nn_fft's complex multiply-adds
     #: of the per-frequency channel mixing; nn_direct's unfolded (im2col) matrix elements
     #: where F.convNd has no oneDNN kernel; the compiled direct loop's passes over output
-    #: row tiles ('rows': :func:`trueconv._methods.direct.rows_counts`)
+    #: row tiles ('rows': :func:`trueconv._methods.direct.rows_counts`; 'fused': its tap
+    #: groups' passes over output row tiles)
     aux: float = 0.0
     #: the input's and output's samples where they do not fit in the cache together
     #: (:func:`memory`): what streaming them from memory adds
@@ -134,6 +141,7 @@ class Counts(NamedTuple):
 
 UNIT = {
     "rows": "mac",
+    "fused": "mac",
     "shift_add": "elem",
     "conv": "mac",
     "fft": "work",
@@ -179,9 +187,12 @@ CACHE_BYTES = 32 << 20
 
 def memory(in_elems: int, out_elems: int, itemsize: int) -> float:
     """The :attr:`Counts.memory` of a call: its input's and output's samples when together
-    they take more than :data:`CACHE_BYTES`, else zero."""
+    they take :data:`CACHE_BYTES` or more, else zero. A cache of that size does not hold
+    both beside everything else a call touches: 2048² float32 'same' (exactly 32 MiB)
+    ran like the larger problems (the fused separable loop 1.3x over the prediction that
+    leaves its memory out, 2026-12-05) and was counted with the smaller ones before."""
     total = in_elems + out_elems
-    return float(total) if total * itemsize > CACHE_BYTES else 0.0
+    return float(total) if total * itemsize >= CACHE_BYTES else 0.0
 
 
 #: Transform length from which a transform (or a batch of blocks) no longer fits in cache;
