@@ -1,15 +1,20 @@
-"""'auto''s threshold for asking whether a kernel is separable (``_separable.MIN_DENSE_S``).
+"""When 'auto' asks whether a small problem's kernel is separable (``_separable.MIN_DENSE_S``,
+``_separable.SIGHTINGS``).
 
     python benchmarks/separable_threshold.py [--threads 1] [--low 2e-5]
+    python benchmarks/separable_threshold.py --sightings 0 2
 
-'auto' asks whether a kernel is separable (or of low rank) only where the dense plan is
+'auto' asks whether a kernel is separable (or of low rank) at once where the dense plan is
 predicted to take at least ``MIN_DENSE_S`` (1e-4 s): the question reads the kernel, about 2-4
-us for a kernel seen before (kept by its bytes) and more for a fresh one. This compares the
-shipped threshold with a lower one on small images (96²-256², 3-9 taps, float32 and float64):
-a Gaussian repeated call after call, and a fresh random kernel every call. Per cell the median
-of 15 calls per batch, batches of the two thresholds alternating over 6 rounds (the plans
-dropped at each switch), their medians, what 'auto' ran for the Gaussian, and the ratio
-(> 1: the lower threshold faster). Results: ``benchmarks/results/separable_threshold.txt``.
+us for a kernel seen before (kept by its bytes) and 30-40 us for a fresh one. Below it, on the
+kernel's ``SIGHTINGS``-th call (0: never, the rule before 2026-12-05). This compares two
+thresholds (``--low``: the shipped one and a lower one) or two values of ``SIGHTINGS``
+(``--sightings A B``) on small images (96²-256², 3-9 taps, float32 and float64): a Gaussian
+repeated call after call, and a fresh random kernel every call. Per cell the median of 15
+calls per batch, batches of the two settings alternating over 6 rounds (the plans dropped at
+each switch), their medians, what 'auto' ran for the Gaussian, and the ratio (> 1: the second
+setting faster). Results: ``benchmarks/results/separable_threshold.txt``,
+``benchmarks/results/separable_sightings.txt``.
 """
 
 from __future__ import annotations
@@ -52,10 +57,12 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--low", type=float, default=2e-5)
+    ap.add_argument("--sightings", type=int, nargs=2, metavar=("A", "B"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    shipped = _separable.MIN_DENSE_S
-    values = [shipped, args.low]
+    knob = "SIGHTINGS" if args.sightings else "MIN_DENSE_S"
+    shipped = getattr(_separable, knob)
+    values = list(args.sightings) if args.sightings else [shipped, args.low]
     for dt in (torch.float32, torch.float64):
         for n in (96, 128, 192, 256):
             for k in (3, 5, 7, 9):
@@ -71,7 +78,7 @@ def main() -> None:
                     ran: dict[float, str] = {}
                     for r in range(6):
                         for v in values if r % 2 else values[::-1]:
-                            _separable.MIN_DENSE_S = v
+                            setattr(_separable, knob, v)
                             _plan.forget()
                             res[v].append(batch(f))
                             ran[v] = trueconv.choose_method(x, kern, "same")
@@ -82,7 +89,7 @@ def main() -> None:
                         f"{b:.1f} | {a / b:.2f} {picks}",
                         flush=True,
                     )
-    _separable.MIN_DENSE_S = shipped
+    setattr(_separable, knob, shipped)
     _plan.forget()
 
 

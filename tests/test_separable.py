@@ -449,6 +449,71 @@ def test_the_kept_analyses_are_at_most_memo_size(monkeypatch):
     assert calls == [1]
 
 
+@needs_jit
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_small_problem_runs_a_repeated_kernel_separable_from_its_second_call(
+    separable_ran, monkeypatch, dtype
+):
+    # 128² ⊛ 7×7: the dense plan is priced below MIN_DENSE_S; a kernel used once is not
+    # analysed (its hash is counted), the same values again are, and kept
+    calls = []
+    original = _separable._analyse
+    monkeypatch.setattr(
+        _separable, "_analyse", lambda b, nd, r: calls.append(1) or original(b, nd, r)
+    )
+    _separable._MEMO.clear()
+    _separable._SEEN.clear()
+    rng = np.random.default_rng(12)
+    x = torch.from_numpy(rng.standard_normal((128, 128))).to(dtype)
+    k = torch.from_numpy(np.outer(gaussian(7, 1.4), gaussian(7, 1.4))).to(dtype)
+    spec = normalize("convolve", x, k, "same", None, "auto", "fill", 0)[2]
+    dense = _plan.plan(spec, torch.device("cpu"))
+    assert _plan.seconds(dense, torch.device("cpu")) < _separable.MIN_DENSE_S
+    ref = _oracle(x.double().numpy(), k.double().numpy(), "same", "fill")
+    ys = [trueconv.convolve(x, k.clone(), "same") for _ in range(3)]
+    assert len(calls) == 1  # on the second call only
+    assert [type(r) for r in separable_ran] == [_separable.SeparablePlan] * 2
+    for y in ys:
+        assert rel_err(y, ref) < (2e-6 if dtype == torch.float32 else 1e-14)
+    # a fresh kernel on every call is never analysed
+    for _ in range(3):
+        trueconv.convolve(x, torch.from_numpy(rng.standard_normal((7, 7))).to(dtype), "same")
+    assert len(calls) == 1
+
+
+@needs_jit
+def test_choose_method_looks_at_once_and_the_calls_after_it_follow(separable_ran, monkeypatch):
+    _separable._MEMO.clear()
+    _separable._SEEN.clear()
+    x = torch.randn(128, 128)
+    k = torch.from_numpy(np.outer(gaussian(9, 1.8), gaussian(9, 1.8))).float()
+    assert trueconv.choose_method(x, k, "same") == "separable"
+    trueconv.convolve(x, k, "same")
+    assert len(separable_ran) == 1
+    # SIGHTINGS = 0: small problems never look at the kernel (the rule before 2026-12-05)
+    monkeypatch.setattr(_separable, "SIGHTINGS", 0)
+    _separable._MEMO.clear()
+    _plan.forget()
+    for _ in range(3):
+        trueconv.convolve(x, k, "same")
+    assert trueconv.choose_method(x, k, "same") == "direct"
+    assert len(separable_ran) == 1
+
+
+def test_the_counted_sightings_are_at_most_memo_size(monkeypatch):
+    monkeypatch.setattr(_separable, "MEMO_SIZE", 3)
+    _separable._MEMO.clear()
+    _separable._SEEN.clear()
+    kernels = [torch.outer(torch.arange(1.0, 4.0) + i, torch.ones(3)) for i in range(5)]
+    for k in kernels:
+        assert _separable._memo(k, 2, 1, eager=False) is None
+    assert len(_separable._SEEN) == 3
+    assert not _separable._MEMO
+    assert _separable._memo(kernels[0], 2, 1, eager=False) is None  # forgotten: seen once
+    assert _separable._memo(kernels[-1], 2, 1, eager=False) is not None  # its second call
+    assert len(_separable._MEMO) == 1
+
+
 @pytest.mark.parametrize("separable", [True, False])
 def test_conjugate_and_negative_views_are_read_as_their_values(separable):
     # z.conj().imag is a negative view (numpy refuses it); z.conj() a conjugate one

@@ -108,23 +108,34 @@ from trueconv.core import cost
 from trueconv.core.dtypes import exact_dtype, is_integer
 from trueconv.core.static import register
 
-#: A separable plan is considered only for dense plans predicted to take at least this long:
-#: detection reads the kernel (a device sync on an accelerator; on the CPU, for a kernel not
-#: seen before, about 30 us with the quick test of :func:`_clearly_not_rank1`, 2-4 us for one
-#: kept by :func:`_memo`), which small problems cannot win back. Measured (2026-12-04, float32,
-#: 'auto' against 2e-4 before, separate processes alternating, fastest of 15 calls, 1 / 2
-#: threads): Gaussians 256² ⊛ 7×7 1.73x / 1.28x, 9×9 2.14x / 1.55x, 512² ⊛ 5×5 1.57x /
-#: 1.37x (now separable); random kernels repeated 0.96-1.03x on 256²-512² ⊛ 3-9 taps, and
-#: 0.95-1.29x on 3-D and batched problems of 0.15-0.8 ms (minimum of 6 processes: unchanged but
-#: for 3 × 256² ⊛ 5×5 Gaussian, now separable, 1.29x). The cost: a fresh random kernel every
-#: call (median call of 150, 2 / 1 threads) on 256² ⊛ 7×7 115 → 156 / 198 → 240 us, 512² ⊛
-#: 5×5 208 → 235 / 347 → 393 (the analysis: 29 us a fresh 7×7 kernel, 19 of them in
-#: :func:`factors`, 11 in its quick test). Measured again after the fused loop's flat tap
-#: groups (2026-12-04 evening, one thread, ``benchmarks/separable_threshold.py``): 2e-5 would
-#: run Gaussians on 96²-192² ⊛ 7×7-9×9 1.6-2.1x faster, and fresh random kernels on those
-#: cells 0.68-0.84x (their analysis, about 40 us a kernel); kept at 1e-4 until a fresh
-#: kernel's analysis is cheaper.
+#: Below this predicted dense time a kernel is analysed for a separable plan only when it
+#: repeats (:data:`SIGHTINGS`); from it on, on every call. The analysis reads the kernel (on
+#: the CPU, for a kernel not seen before, about 30-40 us with the quick test of
+#: :func:`_clearly_not_rank1`; 2-4 us for one kept by :func:`_memo`), which a small problem
+#: with a kernel used once cannot win back. Measured (2026-12-04, float32, 'auto' against 2e-4
+#: before, separate processes alternating, fastest of 15 calls, 1 / 2 threads): Gaussians
+#: 256² ⊛ 7×7 1.73x / 1.28x, 9×9 2.14x / 1.55x, 512² ⊛ 5×5 1.57x / 1.37x (now separable);
+#: random kernels repeated 0.96-1.03x on 256²-512² ⊛ 3-9 taps, and 0.95-1.29x on 3-D and
+#: batched problems of 0.15-0.8 ms. The cost: a fresh random kernel every call (median call of
+#: 150, 2 / 1 threads) on 256² ⊛ 7×7 115 → 156 / 198 → 240 us, 512² ⊛ 5×5 208 → 235 / 347 →
+#: 393 (the analysis: 29 us a fresh 7×7 kernel, 19 of them in :func:`factors`, 11 in its
+#: quick test). Below it (2026-12-04 evening, one thread, ``benchmarks/separable_threshold.py``)
+#: analysing every kernel ran Gaussians on 96²-192² ⊛ 7×7-9×9 1.6-2.1x faster and fresh
+#: random kernels 0.68-0.84x: hence :data:`SIGHTINGS` there.
 MIN_DENSE_S = 1e-4
+
+#: Below :data:`MIN_DENSE_S`, a kernel is analysed on its ``SIGHTINGS``-th call (the same
+#: bytes, dtype, shape and device; counted for the last :data:`MEMO_SIZE` kernels, by hash)
+#: and kept by :func:`_memo` from then on: a filter applied image after image runs its
+#: separable plan from its second call, and a kernel used once costs its count instead of
+#: its analysis. 0 never analyses there (the rule before 2026-12-05). Measured against 0
+#: (2026-12-05, one thread, ``benchmarks/separable_threshold.py --sightings 0 2``, results in
+#: ``benchmarks/results/separable_sightings.txt``): a Gaussian repeated on 96²-256² ⊛ 5×5-9×9,
+#: where the fused loop is priced below the dense one, 1.78-2.50x faster (11 cells; 128² ⊛
+#: 7×7 float32 79.8 → 44.3 us); a fresh random kernel every call on those cells 0.92-0.96x
+#: (7-9 us a call: its bytes read, counted, and the checks before; 5 us in a loop of its own),
+#: every other cell 0.98-1.02x.
+SIGHTINGS = 2
 
 #: The separable plan made of passes (not the fused loop, which has constants of its own:
 #: :func:`fused_counts`) must be predicted to take at most this fraction of the dense
@@ -376,13 +387,15 @@ _plan.priced_cache(plan.cache_clear)
 
 
 def choice(
-    dense: Plan, b: torch.Tensor, device: torch.device
+    dense: Plan, b: torch.Tensor, device: torch.device, eager: bool = False
 ) -> tuple[SeparablePlan, tuple[torch.Tensor, ...]] | None:
     """The separable or low-rank plan and the kernel's factors where one applies to the
     kernel ``b`` (kernel role, compute dtype, batch dims of size one) and the cost model
     prices it below ``dense``, else ``None``: rank 1 first (:func:`factors`), then the
     smallest rank up to :data:`MAX_RANK` that is priced below ``dense`` and that
-    :func:`low_rank_factors` finds."""
+    :func:`low_rank_factors` finds. Below :data:`MIN_DENSE_S` the kernel is analysed on its
+    :data:`SIGHTINGS`-th call, or at once where ``eager`` (:func:`trueconv.choose_method`,
+    whose answer the calls after it then follow: the analysis is kept)."""
     # not under torch.compile, asked first so that none of the pricing below is traced; then
     # the price (shapes alone, cached), which turns most calls away (the dense 3×3 of every
     # image) before the kernel's own checks: 2 us a call saved between convolutions
@@ -397,7 +410,11 @@ def choice(
     nd = len(dense.problem.sb)
     low = low_rank_plans(dense, device)
     max_rank = low[-1].rank if low else 1
-    found = _analyse(b, nd, max_rank) if b.numel() > MEMO_ELEMENTS else _memo(b, nd, max_rank)
+    eager = eager or not _small(dense, device)
+    if b.numel() > MEMO_ELEMENTS:
+        found = _analyse(b, nd, max_rank) if eager else None
+    else:
+        found = _memo(b, nd, max_rank, eager)
     if found is None:
         return None
     if found[-1].ndim == 1:
@@ -435,19 +452,32 @@ _MEMO: collections.OrderedDict[tuple[Any, ...], tuple[torch.Tensor, ...] | None]
     collections.OrderedDict()
 )
 _MEMO_LOCK = threading.Lock()  # Dask's threads plan calls at once
+#: Calls seen of kernels not analysed yet (:data:`SIGHTINGS`), by their key's hash.
+_SEEN: collections.OrderedDict[int, int] = collections.OrderedDict()
 
 
-def _memo(b: torch.Tensor, nd: int, max_rank: int) -> tuple[torch.Tensor, ...] | None:
+def _memo(
+    b: torch.Tensor, nd: int, max_rank: int, eager: bool = True
+) -> tuple[torch.Tensor, ...] | None:
     """:func:`_analyse` of ``b``, kept for :data:`MEMO_SIZE` kernels keyed by ``b``'s bytes
     (:func:`_bytes`), dtype, shape and device, and the question (``nd``, ``max_rank``). The
     factors never share memory with ``b``: a kernel changed in place has new bytes, and the
     factors kept for the old ones stay as they were. A kernel not seen before is analysed as
-    it is, not rebuilt from its bytes (3-5 us saved)."""
+    it is, not rebuilt from its bytes (3-5 us saved); with ``eager`` false only on its
+    :data:`SIGHTINGS`-th call (``None`` before: no plan but the dense one)."""
     key = (_bytes(b), b.dtype, tuple(b.shape), b.device, nd, max_rank)
     with _MEMO_LOCK:
         if key in _MEMO:
             _MEMO.move_to_end(key)
             return _MEMO[key]
+        if not eager:
+            h = hash(key)
+            seen = _SEEN.pop(h, 0) + 1
+            if SIGHTINGS < 1 or seen < SIGHTINGS:
+                _SEEN[h] = seen
+                while len(_SEEN) > MEMO_SIZE:
+                    _SEEN.popitem(last=False)
+                return None
     found = _analyse(b, nd, max_rank)  # which reads it detached, views resolved
     with _MEMO_LOCK:
         _MEMO[key] = found
@@ -485,7 +515,9 @@ def by_price(dense: Plan, device: torch.device) -> SeparablePlan | None:
     (from shapes alone; :func:`choice` adds the checks on the kernel), else ``None``. Cached
     per dense plan and device: pricing the dense plan took 1.5 of the 5.4 us this question
     cost a 32² ⊛ 3² call, one thread, that the answer (no) did not need."""
-    if device.type not in SEPARABLE_AUTO_DEVICES or _plan.seconds(dense, device) < MIN_DENSE_S:
+    if device.type not in SEPARABLE_AUTO_DEVICES:
+        return None
+    if SIGHTINGS < 1 and _small(dense, device):
         return None
     sep = plan(dense.problem, device)
     if sep is None:
@@ -497,6 +529,15 @@ def by_price(dense: Plan, device: torch.device) -> SeparablePlan | None:
 
 
 _plan.priced_cache(by_price.cache_clear)
+
+
+@functools.lru_cache(maxsize=4096)
+def _small(dense: Plan, device: torch.device) -> bool:
+    """Whether ``dense`` is priced below :data:`MIN_DENSE_S` (cached: 3 us a call saved)."""
+    return _plan.seconds(dense, device) < MIN_DENSE_S
+
+
+_plan.priced_cache(_small.cache_clear)
 
 
 #: The largest rank of a low-rank plan: difference-of-Gaussians, Laplacian-of-Gaussian and

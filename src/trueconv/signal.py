@@ -689,8 +689,11 @@ def choose_method(
         ``k[m]`` within ``T·u·|k[m]|`` (``T`` taps, ``u`` the unit roundoff; exactly for
         integers); a low-rank one where ``sum|k~ - k| <= T·u·sum|k|`` and the terms do not
         cancel much, so that every output stays within twice the direct sum's a-priori bound
-        ``γ_T·sum|k|·max|x|`` over its window. With ``shapes=True`` or ``measure=True`` the
-        kernel's values are not looked at: the dense methods only.
+        ``γ_T·sum|k|·max|x|`` over its window. On a small problem (its dense plan predicted
+        below 0.1 ms) :func:`convolve` looks at a kernel from its second call on (one used
+        once would not win back the look); this function looks at once, and the calls after
+        it run what it says. With ``shapes=True`` or ``measure=True`` the kernel's values
+        are not looked at: the dense methods only.
 
     Raises
     ------
@@ -1036,20 +1039,21 @@ def _chosen(k: torch.Tensor, spec: ConvSpec, device: torch.device) -> str:
     plan = _plan.plan(spec, device)
     trailing = tuple(range(spec.ndim - spec.nd, spec.ndim))
     b = k.reshape(spec.k_shape).movedim(spec.dims, trailing).to(plan.compute_dtype)
-    split = _separable_split(spec, plan, b, device)
+    split = _separable_split(spec, plan, b, device, eager=True)
     return method if split is None else split[0].method
 
 
 def _separable_split(
-    spec: ConvSpec, plan: Plan, b: torch.Tensor, device: torch.device
+    spec: ConvSpec, plan: Plan, b: torch.Tensor, device: torch.device, eager: bool = False
 ) -> tuple[_separable.SeparablePlan, tuple[torch.Tensor, ...]] | None:
     """The separable or low-rank plan and the kernel's factors where ``'auto'`` runs them
     (:mod:`trueconv._separable`: the kernel ``b`` is separable or of low rank and that plan
     is cheaper), else ``None``; :func:`_execute` and :func:`choose_method` ask this one
-    question."""
+    question (``eager``: analyse the kernel whatever the problem's size, and keep the answer
+    for the calls after it; :func:`trueconv._separable.choice`)."""
     if spec.method != "auto" or spec.swap or spec.nd < 2 or plan.problem.batch_b != 1:
         return None
-    return _separable.choice(plan, b, device)
+    return _separable.choice(plan, b, device, eager)
 
 
 def _restore_dtype(y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
