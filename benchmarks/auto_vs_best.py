@@ -3,7 +3,8 @@
     python benchmarks/auto_vs_best.py [--threads N]
 
 For each problem of a grid (the turn-1 grid's shapes at sizes that time in milliseconds, plus
-image kernels), the median time of every feasible method forced and of ``'auto'``
+image kernels; random kernels, and Gaussians, for which the separable plan is one of the
+methods), the median time of every feasible method forced and of ``'auto'``
 (interleaved), and the ratio auto / fastest. Issue 14's target: within 1.10x everywhere,
 with the shipped constants and after ``trueconv calibrate`` at the thread count used.
 """
@@ -36,6 +37,29 @@ GRID = [
     ((96, 96, 96), (3, 3, 3)),
     ((96, 96, 96), (9, 9, 9)),
 ]
+#: Gaussian kernels (separable): 'auto' weighs the fused separable loop against the dense
+#: methods, and the loop is one of the methods timed (``convolve_separable`` with the
+#: factors, method 'direct'); added 2026-12-05 with the loop's own cost constants
+GAUSSIAN_GRID = [
+    ((128, 128), (7, 7)),
+    ((512, 512), (3, 3)),
+    ((512, 512), (5, 5)),
+    ((512, 512), (9, 9)),
+    ((1024, 1024), (3, 3)),
+    ((1024, 1024), (7, 7)),
+    ((1024, 1024), (31, 31)),
+    ((2048, 2048), (3, 3)),
+    ((2048, 2048), (7, 7)),
+    ((3, 1024, 1024), (3, 3)),
+    ((3, 1024, 1024), (5, 5)),
+]
+
+
+def gaussian(k: int) -> np.ndarray:
+    """OpenCV's default Gaussian of ``k`` taps."""
+    sigma = 0.3 * ((k - 1) * 0.5 - 1) + 0.8
+    g = np.exp(-0.5 * ((np.arange(k) - (k - 1) / 2) / sigma) ** 2)
+    return g / g.sum()
 
 
 def best(fns: dict, repeats: int = 15, sync=lambda: None) -> dict:
@@ -76,12 +100,22 @@ def main() -> None:
     print("|---|---|---|---|---|")
     ratios = []
     mispicks: list[str] = []
-    for xs, ks in GRID:
+    cells = [(xs, ks, "random") for xs, ks in GRID]
+    cells += [(xs, ks, "gaussian") for xs, ks in GAUSSIAN_GRID]
+    for xs, ks, kind in cells:
         for dtype in (torch.float32, torch.float64):
             x = torch.from_numpy(rng.standard_normal(xs)).to(dev, dtype)
-            k = torch.from_numpy(rng.standard_normal(ks)).to(dev, dtype)
+            if kind == "gaussian":
+                fs = [torch.from_numpy(gaussian(n)).to(dev, dtype) for n in ks]
+                k = torch.outer(*fs)
+            else:
+                k = torch.from_numpy(rng.standard_normal(ks)).to(dev, dtype)
             methods = trueconv.method_costs(x, k, "same")
             fns = {m: functools.partial(trueconv.convolve, x, k, "same", method=m) for m in methods}
+            if kind == "gaussian":
+                fns["separable"] = functools.partial(
+                    trueconv.convolve_separable, x, fs, "same", method="direct"
+                )
             fns["auto"] = functools.partial(trueconv.convolve, x, k, "same")
             t = best(fns, sync=sync)
             own = {m: v for m, v in t.items() if m != "auto"}
@@ -92,7 +126,8 @@ def main() -> None:
             if pick != fastest and ratio > 1.10:
                 mispicks.append(f"{xs} * {ks} {str(dtype)[6:]}: {pick} {ratio:.2f}x {fastest}")
             print(
-                f"| {xs} * {ks} | {str(dtype)[6:]} | {pick} | {ratio:.2f} | "
+                f"| {xs} * {ks}{' Gaussian' if kind == 'gaussian' else ''} | {str(dtype)[6:]} "
+                f"| {pick} | {ratio:.2f} | "
                 f"{fastest} {own[fastest] * 1e3:.2f} ms |"
             )
     print(f"load {os.getloadavg()[0]:.2f}")

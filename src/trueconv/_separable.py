@@ -137,8 +137,20 @@ MIN_DENSE_S = 1e-4
 #: every other cell 0.98-1.02x.
 SIGHTINGS = 2
 
-#: The separable plan made of passes (not the fused loop, which has constants of its own:
-#: :func:`fused_counts`) must be predicted to take at most this fraction of the dense
+#: The fused loop (:func:`fused_counts`) must be predicted to take at most this fraction of
+#: the dense plan's time. Its constants are fitted on calls repeated back to back, where 3-tap
+#: factors on 768²-1024² are priced at 0.82-0.94 of the dense loop and ran 0.80-1.04x its
+#: time (2 threads; 0.68-0.95x at one). The ranking depends on what runs between calls: among
+#: OpenCV's calls and a copy (the image grid, two runs an hour apart) the loop ran 1024² ⊛
+#: 3-tap Gaussians 1.15-1.49x faster than the dense loop at 2 threads (at one: 0.64-1.51x
+#: its speed); among FFT and overlap-add calls of the same image
+#: (``benchmarks/auto_vs_best.py``, interleaved medians) 1.12-1.47x slower. 0.85 would keep
+#: those cells dense and also 128² ⊛ 7×7 (priced at 0.86-0.93, run 1.33-1.54x faster
+#: fused): kept at 1.0, what the measured constants say (2026-12-05).
+FUSED_FRACTION = 1.0
+
+#: The separable plan made of passes (not the fused loop: :data:`FUSED_FRACTION`) must be
+#: predicted to take at most this fraction of the dense
 #: plan's time: the cost model prices each pass alone, and the intermediate array and second pass
 #: cost more than it says for short kernels (1024^2 float32 * 3x3 Gaussian: passes 2.86 ms,
 #: dense 2.25 ms, where the model priced the passes lower); from 5 taps per dim on the saving
@@ -522,7 +534,7 @@ def by_price(dense: Plan, device: torch.device) -> SeparablePlan | None:
     sep = plan(dense.problem, device)
     if sep is None:
         return None
-    fraction = 1.0 if sep.fused else MAX_FRACTION
+    fraction = FUSED_FRACTION if sep.fused else MAX_FRACTION
     if sep.seconds > fraction * _plan.seconds(dense, device):
         return None
     return sep
@@ -637,7 +649,7 @@ def terms_plan(
     seconds = rank * one.seconds + (rank - 1) * cost.predict(
         add, exact_dtype(problem.dtype), device.type
     )
-    if method == "auto" and seconds > (1.0 if one.fused else MAX_FRACTION) * limit:
+    if method == "auto" and seconds > (FUSED_FRACTION if one.fused else MAX_FRACTION) * limit:
         return None
     return dataclasses.replace(
         one, seconds=seconds, method="low_rank", rank=rank, dense=dense, chains=True
