@@ -4,12 +4,14 @@
     python benchmarks/fit_cost.py                  # refit from the recorded results file
     python benchmarks/fit_cost.py --device cuda --measure
 
-``--measure`` times every method variant (direct by shift-and-add, direct by ``F.convNd``, FFT,
-overlap-add) through the public ``trueconv.convolve`` on a grid of problems and records the
+``--measure`` times every method variant (direct by the compiled loop, by shift-and-add, by
+``F.convNd``, FFT, overlap-add through the public ``trueconv.convolve``; the fused separable loop
+through ``trueconv.convolve_separable``) on a grid of problems and records the
 fastest times with each problem's operation counts in
 ``benchmarks/results/calibration-<device>.json``.
-The fit then solves, per variant and dtype class, for the two constants of
-``seconds = calls · c_call + units · c_unit`` by non-negative least squares on the *relative*
+The fit then solves, per variant and dtype class, for the constants of ``seconds = calls ·
+c_call + units · c_unit + passes · c_pass + aux · c_aux + memory · c_memory`` by non-negative
+least squares on the *relative*
 error (each row divided by its measured time), and writes ``src/trueconv/core/cost_constants.json``
 naming the results file, the machine and the fit's residuals. The counts come from each method's
 own ``counts(spec, device)``, so the script restates no formula.
