@@ -10,7 +10,8 @@ and Gaussian, float32 and float64, ``'same'`` with zero fill (OpenCV ``BORDER_CO
 flipped kernel (channel-last arrays, as OpenCV holds them), ``cv2.sepFilter2D`` for the
 Gaussian (separable) kernels, and the copy floor (a torch copy of the input into a buffer
 allocated beforehand: read once, write once, no page faults). Each time is the minimum of
-interleaved repeats (this machine is shared); other processes' CPU use and the hypervisor's
+interleaved repeats (this machine is shared), each the second of two calls in a row
+(:func:`best` says why); other processes' CPU use and the hypervisor's
 steal are read with psutil around each cell, and a cell that saw more than ``--busy``
 percent of a core is timed again (up to three times) and marked if it stays busy.
 Every cell is also checked: trueconv against OpenCV, relative error.
@@ -68,13 +69,23 @@ def other_cpu(me: psutil.Process, interval: float) -> float:
 
 
 def best(fns: dict[str, Any], repeats: int, budget: float) -> dict[str, float]:
-    """Minimum seconds per contender, interleaved so that a disturbance hits all alike."""
+    """Minimum seconds per contender, interleaved so that a disturbance hits all alike: each
+    round calls every contender twice in a row and times the second call, so that no timed
+    call runs right after another library's. Timed right after one, a call shares the cores
+    with the other library's threads, which spin for a while after their parallel region
+    (2026-12-05, 2 threads, 1024² float32 ⊛ 7×7: ``cv2.filter2D`` alone 1.03-1.07 ms, right
+    after a trueconv call a median 2.0-2.1 ms, after a torch copy 2.1, after ``x.add(1)`` 2.2;
+    trueconv after ``filter2D`` 1.20 against 1.09). Until then the grid timed each contender
+    once a round in a fixed order, ``filter2D`` always right after trueconv: at 2 threads its
+    times came out up to 2x too slow (1024² float32 ⊛ 7×7 random: 2.09 ms, 1.83x trueconv's
+    time, where ``trueconv bench`` times it at 1.07 ms, 0.95x)."""
     for fn in fns.values():
         fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
     start = time.perf_counter()
     for r in range(repeats):
         for name, fn in fns.items():
+            fn()  # untimed: after another library's call
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)
@@ -170,23 +181,28 @@ def report(paths: list[Path], out: Path) -> None:
         "with the same thread count. The numbers move by 1.5-3x between runs on this shared "
         "VM; every cell interleaves its contenders, so the ratios are steadier than the times.",
         "",
-        "Where trueconv stands (2026-12-05, 06:00, after the fused separable loop got cost "
-        "constants of its own and the CPU constants were re-measured; both libraries at 2 "
-        "threads / at 1 thread, 158 cells each; medians of filter2D time / trueconv time): all "
-        "cells 2.02 / 1.43 (05:05 1.94 / 1.43; 00:35 1.92 / 1.43; 2026-12-04 22:00 1.99 / 1.34; "
-        "19:00 1.81 / 1.35; 09:30 1.77 / 1.37; the morning after the loops' rewrite 1.57 / "
-        "1.12; before it 1.29 / 1.06); random kernels 3-11 taps 1.69 / 1.13 (05:05 1.72 / "
-        "1.13), 15-63 taps 1.04 / 0.97 (1.22 / 1.00); Gaussians 3-11 taps 2.91 / 2.00 (2.70 / "
-        "1.90), 15-63 taps 3.56 / 3.18 (3.26 / 3.12); against sepFilter2D on the Gaussians "
-        "1.70 / 1.26 (2 / 14 of 81 cells below 1.0; 05:05 1.54 / 1.31, 0 / 13). Below 1.0x "
-        "filter2D: 14 / 39 cells (05:05 17 / 36). The `'reflect'` and `'replicate'` cells: "
-        "1.01-6.92x filter2D at 2 threads, 0.80-5.96x at 1. One cell stayed disturbed (2048² "
-        "float32 ⊛ 15-tap Gaussian, 2 threads). The 3-tap Gaussians on 1024² (one and three "
-        "channels) now run the fused loop, priced below the dense one: against the dense "
-        "loop's cells of 05:05 filter2D/trueconv went 1.38 → 2.05, 1.24 → 1.43 and 1.85 → 2.31 "
-        "at 2 threads, 0.82 → 1.24, 1.35 → 0.86 and 1.21 → 1.19 at 1. Against the 05:05 run, "
-        "cell by cell, trueconv's times came out a median 1.01x / 1.00x as fast, OpenCV's "
-        "1.00x / 1.00x. At 05:05 three more runs the same hour, with settings measured since "
+        "Where trueconv stands (2026-12-05, 06:50, with each contender's timed call now the "
+        "second of two in a row; both libraries at 2 threads / at 1 thread, 158 cells each; "
+        "medians of filter2D time / trueconv time): all cells 1.87 / 1.39; random kernels "
+        "3-11 taps 1.54 / 1.13, 15-63 taps 0.96 / 1.00; Gaussians 3-11 taps 2.83 / 1.98, "
+        "15-63 taps 3.59 / 3.11; against sepFilter2D on the Gaussians 1.57 / 1.28 (0 / 14 of "
+        "81 cells below 1.0). Below 1.0x filter2D: 19 / 38 cells. The `'reflect'` and "
+        "`'replicate'` cells: 1.19-6.40x filter2D at 2 threads, 0.85-6.07x at 1. One cell "
+        "stayed disturbed (2048² float32 ⊛ 15-tap Gaussian, 2 threads). Until 06:00 the grid "
+        "timed each contender once a round in a fixed order, `filter2D` right after trueconv, "
+        "whose OpenMP threads spin for a while after their parallel region and took one of the "
+        "two cores from OpenCV's (`best()` has the measurements): against the 06:00 run, cell "
+        "by cell, OpenCV's times now come out a median 1.17x faster at 2 threads (0.80-1.78x) "
+        "and 0.99x at 1, trueconv's 1.04x / 0.99x, so the 2-thread ratios of the earlier runs "
+        "below are about 1.1x too high and the 1-thread ones stand. The earlier runs (fixed "
+        "order): 06:00 2.02 / 1.43, 05:05 1.94 / 1.43, 00:35 1.92 / 1.43, 2026-12-04 22:00 "
+        "1.99 / 1.34, 19:00 1.81 / 1.35, 09:30 1.77 / 1.37, the morning after the loops' "
+        "rewrite 1.57 / 1.12, before it 1.29 / 1.06; 06:00 against sepFilter2D 1.70 / 1.26 "
+        "(2 / 14 below), below 1.0x filter2D 14 / 39. The 3-tap Gaussians on 1024² (one and "
+        "three channels) run the fused loop since 06:00, priced below the dense one: against "
+        "the dense loop's cells of 05:05 filter2D/trueconv went 1.38 → 2.05, 1.24 → 1.43 and "
+        "1.85 → 2.31 at 2 threads, 0.82 → 1.24, 1.35 → 0.86 and 1.21 → 1.19 at 1 (fixed "
+        "order both). At 05:05 three more runs the same hour, with settings measured since "
         "and not kept (one run of rows per thread in the fused loop in all three, longer "
         "strips in two), put the medians at "
         "2.02-2.13 / 1.41-1.49: single runs move the medians by about 0.1. An A/B of the "
@@ -194,8 +210,9 @@ def report(paths: list[Path], out: Path) -> None:
         "alternating processes, two each, every cell 200 rounds interleaved with OpenCV) "
         "measured 512² float32 ⊛ 5×5 Gaussian 163 → 147 us at 1 thread and 116-119 → 102-107 "
         "at 2, 3×3 random 132-156 → 123-124 at 1 thread (CHANGELOG). Still below sepFilter2D "
-        "at 1 thread: float32 512² with 3-15 taps (0.62-0.98x; 3-tap Gaussians run the dense "
-        "loop), 1024²-2048² with 3-7 taps (0.85-1.00x). Between runs OpenCV's own times move by "
+        "at 1 thread (06:50): float32 512² with 3-15 taps (0.65-0.99x; 3-tap Gaussians run the "
+        "dense loop), 1024²-4096² with 3-7 taps (0.85-0.99x), float64 3 × 1024² ⊛ 5 taps "
+        "(0.98x). Between runs OpenCV's own times move by "
         "a median 0.91-1.11x, so "
         "single cells near 1.0 flip either way: interleaved A/B runs of one change are the "
         "measure of a change, this page the state. Interleaving itself costs trueconv: 1024² "
@@ -206,8 +223,9 @@ def report(paths: list[Path], out: Path) -> None:
         "after their parallel region and share the cores with OpenCV's pool "
         "(`OMP_WAIT_POLICY=PASSIVE` removed it and made trueconv's call 1.45x slower, 0.24 → "
         "0.35 ms); after torch's own ops it is worse (after `F.conv2d` 0.64-1.04 ms, after "
-        "`x.add(1)` 0.52: torch's OpenMP threads spin too). Each cell's minimum over rotated "
-        "rounds takes a round where `filter2D` did not follow trueconv. Low-rank "
+        "`x.add(1)` 0.52: torch's OpenMP threads spin too). The grid was said to avoid it by "
+        "rotating its rounds; it did not rotate them until 06:50, when each timed call became "
+        "the second of two calls of its contender in a row (above). Low-rank "
         "kernels (LoG, Gabor) are not in this grid (its random kernels are full rank): "
         "`results/low_rank.txt` has them, 1.08-5.32x filter2D where 'auto' runs them as "
         "separable terms.",
