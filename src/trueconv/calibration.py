@@ -306,8 +306,8 @@ def fused_call(x: torch.Tensor, k: torch.Tensor, mode: str) -> Callable[[], None
     dims (``k``'s first column and row: the time depends on the lengths alone)."""
     from trueconv.signal import convolve_separable
 
-    rows_ = k.reshape(-1, k.shape[-1])  # the last two dims' (rows, columns), batch merged
-    factors = [rows_[: k.shape[-2], 0], rows_[0]]
+    flat = k.reshape(-1, k.shape[-1])  # the last two dims' (rows, columns), batch merged
+    factors = [flat[: k.shape[-2], 0], flat[0]]
 
     def call() -> None:
         with torch.no_grad():
