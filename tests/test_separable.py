@@ -500,6 +500,36 @@ def test_choose_method_looks_at_once_and_the_calls_after_it_follow(separable_ran
     assert len(separable_ran) == 1
 
 
+@needs_jit
+def test_threads_share_the_sightings_and_the_memo(separable_ran, monkeypatch):
+    # Dask's threaded scheduler: small problems with kernels repeated and fresh, from four
+    # threads at once; every result is the dense oracle's, the kept state stays bounded
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(_separable, "MEMO_SIZE", 8)
+    _separable._MEMO.clear()
+    _separable._SEEN.clear()
+    rng = np.random.default_rng(13)
+    x = torch.from_numpy(rng.standard_normal((128, 128)))
+    kernels = [torch.from_numpy(np.outer(gaussian(9, s), gaussian(9, s))) for s in (1.2, 1.8)]
+    kernels += [torch.from_numpy(rng.standard_normal((9, 9))) for _ in range(20)]
+    jobs = [kernels[i % 2] if i % 3 else kernels[2 + i % 20] for i in range(60)]
+
+    def work(k):
+        return rel_err(
+            trueconv.convolve(x, k, "same"), _oracle(x.numpy(), k.numpy(), "same", "fill")
+        )
+
+    with ThreadPoolExecutor(4) as pool:
+        errors = list(pool.map(work, jobs))
+    assert max(errors) < 1e-14
+    assert len(_separable._MEMO) <= 8
+    assert len(_separable._SEEN) <= 8
+    # the Gaussians' later calls ran separable (40 calls of two kernels; each runs dense until
+    # its second call is counted, a few more where threads race)
+    assert len(separable_ran) >= 30
+
+
 def test_the_counted_sightings_are_at_most_memo_size(monkeypatch):
     monkeypatch.setattr(_separable, "MEMO_SIZE", 3)
     _separable._MEMO.clear()
