@@ -141,7 +141,8 @@ SIGHTINGS = 2
 #: the dense plan's time. Its constants are fitted on calls repeated back to back, where 3-tap
 #: factors on 768²-1024² are priced at 0.82-0.94 of the dense loop and ran 0.80-1.04x its
 #: time (2 threads; 0.68-0.95x at one). The ranking depends on what runs between calls: among
-#: OpenCV's calls and a copy (the image grid, two runs an hour apart) the loop ran 1024² ⊛
+#: OpenCV's calls and a copy (the image grid in its fixed order, two runs an hour apart;
+#: trueconv's times, which that order slowed by a median 1.04x) the loop ran 1024² ⊛
 #: 3-tap Gaussians 1.15-1.49x faster than the dense loop at 2 threads (at one: 0.64-1.51x
 #: its speed); among FFT and overlap-add calls of the same image
 #: (``benchmarks/auto_vs_best.py``, interleaved medians) 1.12-1.47x slower, and right after
