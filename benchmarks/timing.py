@@ -31,16 +31,22 @@ def others() -> float:
 
 
 def alternating(
-    calls: dict[Hashable, Callable[[], object]], rounds: int, warm: int
+    calls: dict[Hashable, Callable[[], object]], rounds: int, warm: int, twice: bool = False
 ) -> dict[Hashable, list[float]]:
     """Seconds of each call over ``rounds`` rounds after ``warm`` untimed ones. A round runs
     every call once, in their order on odd rounds and reversed on even ones; no output is
     kept (kept, a 64 MiB output made every second call of a round twice as slow at 2
-    threads: ``benchmarks/loop_tiles.py``)."""
+    threads: ``benchmarks/loop_tiles.py``). ``twice``: each call runs twice in a row and the
+    second is timed, for calls of different libraries: right after another library's parallel
+    region a call shares the cores with that library's spinning threads (2026-12-05, 2
+    threads: ``cv2.filter2D`` right after a trueconv call or a torch op took twice its time,
+    ``benchmarks/images_opencv.py``'s ``best`` has the numbers)."""
     times: dict[Hashable, list[float]] = {name: [] for name in calls}
     names = list(calls)
     for r in range(warm + rounds):
         for name in names if r % 2 else names[::-1]:
+            if twice:
+                calls[name]()
             t0 = time.perf_counter()
             calls[name]()
             if r >= warm:
