@@ -21,6 +21,7 @@ import torch
 
 import trueconv
 from trueconv import calibration
+from trueconv.cli import kernels
 
 GRID = [
     ((2**20,), (16,)),
@@ -56,10 +57,8 @@ GAUSSIAN_GRID = [
 
 
 def gaussian(k: int) -> np.ndarray:
-    """OpenCV's default Gaussian of ``k`` taps."""
-    sigma = 0.3 * ((k - 1) * 0.5 - 1) + 0.8
-    g = np.exp(-0.5 * ((np.arange(k) - (k - 1) / 2) / sigma) ** 2)
-    return g / g.sum()
+    """A ``k``-tap Gaussian factor with OpenCV's default sigma for ``k`` taps."""
+    return kernels.gaussian(0.3 * ((k - 1) * 0.5 - 1) + 0.8, size=k, ndim=1)
 
 
 def best(fns: dict, repeats: int = 15, sync=lambda: None) -> dict:

@@ -488,7 +488,7 @@ def _memo(
         if not eager:
             h = hash(key)
             seen = _SEEN.pop(h, 0) + 1
-            if SIGHTINGS < 1 or seen < SIGHTINGS:
+            if seen < SIGHTINGS:  # (SIGHTINGS < 1 never gets here: by_price says no)
                 _SEEN[h] = seen
                 while len(_SEEN) > MEMO_SIZE:
                     _SEEN.popitem(last=False)
