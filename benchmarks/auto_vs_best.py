@@ -21,7 +21,7 @@ import torch
 
 import trueconv
 from trueconv import calibration
-from trueconv.cli import kernels
+from trueconv.cli.bench_harness import gaussian_taps as gaussian  # OpenCV's default sigma
 
 GRID = [
     ((2**20,), (16,)),
@@ -54,11 +54,6 @@ GAUSSIAN_GRID = [
     ((3, 1024, 1024), (3, 3)),
     ((3, 1024, 1024), (5, 5)),
 ]
-
-
-def gaussian(k: int) -> np.ndarray:
-    """A ``k``-tap Gaussian factor with OpenCV's default sigma for ``k`` taps."""
-    return kernels.gaussian(0.3 * ((k - 1) * 0.5 - 1) + 0.8, size=k, ndim=1)
 
 
 def best(fns: dict, repeats: int = 15, sync=lambda: None) -> dict:

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 import trueconv
+from trueconv.cli.bench_harness import gaussian_taps as gaussian  # OpenCV's default sigma
 from trueconv.core.torch_internals import cudnn_ieee_float32
 
 try:
@@ -43,12 +44,6 @@ try:
     import cupyx.scipy.signal as csig
 except ImportError:  # pragma: no cover - optional contender
     cupy = None
-
-
-def gaussian(k: int) -> np.ndarray:
-    sigma = 0.3 * ((k - 1) * 0.5 - 1) + 0.8  # OpenCV's default sigma for a k-tap Gaussian
-    g = np.exp(-0.5 * ((np.arange(k) - (k - 1) / 2) / sigma) ** 2)
-    return g / g.sum()
 
 
 def timed(fns: dict[str, Any], rounds: int, limit_s: float) -> dict[str, float]:

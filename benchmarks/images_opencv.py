@@ -32,6 +32,7 @@ import psutil
 import torch
 
 import trueconv
+from trueconv.cli.bench_harness import gaussian_taps as gaussian  # OpenCV's default sigma
 
 try:
     import cv2
@@ -44,12 +45,6 @@ BORDER = {
     "reflect": cv2.BORDER_REFLECT_101,
     "replicate": cv2.BORDER_REPLICATE,
 }
-
-
-def gaussian(k: int) -> np.ndarray:
-    sigma = 0.3 * ((k - 1) * 0.5 - 1) + 0.8  # OpenCV's default sigma for a k-tap Gaussian
-    g = np.exp(-0.5 * ((np.arange(k) - (k - 1) / 2) / sigma) ** 2)
-    return g / g.sum()
 
 
 def other_cpu(me: psutil.Process, interval: float) -> float:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from trueconv._methods import rows, rows_separable
+from trueconv.cli.bench_harness import gaussian_taps as gaussian  # OpenCV's default sigma
 
 try:
     import cv2
@@ -56,12 +57,6 @@ def old_module(which: str, commit: str | None = None):  # type: ignore[no-untype
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def gaussian(k: int) -> np.ndarray:
-    sigma = 0.3 * ((k - 1) * 0.5 - 1) + 0.8
-    g = np.exp(-0.5 * ((np.arange(k) - (k - 1) / 2) / sigma) ** 2)
-    return g / g.sum()
 
 
 def medians_ms(calls: list[Callable[[], object]], rounds: int) -> list[float]:

@@ -23,13 +23,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-import numpy as np
 import psutil
 import torch
 from timing import ab_cell
 
 import trueconv
 from trueconv._methods import rows
+from trueconv.cli.bench_harness import gaussian_taps as gaussian  # OpenCV's default sigma
 
 #: (image shape, kernel shape or Gaussian taps, method): a Gaussian's int, a random kernel's
 #: shape
@@ -56,12 +56,6 @@ RING = rows.RING_BYTES
 #: with the order alternating by round, the median ratio of an odd number of rounds was
 #: either about 0.5 or about 2 (the first cell at 2 threads: 0.55-0.70)
 WARM = 3
-
-
-def gaussian(k: int) -> np.ndarray:
-    sigma = 0.3 * ((k - 1) * 0.5 - 1) + 0.8  # OpenCV's default sigma for a k-tap Gaussian
-    g = np.exp(-0.5 * ((np.arange(k) - (k - 1) / 2) / sigma) ** 2)
-    return g / g.sum()
 
 
 def with_ring(ring: int, x: torch.Tensor, kern: torch.Tensor, method: str) -> Callable[[], object]:

@@ -43,6 +43,7 @@ import torch
 
 import trueconv
 from trueconv import _separable
+from trueconv.cli.bench_harness import gaussian_taps as gaussian  # OpenCV's default sigma
 
 try:
     import cv2
@@ -55,12 +56,6 @@ REPORT = ROOT / "RESULTS_SEPARABLE.md"
 IMAGES = [(1, 512), (1, 1024), (1, 2048), (3, 1024)]
 TAPS = [3, 5, 7, 11, 15, 31]
 NAMES = ["auto", "passes", "dense", "sepFilter2D", "filter2D"]
-
-
-def gaussian(k: int) -> np.ndarray:
-    sigma = 0.3 * ((k - 1) * 0.5 - 1) + 0.8  # OpenCV's default sigma for a k-tap Gaussian
-    g = np.exp(-0.5 * ((np.arange(k) - (k - 1) / 2) / sigma) ** 2)
-    return g / g.sum()
 
 
 def taken() -> tuple[float, float]:

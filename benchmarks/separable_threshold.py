@@ -29,12 +29,7 @@ import torch
 
 import trueconv
 from trueconv import _plan, _separable
-
-
-def gaussian(k: int) -> np.ndarray:
-    sigma = 0.3 * ((k - 1) * 0.5 - 1) + 0.8  # OpenCV's default sigma for a k-tap Gaussian
-    g = np.exp(-0.5 * ((np.arange(k) - (k - 1) / 2) / sigma) ** 2)
-    return g / g.sum()
+from trueconv.cli.bench_harness import gaussian_taps as gaussian  # OpenCV's default sigma
 
 
 def batch(f: Callable[[], object], n: int = 15) -> float:
