@@ -223,7 +223,14 @@ def report(paths: list[Path], out: Path) -> None:
         "the second of two calls of its contender in a row (above). Low-rank "
         "kernels (LoG, Gabor) are not in this grid (its random kernels are full rank): "
         "`results/low_rank.txt` has them, 1.08-5.32x filter2D where 'auto' runs them as "
-        "separable terms.",
+        "separable terms. Handing the losing cells to `cv2.filter2D` inside 'auto' (an "
+        "OpenCV backend, 2026-12-05, `benchmarks/opencv_backend.py`, "
+        "`results/opencv_backend.txt`): at one thread 0.72-0.91x 'auto''s time on float32 "
+        "random 5×5-11×11 and 0.72-0.85x on float64 ⊛ 15×15-31×31 of 1024²-2048² "
+        "(not 1024² ⊛ 15×15), "
+        "slower on 45 of 48 cells at 2 threads; not adopted (filter2D's DFT from 13×13 on "
+        "spreads one NaN over the whole image; no complex, integer or 3-D; a third thread "
+        "pool; `trueconv._methods.rows` has the reasons).",
         "",
         "What loses: float32 kernels of 5-11 taps at 1 "
         "thread (the loop's passes, measured again on 2026-12-04 at one thread, run at "

@@ -15,6 +15,22 @@ torch call and one pass over the whole output per kernel tap, so a K×K kernel m
   4 ms of calls for 7×7 on 1024²).
 - This loop (numba, no compiler needed at install): 1024² float32, 2 threads, 0.46 / 1.31 /
   2.18 / 5.0 ms for 3×3 / 5×5 / 7×7 / 11×11 (OpenCV 0.97 / 1.72 / 2.85 / 6.47).
+- An OpenCV backend (2026-12-05, ``benchmarks/opencv_backend.py``,
+  ``benchmarks/results/opencv_backend.txt``): ``cv2.filter2D`` on each plane of the tensor's
+  memory into a torch output, the kernel flipped, against ``'auto'`` with this loop
+  (interleaved, 512²-2048² and 3 × 1024², random 3×3-31×31, the median of the rounds'
+  backend / auto ratios). At 2 threads the backend was slower on 45 of 48 cells, faster on
+  float64 ⊛ 31×31 of 3 × 1024² and 2048² (0.70x, 0.82x: 'auto' runs transforms there) and 3
+  × 1024² float32 ⊛ 11×11 (0.97x); at one thread it was faster on float32 ⊛ 5×5-11×11
+  (0.72-0.91x) and on float64 ⊛ 15×15-31×31 of 3 × 1024² and 2048² and 1024² ⊛ 31×31
+  (0.72-0.85x), slower elsewhere (3×3 0.94-1.23x, float64 ⊛ 3×3-11×11 1.16-4.1x, float32 ⊛
+  15×15-31×31 1.16-1.89x). Not adopted: from 13×13 on ``filter2D``
+  runs a DFT that puts NaN on nearly every output for one NaN input (59 536 of 65 536 on 256²
+  ⊛ 13×13, where the direct sum puts 169), so a backend needs a finiteness pass first; it
+  computes no complex, integer or half dtype and no 3-D kernel; OpenCV's thread pool is a
+  third one beside torch's and numba's, whose spinning threads slow each other's next call
+  (``benchmarks/timing.alternating``); and OpenCV is the yardstick the image benchmarks
+  measure against, not a dependency the computation rests on.
 
 Its structure. Threads take chunks of consecutive output rows of one column tile (four chunks
 per thread, one at one thread; one parallel region per call: one fork-join, not one per tap, the
