@@ -106,7 +106,15 @@ LLVM vectorises them (shifted 64-byte loads, four accumulators) run at 0.48 ns p
 tap, 32-byte loads at 0.49, and two aligned loads per input row with the shifted vectors made
 in registers (``valignd``) at 0.41: 1.17x, the most any rearrangement of the loads could give
 the taps here (this loop's passes: 0.52-0.58 ns), and it needs vector code per instruction set
-that numba does not write from a scalar loop. Not pursued.
+that numba does not write from a scalar loop. Not pursued. Where the rest of a call's time
+goes (2026-12-05, ``benchmarks/pass_rate.py``, ``results/pass_rate.txt``; float32, one thread,
+1024², interleaved; ns per 16-lane tap): a bare numba loop making only this loop's tap passes
+over a padded input, rows read in place, one output row after another, ran at 0.60-0.62 for
+5×5-11×11 (0.54-0.58 with every pass on one row held in L1), ``cv2.filter2D``'s whole
+``'same'`` call at 0.56-0.61: the passes alone take 0.98-1.09x OpenCV's call. This loop's
+``'valid'`` call on the padded input ran at 0.66-0.68 (8-13% over its passes: the per-row
+work), its ``'same'`` call at 0.69-0.77 (another 5-13%: the ring's row copies and the edge
+samples), 1.22-1.25x ``filter2D``. That work around the passes is the gap at one thread.
 
 Boundaries. The ring's copy of an input row is where the padding is made, so a boundary
 (``'reflect'``, ``'symmetric'``, ``'wrap'``, ``'replicate'``, a non-zero fill value) costs
@@ -575,6 +583,7 @@ def _compile() -> Callable[..., None]:
             fo = np.empty(taps, dtype=np.uint64)  # the taps' offsets in the flat rows
             aflat = a.reshape(a.size)
             rflat = ring.reshape(ring.size)
+            rstride = ring.shape[1]
             oflat = out.reshape(out.size)
             key = -1  # the (column tile, z, i0) whose rows the ring holds
             have = -1  # extended rows s1 <= have of that key are in the ring
@@ -655,22 +664,28 @@ def _compile() -> Callable[..., None]:
                             r0 = map0[i0 + k0 - 1 - m0]
                             if r0 < 0 and not const:
                                 continue
-                            pad = ring[m0 * k1 + s1 % k1]
+                            # ring row m0·k1 + s1 % k1, written through the flat arrays (the
+                            # interior at unsigned offsets, as add_group reads them): no views,
+                            # whose reference counts cost (add_group). Against four views a row
+                            # (2026-12-05, float32 'same', interleaved with filter2D, pairs of
+                            # processes): 1024² ⊛ 7×7-11×11 1.04x faster at one thread, 3×3-5×5
+                            # and 2048² 0.97-1.03x; at 2 threads 0.93-1.24x (noise)
+                            pb = (m0 * k1 + s1 % k1) * rstride
                             if r0 < 0 or r1 < 0:  # a row of the constant fill
                                 for t in range(span):
-                                    pad[t] = fv
+                                    rflat[pb + t] = fv
                                 continue
-                            line = a[(za * n0 + r0) * n1 + r1]
+                            lb = ((za * n0 + r0) * n1 + r1) * n2
                             for t in range(u0):
                                 v = map2[t0 + t]
-                                pad[t] = line[v] if v >= 0 else fv
-                            dx = pad[u0:u1]
-                            part = line[u0 + t0 - p2 : u1 + t0 - p2]
-                            for t in range(u1 - u0):
-                                dx[t] = part[t]
+                                rflat[pb + t] = aflat[lb + v] if v >= 0 else fv
+                            db = np.uint64(pb + u0)
+                            sb = np.uint64(lb + u0 + t0 - p2)
+                            for t in range(np.uint64(u1 - u0)):
+                                rflat[db + t] = aflat[sb + t]
                             for t in range(u1, span):
                                 v = map2[t0 + t]
-                                pad[t] = line[v] if v >= 0 else fv
+                                rflat[pb + t] = aflat[lb + v] if v >= 0 else fv
                     have = i1 + k1 - 1
                 # the taps in tap order: their rows (of a, or of the ring) and shifts
                 g = 0
