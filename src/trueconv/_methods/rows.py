@@ -56,7 +56,14 @@ loop making two rows per pass gained 1.3x from the rows' bookkeeping and stores,
 code per kernel shape; written and measured again against this loop (2026-12-04, commit da159c9,
 ``benchmarks/results/rows_3x3.txt``): the same sums bit for bit but no faster (this loop / it
 0.83-1.29, median 1.0, over 40 cells of 256²-2048² at 1 and 2 threads; bare, 1024² float32, one
-thread, 381 against 390 us), so not kept. Strips: where the output rows read their taps' rows in
+thread, 381 against 390 us), so not kept. Two rows per pass for any k×k, measured again as a
+bare loop (2026-12-05, ``benchmarks/paired_rows.py``, ``results/paired_rows.txt``; float32, one
+thread, data in L1, one pass generated per k): 1.18-1.28x this loop's passes per tap on 3×3,
+1.17-1.26x on 5×5, 1.08-1.15x on 7×7 (its 49 weights no longer fit the vector registers), the
+sums bitwise the same; numba vectorises it only with each row a separate array argument
+(arguments are taken not to alias; one flat array at offsets ran unvectorised, 3.4-5.2 ns per
+tap), that is views, whose reference counts the passes were rid of (:func:`_compile`'s group
+routine says why). Not in this loop yet. Strips: where the output rows read their taps' rows in
 place and are as long as the input's rows (one column tile, no kernel planes: 'same' images with
 small kernels, 3×3 above all), a run of consecutive rows whose taps read consecutive input rows
 is one strip of the flat output (at most :data:`BAND` samples): every tap sits at one offset
