@@ -680,7 +680,8 @@ def _compile() -> Callable[..., None]:
                             # whose reference counts cost (add_group). Against four views a row
                             # (2026-12-05, float32 'same', interleaved with filter2D, pairs of
                             # processes): 1024² ⊛ 7×7-11×11 1.04x faster at one thread, 3×3-5×5
-                            # and 2048² 0.97-1.03x; at 2 threads 0.93-1.24x (noise)
+                            # and 2048² 0.97-1.03x; at 2 threads 0.91-1.06x, median 0.98
+                            # (three pairs, 512²-2048² ⊛ 3×3-11×11: within the noise there)
                             pb = (m0 * k1 + s1 % k1) * rstride
                             if r0 < 0 or r1 < 0:  # a row of the constant fill
                                 for t in range(span):
