@@ -14,7 +14,9 @@ then columns, ascending), so the sums are bitwise the loop's.
 Contenders, float32, one thread, the data in L1 (k + 1 input rows of ``W + k - 1`` samples):
 
 - ``passes``: the loop's own tap passes (``rows.add_taps``: k² taps in passes of at most
-  ``rows.GROUP``) for the two rows, one after the other;
+  ``rows.GROUP``) for the two rows, one after the other. A loop of its own, float32 and two
+  rows with the repetitions inside: ``pass_rate.py``'s row-by-row loop, generic in dtype, timed
+  here 1.04-1.28x slower (2026-12-05), which would have flattered ``paired``;
 - ``paired``: one pass over both rows, generated per k (numba), the input rows and the two
   output rows passed as separate arrays;
 - ``paired, one array``: the same pass reading every input row from one flat array at offsets
