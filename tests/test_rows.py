@@ -97,6 +97,9 @@ NP_PAD = {None: "constant", "reflect": "reflect", "symmetric": "symmetric", "wra
 FILL = -3  # every dtype holds it
 #: the loop's strips: none, of one or a few rows, unbounded (the rows' samples a strip holds)
 BANDS = (0, 900, 1 << 30)
+#: output rows one at a time, and two at a time wherever the loop can (kernels of two or more
+#: rows; rows.paired picks them for calls)
+PAIRS = (False, True)
 
 
 def _pad(x, pads, rule):
@@ -144,13 +147,13 @@ def test_chunks_tiles_and_passes(xs, ks, pads, rule):
     kernel = rows._kernel()
     a2, b2 = x.numpy().reshape(lay.a_rows), kb.numpy().reshape(lay.b_rows)
     cases = [(7, 1), (7, 5), (5, 23), (1000, 3), (3, 10_000)]
-    for (tile, parts), band in itertools.product(cases, BANDS):
+    for (tile, parts), band, pair in itertools.product(cases, BANDS, PAIRS):
         out = np.full(lay.out_shape, np.nan)
         fill = rows.fill_array(rule, FILL, out.dtype)
         o2 = out.reshape(lay.o_rows)
-        args = (a2, b2, lay.dims, *lay.maps, lay.p2, fill, o2, tile, parts, band)
+        args = (a2, b2, lay.dims, *lay.maps, lay.p2, fill, o2, tile, parts, band, pair)
         assert kernel(*args)
-        assert rel_err(out, ref) < 1e-13, (tile, parts, band)
+        assert rel_err(out, ref) < 1e-13, (tile, parts, band, pair)
 
 
 @pytest.mark.parametrize("rule", list(NP_PAD))
@@ -182,18 +185,18 @@ def test_rows_read_in_place_and_edges(xs, ks, pads, rule):
     a2, b2 = x.numpy().reshape(lay.a_rows), kb.numpy().reshape(lay.b_rows)
     cases = [(2048, 1), (2048, 6), (512, 3), (130, 7), (7, 5)]
     first = None
-    for (tile, parts), band in itertools.product(cases, BANDS):
+    for (tile, parts), band, pair in itertools.product(cases, BANDS, PAIRS):
         out = np.full(lay.out_shape, 7.0)
         fill = rows.fill_array(rule, FILL, out.dtype)
         o2 = out.reshape(lay.o_rows)
-        args = (a2, b2, lay.dims, *lay.maps, lay.p2, fill, o2, tile, parts, band)
+        args = (a2, b2, lay.dims, *lay.maps, lay.p2, fill, o2, tile, parts, band, pair)
         assert kernel(*args)
-        why = str((tile, parts, band))
+        why = str((tile, parts, band, pair))
         np.testing.assert_array_equal(np.isnan(out), np.isnan(ref), err_msg=why)
         np.testing.assert_array_equal(out[np.isinf(ref)], ref[np.isinf(ref)])
         fin = np.isfinite(ref)
         assert rel_err(out[fin], ref[fin]) < 1e-13, why
-        # strips add the same terms in the same order as rows one by one
+        # strips and pairs add the same terms in the same order as rows one by one
         first = out if first is None else first
         np.testing.assert_array_equal(out, first, err_msg=why)
 
@@ -494,7 +497,7 @@ def test_few_rows_keep_every_thread_busy(monkeypatch, loop_only):
     # allows (which left a thread idle); images with many rows keep the widest tiles
     seen = []
     parallel = rows.parallel
-    monkeypatch.setattr(rows, "parallel", lambda k, *a: seen.append(a[-3:-1]) or parallel(k, *a))
+    monkeypatch.setattr(rows, "parallel", lambda k, *a: seen.append(a[-4:-2]) or parallel(k, *a))
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

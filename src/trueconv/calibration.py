@@ -105,8 +105,10 @@ DTYPES = (torch.float32, torch.float64)
 #: The cost model's revision, part of what a calibration is valid for (:func:`machine`):
 #: raised when the counts or the grid change, so that constants fitted to other counts are
 #: not used. 2: the fused separable loop has constants of its own ('fused'), and memory
-#: counts from :data:`trueconv.core.cost.CACHE_BYTES` on, inclusive (2026-12-05).
-COST_MODEL = 2
+#: counts from :data:`trueconv.core.cost.CACHE_BYTES` on, inclusive (2026-12-05). 3: the
+#: dense loop's counts where it computes output rows in pairs
+#: (:func:`trueconv._methods.direct.rows_counts`, 2026-12-05).
+COST_MODEL = 3
 
 
 def machine() -> dict[str, Any]:

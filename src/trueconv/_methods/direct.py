@@ -93,7 +93,9 @@ def _counts(v: str, taps: int, out_elems: int, nd: int) -> cost.Counts:
     return cost.Counts(v, 1, macs, passes=macs if nd >= 2 else 0.0)
 
 
-def rows_counts(taps: int, out: Sequence[int], batch: int, memory: float = 0.0) -> cost.Counts:
+def rows_counts(
+    taps: int, out: Sequence[int], batch: int, memory: float = 0.0, kernel: Sequence[int] = ()
+) -> cost.Counts:
     """The compiled loop (:mod:`trueconv._methods.rows`): one call; ``taps · outputs``
     multiply-adds; the output's samples as ``passes`` (each written once, its rows' copies
     of the input read once); and as ``aux`` its passes over output rows: row tiles (of at
@@ -104,7 +106,16 @@ def rows_counts(taps: int, out: Sequence[int], batch: int, memory: float = 0.0) 
     17% / 22% (float32 / float64; calls and multiply-adds alone) to 9% / 8%, the worst from
     0.23x / 0.40x of the measured time to 0.51x / 0.42x (rows of 16 taps over 16 × 16384,
     2048² ⊛ 5×5 'full', 3-D kernels had been priced far too low); with ``memory``
-    (:func:`trueconv.core.cost.memory`) to 4% / 5%, worst 0.73x / 0.69x."""
+    (:func:`trueconv.core.cost.memory`) to 4% / 5%, worst 0.73x / 0.69x.
+
+    ``kernel``: the kernel's convolved shape. Where the loop computes output rows in pairs
+    (:func:`trueconv._methods.rows.paired`), a pair's passes are per kernel plane one of
+    each row's own kernel row and those of the rows both read, and the units are the mean
+    of the multiply-adds and the vector loads (a pass is bound by both; a pair loads
+    ``(k1 + 1)·k2`` input vectors per plane for its ``2·k1·k2`` multiply-adds): 0.80x the
+    multiply-adds for 5×5, 0.79x for 7×7, 0.77x for 11×11, where the loop measured 0.73-0.84x
+    the time per tap of rows one by one (1024² float32, one thread, 2026-12-05).
+    """
     out_elems = batch * math.prod(out)
     last = out[-1] if out else 1
     # tiles of TILE, as the constants were fitted, though the loop now runs wider ones
@@ -112,12 +123,21 @@ def rows_counts(taps: int, out: Sequence[int], batch: int, memory: float = 0.0) 
     # group to 1, and 'auto' took the loop at 1.5 ms over the FFT's 0.65 (2 threads); the
     # per-pass constant holds more than the tile's set-up. A refit would count them.
     tiles = out_elems // last * -(-last // rows.TILE) if last else 0
+    units = float(taps) * out_elems
+    groups = float(-(-taps // rows.GROUP))  # passes per row tile
+    if len(kernel) >= 2 and rows.paired(kernel[-2], kernel[-1]):
+        k1, k2 = kernel[-2], kernel[-1]
+        planes = taps // (k1 * k2)
+        loads = planes * (k1 + 1) * k2 / 2  # per output sample
+        units = (taps + loads) / 2 * out_elems
+        own = -(-k2 // rows.GROUP)
+        groups = planes * (2 * own + -(-((k1 - 1) * k2) // rows.GROUP)) / 2
     return cost.Counts(
         "rows",
         1,
-        float(taps) * out_elems,
+        units,
         passes=float(out_elems),
-        aux=float(tiles * -(-taps // rows.GROUP)),
+        aux=float(tiles * groups),
         memory=memory,
     )
 
@@ -160,7 +180,7 @@ def plan(
     """The direct method always applies; ``use`` forces a variant (for calibration)."""
     v = use or variant(problem.taps, problem.out_elems, problem.dtype, device.type, problem.sb)
     if v == "rows":
-        counts = rows_counts(problem.taps, problem.out, problem.batch, problem.memory)
+        counts = rows_counts(problem.taps, problem.out, problem.batch, problem.memory, problem.sb)
     else:
         counts = _counts(v, problem.taps, problem.out_elems, len(problem.sb))._replace(
             memory=problem.memory

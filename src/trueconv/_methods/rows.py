@@ -33,68 +33,66 @@ torch call and one pass over the whole output per kernel tap, so a K×K kernel m
   measure against, not a dependency the computation rests on.
 
 Its structure. Threads take chunks of consecutive output rows of one column tile (four chunks
-per thread, one at one thread; one parallel region per call: one fork-join, not one per tap, the
-collapse under load of issue 14; at one thread too: the same loop compiled without ``parallel``
-was 1 us faster on 16² ⊛ 3×3 but 1.3-2.1x slower on 64²-512² ⊛ 3×3-5×5, 2026-12-04, as numba
-compiles a parallel region's body as a function of its own). Each chunk keeps a ring of the
-input rows its output rows read (the rows of every kernel plane), each a copy of the tile's
-input row with its zero padding along the last dim, so the taps run over whole rows with no
-per-tap edge ranges; an input row is copied once per chunk, not once per kernel row. Every tap
-of an output row whose input row exists is then added in as few passes over the output row as
-the group routine allows (:data:`GROUP` taps per pass, the taps shared out evenly), while the
-row sits in L1. Where an output row's taps read no row of the fill, the samples of the row whose
-taps read only input samples (all but the ``k - 1`` or so at the edges) read the input's rows in
-place, no copy in the ring, and the edge samples are summed one by one through the extension's
-map (in the same order; only where the edge terms are few: :data:`EDGE_COST`). The copies were
-one pass over the input: against the ring alone (interleaved, 512²-2048², 2026-12-03) 3×3
-kernels ran 1.05-1.27x faster at 1 thread and 1.12-1.43x at 2 (1024² float32 at 2 threads 0.316
-→ 0.220 ms), 5×5-11×11 0.95-1.13x. A pass runs at about 0.46 ns per 16-lane vector tap in L1 (10
-taps over 1024 float32 samples, one thread); one that feeds each of its 10 loads to two output
-rows (20 taps) ran only 1.15x faster per tap, so the passes are bound by their multiplies and
-adds more than by their (line-splitting, shifted) loads, as OpenCV's are: a hand-written 3×3
-loop making two rows per pass gained 1.3x from the rows' bookkeeping and stores, and needs its
-code per kernel shape; written and measured again against this loop (2026-12-04, commit da159c9,
+per thread, one at one thread; one parallel region per call: one fork-join, not one per tap,
+the collapse under load of issue 14; at one thread too: the same loop compiled without
+``parallel`` was 1 us faster on 16² ⊛ 3×3 but 1.3-2.1x slower on 64²-512² ⊛ 3×3-5×5,
+2026-12-04, as numba compiles a parallel region's body as a function of its own). Each chunk
+keeps a ring of the input rows its output rows read (the rows of every kernel plane), each a
+copy of the tile's input row with its zero padding along the last dim, so the taps run over
+whole rows with no per-tap edge ranges; an input row is copied once per chunk, not once per
+kernel row. Every tap of an output row whose input row exists is then added in as few passes
+over the output row as the group routine allows (:data:`GROUP` taps per pass, the taps shared
+out evenly), while the row sits in L1. Where an output row's taps read no row of the fill, the
+samples of the row whose taps read only input samples (all but the ``k - 1`` or so at the
+edges) read the input's rows in place, no copy in the ring, and the edge samples are summed one
+by one through the extension's map (in the same order; only where the edge terms are few:
+:data:`EDGE_COST`). The copies were one pass over the input: against the ring alone
+(interleaved, 512²-2048², 2026-12-03) 3×3 kernels ran 1.05-1.27x faster at 1 thread and
+1.12-1.43x at 2 (1024² float32 at 2 threads 0.316 → 0.220 ms), 5×5-11×11 0.95-1.13x. A pass
+runs at about 0.46 ns per 16-lane vector tap in L1 (10 taps over 1024 float32 samples, one
+thread); one that feeds each of its 10 loads to two output rows (20 taps) ran only 1.15x faster
+per tap, so the passes are bound by their multiplies and adds more than by their
+(line-splitting, shifted) loads, as OpenCV's are: a hand-written 3×3 loop making two rows per
+pass gained 1.3x from the rows' bookkeeping and stores, and needs its code per kernel shape;
+written and measured again against this loop (2026-12-04, commit da159c9,
 ``benchmarks/results/rows_3x3.txt``): the same sums bit for bit but no faster (this loop / it
 0.83-1.29, median 1.0, over 40 cells of 256²-2048² at 1 and 2 threads; bare, 1024² float32, one
 thread, 381 against 390 us), so not kept. Two rows per pass for any k×k, measured again as a
 bare loop (2026-12-05, ``benchmarks/paired_rows.py``, ``results/paired_rows.txt``; float32, one
 thread, data in L1, one pass generated per k): 1.18-1.28x this loop's passes per tap on 3×3,
 1.17-1.26x on 5×5, 1.08-1.15x on 7×7 (its 49 weights no longer fit the vector registers), the
-sums bitwise the same; numba vectorises it only with each row a separate array argument
-(arguments are taken not to alias; one flat array at offsets ran unvectorised, 3.4-5.2 ns per
-tap), that is views, whose reference counts the passes were rid of (:func:`_compile`'s group
-routine says why). Not in this loop yet. Strips: where the output rows read their taps' rows in
-place and are as long as the input's rows (one column tile, no kernel planes: 'same' images with
-small kernels, 3×3 above all), a run of consecutive rows whose taps read consecutive input rows
-is one strip of the flat output (at most :data:`BAND` samples): every tap sits at one offset
-from each sample of the strip in the flat input, so a pass adds its taps to the whole run, and
-the samples between the rows' in-place parts are then overwritten by the rows' edge samples (the
-same terms in the same order: bitwise the same result). A pass's set-up (its views and the
-vectorised loop's checks) costs about 50-80 ns, against about 150 ns of arithmetic for 9 taps
-over 512 float32 samples. Against rows one by one (2026-12-04, ``benchmarks/loop_strips.py``,
-``benchmarks/results/ loop_strips.txt``, the median of rounds' ratios): 3×3 float32 512²-2048²
-1.09-1.27x at 1 thread and 1.09-1.30x at 2, 3 × 1024² 1.10x / 1.18x, ``'reflect'`` 1024² 1.13x /
-1.22x, 2048² ⊛ 5×5 1.16x / 1.15x; float64 512²-1024² 1.07-1.19x; 4096² and float64 2048²
-0.96-1.01x (bound by memory). Measured and dropped: strips for the rows that read the ring
-(5×5-11×11 at 512²-2048²) from a band of padded input rows copied as the ring copies them, the
-strip's rows copied out: 0.46-0.96x at 1024²-2048² (the copies cost more than the passes' set-up
-saved), 1.0-1.07x at 512²; and summing the edge samples one by one for more rows in place (a
-lower :data:`EDGE_COST`: 1024² ⊛ 5×5 0.78-0.92x). Each output row costs about 90 ns besides its
-taps (1 thread, 3×3: (2048, 128) against (128, 2048) float32, before the strips), about 20-40 of
-it the edge samples; reusing an interior row's tap list for the next rows (their rows moved, the
-row's bookkeeping skipped) measured no faster (2026-12-04,
-``benchmarks/results/rows_tap_reuse.txt``: 1 thread median 0.95x, 2 threads 1.05x). Against the
-loop of before (a padded copy per kernel row, eight taps per pass; same process, interleaved,
-one thread, 2026-12-03): 512²-2048² float32 1.07-1.30x faster (3×3 1.27-1.30x), float64
-0.99-1.30x. The passes run at about 1.3 cycles per vector tap, near this CPU's one vector
-multiply and one vector load per cycle; with FMA contraction the loop was no faster (1.02x,
-measured again), so the rest is the row copies, the first touch of the output and about 70 ns of
-work per output row. The shifted reads do cost: a bare pass of 10 taps whose rows start on
-64-byte lines ran at 0.36-0.38 ns per vector tap against 0.50-0.54 for the shifted,
-line-splitting reads the taps make (float32 and float64, 1024 samples, one thread); but a ring
-with one aligned copy of each row per shift (``k2`` copies, every tap's read aligned) was
-slower: 0.78-0.94x float32 3×3-7×7, 0.42x float64 5×5 (2026-12-04, one thread, the copies and a
-ring ``k2`` times larger cost more than the splits).
+sums bitwise the same. In this loop since (Pairs, below). Strips: where the output rows read
+their taps' rows in place and are as long as the input's rows (one column tile, no kernel
+planes: 'same' images with small kernels, 3×3 above all), a run of consecutive rows whose taps
+read consecutive input rows is one strip of the flat output (at most :data:`BAND` samples):
+every tap sits at one offset from each sample of the strip in the flat input, so a pass adds
+its taps to the whole run, and the samples between the rows' in-place parts are then
+overwritten by the rows' edge samples (the same terms in the same order: bitwise the same
+result). A pass's set-up (its views and the vectorised loop's checks) costs about 50-80 ns,
+against about 150 ns of arithmetic for 9 taps over 512 float32 samples. Against rows one by one
+(2026-12-04, ``benchmarks/loop_strips.py``, ``benchmarks/results/ loop_strips.txt``, the median
+of rounds' ratios): 3×3 float32 512²-2048² 1.09-1.27x at 1 thread and 1.09-1.30x at 2, 3 ×
+1024² 1.10x / 1.18x, ``'reflect'`` 1024² 1.13x / 1.22x, 2048² ⊛ 5×5 1.16x / 1.15x; float64
+512²-1024² 1.07-1.19x; 4096² and float64 2048² 0.96-1.01x (bound by memory). Measured and
+dropped: strips for the rows that read the ring (5×5-11×11 at 512²-2048²) from a band of padded
+input rows copied as the ring copies them, the strip's rows copied out: 0.46-0.96x at
+1024²-2048² (the copies cost more than the passes' set-up saved), 1.0-1.07x at 512²; and
+summing the edge samples one by one for more rows in place (a lower :data:`EDGE_COST`: 1024² ⊛
+5×5 0.78-0.92x). Each output row costs about 90 ns besides its taps (1 thread, 3×3: (2048, 128)
+against (128, 2048) float32, before the strips), about 20-40 of it the edge samples; reusing an
+interior row's tap list for the next rows (their rows moved, the row's bookkeeping skipped)
+measured no faster (2026-12-04, ``benchmarks/results/rows_tap_reuse.txt``: 1 thread median
+0.95x, 2 threads 1.05x). Against the loop of before (a padded copy per kernel row, eight taps
+per pass; same process, interleaved, one thread, 2026-12-03): 512²-2048² float32 1.07-1.30x
+faster (3×3 1.27-1.30x), float64 0.99-1.30x. The passes run at about 1.3 cycles per vector tap,
+near this CPU's one vector multiply and one vector load per cycle; with FMA contraction the
+loop was no faster (1.02x, measured again), so the rest is the row copies, the first touch of
+the output and about 70 ns of work per output row. The shifted reads do cost: a bare pass of 10
+taps whose rows start on 64-byte lines ran at 0.36-0.38 ns per vector tap against 0.50-0.54 for
+the shifted, line-splitting reads the taps make (float32 and float64, 1024 samples, one
+thread); but a ring with one aligned copy of each row per shift (``k2`` copies, every tap's
+read aligned) was slower: 0.78-0.94x float32 3×3-7×7, 0.42x float64 5×5 (2026-12-04, one
+thread, the copies and a ring ``k2`` times larger cost more than the splits).
 
 Vertical sums first, measured and dropped (2026-12-05). For a kernel of two or more rows, sum
 each shift's column taps first (``v[m2] = sum over the rows of b[row, m2] · row``, the loads
@@ -126,6 +124,30 @@ Sampled by ``perf`` (1024² ⊛ 5×5 ``'same'``, one thread): the passes' vector
 67% of the samples (AVX-512, per tap a multiply with its unaligned 64-byte load folded in,
 which spans two cache lines, and an add), the ring's row copies 8% (their loads are the
 input's first touch), the tap lists about 1%, Python 3-5%.
+
+Pairs (2026-12-05). Two consecutive output rows of a plane read ``k1 + 1`` input rows of each
+kernel plane, ``k1 - 1`` of them both: where every row their taps read exists (no zero
+padding rows among them) and the kernel plane has at least :data:`PAIR_ROWS` rows and
+:data:`PAIR_TAPS` taps (:func:`paired`), the loop computes the two rows together. Per kernel
+plane: the second row's kernel row 0 (a pass of its own), then the rows both read, each
+vector loaded once and fed to both rows' sums (:func:`_compile`'s pair routine, up to
+:data:`GROUP` loads a pass), then the first row's last kernel row. Each output's terms are
+added in the same order as one row at a time, so the results are bitwise the same (306
+problems: float32/64, complex64, int64, 1-D to 3-D kernels, every mode, ``'reflect'``,
+``'wrap'``, a fill value; 1 and 2 threads). The ring holds ``k1 + 1`` rows of a plane.
+Against rows one by one (``benchmarks/paired_passes.py``, ``results/paired_passes.txt``,
+three runs): as bare passes over 1024² float32 (one thread, ns per 16-lane tap, rows one by
+one 0.59-0.70) 5×5 0.51-0.58, 7×7 0.49-0.55, 11×11 0.48-0.51; 3×5, 5×3, 4×4 and 3×7
+0.97-1.10x, 2×8 0.95-1.02x; 3×3 0.86-0.90x (its two single-row passes cost more than the
+loads saved: not paired). Whole 'same' calls, old and new code in alternating processes, each
+interleaved with ``cv2.filter2D`` (two pairs of processes, the median of the rounds' ratios to
+it): one thread, float32 512²-2048² and 3 × 1024² ⊛ 5×5-11×11 1.08-1.43x faster but 2048² ⊛
+5×5 (1.03x; its rows are read in place; column tiles of 1024 or 512 samples measured slower
+there, 0.67-0.87x, and on float64 2048² ⊛ 5×5-7×7), float64 1024² ⊛ 5×5-15×15 1.22-1.39x;
+two threads 0.96-1.47x, 7×7-15×15 1.08-1.47x but 512² ⊛ 7×7 (0.99x). 3×3 kernels (not paired)
+0.93-1.06x at one thread and 0.84-0.95x at two in the same runs; six more pairs of processes at
+two threads put them at 0.88-0.97x, each cell's times overlapping between old and new (a
+process's times move by up to 1.7x at two threads here).
 
 Boundaries. The ring's copy of an input row is where the padding is made, so a boundary
 (``'reflect'``, ``'symmetric'``, ``'wrap'``, ``'replicate'``, a non-zero fill value) costs
@@ -202,6 +224,18 @@ TILE = 2048
 #: float32, 1024²-2048² float64 ⊛ 3×3, 1 and 2 threads): not kept.
 BAND = 8192
 
+#: Kernels whose output rows the dense loop computes two at a time (:func:`paired`): at least
+#: this many rows and taps per kernel plane.
+PAIR_ROWS = 3
+PAIR_TAPS = 15
+
+
+def paired(k1: int, k2: int) -> bool:
+    """Whether the dense loop computes output rows two at a time for kernel planes of ``k1``
+    rows of ``k2`` taps (the module's docstring, Pairs)."""
+    return k1 >= PAIR_ROWS and k1 * k2 >= PAIR_TAPS
+
+
 #: Bytes a compiled loop's ring of input rows may take (:func:`widest_tile`): half of this
 #: machine's 1 MiB L2 cache (31 × 2048 float64 = 496 KiB).
 RING_BYTES = 512 << 10
@@ -238,6 +272,9 @@ numba: Any = None
 add_group: Any = None
 row_stride: Any = None  # the rings' row length (also compiled by _compile)
 add_taps: Any = None  # every tap of an output row in the fewest group passes (_compile)
+add_row: Any = None  # add_taps as a function of its own, not inlined (_compile)
+add_pair: Any = None  # one pass of two output rows over their shared loads (_compile)
+add_pairs: Any = None  # the shared loads of two output rows in the fewest passes (_compile)
 add_strip: Any = None  # a run of output rows as one strip (_compile)
 in_place: Any = None  # which samples of a tile row read the input's rows in place (_compile)
 
@@ -245,7 +282,8 @@ in_place: Any = None  # which samples of a tile row read the input's rows in pla
 def _compile() -> Callable[..., None]:
     """The loop, compiled lazily (importing trueconv compiles nothing; numba caches the
     machine code on disk, so a later process loads it in milliseconds)."""
-    global numba, add_group, add_taps, add_strip, in_place, row_stride
+    global numba, add_group, add_taps, add_row, add_pair, add_pairs, add_strip, in_place
+    global row_stride
     numba = importlib.import_module("numba")
     prange = numba.prange
 
@@ -426,6 +464,371 @@ def _compile() -> Callable[..., None]:
             s += w11 * src[o11 + j]
             d[dd + j] = s
 
+    @numba.njit  # type: ignore[untyped-decorator]
+    def _pair(d0, dd0, d1, dd1, src, offs, w0, w1, m, g, width, first, zero):  # type: ignore[no-untyped-def]  # pragma: no cover
+        # Two output rows at once: for j < width and the g <= 12 loads from m,
+        #   d0[dd0 + j] (+)= w0[m] src[offs[m] + j] + ...
+        #   d1[dd1 + j] += w1[m] src[offs[m] + j] + ...
+        # each load feeding both rows' sums, the terms added one after another as _group adds
+        # them ('first': d0's sum starts from zero; d1's never does: its first kernel row,
+        # which d0 does not read, was added before). d0 and d1 are the same flat output at
+        # two offsets, passed twice and compiled as a function of its own, not inlined: LLVM
+        # then vectorises it with a run-time check that the rows do not overlap. Inlined, or
+        # with one array argument, it was vectorised in one caller and not in another (2.0-3.1
+        # ns per 16-lane tap against 0.50, 2026-12-05, benchmarks/paired_passes.py).
+        o0 = offs[m + 0]
+        u0 = w0[m + 0]
+        v0 = w1[m + 0]
+        if g == 1:
+            for j in range(width):
+                s0 = zero if first else d0[dd0 + j]
+                s1 = d1[dd1 + j]
+                a = src[o0 + j]
+                s0 += u0 * a
+                s1 += v0 * a
+                d0[dd0 + j] = s0
+                d1[dd1 + j] = s1
+            return
+        o1 = offs[m + 1]
+        u1 = w0[m + 1]
+        v1 = w1[m + 1]
+        if g == 2:
+            for j in range(width):
+                s0 = zero if first else d0[dd0 + j]
+                s1 = d1[dd1 + j]
+                a = src[o0 + j]
+                s0 += u0 * a
+                s1 += v0 * a
+                a = src[o1 + j]
+                s0 += u1 * a
+                s1 += v1 * a
+                d0[dd0 + j] = s0
+                d1[dd1 + j] = s1
+            return
+        o2 = offs[m + 2]
+        u2 = w0[m + 2]
+        v2 = w1[m + 2]
+        if g == 3:
+            for j in range(width):
+                s0 = zero if first else d0[dd0 + j]
+                s1 = d1[dd1 + j]
+                a = src[o0 + j]
+                s0 += u0 * a
+                s1 += v0 * a
+                a = src[o1 + j]
+                s0 += u1 * a
+                s1 += v1 * a
+                a = src[o2 + j]
+                s0 += u2 * a
+                s1 += v2 * a
+                d0[dd0 + j] = s0
+                d1[dd1 + j] = s1
+            return
+        o3 = offs[m + 3]
+        u3 = w0[m + 3]
+        v3 = w1[m + 3]
+        if g == 4:
+            for j in range(width):
+                s0 = zero if first else d0[dd0 + j]
+                s1 = d1[dd1 + j]
+                a = src[o0 + j]
+                s0 += u0 * a
+                s1 += v0 * a
+                a = src[o1 + j]
+                s0 += u1 * a
+                s1 += v1 * a
+                a = src[o2 + j]
+                s0 += u2 * a
+                s1 += v2 * a
+                a = src[o3 + j]
+                s0 += u3 * a
+                s1 += v3 * a
+                d0[dd0 + j] = s0
+                d1[dd1 + j] = s1
+            return
+        o4 = offs[m + 4]
+        u4 = w0[m + 4]
+        v4 = w1[m + 4]
+        if g == 5:
+            for j in range(width):
+                s0 = zero if first else d0[dd0 + j]
+                s1 = d1[dd1 + j]
+                a = src[o0 + j]
+                s0 += u0 * a
+                s1 += v0 * a
+                a = src[o1 + j]
+                s0 += u1 * a
+                s1 += v1 * a
+                a = src[o2 + j]
+                s0 += u2 * a
+                s1 += v2 * a
+                a = src[o3 + j]
+                s0 += u3 * a
+                s1 += v3 * a
+                a = src[o4 + j]
+                s0 += u4 * a
+                s1 += v4 * a
+                d0[dd0 + j] = s0
+                d1[dd1 + j] = s1
+            return
+        o5 = offs[m + 5]
+        u5 = w0[m + 5]
+        v5 = w1[m + 5]
+        if g == 6:
+            for j in range(width):
+                s0 = zero if first else d0[dd0 + j]
+                s1 = d1[dd1 + j]
+                a = src[o0 + j]
+                s0 += u0 * a
+                s1 += v0 * a
+                a = src[o1 + j]
+                s0 += u1 * a
+                s1 += v1 * a
+                a = src[o2 + j]
+                s0 += u2 * a
+                s1 += v2 * a
+                a = src[o3 + j]
+                s0 += u3 * a
+                s1 += v3 * a
+                a = src[o4 + j]
+                s0 += u4 * a
+                s1 += v4 * a
+                a = src[o5 + j]
+                s0 += u5 * a
+                s1 += v5 * a
+                d0[dd0 + j] = s0
+                d1[dd1 + j] = s1
+            return
+        o6 = offs[m + 6]
+        u6 = w0[m + 6]
+        v6 = w1[m + 6]
+        if g == 7:
+            for j in range(width):
+                s0 = zero if first else d0[dd0 + j]
+                s1 = d1[dd1 + j]
+                a = src[o0 + j]
+                s0 += u0 * a
+                s1 += v0 * a
+                a = src[o1 + j]
+                s0 += u1 * a
+                s1 += v1 * a
+                a = src[o2 + j]
+                s0 += u2 * a
+                s1 += v2 * a
+                a = src[o3 + j]
+                s0 += u3 * a
+                s1 += v3 * a
+                a = src[o4 + j]
+                s0 += u4 * a
+                s1 += v4 * a
+                a = src[o5 + j]
+                s0 += u5 * a
+                s1 += v5 * a
+                a = src[o6 + j]
+                s0 += u6 * a
+                s1 += v6 * a
+                d0[dd0 + j] = s0
+                d1[dd1 + j] = s1
+            return
+        o7 = offs[m + 7]
+        u7 = w0[m + 7]
+        v7 = w1[m + 7]
+        if g == 8:
+            for j in range(width):
+                s0 = zero if first else d0[dd0 + j]
+                s1 = d1[dd1 + j]
+                a = src[o0 + j]
+                s0 += u0 * a
+                s1 += v0 * a
+                a = src[o1 + j]
+                s0 += u1 * a
+                s1 += v1 * a
+                a = src[o2 + j]
+                s0 += u2 * a
+                s1 += v2 * a
+                a = src[o3 + j]
+                s0 += u3 * a
+                s1 += v3 * a
+                a = src[o4 + j]
+                s0 += u4 * a
+                s1 += v4 * a
+                a = src[o5 + j]
+                s0 += u5 * a
+                s1 += v5 * a
+                a = src[o6 + j]
+                s0 += u6 * a
+                s1 += v6 * a
+                a = src[o7 + j]
+                s0 += u7 * a
+                s1 += v7 * a
+                d0[dd0 + j] = s0
+                d1[dd1 + j] = s1
+            return
+        o8 = offs[m + 8]
+        u8 = w0[m + 8]
+        v8 = w1[m + 8]
+        if g == 9:
+            for j in range(width):
+                s0 = zero if first else d0[dd0 + j]
+                s1 = d1[dd1 + j]
+                a = src[o0 + j]
+                s0 += u0 * a
+                s1 += v0 * a
+                a = src[o1 + j]
+                s0 += u1 * a
+                s1 += v1 * a
+                a = src[o2 + j]
+                s0 += u2 * a
+                s1 += v2 * a
+                a = src[o3 + j]
+                s0 += u3 * a
+                s1 += v3 * a
+                a = src[o4 + j]
+                s0 += u4 * a
+                s1 += v4 * a
+                a = src[o5 + j]
+                s0 += u5 * a
+                s1 += v5 * a
+                a = src[o6 + j]
+                s0 += u6 * a
+                s1 += v6 * a
+                a = src[o7 + j]
+                s0 += u7 * a
+                s1 += v7 * a
+                a = src[o8 + j]
+                s0 += u8 * a
+                s1 += v8 * a
+                d0[dd0 + j] = s0
+                d1[dd1 + j] = s1
+            return
+        o9 = offs[m + 9]
+        u9 = w0[m + 9]
+        v9 = w1[m + 9]
+        if g == 10:
+            for j in range(width):
+                s0 = zero if first else d0[dd0 + j]
+                s1 = d1[dd1 + j]
+                a = src[o0 + j]
+                s0 += u0 * a
+                s1 += v0 * a
+                a = src[o1 + j]
+                s0 += u1 * a
+                s1 += v1 * a
+                a = src[o2 + j]
+                s0 += u2 * a
+                s1 += v2 * a
+                a = src[o3 + j]
+                s0 += u3 * a
+                s1 += v3 * a
+                a = src[o4 + j]
+                s0 += u4 * a
+                s1 += v4 * a
+                a = src[o5 + j]
+                s0 += u5 * a
+                s1 += v5 * a
+                a = src[o6 + j]
+                s0 += u6 * a
+                s1 += v6 * a
+                a = src[o7 + j]
+                s0 += u7 * a
+                s1 += v7 * a
+                a = src[o8 + j]
+                s0 += u8 * a
+                s1 += v8 * a
+                a = src[o9 + j]
+                s0 += u9 * a
+                s1 += v9 * a
+                d0[dd0 + j] = s0
+                d1[dd1 + j] = s1
+            return
+        o10 = offs[m + 10]
+        u10 = w0[m + 10]
+        v10 = w1[m + 10]
+        if g == 11:
+            for j in range(width):
+                s0 = zero if first else d0[dd0 + j]
+                s1 = d1[dd1 + j]
+                a = src[o0 + j]
+                s0 += u0 * a
+                s1 += v0 * a
+                a = src[o1 + j]
+                s0 += u1 * a
+                s1 += v1 * a
+                a = src[o2 + j]
+                s0 += u2 * a
+                s1 += v2 * a
+                a = src[o3 + j]
+                s0 += u3 * a
+                s1 += v3 * a
+                a = src[o4 + j]
+                s0 += u4 * a
+                s1 += v4 * a
+                a = src[o5 + j]
+                s0 += u5 * a
+                s1 += v5 * a
+                a = src[o6 + j]
+                s0 += u6 * a
+                s1 += v6 * a
+                a = src[o7 + j]
+                s0 += u7 * a
+                s1 += v7 * a
+                a = src[o8 + j]
+                s0 += u8 * a
+                s1 += v8 * a
+                a = src[o9 + j]
+                s0 += u9 * a
+                s1 += v9 * a
+                a = src[o10 + j]
+                s0 += u10 * a
+                s1 += v10 * a
+                d0[dd0 + j] = s0
+                d1[dd1 + j] = s1
+            return
+        o11 = offs[m + 11]
+        u11 = w0[m + 11]
+        v11 = w1[m + 11]
+        for j in range(width):
+            s0 = zero if first else d0[dd0 + j]
+            s1 = d1[dd1 + j]
+            a = src[o0 + j]
+            s0 += u0 * a
+            s1 += v0 * a
+            a = src[o1 + j]
+            s0 += u1 * a
+            s1 += v1 * a
+            a = src[o2 + j]
+            s0 += u2 * a
+            s1 += v2 * a
+            a = src[o3 + j]
+            s0 += u3 * a
+            s1 += v3 * a
+            a = src[o4 + j]
+            s0 += u4 * a
+            s1 += v4 * a
+            a = src[o5 + j]
+            s0 += u5 * a
+            s1 += v5 * a
+            a = src[o6 + j]
+            s0 += u6 * a
+            s1 += v6 * a
+            a = src[o7 + j]
+            s0 += u7 * a
+            s1 += v7 * a
+            a = src[o8 + j]
+            s0 += u8 * a
+            s1 += v8 * a
+            a = src[o9 + j]
+            s0 += u9 * a
+            s1 += v9 * a
+            a = src[o10 + j]
+            s0 += u10 * a
+            s1 += v10 * a
+            a = src[o11 + j]
+            s0 += u11 * a
+            s1 += v11 * a
+            d0[dd0 + j] = s0
+            d1[dd1 + j] = s1
+
     @numba.njit(inline="always")  # type: ignore[untyped-decorator]
     def _stride(n, itemsize):  # type: ignore[no-untyped-def]  # pragma: no cover
         # Row length (samples) of a ring holding rows of n samples: an odd number of 64-byte
@@ -455,6 +858,25 @@ def _compile() -> Callable[..., None]:
             m = g * q // passes
             n = g * (q + 1) // passes - m
             _group(d, dd, src, offs, ws, base + m, n, width, first and q == 0, zero)
+
+    @numba.njit  # type: ignore[untyped-decorator]
+    def _row(d, dd, src, offs, ws, base, g, group, width, first, zero):  # type: ignore[no-untyped-def]  # pragma: no cover
+        # _taps compiled as a function of its own: the dense loop calls it from four places,
+        # and each inlined copy of the group routine's twelve vectorised loops cost numba
+        # about 14 s of the loop's compile (float32, 2026-12-05: four copies and the pair
+        # routine 86 s, this function and the pair routine 45 s, two copies before the pairs
+        # 36 s)
+        _taps(d, dd, src, offs, ws, base, g, group, width, first, zero)
+
+    @numba.njit(inline="always")  # type: ignore[untyped-decorator]
+    def _pairs(d, dd0, dd1, src, offs, w0, w1, g, width, first, zero):  # type: ignore[no-untyped-def]  # pragma: no cover
+        # The g loads from 0 of two output rows (_pair) in the fewest passes of at most GROUP
+        # loads, the loads shared out evenly as _taps shares out taps
+        passes = (g + GROUP - 1) // GROUP
+        for q in range(passes):
+            m = g * q // passes
+            n = g * (q + 1) // passes - m
+            _pair(d, dd0, d, dd1, src, offs, w0, w1, m, n, width, first and q == 0, zero)
 
     @numba.njit(inline="always")  # type: ignore[untyped-decorator]
     def _inside(w, t0, n2, p2, k2, g):  # type: ignore[no-untyped-def]  # pragma: no cover
@@ -509,7 +931,7 @@ def _compile() -> Callable[..., None]:
         length = np.uint64((run - 1) * w + c1 - c0)
         start = np.uint64(item * w + c0)
         aflat = a.reshape(a.size)
-        add_taps(out.reshape(out.size), start, aflat, fo, ws, 0, g, GROUP, length, True, zero)
+        add_row(out.reshape(out.size), start, aflat, fo, ws, 0, g, GROUP, length, True, zero)
         # the edge samples of each row, their terms in tap order through the extension's map
         # (they overwrite what the strip left between the rows' in-place parts)
         for q in range(run):
@@ -528,12 +950,15 @@ def _compile() -> Callable[..., None]:
 
     add_group = _group  # valid3 reads them as globals (see add_group)
     add_taps = _taps
+    add_pair = _pair
+    add_row = _row
+    add_pairs = _pairs
     add_strip = _strip
     in_place = _inside
     row_stride = _stride
 
     @numba.njit(parallel=True, nogil=True, cache=True)  # type: ignore[untyped-decorator]
-    def valid3(a, b, dims, map0, map1, map2, p2, fill, out, tile, parts, band):  # type: ignore[no-untyped-def]  # pragma: no cover
+    def valid3(a, b, dims, map0, map1, map2, p2, fill, out, tile, parts, band, pair):  # type: ignore[no-untyped-def]  # pragma: no cover
         # The operands as rows: a (za_n·n0·n1, n2), b (zb_n·k0·k1, k2), out (nz·o0·o1, o2);
         # dims = (za_n, n0, n1, zb_n, k0, k1, nz, o0, o1). With e the extension of a by the
         # index maps (e[z, s0, s1, s2] = a[z, map0[s0], map1[s1], map2[s2]]; where a map is
@@ -545,6 +970,7 @@ def _compile() -> Callable[..., None]:
         # the last dim the row is read from a copy with its extension (False, nothing done,
         # if a tap of b is not finite: it would multiply the zeros). Batch dims of size 1
         # broadcast. 'band' > 0: the most output samples of a strip (below), 0: no strips.
+        # 'pair': output rows are computed two at a time where they can be (below).
         za_n, n0, n1, zb_n, k0, k1, nz, o0, o1 = dims
         n2 = a.shape[1]
         k2 = b.shape[1]
@@ -585,13 +1011,23 @@ def _compile() -> Callable[..., None]:
         # parts are then overwritten by the edge samples, summed one by one as before.
         strips = band > 0 and tiles == 1 and k0 == 1 and o2 == n2
         srows = max(1, band // o2) if strips else 1  # most rows per strip
+        # Pairs ('pair'; the module's docstring, Pairs): two consecutive output rows of a plane
+        # whose taps' rows all exist read k1 + 1 input rows of each kernel plane, k1 - 1 of
+        # them both. Per plane, in each row's tap order: the second row's first kernel row,
+        # then the shared rows, each load feeding both rows' sums (add_pairs), then the first
+        # row's last kernel row. The ring then holds k1 + 1 rows of each plane.
+        pair = pair and k1 >= 2  # one kernel row: no input row shared
+        kr = k1 + 1 if pair else k1
         for c in prange(chunks):
-            # ring row m0·k1 + s1 % k1: extended row s1 of the plane tap m0 reads
-            ring = np.empty((k0 * k1, row_stride(cw + k2 - 1, out.itemsize)), dtype=out.dtype)
+            # ring row m0·kr + s1 % kr: extended row s1 of the plane tap m0 reads
+            ring = np.empty((k0 * kr, row_stride(cw + k2 - 1, out.itemsize)), dtype=out.dtype)
             rws = np.empty(taps, dtype=np.int64)
             offs = np.empty(taps, dtype=np.int64)
             ws = np.empty(taps, dtype=out.dtype)
             fo = np.empty(taps, dtype=np.uint64)  # the taps' offsets in the flat rows
+            po = np.empty(k1 * k2, dtype=np.uint64)  # a pair's shared loads (offsets)
+            pw0 = np.empty(k1 * k2, dtype=out.dtype)  # their taps for the pair's first row
+            pw1 = np.empty(k1 * k2, dtype=out.dtype)  # and for its second
             aflat = a.reshape(a.size)
             rflat = ring.reshape(ring.size)
             rstride = ring.shape[1]
@@ -599,7 +1035,8 @@ def _compile() -> Callable[..., None]:
             key = -1  # the (column tile, z, i0) whose rows the ring holds
             have = -1  # extended rows s1 <= have of that key are in the ring
             done = -1  # items before this one were computed by a strip
-            for item in range(items * c // chunks, items * (c + 1) // chunks):
+            end = items * (c + 1) // chunks
+            for item in range(items * c // chunks, end):
                 if item < done:
                     continue
                 if strips:
@@ -615,7 +1052,7 @@ def _compile() -> Callable[..., None]:
                         fv,
                         out,
                         item,
-                        items * (c + 1) // chunks,
+                        end,
                         srows,
                         fo,
                         ws,
@@ -650,11 +1087,19 @@ def _compile() -> Callable[..., None]:
                 # their taps read is the fill, they read the rows of a in place (no copy in
                 # the ring) and the few edge samples outside are summed one by one
                 c0, c1, direct = in_place(w, t0, n2, p2, k2, g)
+                # this row and the next as a pair: the next row in this chunk and plane, and
+                # every row their taps read exists
+                paired = pair and g > 0 and item + 1 < end and i1 + 1 < o1
+                if paired and not const:
+                    for s1 in range(i1, i1 + k1 + 1):
+                        if map1[s1] < 0:
+                            paired = False
+                nq = 2 if paired else 1  # output rows done by this item
                 if direct and const:
                     for m0 in range(k0):
                         if map0[i0 + k0 - 1 - m0] < 0:
                             direct = False
-                    for s1 in range(i1, i1 + k1):
+                    for s1 in range(i1, i1 + k1 + nq - 1):
                         if map1[s1] < 0:
                             direct = False
                 src = aflat
@@ -667,7 +1112,7 @@ def _compile() -> Callable[..., None]:
                     if (ti * nz + z) * o0 + i0 != key:
                         key = (ti * nz + z) * o0 + i0
                         have = -1
-                    for s1 in range(max(i1, have + 1), i1 + k1):
+                    for s1 in range(max(i1, have + 1), i1 + k1 + nq - 1):
                         r1 = map1[s1]
                         if r1 < 0 and not const:
                             continue
@@ -675,14 +1120,14 @@ def _compile() -> Callable[..., None]:
                             r0 = map0[i0 + k0 - 1 - m0]
                             if r0 < 0 and not const:
                                 continue
-                            # ring row m0·k1 + s1 % k1, written through the flat arrays (the
+                            # ring row m0·kr + s1 % kr, written through the flat arrays (the
                             # interior at unsigned offsets, as add_group reads them): no views,
                             # whose reference counts cost (add_group). Against four views a row
                             # (2026-12-05, float32 'same', interleaved with filter2D, pairs of
                             # processes): 1024² ⊛ 7×7-11×11 1.04x faster at one thread, 3×3-5×5
                             # and 2048² 0.97-1.03x; at 2 threads 0.91-1.06x, median 0.98
                             # (three pairs, 512²-2048² ⊛ 3×3-11×11: within the noise there)
-                            pb = (m0 * k1 + s1 % k1) * rstride
+                            pb = (m0 * kr + s1 % kr) * rstride
                             if r0 < 0 or r1 < 0:  # a row of the constant fill
                                 for t in range(span):
                                     rflat[pb + t] = fv
@@ -698,38 +1143,80 @@ def _compile() -> Callable[..., None]:
                             for t in range(u1, span):
                                 v = map2[t0 + t]
                                 rflat[pb + t] = aflat[lb + v] if v >= 0 else fv
-                    have = i1 + k1 - 1
-                # the taps in tap order: their rows (of a, or of the ring) and shifts
-                g = 0
-                for m0 in range(k0):
-                    r0 = map0[i0 + k0 - 1 - m0]
-                    if r0 < 0 and not const:
-                        continue
-                    for m1 in range(k1):
-                        s1 = i1 + k1 - 1 - m1
-                        r1 = map1[s1]
-                        if r1 < 0 and not const:
-                            continue
-                        rb = (zb * k0 + m0) * k1 + m1
-                        row = (za * n0 + r0) * n1 + r1 if direct else m0 * k1 + s1 % k1
-                        for m2 in range(k2):
-                            rws[g] = row
-                            offs[g] = (c0 + t0 - p2 if direct else 0) + k2 - 1 - m2
-                            fo[g] = np.uint64(row * stride + offs[g])
-                            ws[g] = b[rb, m2]
-                            g += 1
+                    have = i1 + k1 + nq - 2
                 dd = np.uint64(r * o2 + t0 + lo)
-                add_taps(oflat, dd, src, fo, ws, 0, g, GROUP, np.uint64(hi - lo), True, zero)
-                if direct:
-                    # the edge samples [0, c0) and [c1, w), their terms in the same order
-                    # through the extension's map
-                    for e in range(c0 + w - c1):
-                        j = e if e < c0 else c1 + e - c0
-                        s = zero
-                        for t in range(g):
-                            v = map2[t0 + j + offs[t] - (c0 + t0 - p2)]
-                            s += ws[t] * (a[rws[t], v] if v >= 0 else fv)
-                        out[r, t0 + j] = s
+                width = np.uint64(hi - lo)
+                col = (c0 + t0 - p2 if direct else 0) + k2 - 1  # the first tap's shift
+                if paired:
+                    done = item + 2
+                    # per kernel plane: the second row's kernel row 0 (input row i1 + k1),
+                    # the rows both read (i1 + k1 - 1 - m1: the first row's kernel row m1, the
+                    # second's m1 + 1), the first row's kernel row k1 - 1 (input row i1)
+                    p0 = True  # the first row's sum starts from zero
+                    for m0 in range(k0):
+                        r0 = map0[i0 + k0 - 1 - m0]
+                        if r0 < 0 and not const:
+                            continue
+                        rb = (zb * k0 + m0) * k1
+                        lead = (za * n0 + r0) * n1  # the plane's rows of a
+                        d1 = dd + np.uint64(o2)  # the second row
+                        s1 = i1 + k1
+                        row = lead + map1[s1] if direct else m0 * kr + s1 % kr
+                        for m2 in range(k2):
+                            fo[m2] = np.uint64(row * stride + col - m2)
+                            ws[m2] = b[rb, m2]
+                        add_row(oflat, d1, src, fo, ws, 0, k2, GROUP, width, p0, zero)
+                        t = 0
+                        for m1 in range(k1 - 1):
+                            s1 = i1 + k1 - 1 - m1
+                            row = lead + map1[s1] if direct else m0 * kr + s1 % kr
+                            for m2 in range(k2):
+                                po[t] = np.uint64(row * stride + col - m2)
+                                pw0[t] = b[rb + m1, m2]
+                                pw1[t] = b[rb + m1 + 1, m2]
+                                t += 1
+                        add_pairs(oflat, dd, d1, src, po, pw0, pw1, t, width, p0, zero)
+                        row = lead + map1[i1] if direct else m0 * kr + i1 % kr
+                        for m2 in range(k2):
+                            fo[m2] = np.uint64(row * stride + col - m2)
+                            ws[m2] = b[rb + k1 - 1, m2]
+                        add_row(oflat, dd, src, fo, ws, 0, k2, GROUP, width, False, zero)
+                        p0 = False
+                    if not direct:
+                        continue
+                for q in range(nq):
+                    # the taps of output row r + q in tap order: their rows (of a, or of the
+                    # ring) and shifts
+                    g = 0
+                    for m0 in range(k0):
+                        r0 = map0[i0 + k0 - 1 - m0]
+                        if r0 < 0 and not const:
+                            continue
+                        for m1 in range(k1):
+                            s1 = i1 + q + k1 - 1 - m1
+                            r1 = map1[s1]
+                            if r1 < 0 and not const:
+                                continue
+                            rb = (zb * k0 + m0) * k1 + m1
+                            row = (za * n0 + r0) * n1 + r1 if direct else m0 * kr + s1 % kr
+                            for m2 in range(k2):
+                                rws[g] = row
+                                offs[g] = col - m2
+                                fo[g] = np.uint64(row * stride + offs[g])
+                                ws[g] = b[rb, m2]
+                                g += 1
+                    if not paired:
+                        add_row(oflat, dd, src, fo, ws, 0, g, GROUP, width, True, zero)
+                    if direct:
+                        # the edge samples [0, c0) and [c1, w), their terms in the same order
+                        # through the extension's map
+                        for e in range(c0 + w - c1):
+                            j = e if e < c0 else c1 + e - c0
+                            s = zero
+                            for t in range(g):
+                                v = map2[t0 + j + offs[t] - (c0 + t0 - p2)]
+                                s += ws[t] * (a[rws[t], v] if v >= 0 else fv)
+                            out[r + q, t0 + j] = s
         return True
 
     return valid3  # type: ignore[no-any-return]
@@ -1027,14 +1514,16 @@ def _call(a: Any, b: Any, lay: _Layout, fill: Any, out: Any) -> bool:
     # and fills its ring: 4 chunks at one thread cost 0.4-0.7 us a call on 16²-64² ⊛ 3²-7²,
     # 1.03-1.10x, and 0.1-0.8% on 256²-1024², 2026-12-05)
     parts = 4 * threads if threads > 1 else 1
-    tile = widest_tile(lay.dims[4] * lay.dims[5], out.itemsize)  # a ring of k0·k1 rows
+    k0, k1, k2 = lay.dims[4], lay.dims[5], b.shape[1]
+    pair = paired(k1, k2)
+    tile = widest_tile(k0 * (k1 + pair), out.itemsize)  # a ring of k0·(k1 + pair) rows
     nrows, width = out.shape
     if threads > 1 and nrows * -(-width // tile) < parts:
         # the chunks share out row tiles: with few rows (a 1-D signal) wide tiles left
         # threads idle (2^16 ⊛ 16 float32, 2 threads: 0.78x tiles of 2048); as many tiles as
         # chunks, none narrower than TILE
         tile = min(tile, max(TILE, -(-width // -(-parts // nrows))))
-    args = (a, b, lay.dims, m0, m1, m2, lay.p2, fill, out, tile, parts, BAND)
+    args = (a, b, lay.dims, m0, m1, m2, lay.p2, fill, out, tile, parts, BAND, pair)
     return bool(parallel(kernel, *args))
 
 
