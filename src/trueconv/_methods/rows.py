@@ -142,8 +142,11 @@ one 0.59-0.70) 5×5 0.51-0.58, 7×7 0.49-0.55, 11×11 0.48-0.51; 3×5, 5×3, 4×
 loads saved: not paired). Whole 'same' calls, old and new code in alternating processes, each
 interleaved with ``cv2.filter2D`` (two pairs of processes, the median of the rounds' ratios to
 it): one thread, float32 512²-2048² and 3 × 1024² ⊛ 5×5-11×11 1.08-1.43x faster but 2048² ⊛
-5×5 (1.03x; its rows are read in place; column tiles of 1024 or 512 samples measured slower
-there, 0.67-0.87x, and on float64 2048² ⊛ 5×5-7×7), float64 1024² ⊛ 5×5-15×15 1.22-1.39x;
+5×5 (1.03x: its rows are read in place as strips, which take a row before the pairs do; with
+the strips off the pairs ran 0.94x / 1.00x the strips' time there at 1 / 2 threads, 1.12-1.14x
+on 4096² ⊛ 5×5, 1.05-1.09x on float64 2048² ⊛ 5×5 and 3 × 2048², 0.86-0.93x on 2048² ⊛ 4×4:
+strips kept first; column tiles of 1024 or 512 samples measured slower, 0.67-0.87x, and on
+float64 2048² ⊛ 5×5-7×7), float64 1024² ⊛ 5×5-15×15 1.22-1.39x;
 two threads 0.96-1.47x, 7×7-15×15 1.08-1.47x but 512² ⊛ 7×7 (0.99x). 3×3 kernels (not paired)
 0.93-1.06x at one thread and 0.84-0.95x at two in the same runs; six more pairs of processes at
 two threads put them at 0.88-0.97x, each cell's times overlapping between old and new (a
