@@ -1,5 +1,6 @@
-"""Two output rows per pass, each input row's loads shared by both: a bare-loop measurement
-for the dense direct loop's next step (issue 14's one-thread gap; not in the loop yet).
+"""Two output rows per pass, each input row's loads shared by both: a bare-loop measurement,
+one pass generated per k, made before the dense direct loop took row pairs (2026-12-05; the
+loop's own generic pair routine against its rows one by one: ``paired_passes.py``).
 
     python benchmarks/paired_rows.py [--out results/paired_rows.txt]
 
