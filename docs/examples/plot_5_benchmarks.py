@@ -2,12 +2,12 @@
 Benchmarks: trueconv against the strongest contenders
 =====================================================
 
-Redrawn at every build from ``benchmarks/results_contenders.json``, the record that
+Redrawn at every build from ``benchmarks/results.json``, the record that
 ``trueconv bench`` wrote on a 2-core AMD EPYC VM (torch 2.13, CPU): each case timed with
 trueconv's ``'auto'`` and with scipy (``convolve``, ``fftconvolve``, ``oaconvolve``),
 ``numpy.convolve``, flip + ``torch.nn.functional.convNd``, a hand-written ``torch.fft.rfftn``
 product and, for 2-D ``'same'``, OpenCV's ``filter2D``/``sepFilter2D``.
-``benchmarks/RESULTS_CONTENDERS.md`` has the full table; run ``trueconv bench --quick`` to
+``benchmarks/RESULTS.md`` has the full table; run ``trueconv bench --quick`` to
 measure your own machine.
 """
 
@@ -21,7 +21,7 @@ try:
     here = Path(__file__).resolve().parent  # docs/examples/ when run as a script
 except NameError:
     here = Path.cwd().resolve()  # sphinx-gallery: run in its folder, no __file__
-RESULTS = here.parents[1] / "benchmarks" / "results_contenders.json"
+RESULTS = here.parents[1] / "benchmarks" / "results.json"
 
 record = json.loads(RESULTS.read_text())
 info = record["info"]
