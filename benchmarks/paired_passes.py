@@ -9,11 +9,12 @@ interleaved (``timing.alternating``, each timed call the second of two in a row)
 
 - ``rows``: every tap of an output row in the fewest passes of at most ``rows.GROUP`` taps
   (``rows.add_taps``), one output row after another (the loop before its pairs);
-- ``pairs``: two output rows at a time as the loop makes them now: the second row's kernel
-  row 0 (``rows.add_taps``), the rows both read (``rows.add_pairs``: each load feeds both
-  rows' sums), the first row's last kernel row (``rows.add_taps``);
-- ``pairs, inlined``: the same, with the pair routine inlined into the loop (numba's
-  ``inline='always'``), where LLVM sees one output array at two offsets;
+- ``pairs``: two output rows at a time as the loop makes them now (``rows.pair_plane``): the
+  second row's kernel row 0 (``rows.add_taps``), the rows both read (``rows.add_pairs``: each
+  load feeds both rows' sums), the first row's last kernel row (``rows.add_taps``); a 3×3
+  kernel's pair in one pass of its twelve loads (``rows.add_pair3``);
+- ``pairs, inlined``: the three passes (3×3 too), with the pair routine inlined into the loop
+  (numba's ``inline='always'``), where LLVM sees one output array at two offsets;
 - ``filter2D``: ``cv2.filter2D`` on the same padded input (the flipped kernel), for scale.
 
 Printed per kernel shape: ns per 16-lane vector tap (``1024² · k1 · k2 / 16`` of them, the
@@ -47,7 +48,7 @@ def loops() -> dict[str, object]:
     routine, 2: the same routine inlined)."""
     rows._kernel()  # compiles the loop's helpers
     add_taps = rows.add_taps
-    add_pairs = rows.add_pairs
+    pair_plane = rows.pair_plane
     group = rows.GROUP
     pair_inline = numba.njit(inline="always")(rows.add_pair.py_func)
 
@@ -67,9 +68,10 @@ def loops() -> dict[str, object]:
             o0, o1 = out.shape  # rows of o1 samples, the first 'width' of each computed
             offs = np.empty(k1 * k2, np.uint64)
             ws = np.empty(k1 * k2, out.dtype)
-            po = np.empty(k1 * k2, np.uint64)
-            p0 = np.empty(k1 * k2, out.dtype)
-            p1 = np.empty(k1 * k2, out.dtype)
+            po = np.empty((k1 + 1) * k2, np.uint64)
+            p0 = np.empty((k1 + 1) * k2, out.dtype)
+            p1 = np.empty((k1 + 1) * k2, out.dtype)
+            rowoff = np.empty(k1 + 1, np.int64)
             af = a.reshape(a.size)
             of = out.reshape(out.size)
             zero = np.zeros(1, out.dtype)[0]
@@ -88,6 +90,30 @@ def loops() -> dict[str, object]:
                     continue
                 d0 = np.uint64(i * o1)
                 d1 = np.uint64((i + 1) * o1)
+                if mode == 1:  # the loop's routine
+                    for s1 in range(k1 + 1):
+                        rowoff[s1] = (i + s1) * n1 + k2 - 1
+                    pair_plane(
+                        of,
+                        d0,
+                        d1,
+                        af,
+                        rowoff,
+                        w,
+                        0,
+                        k1,
+                        k2,
+                        offs,
+                        ws,
+                        po,
+                        p0,
+                        p1,
+                        width,
+                        True,
+                        zero,
+                    )
+                    i += 2
+                    continue
                 for m2 in range(k2):
                     offs[m2] = np.uint64((i + k1) * n1 + k2 - 1 - m2)
                     ws[m2] = w[0, m2]
@@ -99,10 +125,7 @@ def loops() -> dict[str, object]:
                         p0[t] = w[m1, m2]
                         p1[t] = w[m1 + 1, m2]
                         t += 1
-                if mode == 1:
-                    add_pairs(of, d0, d1, af, po, p0, p1, t, width, True, zero)
-                else:
-                    pairs_inline(of, d0, d1, af, po, p0, p1, t, width, True, zero)
+                pairs_inline(of, d0, d1, af, po, p0, p1, t, width, True, zero)
                 for m2 in range(k2):
                     offs[m2] = np.uint64(i * n1 + k2 - 1 - m2)
                     ws[m2] = w[k1 - 1, m2]

@@ -97,9 +97,9 @@ NP_PAD = {None: "constant", "reflect": "reflect", "symmetric": "symmetric", "wra
 FILL = -3  # every dtype holds it
 #: the loop's strips: none, of one or a few rows, unbounded (the rows' samples a strip holds)
 BANDS = (0, 900, 1 << 30)
-#: output rows one at a time, and two at a time wherever the loop can (kernels of two or more
-#: rows; rows.paired picks them for calls)
-PAIRS = (False, True)
+#: output rows one at a time (0), two at a time wherever the loop can outside strips (1) and
+#: in strips too (2) (kernels of two or more rows; rows.paired picks them for calls)
+PAIRS = (0, 1, 2)
 
 
 def _pad(x, pads, rule):
@@ -514,4 +514,5 @@ def test_few_rows_keep_every_thread_busy(monkeypatch, loop_only):
     (tile_1d, parts), (tile_2d, _) = seen
     assert parts == 8
     assert tile_1d == (1 << 16) // 8  # 8 tiles of 8192 for 8 chunks
-    assert tile_2d == rows.widest_tile(3, 4) > 4096  # 64 rows: one tile a row
+    # 64 rows: one tile a row (a ring of 3 rows, or 4 where the rows are paired)
+    assert tile_2d == rows.widest_tile(3 + rows.paired(3, 3), 4) > 4096

@@ -107,8 +107,9 @@ DTYPES = (torch.float32, torch.float64)
 #: not used. 2: the fused separable loop has constants of its own ('fused'), and memory
 #: counts from :data:`trueconv.core.cost.CACHE_BYTES` on, inclusive (2026-12-05). 3: the
 #: dense loop's counts where it computes output rows in pairs
-#: (:func:`trueconv._methods.direct.rows_counts`, 2026-12-05).
-COST_MODEL = 3
+#: (:func:`trueconv._methods.direct.rows_counts`, 2026-12-05). 4: 3×3 kernels' rows in
+#: pairs, one pass a pair (2026-12-05, evening).
+COST_MODEL = 4
 
 
 def machine() -> dict[str, Any]:

@@ -114,7 +114,10 @@ def rows_counts(
     of the multiply-adds and the vector loads (a pass is bound by both; a pair loads
     ``(k1 + 1)·k2`` input vectors per plane for its ``2·k1·k2`` multiply-adds): 0.80x the
     multiply-adds for 5×5, 0.79x for 7×7, 0.77x for 11×11, where the loop measured 0.73-0.84x
-    the time per tap of rows one by one (1024² float32, one thread, 2026-12-05).
+    the time per tap of rows one by one (1024² float32, one thread, 2026-12-05). A 3×3 plane's
+    pair is one pass (:func:`trueconv._methods.rows.paired`): 0.83x the multiply-adds, half a
+    pass per row, where whole 'same' calls measured 1.01-1.25x faster than rows one by one
+    at one thread (2026-12-05, 512²-4096², float32 and float64).
     """
     out_elems = batch * math.prod(out)
     last = out[-1] if out else 1
@@ -132,6 +135,8 @@ def rows_counts(
         units = (taps + loads) / 2 * out_elems
         own = -(-k2 // rows.GROUP)
         groups = planes * (2 * own + -(-((k1 - 1) * k2) // rows.GROUP)) / 2
+        if (k1, k2) == (3, 3):  # a pair's plane in one pass (rows.add_pair3)
+            groups = planes / 2
     return cost.Counts(
         "rows",
         1,

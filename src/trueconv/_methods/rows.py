@@ -139,7 +139,7 @@ Against rows one by one (``benchmarks/paired_passes.py``, ``results/paired_passe
 three runs): as bare passes over 1024² float32 (one thread, ns per 16-lane tap, rows one by
 one 0.59-0.70) 5×5 0.51-0.58, 7×7 0.49-0.55, 11×11 0.48-0.51; 3×5, 5×3, 4×4 and 3×7
 0.97-1.10x, 2×8 0.95-1.02x; 3×3 0.86-0.90x (its two single-row passes cost more than the
-loads saved: not paired). Whole 'same' calls, old and new code in alternating processes, each
+loads saved). Whole 'same' calls, old and new code in alternating processes, each
 interleaved with ``cv2.filter2D`` (two pairs of processes, the median of the rounds' ratios to
 it): one thread, float32 512²-2048² and 3 × 1024² ⊛ 5×5-11×11 1.08-1.43x faster but 2048² ⊛
 5×5 (1.03x: its rows are read in place as strips, which take a row before the pairs do; with
@@ -147,10 +147,22 @@ the strips off the pairs ran 0.94x / 1.00x the strips' time there at 1 / 2 threa
 on 4096² ⊛ 5×5, 1.05-1.09x on float64 2048² ⊛ 5×5 and 3 × 2048², 0.86-0.93x on 2048² ⊛ 4×4:
 strips kept first; column tiles of 1024 or 512 samples measured slower, 0.67-0.87x, and on
 float64 2048² ⊛ 5×5-7×7), float64 1024² ⊛ 5×5-15×15 1.22-1.39x;
-two threads 0.96-1.47x, 7×7-15×15 1.08-1.47x but 512² ⊛ 7×7 (0.99x). 3×3 kernels (not paired)
-0.93-1.06x at one thread and 0.84-0.95x at two in the same runs; six more pairs of processes at
-two threads put them at 0.88-0.97x, each cell's times overlapping between old and new (a
-process's times move by up to 1.7x at two threads here).
+two threads 0.96-1.47x, 7×7-15×15 1.08-1.47x but 512² ⊛ 7×7 (0.99x). 3×3 kernels (not paired
+then) 0.93-1.06x at one thread and 0.84-0.95x at two in the same runs; six more pairs of
+processes at two threads put them at 0.88-0.97x, each cell's times overlapping between old and
+new (a process's times move by up to 1.7x at two threads here).
+
+3×3 pairs (2026-12-05, evening). A 3×3 plane's pair is one pass of its own (``add_pair3``): the
+four rows' 12 loads, 18 multiply-adds, each output stored once (rows one by one: 9 loads for
+9), as a bare loop over 512²-2048² 1.25-1.46x faster than rows one by one (float32 and float64,
+one thread). Strips (above) of a 3×3 kernel compute their rows in pairs too
+(:data:`STRIP_PAIRS`), each pair's pass as long as a row (the rows' edge samples in between are
+summed one by one afterwards, as before): whole 'same' calls against the strips one row at a
+time, interleaved with ``cv2.filter2D`` in one process, bitwise the same results, 512²-4096²
+float32 / float64: one thread 0.96-1.25x / 1.01-1.27x (two runs, medians 1.07x / 1.12x), two
+threads 0.93-1.07x / 1.03-1.13x. Other kernels' strips stay one row at a time: their split
+pairs measured 0.80-1.17x in float32 (2048² ⊛ 4×4-5×5, three runs) though 1.33-1.40x in float64
+(2048²-4096² ⊛ 5×5); not understood, not kept.
 
 Boundaries. The ring's copy of an input row is where the padding is made, so a boundary
 (``'reflect'``, ``'symmetric'``, ``'wrap'``, ``'replicate'``, a non-zero fill value) costs
@@ -233,10 +245,16 @@ PAIR_ROWS = 3
 PAIR_TAPS = 15
 
 
+#: Whether strips (:data:`BAND`) of a 3×3 kernel compute their rows in pairs too (the
+#: module's docstring, Pairs).
+STRIP_PAIRS = True
+
+
 def paired(k1: int, k2: int) -> bool:
     """Whether the dense loop computes output rows two at a time for kernel planes of ``k1``
-    rows of ``k2`` taps (the module's docstring, Pairs)."""
-    return k1 >= PAIR_ROWS and k1 * k2 >= PAIR_TAPS
+    rows of ``k2`` taps (the module's docstring, Pairs): 3×3 planes in one pass each, others
+    of at least :data:`PAIR_ROWS` rows and :data:`PAIR_TAPS` taps."""
+    return (k1, k2) == (3, 3) or (k1 >= PAIR_ROWS and k1 * k2 >= PAIR_TAPS)
 
 
 #: Bytes a compiled loop's ring of input rows may take (:func:`widest_tile`): half of this
@@ -278,6 +296,8 @@ add_taps: Any = None  # every tap of an output row in the fewest group passes (_
 add_row: Any = None  # add_taps as a function of its own, not inlined (_compile)
 add_pair: Any = None  # one pass of two output rows over their shared loads (_compile)
 add_pairs: Any = None  # the shared loads of two output rows in the fewest passes (_compile)
+add_pair3: Any = None  # two output rows of a 3×3 kernel plane in one pass (_compile)
+pair_plane: Any = None  # one kernel plane's terms of two output rows (_compile)
 add_strip: Any = None  # a run of output rows as one strip (_compile)
 in_place: Any = None  # which samples of a tile row read the input's rows in place (_compile)
 
@@ -285,8 +305,8 @@ in_place: Any = None  # which samples of a tile row read the input's rows in pla
 def _compile() -> Callable[..., None]:
     """The loop, compiled lazily (importing trueconv compiles nothing; numba caches the
     machine code on disk, so a later process loads it in milliseconds)."""
-    global numba, add_group, add_taps, add_row, add_pair, add_pairs, add_strip, in_place
-    global row_stride
+    global numba, add_group, add_taps, add_row, add_pair, add_pairs, add_pair3, add_strip
+    global in_place, row_stride, pair_plane
     numba = importlib.import_module("numba")
     prange = numba.prange
 
@@ -832,6 +852,77 @@ def _compile() -> Callable[..., None]:
             d0[dd0 + j] = s0
             d1[dd1 + j] = s1
 
+    @numba.njit  # type: ignore[untyped-decorator]
+    def _pair3(d0, dd0, d1, dd1, src, o, w0, w1, width, first, zero):  # type: ignore[no-untyped-def]  # pragma: no cover
+        # Two output rows of a 3×3 kernel plane in one pass, all 12 loads (the pair's four
+        # input rows, three shifts each): o[0:3] feed d1 only (its kernel row 0, weights
+        # w1[0:3]), o[3:9] both (w0 and w1), o[9:12] d0 only (its kernel row 2, w0[9:12]):
+        # each output's terms in its tap order, as the three passes of a pair add them
+        # ('first': both sums start from zero). The split pair makes two single-row passes
+        # of three loads each besides the shared pass, which cost 3×3 more than its loads
+        # saved (Pairs); here the pair stores each output once and loads 12 vectors for 18
+        # multiply-adds, where rows one by one load 9 for 9. A function of its own, the
+        # output passed twice, as _pair (why there).
+        a0 = o[0]
+        a1 = o[1]
+        a2 = o[2]
+        b0 = o[3]
+        b1 = o[4]
+        b2 = o[5]
+        b3 = o[6]
+        b4 = o[7]
+        b5 = o[8]
+        c0 = o[9]
+        c1 = o[10]
+        c2 = o[11]
+        v0 = w1[0]
+        v1 = w1[1]
+        v2 = w1[2]
+        u3 = w0[3]
+        u4 = w0[4]
+        u5 = w0[5]
+        u6 = w0[6]
+        u7 = w0[7]
+        u8 = w0[8]
+        v3 = w1[3]
+        v4 = w1[4]
+        v5 = w1[5]
+        v6 = w1[6]
+        v7 = w1[7]
+        v8 = w1[8]
+        u9 = w0[9]
+        u10 = w0[10]
+        u11 = w0[11]
+        for j in range(width):
+            s0 = zero if first else d0[dd0 + j]
+            s1 = zero if first else d1[dd1 + j]
+            s1 += v0 * src[a0 + j]
+            s1 += v1 * src[a1 + j]
+            s1 += v2 * src[a2 + j]
+            a = src[b0 + j]
+            s0 += u3 * a
+            s1 += v3 * a
+            a = src[b1 + j]
+            s0 += u4 * a
+            s1 += v4 * a
+            a = src[b2 + j]
+            s0 += u5 * a
+            s1 += v5 * a
+            a = src[b3 + j]
+            s0 += u6 * a
+            s1 += v6 * a
+            a = src[b4 + j]
+            s0 += u7 * a
+            s1 += v7 * a
+            a = src[b5 + j]
+            s0 += u8 * a
+            s1 += v8 * a
+            s0 += u9 * src[c0 + j]
+            s0 += u10 * src[c1 + j]
+            s0 += u11 * src[c2 + j]
+            d0[dd0 + j] = s0
+            d1[dd1 + j] = s1
+
     @numba.njit(inline="always")  # type: ignore[untyped-decorator]
     def _stride(n, itemsize):  # type: ignore[no-untyped-def]  # pragma: no cover
         # Row length (samples) of a ring holding rows of n samples: an odd number of 64-byte
@@ -882,6 +973,51 @@ def _compile() -> Callable[..., None]:
             _pair(d, dd0, d, dd1, src, offs, w0, w1, m, n, width, first and q == 0, zero)
 
     @numba.njit(inline="always")  # type: ignore[untyped-decorator]
+    def _pair_plane(
+        d, dd0, dd1, src, rowoff, b, rb, k1, k2, fo, ws, po, pw0, pw1, width, first, zero
+    ):  # type: ignore[no-untyped-def]  # pragma: no cover
+        # One kernel plane's terms of two output rows (the module's docstring, Pairs): the
+        # plane's weights are b's rows rb .. rb + k1 - 1, rowoff[s] is the flat offset of
+        # the first tap's sample in input row s of the pair's k1 + 1 (s = 0: the row only the
+        # first output row reads, its kernel row k1 - 1; s = k1: the row only the second
+        # reads, its kernel row 0). 3×3 planes in one pass (add_pair3); others as the second
+        # row's kernel row 0, the rows both read (add_pairs), the first row's last kernel row.
+        if k1 == 3 and k2 == 3:
+            t = 0
+            for m2 in range(3):
+                po[t] = np.uint64(rowoff[3] - m2)
+                pw1[t] = b[rb, m2]
+                t += 1
+            for m1 in range(2):
+                for m2 in range(3):
+                    po[t] = np.uint64(rowoff[2 - m1] - m2)
+                    pw0[t] = b[rb + m1, m2]
+                    pw1[t] = b[rb + m1 + 1, m2]
+                    t += 1
+            for m2 in range(3):
+                po[t] = np.uint64(rowoff[0] - m2)
+                pw0[t] = b[rb + 2, m2]
+                t += 1
+            add_pair3(d, dd0, d, dd1, src, po, pw0, pw1, width, first, zero)
+            return
+        for m2 in range(k2):
+            fo[m2] = np.uint64(rowoff[k1] - m2)
+            ws[m2] = b[rb, m2]
+        add_row(d, dd1, src, fo, ws, 0, k2, GROUP, width, first, zero)
+        t = 0
+        for m1 in range(k1 - 1):
+            for m2 in range(k2):
+                po[t] = np.uint64(rowoff[k1 - 1 - m1] - m2)
+                pw0[t] = b[rb + m1, m2]
+                pw1[t] = b[rb + m1 + 1, m2]
+                t += 1
+        add_pairs(d, dd0, dd1, src, po, pw0, pw1, t, width, first, zero)
+        for m2 in range(k2):
+            fo[m2] = np.uint64(rowoff[0] - m2)
+            ws[m2] = b[rb + k1 - 1, m2]
+        add_row(d, dd0, src, fo, ws, 0, k2, GROUP, width, False, zero)
+
+    @numba.njit(inline="always")  # type: ignore[untyped-decorator]
     def _inside(w, t0, n2, p2, k2, g):  # type: ignore[no-untyped-def]  # pragma: no cover
         # The samples [c0, c1) of a tile row of w samples from t0 whose taps read input
         # samples only, and whether they read the input's rows in place (the rest, the edge
@@ -891,11 +1027,39 @@ def _compile() -> Callable[..., None]:
         return c0, c1, c1 - c0 >= max(DIRECT_MIN, EDGE_COST * g * (c0 + w - c1))
 
     @numba.njit(inline="always")  # type: ignore[untyped-decorator]
-    def _strip(a, b, dims, map0, map1, map2, p2, const, fv, out, item, end, most, fo, ws, zero):  # type: ignore[no-untyped-def]  # pragma: no cover
+    def _strip(
+        a,
+        b,
+        dims,
+        map0,
+        map1,
+        map2,
+        p2,
+        const,
+        fv,
+        out,
+        item,
+        end,
+        most,
+        fo,
+        ws,
+        pair,
+        po,
+        pw0,
+        pw1,
+        rowoff,
+        zero,
+    ):  # type: ignore[no-untyped-def]  # pragma: no cover
         # valid3's output rows item, item + 1, ... (fewer than 'end', at most 'most', one
         # plane; k0 == 1, one column tile, rows as long as the input's) as one strip where
         # they read their taps' rows in place: the number of rows done, 0 if none (the row
-        # 'item' is not such a row). The sums are the per-row path's, term for term.
+        # 'item' is not such a row). The sums are the per-row path's, term for term. With
+        # 'pair', the strip's rows two at a time (pair_plane), each pair's passes as long as
+        # a whole row (from a row's first in-place sample to the next row's, so no scalar
+        # remainder where rows are a multiple of 16 samples): what they write past the first
+        # row's in-place part is its right edge and the next row's left edge, which the edge
+        # samples below overwrite; the strip's last pair stops at its in-place part (past it
+        # lie rows another chunk may be writing), as an odd last row does.
         za_n, n0, n1, zb_n, _, k1, _, o0, o1 = dims
         n2 = a.shape[1]
         k2 = b.shape[1]
@@ -924,17 +1088,47 @@ def _compile() -> Callable[..., None]:
         za = z if za_n > 1 else 0
         zb = z if zb_n > 1 else 0
         base = (za * n0 + r0) * n1
+        aflat = a.reshape(a.size)
+        oflat = out.reshape(out.size)
+        q = 0  # rows done in pairs
+        if pair:
+            uw = np.uint64(w)
+            while q + 1 < run:
+                for s1 in range(k1 + 1):
+                    rowoff[s1] = (base + map1[i1 + q + s1]) * n2 + c0 - p2 + k2 - 1
+                dd0 = np.uint64((item + q) * w + c0)
+                width = uw if q + 2 < run else np.uint64(c1 - c0)
+                pair_plane(
+                    oflat,
+                    dd0,
+                    dd0 + uw,
+                    aflat,
+                    rowoff,
+                    b,
+                    zb * k1,
+                    k1,
+                    k2,
+                    fo,
+                    ws,
+                    po,
+                    pw0,
+                    pw1,
+                    width,
+                    True,
+                    zero,
+                )
+                q += 2
         g = 0
         for m1 in range(k1):
-            first = (base + map1[i1 + k1 - 1 - m1]) * n2 + c0 - p2 + k2 - 1
+            first = (base + map1[i1 + q + k1 - 1 - m1]) * n2 + c0 - p2 + k2 - 1
             for m2 in range(k2):
                 fo[g] = np.uint64(first - m2)
                 ws[g] = b[zb * k1 + m1, m2]
                 g += 1
-        length = np.uint64((run - 1) * w + c1 - c0)
-        start = np.uint64(item * w + c0)
-        aflat = a.reshape(a.size)
-        add_row(out.reshape(out.size), start, aflat, fo, ws, 0, g, GROUP, length, True, zero)
+        if q < run:
+            length = np.uint64((run - 1 - q) * w + c1 - c0)
+            start = np.uint64((item + q) * w + c0)
+            add_row(oflat, start, aflat, fo, ws, 0, g, GROUP, length, True, zero)
         # the edge samples of each row, their terms in tap order through the extension's map
         # (they overwrite what the strip left between the rows' in-place parts)
         for q in range(run):
@@ -956,6 +1150,8 @@ def _compile() -> Callable[..., None]:
     add_pair = _pair
     add_row = _row
     add_pairs = _pairs
+    add_pair3 = _pair3
+    pair_plane = _pair_plane
     add_strip = _strip
     in_place = _inside
     row_stride = _stride
@@ -973,7 +1169,8 @@ def _compile() -> Callable[..., None]:
         # the last dim the row is read from a copy with its extension (False, nothing done,
         # if a tap of b is not finite: it would multiply the zeros). Batch dims of size 1
         # broadcast. 'band' > 0: the most output samples of a strip (below), 0: no strips.
-        # 'pair': output rows are computed two at a time where they can be (below).
+        # 'pair': output rows are computed two at a time where they can be (below): 0 never,
+        # 1 outside strips, 2 in strips too.
         za_n, n0, n1, zb_n, k0, k1, nz, o0, o1 = dims
         n2 = a.shape[1]
         k2 = b.shape[1]
@@ -1019,7 +1216,7 @@ def _compile() -> Callable[..., None]:
         # them both. Per plane, in each row's tap order: the second row's first kernel row,
         # then the shared rows, each load feeding both rows' sums (add_pairs), then the first
         # row's last kernel row. The ring then holds k1 + 1 rows of each plane.
-        pair = pair and k1 >= 2  # one kernel row: no input row shared
+        pair = pair if k1 >= 2 else 0  # one kernel row: no input row shared
         kr = k1 + 1 if pair else k1
         for c in prange(chunks):
             # ring row m0·kr + s1 % kr: extended row s1 of the plane tap m0 reads
@@ -1028,9 +1225,10 @@ def _compile() -> Callable[..., None]:
             offs = np.empty(taps, dtype=np.int64)
             ws = np.empty(taps, dtype=out.dtype)
             fo = np.empty(taps, dtype=np.uint64)  # the taps' offsets in the flat rows
-            po = np.empty(k1 * k2, dtype=np.uint64)  # a pair's shared loads (offsets)
-            pw0 = np.empty(k1 * k2, dtype=out.dtype)  # their taps for the pair's first row
-            pw1 = np.empty(k1 * k2, dtype=out.dtype)  # and for its second
+            po = np.empty((k1 + 1) * k2, dtype=np.uint64)  # a pair's loads (offsets)
+            pw0 = np.empty((k1 + 1) * k2, dtype=out.dtype)  # their taps for the first row
+            pw1 = np.empty((k1 + 1) * k2, dtype=out.dtype)  # and for the second
+            rowoff = np.empty(k1 + 1, dtype=np.int64)  # a pair's input rows (pair_plane)
             aflat = a.reshape(a.size)
             rflat = ring.reshape(ring.size)
             rstride = ring.shape[1]
@@ -1059,6 +1257,11 @@ def _compile() -> Callable[..., None]:
                         srows,
                         fo,
                         ws,
+                        pair == 2,
+                        po,
+                        pw0,
+                        pw1,
+                        rowoff,
                         zero,
                     )
                     if run > 0:
@@ -1092,7 +1295,7 @@ def _compile() -> Callable[..., None]:
                 c0, c1, direct = in_place(w, t0, n2, p2, k2, g)
                 # this row and the next as a pair: the next row in this chunk and plane, and
                 # every row their taps read exists
-                paired = pair and g > 0 and item + 1 < end and i1 + 1 < o1
+                paired = pair > 0 and g > 0 and item + 1 < end and i1 + 1 < o1
                 if paired and not const:
                     for s1 in range(i1, i1 + k1 + 1):
                         if map1[s1] < 0:
@@ -1155,35 +1358,36 @@ def _compile() -> Callable[..., None]:
                     # per kernel plane: the second row's kernel row 0 (input row i1 + k1),
                     # the rows both read (i1 + k1 - 1 - m1: the first row's kernel row m1, the
                     # second's m1 + 1), the first row's kernel row k1 - 1 (input row i1)
-                    p0 = True  # the first row's sum starts from zero
+                    p0 = True  # the sums start from zero
                     for m0 in range(k0):
                         r0 = map0[i0 + k0 - 1 - m0]
                         if r0 < 0 and not const:
                             continue
-                        rb = (zb * k0 + m0) * k1
                         lead = (za * n0 + r0) * n1  # the plane's rows of a
+                        for s1 in range(k1 + 1):
+                            row = lead + map1[i1 + s1] if direct else m0 * kr + (i1 + s1) % kr
+                            rowoff[s1] = row * stride + col
                         d1 = dd + np.uint64(o2)  # the second row
-                        s1 = i1 + k1
-                        row = lead + map1[s1] if direct else m0 * kr + s1 % kr
-                        for m2 in range(k2):
-                            fo[m2] = np.uint64(row * stride + col - m2)
-                            ws[m2] = b[rb, m2]
-                        add_row(oflat, d1, src, fo, ws, 0, k2, GROUP, width, p0, zero)
-                        t = 0
-                        for m1 in range(k1 - 1):
-                            s1 = i1 + k1 - 1 - m1
-                            row = lead + map1[s1] if direct else m0 * kr + s1 % kr
-                            for m2 in range(k2):
-                                po[t] = np.uint64(row * stride + col - m2)
-                                pw0[t] = b[rb + m1, m2]
-                                pw1[t] = b[rb + m1 + 1, m2]
-                                t += 1
-                        add_pairs(oflat, dd, d1, src, po, pw0, pw1, t, width, p0, zero)
-                        row = lead + map1[i1] if direct else m0 * kr + i1 % kr
-                        for m2 in range(k2):
-                            fo[m2] = np.uint64(row * stride + col - m2)
-                            ws[m2] = b[rb + k1 - 1, m2]
-                        add_row(oflat, dd, src, fo, ws, 0, k2, GROUP, width, False, zero)
+                        rb = (zb * k0 + m0) * k1
+                        pair_plane(
+                            oflat,
+                            dd,
+                            d1,
+                            src,
+                            rowoff,
+                            b,
+                            rb,
+                            k1,
+                            k2,
+                            fo,
+                            ws,
+                            po,
+                            pw0,
+                            pw1,
+                            width,
+                            p0,
+                            zero,
+                        )
                         p0 = False
                     if not direct:
                         continue
@@ -1518,8 +1722,8 @@ def _call(a: Any, b: Any, lay: _Layout, fill: Any, out: Any) -> bool:
     # 1.03-1.10x, and 0.1-0.8% on 256²-1024², 2026-12-05)
     parts = 4 * threads if threads > 1 else 1
     k0, k1, k2 = lay.dims[4], lay.dims[5], b.shape[1]
-    pair = paired(k1, k2)
-    tile = widest_tile(k0 * (k1 + pair), out.itemsize)  # a ring of k0·(k1 + pair) rows
+    pair = (2 if STRIP_PAIRS and (k1, k2) == (3, 3) else 1) if paired(k1, k2) else 0
+    tile = widest_tile(k0 * (k1 + (pair > 0)), out.itemsize)  # a ring of k1 (+ 1) rows a plane
     nrows, width = out.shape
     if threads > 1 and nrows * -(-width // tile) < parts:
         # the chunks share out row tiles: with few rows (a 1-D signal) wide tiles left
