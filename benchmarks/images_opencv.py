@@ -163,9 +163,85 @@ def run_cell(c: dict[str, Any], rng: np.random.Generator, repeats: int) -> dict[
     return result
 
 
+def _median(values: list[float]) -> str:
+    return f"{np.median(values):.2f}" if values else "—"
+
+
+def standing(rows: list[dict[str, Any]]) -> list[str]:
+    """The state the issue's targets are read from, per thread count: medians of filter2D
+    time / trueconv time over the whole grid and by kernel kind and size, against
+    ``sepFilter2D`` on the Gaussians, and every cell below 1.0x."""
+    lines = []
+    for threads in sorted({r["threads"] for r in rows}, reverse=True):
+        mine = [r for r in rows if r["threads"] == threads]
+
+        def ratio(r: dict[str, Any], name: str = "filter2D") -> float:
+            return float(r["seconds"][name] / r["seconds"]["trueconv"])
+
+        def group(cells: list[dict[str, Any]], kind: str, small: bool) -> list[float]:
+            return [
+                ratio(r)
+                for r in cells
+                if r["kind"] == kind and r["boundary"] == "fill" and (r["k"] <= 11) == small
+            ]
+
+        seps = [r for r in mine if "sepFilter2D" in r["seconds"]]
+        below = [r for r in mine if ratio(r) < 1.0]
+        below_sep = [r for r in seps if ratio(r, "sepFilter2D") < 1.0]
+        borders = [ratio(r) for r in mine if r["boundary"] != "fill"]
+        word = "thread" if threads == 1 else "threads"
+        lines.append(
+            f"- **{threads} {word}** ({len(mine)} cells): median filter2D / trueconv "
+            f"{_median([ratio(r) for r in mine])}; random kernels of 3-11 taps "
+            f"{_median(group(mine, 'random', True))}, 15-63 taps "
+            f"{_median(group(mine, 'random', False))}; "
+            f"Gaussians 3-11 {_median(group(mine, 'gaussian', True))}, 15-63 "
+            f"{_median(group(mine, 'gaussian', False))}; `'reflect'` / `'replicate'` "
+            + (f"{min(borders):.2f}-{max(borders):.2f}" if borders else "—")
+            + f". Against sepFilter2D on the Gaussians "
+            f"{_median([ratio(r, 'sepFilter2D') for r in seps])} ({len(below_sep)} of "
+            f"{len(seps)} cells below 1.0). Below 1.0x filter2D: {len(below)} cells."
+        )
+
+        def cell(r: dict[str, Any], name: str) -> str:
+            border = "" if r["boundary"] == "fill" else f" {r['boundary']}"
+            return (
+                f"{r['dtype']} {r['n']}²×{r['ch']} ⊛ {r['k']} {r['kind']}{border} "
+                f"[{r['method']}] {ratio(r, name):.2f}"
+            )
+
+        if below:
+            lines.append("  - below filter2D: " + "; ".join(cell(r, "filter2D") for r in below))
+        if below_sep:
+            lines.append(
+                "  - below sepFilter2D: " + "; ".join(cell(r, "sepFilter2D") for r in below_sep)
+            )
+    return lines
+
+
+#: What changed in the newest run (hand-written, with the run's date and time).
+STATE_NOTES = [
+    "The run of 2026-12-05 12:15-12:45, after the dense loop began computing 3×3 kernels' "
+    "rows in pairs, one pass a pair (CHANGELOG). Three cells stayed disturbed at 2 threads "
+    "(marked *: 1024²×3 ⊛ 11 Gaussian float32 ran while another process took a whole core, "
+    "0.64x filter2D and 0.27x sepFilter2D, against 4.15x / 1.92x at 10:06). Cell by cell "
+    "against the run of 10:06, trueconv's 3-tap direct cells ran a median 1.04x faster at 2 "
+    "threads (0.63-1.51x) and 1.05x at 1 (0.81-1.22x), its other cells 0.99-1.04x, "
+    "filter2D's 0.99-1.02x, the copy's 0.99-1.02x. Some one-thread float32 cells of random "
+    "5×5-7×7 kernels (512², 3 × 1024²) came out up to 1.7x slower than at 10:06 (512² ⊛ 5×5 "
+    "0.50 ms against 0.29, filter2D 0.33 against 0.25): the host, not the change. The code "
+    "of 10:06 (cc8d6b2) and this one, right after the grid, in alternating processes (two "
+    "each, 60 rounds interleaved with filter2D, one thread): 512² ⊛ 5×5 0.35-0.37 ms "
+    "against 0.31, 7×7 0.60-0.61 against 0.48-0.51, 3 × 1024² ⊛ 5×5 4.25-4.32 against "
+    "3.75-4.03, 3×3 0.132-0.135 against 0.120-0.123 (filter2D 0.11-0.46 unchanged).",
+]
+
+
 def report(paths: list[Path], out: Path) -> None:
     """A markdown page from recorded results: per cell the speed-up of trueconv over
     ``filter2D`` (and ``sepFilter2D`` for Gaussians), and its time over the copy floor."""
+    newest = json.loads(paths[0].read_text())
+    state = [f"`{paths[0].name}`, {newest['info']['date']}:", "", *standing(newest["rows"])]
     lines = [
         "# trueconv against OpenCV on 2-D images",
         "",
@@ -176,84 +252,87 @@ def report(paths: list[Path], out: Path) -> None:
         "with the same thread count. The numbers move by 1.5-3x between runs on this shared "
         "VM; every cell interleaves its contenders, so the ratios are steadier than the times.",
         "",
-        "Where trueconv stands (2026-12-05, 10:06, each contender's timed call the second of "
-        "two in a row; both libraries at 2 threads / at 1 thread, 158 cells each; medians of "
-        "filter2D time / trueconv time): all cells 2.10 / 1.62; random kernels 3-11 taps "
-        "1.80 / 1.26, 15-63 taps 1.15 / 1.14; Gaussians 3-11 taps 2.80 / 2.03, 15-63 taps "
-        "3.28 / 3.19; against sepFilter2D on the Gaussians 1.55 / 1.29 (0 / 11 of 81 cells "
-        "below 1.0). Below 1.0x filter2D: 14 / 24 cells. The `'reflect'` and `'replicate'` "
-        "cells: 1.45-6.09x filter2D at 2 threads, 0.88-6.16x at 1. One cell stayed disturbed "
-        "at 2 threads. Since 09:00 the dense loop computes two output rows at a time for "
-        "kernels of 3 or more rows and 15 or more taps (CHANGELOG, `trueconv._methods.rows`, "
-        "Pairs): cell by cell against 08:30, trueconv's direct cells with random kernels of 5 "
-        "or more taps ran a median 1.41x faster at 2 threads (0.68-2.62x) and 1.38x at 1 "
-        "(0.95-1.93x), its 3-tap direct cells (not paired) 1.04x / 1.03x, filter2D 0.99x / "
-        "1.01x, the copy 1.13x / 1.01x. A run of the same code at 09:58 gave 2.04 / 1.55, "
-        "16 / 31 cells below, sepFilter2D 1.45 / 1.30 (1 / 15 below); its one-thread 1024² "
+        "## Where trueconv stands",
+        "",
+        "From the newest results file below (generated from it; the targets: at least 1.0x "
+        "`filter2D` on every cell and 1.5x on the median, at least 1.0x `sepFilter2D` on the "
+        "separable kernels). Each contender's timed call is the second of two in a row.",
+        "",
+        *state,
+        "",
+        *STATE_NOTES,
+        "",
+        "## Earlier runs",
+        "",
+        "Medians of filter2D time / trueconv time at 2 threads / at 1 thread; cells below 1.0x.",
+        "",
+        "- 2026-12-05 10:06: 2.10 / 1.62, 14 / 24 cells below, sepFilter2D 1.55 / 1.29 (0 / 11 "
+        "below). The dense loop had just begun computing two output rows at a time for kernels "
+        "of 3 or more rows and 15 or more taps: cell by cell against 08:30, its cells with "
+        "random kernels of 5 or more taps ran a median 1.41x faster at 2 threads (0.68-2.62x) "
+        "and 1.38x at 1 (0.95-1.93x), its 3-tap cells (not paired then) 1.04x / 1.03x, "
+        "filter2D 0.99x / 1.01x, the copy 1.13x / 1.01x. A run of the same code at 09:58: 2.04 "
+        "/ 1.55, 16 / 31 below, sepFilter2D 1.45 / 1.30 (1 / 15 below); its one-thread 1024² "
         "cells ran 1.2-1.9x slower than at 10:06 for both libraries and the copy, fused-loop "
         "cells whose code had not changed included, with no other process's CPU use measured "
-        "(the host). The run before the pairs, at 08:30: 1.73 / 1.37, 20 / 37 cells below, "
-        "random 3-11 taps 1.38 / 1.10, 15-63 taps 1.14 / 0.97, Gaussians 2.79 / 1.99 and 3.47 "
-        "/ 3.17, sepFilter2D 1.51 / 1.20 (0 / 14 below); 'reflect' and 'replicate' 1.06-6.24x "
-        "/ 0.79-5.82x. "
-        "The run before, at 06:50 (the same harness; the dense loop's ring copies still "
-        "through numpy views, CHANGELOG): 1.87 / 1.39, 19 / 38 cells below, sepFilter2D 1.57 / "
-        "1.28 (0 / 14 below); cell by cell the 08:30 run's trueconv times were 0.95x the 06:50 "
-        "ones on the direct cells at 2 threads and 1.00x at 1, filter2D's 1.00x, and a torch "
-        "copy's 0.93x at 2 threads (the host: interleaved A/B runs of the change put it at "
-        "0.91-1.06x, median 0.98, at 2 threads and 1.00-1.05x at 1). Until 06:00 the grid "
-        "timed each contender once a round in a fixed order, `filter2D` right after trueconv, "
-        "whose OpenMP threads spin for a while after their parallel region and took one of the "
-        "two cores from OpenCV's (`best()` has the measurements): against the 06:00 run, cell "
-        "by cell, OpenCV's times now come out a median 1.17x faster at 2 threads (0.80-1.78x) "
-        "and 0.99x at 1, trueconv's 1.04x / 0.99x, so the 2-thread ratios of the earlier runs "
-        "below are about 1.1x too high and the 1-thread ones stand. The earlier runs (fixed "
-        "order): 06:00 2.02 / 1.43, 05:05 1.94 / 1.43, 00:35 1.92 / 1.43, 2026-12-04 22:00 "
-        "1.99 / 1.34, 19:00 1.81 / 1.35, 09:30 1.77 / 1.37, the morning after the loops' "
-        "rewrite 1.57 / 1.12, before it 1.29 / 1.06; 06:00 against sepFilter2D 1.70 / 1.26 "
-        "(2 / 14 below), below 1.0x filter2D 14 / 39. The 3-tap Gaussians on 1024² (one and "
-        "three channels) run the fused loop since 06:00, priced below the dense one: against "
-        "the dense loop's cells of 05:05 filter2D/trueconv went 1.38 → 2.05, 1.24 → 1.43 and "
-        "1.85 → 2.31 at 2 threads, 0.82 → 1.24, 1.35 → 0.86 and 1.21 → 1.19 at 1 (fixed "
-        "order both). At 05:05 three more runs the same hour, with settings measured since "
-        "and not kept (one run of rows per thread in the fused loop in all three, longer "
-        "strips in two), put the medians at "
-        "2.02-2.13 / 1.41-1.49: single runs move the medians by about 0.1. An A/B of the "
-        "per-call savings alone (the old and the new code in "
-        "alternating processes, two each, every cell 200 rounds interleaved with OpenCV) "
-        "measured 512² float32 ⊛ 5×5 Gaussian 163 → 147 us at 1 thread and 116-119 → 102-107 "
-        "at 2, 3×3 random 132-156 → 123-124 at 1 thread (CHANGELOG). Still below sepFilter2D "
-        "at 1 thread (10:06), all float32: 512² with 3, 5 and 15 taps (0.66-0.96x; 3-tap "
-        "Gaussians run the dense loop), 1024² with 3 and 5 (0.92x, 0.99x), 3 × 1024² with "
-        "5 (0.98x), 2048² and 3 × 2048² with 5-7 (0.91-0.99x; 'reflect' / 'replicate' "
-        "0.97x / 0.94x); the fused separable loop has no pairs. Between runs OpenCV's own "
-        "times move by "
-        "a median 0.91-1.11x, so "
-        "single cells near 1.0 flip either way: interleaved A/B runs of one change are the "
-        "measure of a change, this page the state. Interleaving itself costs trueconv: 1024² "
-        "float32 ⊛ 3×3 at 1 thread takes 0.46 ms called alone and 0.52-0.63 ms between "
-        "filter2D and the copy (filter2D 0.46-0.47 either way; cause not isolated). The other "
-        "way round at 2 threads: `filter2D` on 1024² ⊛ 3×3 right after a trueconv call took "
-        "0.41-0.53 ms against 0.30-0.32 alone, as numba's OpenMP threads spin for a while "
-        "after their parallel region and share the cores with OpenCV's pool "
-        "(`OMP_WAIT_POLICY=PASSIVE` removed it and made trueconv's call 1.45x slower, 0.24 → "
-        "0.35 ms); after torch's own ops it is worse (after `F.conv2d` 0.64-1.04 ms, after "
-        "`x.add(1)` 0.52: torch's OpenMP threads spin too). The grid was said to avoid it by "
-        "rotating its rounds; it did not rotate them until 06:50, when each timed call became "
-        "the second of two calls of its contender in a row (above). Low-rank "
-        "kernels (LoG, Gabor) are not in this grid (its random kernels are full rank): "
-        "`results/low_rank.txt` has them, 1.08-5.32x filter2D where 'auto' runs them as "
-        "separable terms. Handing the losing cells to `cv2.filter2D` inside 'auto' (an "
+        "(the host).",
+        "- 08:30: 1.73 / 1.37, 20 / 37 below; random kernels of 3-11 taps 1.38 / 1.10, 15-63 "
+        "taps 1.14 / 0.97; Gaussians 2.79 / 1.99 and 3.47 / 3.17; sepFilter2D 1.51 / 1.20 (0 / "
+        "14 below); 'reflect' and 'replicate' 1.06-6.24x / 0.79-5.82x.",
+        "- 06:50 (the dense loop's ring copies still through numpy views): 1.87 / 1.39, 19 / 38 "
+        "below, sepFilter2D 1.57 / 1.28 (0 / 14 below). Cell by cell the 08:30 run's trueconv "
+        "times were 0.95x the 06:50 ones on the direct cells at 2 threads and 1.00x at 1, "
+        "filter2D's 1.00x, a torch copy's 0.93x at 2 threads (the host: interleaved A/B runs "
+        "of the change put it at 0.91-1.06x, median 0.98, at 2 threads and 1.00-1.05x at 1).",
+        "- Until 06:00 the grid timed each contender once a round in a fixed order, `filter2D` "
+        "right after trueconv, whose OpenMP threads spin for a while after their parallel "
+        "region and took one of the two cores from OpenCV's (`best()` has the measurements): "
+        "against the 06:00 run, cell by cell, OpenCV's times came out a median 1.17x faster at "
+        "2 threads (0.80-1.78x) and 0.99x at 1, trueconv's 1.04x / 0.99x, so the 2-thread "
+        "ratios of these runs are about 1.1x too high and the 1-thread ones stand: 06:00 2.02 "
+        "/ 1.43 (sepFilter2D 1.70 / 1.26, 2 / 14 below; below filter2D 14 / 39), 05:05 1.94 / "
+        "1.43 (three more runs that hour, with settings measured since and not kept: "
+        "2.02-2.13 / 1.41-1.49; single runs move the medians by about 0.1), 00:35 1.92 / "
+        "1.43, 2026-12-04 22:00 1.99 / 1.34, 19:00 1.81 / 1.35, 09:30 1.77 / 1.37, the "
+        "morning after the loops' rewrite 1.57 / 1.12, before it 1.29 / 1.06.",
+        "- The 3-tap Gaussians on 1024² (one and three channels) ran the fused loop from 06:00 "
+        "to 10:06, priced below the dense one: against the dense loop's cells of 05:05 "
+        "filter2D/trueconv went 1.38 → 2.05, 1.24 → 1.43 and 1.85 → 2.31 at 2 threads, 0.82 → "
+        "1.24, 1.35 → 0.86 and 1.21 → 1.19 at 1 (fixed order both).",
+        "- An A/B of the per-call savings of 2026-12-05 alone (the old and the new code in "
+        "alternating processes, two each, every cell 200 rounds interleaved with OpenCV): "
+        "512² float32 ⊛ 5×5 Gaussian 163 → 147 us at 1 thread and 116-119 → 102-107 at 2, 3×3 "
+        "random 132-156 → 123-124 at 1 thread (CHANGELOG).",
+        "",
+        "## How the grid is timed",
+        "",
+        "Between runs OpenCV's own times move by a median 0.91-1.11x, so single cells near 1.0 "
+        "flip either way: interleaved A/B runs of one change are the measure of a change, this "
+        "page the state. Interleaving itself costs trueconv: 1024² float32 ⊛ 3×3 at 1 thread "
+        "took 0.46 ms called alone and 0.52-0.63 ms between filter2D and the copy (filter2D "
+        "0.46-0.47 either way; cause not isolated). The other way round at 2 threads: "
+        "`filter2D` on 1024² ⊛ 3×3 right after a trueconv call took 0.41-0.53 ms against "
+        "0.30-0.32 alone, as numba's OpenMP threads spin for a while after their parallel "
+        "region and share the cores with OpenCV's pool (`OMP_WAIT_POLICY=PASSIVE` removed it "
+        "and made trueconv's call 1.45x slower, 0.24 → 0.35 ms); after torch's own ops it is "
+        "worse (after `F.conv2d` 0.64-1.04 ms, after `x.add(1)` 0.52: torch's OpenMP threads "
+        "spin too). Since 2026-12-05 06:50 each timed call is the second of two calls of its "
+        "contender in a row.",
+        "",
+        "## What loses, and why",
+        "",
+        "Low-rank kernels (LoG, Gabor) are not in this grid (its random kernels are full "
+        "rank): `results/low_rank.txt` has them, 1.08-5.32x filter2D where 'auto' runs them "
+        "as separable terms. Handing the losing cells to `cv2.filter2D` inside 'auto' (an "
         "OpenCV backend, 2026-12-05, `benchmarks/opencv_backend.py`, "
         "`results/opencv_backend.txt`): at one thread 0.72-0.91x 'auto''s time on float32 "
-        "random 5×5-11×11 and 0.72-0.85x on float64 ⊛ 15×15-31×31 of 1024²-2048² "
-        "(not 1024² ⊛ 15×15), "
-        "slower on 45 of 48 cells at 2 threads; not adopted (filter2D's DFT from 13×13 on "
-        "spreads one NaN over the whole image; no complex, integer or 3-D; a third thread "
-        "pool; `trueconv._methods.rows` has the reasons).",
+        "random 5×5-11×11 and 0.72-0.85x on float64 ⊛ 15×15-31×31 of 1024²-2048² (not 1024² "
+        "⊛ 15×15), slower on 45 of 48 cells at 2 threads; not adopted (filter2D's DFT from "
+        "13×13 on spreads one NaN over the whole image; no complex, integer or 3-D; a third "
+        "thread pool; `trueconv._methods.rows` has the reasons).",
         "",
-        "What loses: float32 kernels of 3-5 taps at 1 thread (0.84-1.00x; 7×7 0.97x on 512², "
-        "11×11 now ahead; until the pairs 5-11 taps: the loop's passes, measured again on "
+        "What loses: float32 random kernels of 3-11 taps at 1 thread (0.65-1.00x at 12:15, "
+        "0.84-1.00x at 10:06; until the pairs 5-11 taps: the loop's passes, measured again on "
         "2026-12-04 at one thread, run at "
         "0.5-0.6 ns per 16-lane vector tap over 512-1024 samples in L1, 0.6 with aligned "
         "rows: about 1.5 cycles, bound by the loads that split cache lines; OpenCV's whole "
@@ -314,6 +393,8 @@ def report(paths: list[Path], out: Path) -> None:
         "groups of 13 and 16 in the direct loop (float32/float64 512²-2048² ⊛ 5²-11², 1 "
         "thread: 0.88-1.10x, median 0.99).",
         "",
+        "## Borders",
+        "",
         "Borders (2026-12-03 evening): the compiled loops read `'reflect'`, `'replicate'` & "
         "co. and non-zero fill values through index maps instead of extending the input "
         "first. `benchmarks/boundary_native.py`, interleaved with the old extend-then-convolve "
@@ -330,6 +411,8 @@ def report(paths: list[Path], out: Path) -> None:
         info = data["info"]
         rows = data["rows"]
         lines += [
+            "## Every cell",
+            "",
             f"`{path.name}`: {info['date']}, {info['cpu']}, {info['cores']} cores, torch "
             f"{info['torch']}, OpenCV {info['opencv']}, numpy {info['numpy']}. Times are the "
             "minimum of interleaved repeats; speed-up = contender time / trueconv time (> 1: "
