@@ -154,15 +154,17 @@ new (a process's times move by up to 1.7x at two threads here).
 
 3×3 pairs (2026-12-05, evening). A 3×3 plane's pair is one pass of its own (``add_pair3``): the
 four rows' 12 loads, 18 multiply-adds, each output stored once (rows one by one: 9 loads for
-9), as a bare loop over 512²-2048² 1.25-1.46x faster than rows one by one (float32 and float64,
-one thread). Strips (above) of a 3×3 kernel compute their rows in pairs too
-(:data:`STRIP_PAIRS`), each pair's pass as long as a row (the rows' edge samples in between are
-summed one by one afterwards, as before): whole 'same' calls against the strips one row at a
-time, interleaved with ``cv2.filter2D`` in one process, bitwise the same results, 512²-4096²
-float32 / float64: one thread 0.96-1.25x / 1.01-1.27x (two runs, medians 1.07x / 1.12x), two
-threads 0.93-1.07x / 1.03-1.13x. Other kernels' strips stay one row at a time: their split
-pairs measured 0.80-1.17x in float32 (2048² ⊛ 4×4-5×5, three runs) though 1.33-1.40x in float64
-(2048²-4096² ⊛ 5×5); not understood, not kept.
+9), as bare passes over 1024² float32 (``benchmarks/paired_passes.py``, one thread) 0.60 → 0.48
+ns per 16-lane tap (5×5 0.60 → 0.54). Strips (above) of a 3×3 kernel compute their rows in
+pairs too (:data:`STRIP_PAIRS`), each pair's pass as long as a row (the rows' edge samples in
+between are summed one by one afterwards, as before): whole 'same' calls against the strips one
+row at a time, interleaved with ``cv2.filter2D`` in one process, bitwise the same results,
+512²-4096² float32 / float64: one thread 0.96-1.25x / 1.01-1.27x (two runs, medians 1.07x /
+1.12x), two threads 0.93-1.07x / 1.03-1.13x. Other kernels' strips stay one row at a time: the
+loop alone (``benchmarks/strip_pairs.py``, ``results/strip_pairs.txt``, one thread, two runs)
+ran 3×3 strips in pairs 1.06-1.26x faster on 1024²-4096² float32 and float64, and 4×4, 5×5, 3×5
+and 5×3 at 0.68-1.27x, with no pattern by size, dtype or run (2048² float32 ⊛ 5×3 1.01x, then
+0.68x): not kept.
 
 Boundaries. The ring's copy of an input row is where the padding is made, so a boundary
 (``'reflect'``, ``'symmetric'``, ``'wrap'``, ``'replicate'``, a non-zero fill value) costs
