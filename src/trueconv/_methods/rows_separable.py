@@ -48,7 +48,12 @@ one thread); the edge samples cost ``(k1 - 1)·k1`` scalar terms a row. Against 
 faster in the loop alone called again and again on the same data, but interleaved with
 ``cv2.sepFilter2D`` and a copy, as the image grid runs (the data out of cache), 0.88-1.06x
 (1024²-2048² float32 and float64 ⊛ 3-15 taps, 1 and 2 threads; rows of 8 KiB in strips of
-8192 samples 0.92-1.05x): not kept.
+8192 samples 0.92-1.05x): not kept. The strips' vertical sums two rows at a time (2026-12-05,
+evening; one pass of ``k0 + 1`` loads per pair of rows, as the dense loop pairs a 3×3
+kernel's rows, bitwise the same sums): through ``convolve_separable`` at one thread,
+interleaved with ``cv2.sepFilter2D``, 512²-1024² float32/float64 and 3 × 1024² ⊛ 3-5 taps
+0.90-1.04x the strips' single pass over all their rows (a pass per pair of rows costs its
+set-up each time): not kept.
 
 Semantics are the passes' (:func:`trueconv._separable._order` runs the vertical pass first
 too): the terms of each output are added in their order (vertical taps, then horizontal taps,
