@@ -225,13 +225,16 @@ def test_tasks_and_column_tiles(monkeypatch, rule, rank):
     # runs of rows, column tiles of 7, and passes of 2 (3 + 2 taps, 2 + 2) or all taps; the
     # vertical taps in one pass of up to vgroups[0], else passes of up to vgroups[1]
     groups = ((2, (2, 2)), (rows.GROUP, rows_separable.VERTICAL_GROUP), (rows.GROUP, (3, 1)))
-    for chunks, (group, vgroups) in itertools.product((1, 2, 5, 13, rows_out), groups):
+    # and output rows one by one or with their vertical sums in pairs (vgroups[0] >= k0)
+    for chunks, (group, vgroups), pairs in itertools.product(
+        (1, 2, 5, 13, rows_out), groups, (False, True)
+    ):
         out.fill(np.nan)
         rows_o = out.reshape(-1, ref.shape[2])
         bad = kernel(chunks, x.numpy().reshape(33, 23), f0.reshape(rank, 4).numpy(),
                      f1.reshape(rank, 5).numpy(),
                      (3, 11, ref.shape[1], 3), *maps, 1, rows.fill_array(rule, 1.5, out.dtype),
-                     rows_o, 7, group, vgroups, 0)  # fmt: skip
+                     rows_o, 7, group, vgroups, 0, pairs)  # fmt: skip
         assert not bad
         assert rel_err(out, ref) < 1e-14
     # and through the parallel region, with more threads than chunks and than rows
@@ -251,12 +254,14 @@ def test_strips_are_the_rows_sums(monkeypatch, dtype, rule, rank):
     # runs of rows as one strip (short rows, one tile, 'same' along the rows): bitwise the
     # sums of the rows one by one, whatever the strip's length (one row, a few, all), and
     # those are the oracle's; pads of 'same', of 'full' (no strips: rows longer than the
-    # input's) and uneven ones
+    # input's) and uneven ones; and the rows one by one with their vertical sums two rows at
+    # a time (VERTICAL_PAIRS, kernels of 2-8 rows): bitwise the same too
     rng = np.random.default_rng(14)
-    bands = []  # the strip length each call handed the loop (its last argument)
+    bands = []  # the strip length each call handed the loop (its last argument but one)
     parallel = rows.parallel
-    monkeypatch.setattr(rows, "parallel", lambda k, *a: bands.append(a[-1]) or parallel(k, *a))
-    for n0, n1, k0, k1 in ((40, 50, 5, 7), (21, 64, 11, 3), (64, 17, 1, 5), (12, 30, 13, 9)):
+    monkeypatch.setattr(rows, "parallel", lambda k, *a: bands.append(a[-2]) or parallel(k, *a))
+    shapes = ((40, 50, 5, 7), (21, 64, 11, 3), (64, 17, 1, 5), (12, 30, 13, 9), (23, 19, 8, 3))
+    for n0, n1, k0, k1 in (*shapes, (9, 33, 2, 4)):
         x = torch.from_numpy(rng.standard_normal((2, n0, n1))).to(dtype)
         f0 = torch.from_numpy(rng.standard_normal((rank, k0))).to(dtype)
         f1 = torch.from_numpy(rng.standard_normal((rank, k1))).to(dtype)
@@ -269,8 +274,13 @@ def test_strips_are_the_rows_sums(monkeypatch, dtype, rule, rank):
             ((0, k0 - 1), (k1 - 1, 0)),
         ):
             monkeypatch.setattr(rows_separable, "BAND", 0)
+            monkeypatch.setattr(rows_separable, "VERTICAL_PAIRS", False)
             rows_one = rows_separable.separable_conv(x, f0, f1, pads, rule, 1.5)
             assert bands[-1] == 0
+            # the rows' vertical sums two at a time: the same sums
+            monkeypatch.setattr(rows_separable, "VERTICAL_PAIRS", True)
+            paired = rows_separable.separable_conv(x, f0, f1, pads, rule, 1.5)
+            torch.testing.assert_close(paired, rows_one, rtol=0, atol=0)
             for band in (n1, 3 * n1 + 1, 1 << 20):
                 monkeypatch.setattr(rows_separable, "BAND", band)
                 y = rows_separable.separable_conv(x, f0, f1, pads, rule, 1.5)

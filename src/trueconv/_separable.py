@@ -380,9 +380,18 @@ def fused_counts(problem: Problem, rank: int = 1) -> cost.Counts:
     2 threads) and 1.1-1.5x at one thread."""
     (k0, k1), (o0, o1) = problem.sb[-2:], problem.out[-2:]
     batch = problem.batch * math.prod(problem.sa[:-2])
-    macs = float(batch) * rank * o0 * ((o1 + k1 - 1) * k0 + o1 * k1)
-    tiles = batch * o0 * -(-o1 // rows_separable.TILE)
+    vertical = float(k0)  # units per vertical sum
     groups = -(-rank * k0 // rows.GROUP) - rank * (-k1 // rows.GROUP)
+    ext = problem.extension
+    n1 = problem.sa[-1] - (sum(ext.pads[-1]) if ext is not None else 0)
+    if rows_separable.paired(n1, o1, k0, k1, problem.dtype.itemsize):
+        # a pair's vertical pass: k0 + 1 loads for 2·k0 multiply-adds, priced as the dense
+        # loop prices its pairs (direct.rows_counts: the mean of the two), one pass per two
+        # rows
+        vertical = (k0 + (k0 + 1) / 2) / 2
+        groups = rank / 2 - rank * (-k1 // rows.GROUP)
+    macs = float(batch) * rank * o0 * ((o1 + k1 - 1) * vertical + o1 * k1)
+    tiles = batch * o0 * -(-o1 // rows_separable.TILE)
     return cost.Counts(
         "fused",
         1,

@@ -108,8 +108,9 @@ DTYPES = (torch.float32, torch.float64)
 #: counts from :data:`trueconv.core.cost.CACHE_BYTES` on, inclusive (2026-12-05). 3: the
 #: dense loop's counts where it computes output rows in pairs
 #: (:func:`trueconv._methods.direct.rows_counts`, 2026-12-05). 4: 3×3 kernels' rows in
-#: pairs, one pass a pair (2026-12-05, evening).
-COST_MODEL = 4
+#: pairs, one pass a pair (2026-12-05, evening). 5: the fused separable loop's vertical sums
+#: in pairs of rows (:func:`trueconv._separable.fused_counts`, 2026-12-05).
+COST_MODEL = 5
 
 
 def machine() -> dict[str, Any]:

@@ -55,6 +55,22 @@ interleaved with ``cv2.sepFilter2D``, 512²-1024² float32/float64 and 3 × 1024
 0.90-1.04x the strips' single pass over all their rows (a pass per pair of rows costs its
 set-up each time): not kept.
 
+Pairs. Rows that are not run as strips (rows over :data:`STRIP_ROW_BYTES`: 2048 float32 or
+1024 float64 samples and more, several column tiles, 'full' or 'valid' along the rows) make
+their vertical sums two output rows at a time where every vertical tap of both reads an input
+row and there are 2 to :data:`PAIR_TAPS` of them: one pass over the pair's ``k0 + 1`` input
+rows (each load feeding both rows' sums, each sum's terms in tap order from zero, as one pass
+of rows one by one adds them: bitwise the same) into two rows of vertical sums, then the
+horizontal taps of each as before: ``k0 + 1`` loads of input rows a pair where rows one by one
+make ``2·k0``. Against rows one by one (2026-12-05, ``benchmarks/fused_pairs.py``,
+``benchmarks/results/fused_pairs.txt``: ``convolve_separable`` 'same' with Gaussians of 3-7
+taps, interleaved with ``cv2.sepFilter2D``): 2048², 3 × 2048², 1024² float64 and 3 × 1024²
+float64 0.81-0.93x the time at one thread, 0.78-0.92x at two (7 taps gain most). The strips
+keep their single pass over all their rows (pairs in strips measured 0.90-1.04x: above).
+Rows of up to 4 KiB as pairs instead of strips (``BAND = 0``), two runs: one 512²-1024²
+image ⊛ 5-7 taps 0.69-0.97x the strips' time, 3 taps 0.92-1.07x, but 3 × 1024² float32
+1.01-1.19x: strips kept (a rule by image size would rest on two runs of one VM).
+
 Semantics are the passes' (:func:`trueconv._separable._order` runs the vertical pass first
 too): the terms of each output are added in their order (vertical taps, then horizontal taps,
 each in tap order, as :mod:`trueconv._methods.rows` adds them), every term is multiplied. The
@@ -121,6 +137,12 @@ DTYPES = frozenset({torch.float32, torch.float64})
 #: (1024² ⊛ 31: 7.76 / 6.46 / 6.32 / 6.50); 7 taps in one pass 0.70 ms against 0.74 in two.
 VERTICAL_GROUP = (8, 6)
 
+#: Whether output rows outside strips have their vertical sums made two rows at a time, and
+#: for how many vertical taps at most (the module's docstring, Pairs; the pair routine has a
+#: branch for each count up to 8).
+VERTICAL_PAIRS = True
+PAIR_TAPS = 8
+
 #: Most output samples of one strip (0: rows one by one), the longest input rows (bytes) and
 #: the most horizontal taps that are run in strips (the module's docstring, Strips).
 BAND = 8192
@@ -151,10 +173,24 @@ def tile_width(o1: int, held_rows: int, itemsize: int) -> int:
     return -(-o1 // tiles)
 
 
+def paired(n1: int, o1: int, k0: int, k1: int, itemsize: int) -> bool:
+    """Whether the loop makes the vertical sums of output rows ``o1`` samples long two rows
+    at a time (:data:`VERTICAL_PAIRS`: kernels of 2 to :data:`PAIR_TAPS` rows, rows not run
+    as strips), for input rows of ``n1`` samples and factors of ``k0`` and ``k1`` taps. Rows
+    at the input's top and bottom edges, whose vertical taps read rows outside it, are made
+    one by one whatever this says."""
+    if not (VERTICAL_PAIRS and 2 <= k0 <= min(PAIR_TAPS, VERTICAL_GROUP[0])):
+        return False
+    strips = BAND > 0 and n1 * itemsize <= STRIP_ROW_BYTES and k1 <= STRIP_TAPS
+    strips = strips and o1 == n1 and n1 >= 2 * k1 and tile_width(o1, k0, itemsize) >= o1
+    return not strips
+
+
 _KERNEL: Callable[..., bool] | None = None
 _passes: Any = None  # the loop's helpers (_compile sets them)
 _nonfinite_row: Any = None
 _strip: Any = None
+_vertical_pair: Any = None  # two output rows' vertical sums in one pass
 _fused2: Any = None  # the loop over one run of output rows
 _LOCK = threading.Lock()
 
@@ -163,7 +199,7 @@ def _compile() -> Callable[..., bool]:
     """The loop over a range of output rows, and the parallel region over runs of them; they
     release the GIL, so threads run it on
     several ranges at once (:func:`_call`)."""
-    global _passes, _nonfinite_row, _strip
+    global _passes, _nonfinite_row, _strip, _vertical_pair
     numba = rows.numba
     if numba is None:  # rows compiles its loop (and imports numba) first: _kernel()
         raise RuntimeError("numba is not loaded")
@@ -242,8 +278,170 @@ def _compile() -> Callable[..., bool]:
 
     _strip = strip
 
+    @numba.njit  # type: ignore[untyped-decorator]
+    def vertical_pair(d0, dd0, d1, dd1, src, o, w, m, k, width, zero):  # type: ignore[no-untyped-def]  # pragma: no cover
+        # The vertical sums of two consecutive output rows in one pass over their k + 1 input
+        # rows (2 <= k <= 8 taps, weights w[m : m + k]): o[0] is the row only the second
+        # reads (its tap 0), o[s] for 0 < s < k the rows both read (the first's tap s - 1,
+        # the second's tap s), o[k] the row only the first reads (its tap k - 1). Each sum's
+        # terms in tap order from zero, as one pass of _group adds them (bitwise the rows one
+        # by one); k + 1 loads and two stores for two rows where those make 2k loads. A
+        # function of its own, as rows.add_pair (why there).
+        o0 = o[0]
+        u0 = w[m]
+        o1 = o[1]
+        u1 = w[m + 1]
+        o2 = o[2]
+        if k == 2:
+            for j in range(width):
+                s1 = zero + u0 * src[o0 + j]
+                a = src[o1 + j]
+                s0 = zero + u0 * a
+                s1 += u1 * a
+                s0 += u1 * src[o2 + j]
+                d0[dd0 + j] = s0
+                d1[dd1 + j] = s1
+            return
+        u2 = w[m + 2]
+        o3 = o[3]
+        if k == 3:
+            for j in range(width):
+                s1 = zero + u0 * src[o0 + j]
+                a = src[o1 + j]
+                s0 = zero + u0 * a
+                s1 += u1 * a
+                a = src[o2 + j]
+                s0 += u1 * a
+                s1 += u2 * a
+                s0 += u2 * src[o3 + j]
+                d0[dd0 + j] = s0
+                d1[dd1 + j] = s1
+            return
+        u3 = w[m + 3]
+        o4 = o[4]
+        if k == 4:
+            for j in range(width):
+                s1 = zero + u0 * src[o0 + j]
+                a = src[o1 + j]
+                s0 = zero + u0 * a
+                s1 += u1 * a
+                a = src[o2 + j]
+                s0 += u1 * a
+                s1 += u2 * a
+                a = src[o3 + j]
+                s0 += u2 * a
+                s1 += u3 * a
+                s0 += u3 * src[o4 + j]
+                d0[dd0 + j] = s0
+                d1[dd1 + j] = s1
+            return
+        u4 = w[m + 4]
+        o5 = o[5]
+        if k == 5:
+            for j in range(width):
+                s1 = zero + u0 * src[o0 + j]
+                a = src[o1 + j]
+                s0 = zero + u0 * a
+                s1 += u1 * a
+                a = src[o2 + j]
+                s0 += u1 * a
+                s1 += u2 * a
+                a = src[o3 + j]
+                s0 += u2 * a
+                s1 += u3 * a
+                a = src[o4 + j]
+                s0 += u3 * a
+                s1 += u4 * a
+                s0 += u4 * src[o5 + j]
+                d0[dd0 + j] = s0
+                d1[dd1 + j] = s1
+            return
+        u5 = w[m + 5]
+        o6 = o[6]
+        if k == 6:
+            for j in range(width):
+                s1 = zero + u0 * src[o0 + j]
+                a = src[o1 + j]
+                s0 = zero + u0 * a
+                s1 += u1 * a
+                a = src[o2 + j]
+                s0 += u1 * a
+                s1 += u2 * a
+                a = src[o3 + j]
+                s0 += u2 * a
+                s1 += u3 * a
+                a = src[o4 + j]
+                s0 += u3 * a
+                s1 += u4 * a
+                a = src[o5 + j]
+                s0 += u4 * a
+                s1 += u5 * a
+                s0 += u5 * src[o6 + j]
+                d0[dd0 + j] = s0
+                d1[dd1 + j] = s1
+            return
+        u6 = w[m + 6]
+        o7 = o[7]
+        if k == 7:
+            for j in range(width):
+                s1 = zero + u0 * src[o0 + j]
+                a = src[o1 + j]
+                s0 = zero + u0 * a
+                s1 += u1 * a
+                a = src[o2 + j]
+                s0 += u1 * a
+                s1 += u2 * a
+                a = src[o3 + j]
+                s0 += u2 * a
+                s1 += u3 * a
+                a = src[o4 + j]
+                s0 += u3 * a
+                s1 += u4 * a
+                a = src[o5 + j]
+                s0 += u4 * a
+                s1 += u5 * a
+                a = src[o6 + j]
+                s0 += u5 * a
+                s1 += u6 * a
+                s0 += u6 * src[o7 + j]
+                d0[dd0 + j] = s0
+                d1[dd1 + j] = s1
+            return
+        u7 = w[m + 7]
+        o8 = o[8]
+        if k == 8:
+            for j in range(width):
+                s1 = zero + u0 * src[o0 + j]
+                a = src[o1 + j]
+                s0 = zero + u0 * a
+                s1 += u1 * a
+                a = src[o2 + j]
+                s0 += u1 * a
+                s1 += u2 * a
+                a = src[o3 + j]
+                s0 += u2 * a
+                s1 += u3 * a
+                a = src[o4 + j]
+                s0 += u3 * a
+                s1 += u4 * a
+                a = src[o5 + j]
+                s0 += u4 * a
+                s1 += u5 * a
+                a = src[o6 + j]
+                s0 += u5 * a
+                s1 += u6 * a
+                a = src[o7 + j]
+                s0 += u6 * a
+                s1 += u7 * a
+                s0 += u7 * src[o8 + j]
+                d0[dd0 + j] = s0
+                d1[dd1 + j] = s1
+            return
+
+    _vertical_pair = vertical_pair
+
     @numba.njit(nogil=True, cache=True)  # type: ignore[untyped-decorator]
-    def fused2(r0, r1, a, f0, f1, dims, map0, map1, p1, fill, out, cw, group, vgroups, band):  # type: ignore[no-untyped-def]  # pragma: no cover
+    def fused2(r0, r1, a, f0, f1, dims, map0, map1, p1, fill, out, cw, group, vgroups, band, pairs):  # type: ignore[no-untyped-def]  # pragma: no cover
         # a (nz·n0, n1), out (nz·o0, o1), dims = (nz, n0, o0, p0), the factors f0 (nr, k0) and
         # f1 (nr, k1), one row per rank-1 term; e the extension of a by the index maps
         # (e[z, s, t] = a[z, map0[s], map1[t]]; where a map is -1, fill[0], or with an empty
@@ -273,6 +471,11 @@ def _compile() -> Callable[..., bool]:
         f1flat = f1.reshape(f1.size)
         xstride = cw + k1 - 1
         xp = np.zeros(nr * xstride, dtype=out.dtype)  # term q's row of v at q·xstride
+        # pairs of output rows (the module's docstring, Pairs): the second row's v in xp2
+        pairs = pairs and 2 <= k0 <= min(PAIR_TAPS, vgroups[0])
+        xp2 = np.zeros(nr * xstride if pairs else 0, dtype=out.dtype)
+        p_offs = np.empty(k0 + 1, dtype=np.uint64)  # the pair's input rows, last first
+        f0flat = f0.reshape(f0.size)
         frow = np.full(xstride, fv)  # where the vertical taps read a row of the fill
         h_offs = np.empty(nr * k1, dtype=np.uint64)  # term q's tap m1 reads xp[j + k1-1-m1]
         for t in range(nr * k1):
@@ -314,6 +517,8 @@ def _compile() -> Callable[..., bool]:
                 for t in range(span):
                     if t < t0 or t >= t1:
                         xp[q * xstride + t] = colfill[q] if map1[c0 + t] < 0 and const else zero
+                        if pairs:
+                            xp2[q * xstride + t] = xp[q * xstride + t]
             r = r0
             while r < r1:
                 z = r // o0
@@ -354,8 +559,54 @@ def _compile() -> Callable[..., bool]:
                         bad = True
                     r += run
                     continue
-                z = r // o0
-                i = r - z * o0
+                if pairs and r + 1 < r1 and i + 1 < o0 and p0 <= i and i + 1 <= p0 + n0 - k0:
+                    # rows r and r + 1, every vertical tap reading an input row: their sums
+                    # in one pass (vertical_pair), the horizontal taps on each
+                    row = z * n0 + i - p0  # the input row of the first row's last tap
+                    for s in range(k0 + 1):
+                        p_offs[s] = np.uint64((row + k0 - s) * n1 + t0 + c0 - p1)
+                    for q in range(nr):
+                        xq = q * xstride
+                        xd = np.uint64(xq + t0)
+                        _vertical_pair(
+                            xp, xd, xp2, xd, aflat, p_offs, f0flat, q * k0, k0, inner, zero
+                        )
+                        for h in range(2):
+                            x = xp2 if h else xp
+                            # edge columns that read input columns: as the rows one by one
+                            for e in range(t0 + span - t1):
+                                t = e if e < t0 else t1 + e - t0
+                                v = map1[c0 + t]
+                                if v < 0:
+                                    continue
+                                u = v + p1 - c0
+                                if u >= t0 and u < t1:
+                                    x[xq + t] = x[xq + u]
+                                else:
+                                    s = zero
+                                    for m0 in range(k0):
+                                        s += f0[q, m0] * a[row + h + k0 - 1 - m0, v]
+                                    x[xq + t] = s
+                            od = np.uint64((r + h) * o1 + c0)
+                            _passes(
+                                oflat,
+                                od,
+                                x,
+                                h_offs,
+                                f1flat,
+                                q * k1,
+                                k1,
+                                group,
+                                uwidth,
+                                q == 0,
+                                zero,
+                            )
+                    if nr > 1:
+                        for h in range(2):
+                            if _nonfinite_row(oflat, np.uint64((r + h) * o1 + c0), uwidth):
+                                bad = True
+                    r += 2
+                    continue
                 # the vertical taps whose rows are terms, in tap order; term q's weights and
                 # offsets at [q·k0 + tap]
                 g = 0
@@ -413,7 +664,9 @@ def _compile() -> Callable[..., bool]:
     _fused2 = fused2  # fused_all reads it as a global (rows.add_group says why)
 
     @numba.njit(parallel=True, nogil=True, cache=True)  # type: ignore[untyped-decorator]
-    def fused_all(chunks, a, f0, f1, dims, map0, map1, p1, fill, out, cw, group, vgroups, band):  # type: ignore[no-untyped-def]  # pragma: no cover
+    def fused_all(
+        chunks, a, f0, f1, dims, map0, map1, p1, fill, out, cw, group, vgroups, band, pairs
+    ):  # type: ignore[no-untyped-def]  # pragma: no cover
         # the output rows in 'chunks' equal runs, one parallel region: True if a run of a sum
         # of terms saw a non-finite output
         total = out.shape[0]
@@ -422,7 +675,7 @@ def _compile() -> Callable[..., bool]:
             r0 = total * c // chunks
             r1 = total * (c + 1) // chunks
             bad[c] = _fused2(
-                r0, r1, a, f0, f1, dims, map0, map1, p1, fill, out, cw, group, vgroups, band
+                r0, r1, a, f0, f1, dims, map0, map1, p1, fill, out, cw, group, vgroups, band, pairs
             )
         return bad.any()
 
@@ -617,7 +870,8 @@ def _call(x: Any, w0: Any, w1: Any, lay: _FusedLayout, fill: Any, out: Any) -> b
     chunks = max(1, min(4 * threads, total // max(1, 4 * k0))) if threads > 1 else 1
     m0, m1 = lay.maps
     args = (x, w0, w1, lay.dims, m0, m1, lay.p1, fill, out, lay.cw)
-    return not rows.parallel(kernel, chunks, *args, rows.GROUP, VERTICAL_GROUP, lay.band)
+    pairs = VERTICAL_PAIRS
+    return not rows.parallel(kernel, chunks, *args, rows.GROUP, VERTICAL_GROUP, lay.band, pairs)
 
 
 class _FusedConv(torch.autograd.Function):
