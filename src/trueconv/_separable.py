@@ -381,7 +381,7 @@ def fused_counts(problem: Problem, rank: int = 1) -> cost.Counts:
     (k0, k1), (o0, o1) = problem.sb[-2:], problem.out[-2:]
     batch = problem.batch * math.prod(problem.sa[:-2])
     vertical = float(k0)  # units per vertical sum
-    groups = -(-rank * k0 // rows.GROUP) - rank * (-k1 // rows.GROUP)
+    groups: float = -(-rank * k0 // rows.GROUP) - rank * (-k1 // rows.GROUP)
     ext = problem.extension
     n1 = problem.sa[-1] - (sum(ext.pads[-1]) if ext is not None else 0)
     if rows_separable.paired(n1, o1, k0, k1, problem.dtype.itemsize):
