@@ -52,9 +52,7 @@ def cell(dtype: str, shape: tuple[int, ...], k: int, rounds: int) -> str:
     strips = shape[-1] * img.itemsize <= rows_separable.STRIP_ROW_BYTES and k <= 16
     if strips:
         calls["pairs, no strips"] = ours(True, 0)
-    calls["sepFilter2D"] = lambda: cv2.sepFilter2D(
-        chw, -1, g, g, borderType=cv2.BORDER_CONSTANT
-    )
+    calls["sepFilter2D"] = lambda: cv2.sepFilter2D(chw, -1, g, g, borderType=cv2.BORDER_CONSTANT)
     # the results agree bit for bit (the pairs add the same terms in the same order)
     ref = ours(False, band)()
     for name in calls:
@@ -71,11 +69,11 @@ def cell(dtype: str, shape: tuple[int, ...], k: int, rounds: int) -> str:
         f"{n}/rows {paired_ratio(times[n], times['rows']):.3f}" for n in calls if "pairs" in n
     ]
     vs_cv = [
-        f"{n}/sep {paired_ratio(times[n], times['sepFilter2D']):.3f}"
-        for n in ("pairs", "rows")
+        f"{n}/sep {paired_ratio(times[n], times['sepFilter2D']):.3f}" for n in ("pairs", "rows")
     ]
     label = f"{dtype} {'x'.join(map(str, shape))} k={k}"
-    return f"{label:24s} ms: {', '.join(parts)} | {', '.join(vs_rows + vs_cv)} | others {busy / total:.2f} core"
+    share = f"others {busy / total:.2f} core"
+    return f"{label:24s} ms: {', '.join(parts)} | {', '.join(vs_rows + vs_cv)} | {share}"
 
 
 def main() -> None:

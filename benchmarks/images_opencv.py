@@ -221,19 +221,15 @@ def standing(rows: list[dict[str, Any]]) -> list[str]:
 
 #: What changed in the newest run (hand-written, with the run's date and time).
 STATE_NOTES = [
-    "The run of 2026-12-05 12:15-12:45, after the dense loop began computing 3×3 kernels' "
-    "rows in pairs, one pass a pair (CHANGELOG). Three cells stayed disturbed at 2 threads "
-    "(marked *: 1024²×3 ⊛ 11 Gaussian float32 ran while another process took a whole core, "
-    "0.64x filter2D and 0.27x sepFilter2D, against 4.15x / 1.92x at 10:06). Cell by cell "
-    "against the run of 10:06, trueconv's 3-tap direct cells ran a median 1.04x faster at 2 "
-    "threads (0.63-1.51x) and 1.05x at 1 (0.81-1.22x), its other cells 0.99-1.04x, "
-    "filter2D's 0.99-1.02x, the copy's 0.99-1.02x. Some one-thread float32 cells of random "
-    "5×5-7×7 kernels (512², 3 × 1024²) came out up to 1.7x slower than at 10:06 (512² ⊛ 5×5 "
-    "0.50 ms against 0.29, filter2D 0.33 against 0.25): the host, not the change. The code "
-    "of 10:06 (cc8d6b2) and this one, right after the grid, in alternating processes (two "
-    "each, 60 rounds interleaved with filter2D, one thread): 512² ⊛ 5×5 0.35-0.37 ms "
-    "against 0.31, 7×7 0.60-0.61 against 0.48-0.51, 3 × 1024² ⊛ 5×5 4.25-4.32 against "
-    "3.75-4.03, 3×3 0.132-0.135 against 0.120-0.123 (filter2D 0.11-0.46 unchanged).",
+    "The run of 2026-12-05 14:05-14:14, after the fused separable loop began making the "
+    "vertical sums of rows over 4 KiB two output rows at a time (CHANGELOG); no cell "
+    "disturbed. Cell by cell against the run of 12:15, the fused loop's cells with rows over "
+    "4 KiB (2048² float32, 1024²-2048² float64) and Gaussians of 3-7 taps ran a median 0.85x "
+    "the time at one thread (0.72-1.27x) and 0.88x at two (0.73-1.50x); its other cells "
+    "1.01-1.03x / 0.97-1.03x, the dense loop's 1.00x / 1.00x, filter2D's 0.99x / 1.01x, the "
+    "copy's 1.02x / 0.99x. The one-thread float32 2048² ⊛ 5×5 random cell (dense loop, "
+    "unchanged) came out at 0.66x filter2D (1.01x at 12:15); timed again right after the "
+    "grid, interleaved with filter2D for 30 rounds, 0.97x (5.06 against 4.92 ms).",
 ]
 
 
@@ -266,6 +262,12 @@ def report(paths: list[Path], out: Path) -> None:
         "",
         "Medians of filter2D time / trueconv time at 2 threads / at 1 thread; cells below 1.0x.",
         "",
+        "- 2026-12-05 12:15: 2.09 / 1.69, 15 / 22 cells below, sepFilter2D 1.55 / 1.32 (2 / 10 "
+        "below). The dense loop had just begun computing 3×3 kernels' rows in pairs, one pass "
+        "a pair: cell by cell against 10:06 its 3-tap cells ran a median 1.04x faster at 2 "
+        "threads (0.63-1.51x) and 1.05x at 1 (0.81-1.22x), its other cells 0.99-1.04x, "
+        "filter2D's 0.99-1.02x. Three 2-thread cells stayed disturbed (1024²×3 ⊛ 11 Gaussian "
+        "float32 while another process took a whole core: 0.64x filter2D, 0.27x sepFilter2D).",
         "- 2026-12-05 10:06: 2.10 / 1.62, 14 / 24 cells below, sepFilter2D 1.55 / 1.29 (0 / 11 "
         "below). The dense loop had just begun computing two output rows at a time for kernels "
         "of 3 or more rows and 15 or more taps: cell by cell against 08:30, its cells with "
