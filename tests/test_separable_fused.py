@@ -421,6 +421,22 @@ def test_only_a_sum_of_terms_refuses_a_nonfinite_input():
     assert rows_separable.separable_conv(x, terms, terms, ((0, 0), (0, 0))) is None
 
 
+@pytest.mark.parametrize("pairs", [False, True])
+@pytest.mark.parametrize("k0", [3, 11])
+def test_a_sum_of_terms_checks_both_rows_of_a_pair(monkeypatch, pairs, k0):
+    # rows one by one, or two at a time (one pass, or split for 11 taps): a NaN that only
+    # the first output row reads (input row 0, 'valid') or only the last (the last input
+    # row: the second of the last pair) is reported all the same
+    monkeypatch.setattr(rows_separable, "VERTICAL_PAIRS", pairs)
+    terms0 = torch.randn(2, k0, dtype=torch.float64)
+    terms1 = torch.tensor([[0.25, 0.5, 0.25], [1.0, -2.0, 1.0]], dtype=torch.float64)
+    for row in (0, 63):
+        x = torch.randn(64, 40, dtype=torch.float64)
+        assert rows_separable.separable_conv(x, terms0, terms1, ((0, 0), (0, 0))) is not None
+        x[row, 7] = float("nan")
+        assert rows_separable.separable_conv(x, terms0, terms1, ((0, 0), (0, 0))) is None
+
+
 @pytest.mark.parametrize("mode", ["full", "same", "valid"])
 def test_gradcheck_through_the_fused_loop(fused_ran, mode):
     rng = np.random.default_rng(12)

@@ -385,11 +385,15 @@ def fused_counts(problem: Problem, rank: int = 1) -> cost.Counts:
     ext = problem.extension
     n1 = problem.sa[-1] - (sum(ext.pads[-1]) if ext is not None else 0)
     if rows_separable.paired(n1, o1, k0, k1, problem.dtype.itemsize):
-        # a pair's vertical pass: k0 + 1 loads for 2·k0 multiply-adds, priced as the dense
-        # loop prices its pairs (direct.rows_counts: the mean of the two), one pass per two
-        # rows
+        # a pair's vertical sums: k0 + 1 loads for 2·k0 multiply-adds, priced as the dense
+        # loop prices its pairs (direct.rows_counts: the mean of the two); one pass per two
+        # rows, or (more than PAIR_TAPS taps) a pass for each row's own input row and
+        # passes of at most VERTICAL_GROUP[1] over the rows both read
         vertical = (k0 + (k0 + 1) / 2) / 2
-        groups = rank / 2 - rank * (-k1 // rows.GROUP)
+        vpasses = 1.0
+        if k0 > min(rows_separable.PAIR_TAPS, rows_separable.VERTICAL_GROUP[0]):
+            vpasses = 2 - (-(k0 - 1) // rows_separable.VERTICAL_GROUP[1])
+        groups = rank * vpasses / 2 - rank * (-k1 // rows.GROUP)
     macs = float(batch) * rank * o0 * ((o1 + k1 - 1) * vertical + o1 * k1)
     tiles = batch * o0 * -(-o1 // rows_separable.TILE)
     return cost.Counts(

@@ -58,14 +58,22 @@ set-up each time): not kept.
 Pairs. Rows that are not run as strips (rows over :data:`STRIP_ROW_BYTES`: 2048 float32 or
 1024 float64 samples and more, several column tiles, 'full' or 'valid' along the rows) make
 their vertical sums two output rows at a time where every vertical tap of both reads an input
-row and there are 2 to :data:`PAIR_TAPS` of them: one pass over the pair's ``k0 + 1`` input
-rows (each load feeding both rows' sums, each sum's terms in tap order from zero, as one pass
-of rows one by one adds them: bitwise the same) into two rows of vertical sums, then the
-horizontal taps of each as before: ``k0 + 1`` loads of input rows a pair where rows one by one
-make ``2·k0``. Against rows one by one (2026-12-05, ``benchmarks/fused_pairs.py``,
-``benchmarks/results/fused_pairs.txt``: ``convolve_separable`` 'same' with Gaussians of 3-7
-taps, interleaved with ``cv2.sepFilter2D``): 2048², 3 × 2048², 1024² float64 and 3 × 1024²
-float64 0.81-0.93x the time at one thread, 0.78-0.92x at two (7 taps gain most). The strips
+row and there are 2 or more: the pair's ``k0 + 1`` input rows are each loaded once and feed
+both rows' sums, each sum's terms in tap order, as rows one by one add them (bitwise the
+same), into two rows of vertical sums; then the horizontal taps of each as before: ``k0 + 1``
+loads of input rows a pair where rows one by one make ``2·k0``. Up to :data:`PAIR_TAPS` taps
+in one pass (:func:`_compile`'s ``vertical_pair``); more as the dense loop splits its pairs
+(:mod:`trueconv._methods.rows`, Pairs): the second row's tap 0, passes of at most
+``VERTICAL_GROUP[1]`` rows both read (``rows.add_pair``), the first row's last tap. Against
+rows one by one (2026-12-05, ``benchmarks/fused_pairs.py``, ``benchmarks/results/
+fused_pairs.txt``: ``convolve_separable`` 'same' with Gaussians, interleaved with
+``cv2.sepFilter2D``) on 2048², 3 × 2048², 1024² float64 and 3 × 1024² float64: 3-7 taps
+0.81-0.93x the time at one thread, 0.78-0.92x at two; 11-63 taps 0.76-0.93x / 0.78-0.95x
+(float64 2048² ⊛ 63, one thread: 51.5 → 40.4 ms). A pair's horizontal passes go through the
+same call of the tap-group routine as a single row's (each inlined copy of its twelve
+vectorised loops costs numba about 14 s of compile: ``rows.add_row`` has the numbers): with
+the pairs the loop compiles in 94 s for float32 and float64 together, 83 s without (a fresh
+cache, after the dense loop; 139 s with the pairs' passes called from three more places). The strips
 keep their single pass over all their rows (pairs in strips measured 0.90-1.04x: above).
 Rows of up to 4 KiB as pairs instead of strips (``BAND = 0``), two runs: one 512²-1024²
 image ⊛ 5-7 taps 0.69-0.97x the strips' time, 3 taps 0.92-1.07x, but 3 × 1024² float32
@@ -138,8 +146,10 @@ DTYPES = frozenset({torch.float32, torch.float64})
 VERTICAL_GROUP = (8, 6)
 
 #: Whether output rows outside strips have their vertical sums made two rows at a time, and
-#: for how many vertical taps at most (the module's docstring, Pairs; the pair routine has a
-#: branch for each count up to 8).
+#: the most vertical taps made in one pass a pair (the module's docstring, Pairs; the
+#: one-pass routine has a branch for each count up to 8, and never more than
+#: ``VERTICAL_GROUP[0]``); more taps take a pass of their own for each row's own input row
+#: and passes of at most ``VERTICAL_GROUP[1]`` over the rows both read.
 VERTICAL_PAIRS = True
 PAIR_TAPS = 8
 
@@ -175,11 +185,11 @@ def tile_width(o1: int, held_rows: int, itemsize: int) -> int:
 
 def paired(n1: int, o1: int, k0: int, k1: int, itemsize: int) -> bool:
     """Whether the loop makes the vertical sums of output rows ``o1`` samples long two rows
-    at a time (:data:`VERTICAL_PAIRS`: kernels of 2 to :data:`PAIR_TAPS` rows, rows not run
-    as strips), for input rows of ``n1`` samples and factors of ``k0`` and ``k1`` taps. Rows
-    at the input's top and bottom edges, whose vertical taps read rows outside it, are made
-    one by one whatever this says."""
-    if not (VERTICAL_PAIRS and 2 <= k0 <= min(PAIR_TAPS, VERTICAL_GROUP[0])):
+    at a time (:data:`VERTICAL_PAIRS`: kernels of 2 rows or more, rows not run as strips),
+    for input rows of ``n1`` samples and factors of ``k0`` and ``k1`` taps. Rows at the
+    input's top and bottom edges, whose vertical taps read rows outside it, are made one by
+    one whatever this says."""
+    if not (VERTICAL_PAIRS and k0 >= 2):
         return False
     strips = BAND > 0 and n1 * itemsize <= STRIP_ROW_BYTES and k1 <= STRIP_TAPS
     strips = strips and o1 == n1 and n1 >= 2 * k1 and tile_width(o1, k0, itemsize) >= o1
@@ -191,6 +201,7 @@ _passes: Any = None  # the loop's helpers (_compile sets them)
 _nonfinite_row: Any = None
 _strip: Any = None
 _vertical_pair: Any = None  # two output rows' vertical sums in one pass
+_pair_pass: Any = None  # one pass of two rows over their shared loads (rows.add_pair)
 _fused2: Any = None  # the loop over one run of output rows
 _LOCK = threading.Lock()
 
@@ -199,7 +210,7 @@ def _compile() -> Callable[..., bool]:
     """The loop over a range of output rows, and the parallel region over runs of them; they
     release the GIL, so threads run it on
     several ranges at once (:func:`_call`)."""
-    global _passes, _nonfinite_row, _strip, _vertical_pair
+    global _passes, _pair_pass, _nonfinite_row, _strip, _vertical_pair
     numba = rows.numba
     if numba is None:  # rows compiles its loop (and imports numba) first: _kernel()
         raise RuntimeError("numba is not loaded")
@@ -219,6 +230,7 @@ def _compile() -> Callable[..., bool]:
     # numba's cache (rows.add_group says why); rows.add_taps: every tap of a row in the fewest
     # group passes, the sum started from zero or from what the row holds
     _passes = rows.add_taps
+    _pair_pass = rows.add_pair
     _nonfinite_row = nonfinite_row
 
     @numba.njit(inline="always")  # type: ignore[untyped-decorator]
@@ -472,9 +484,14 @@ def _compile() -> Callable[..., bool]:
         xstride = cw + k1 - 1
         xp = np.zeros(nr * xstride, dtype=out.dtype)  # term q's row of v at q·xstride
         # pairs of output rows (the module's docstring, Pairs): the second row's v in xp2
-        pairs = pairs and 2 <= k0 <= min(PAIR_TAPS, vgroups[0])
+        pairs = pairs and k0 >= 2
+        onepass = k0 <= min(PAIR_TAPS, vgroups[0])  # else lead, shared rows' passes, tail
         xp2 = np.zeros(nr * xstride if pairs else 0, dtype=out.dtype)
         p_offs = np.empty(k0 + 1, dtype=np.uint64)  # the pair's input rows, last first
+        pw0 = np.empty(k0 + 1, dtype=out.dtype)  # p_offs[s]'s weight in the first row
+        pw1 = np.empty(k0 + 1, dtype=out.dtype)  # and in the second
+        shared = k0 - 1
+        spasses = (shared + vgroups[1] - 1) // vgroups[1]
         f0flat = f0.reshape(f0.size)
         frow = np.full(xstride, fv)  # where the vertical taps read a row of the fill
         h_offs = np.empty(nr * k1, dtype=np.uint64)  # term q's tap m1 reads xp[j + k1-1-m1]
@@ -559,105 +576,109 @@ def _compile() -> Callable[..., bool]:
                         bad = True
                     r += run
                     continue
-                if pairs and r + 1 < r1 and i + 1 < o0 and p0 <= i and i + 1 <= p0 + n0 - k0:
-                    # rows r and r + 1, every vertical tap reading an input row: their sums
-                    # in one pass (vertical_pair), the horizontal taps on each
-                    row = z * n0 + i - p0  # the input row of the first row's last tap
-                    for s in range(k0 + 1):
-                        p_offs[s] = np.uint64((row + k0 - s) * n1 + t0 + c0 - p1)
-                    for q in range(nr):
-                        xq = q * xstride
-                        xd = np.uint64(xq + t0)
+                # rows r and r + 1 as a pair where every vertical tap of both reads an input
+                # row (the module's docstring, Pairs), else row r alone
+                pair = pairs and r + 1 < r1 and i + 1 < o0 and p0 <= i and i + 1 <= p0 + n0 - k0
+                nrows = 2 if pair else 1
+                row = z * n0 + i - p0  # a pair's input row of the first row's last tap
+                g = 0
+                if pair:
+                    g = k0
+                    for t in range(k0 + 1):
+                        p_offs[t] = np.uint64((row + k0 - t) * n1 + t0 + c0 - p1)
+                    for gi in range(k0):
+                        v_fill[gi] = False
+                        for q in range(nr):
+                            wv[q * k0 + gi] = f0[q, gi]
+                else:
+                    # the vertical taps whose rows are terms, in tap order; term q's weights
+                    # and offsets at [q·k0 + tap]
+                    for m0 in range(k0):
+                        rs = map0[i + k0 - 1 - m0]
+                        if rs < 0 and not const:
+                            continue
+                        v_fill[g] = rs < 0
+                        rws[g] = z * n0 + rs
+                        off = np.uint64(0 if rs < 0 else (z * n0 + rs) * n1 + t0 + c0 - p1)
+                        for q in range(nr):
+                            v_offs[q * k0 + g] = off
+                            wv[q * k0 + g] = f0[q, m0]
+                        g += 1
+                for q in range(nr):
+                    xq = q * xstride
+                    xd = np.uint64(xq + t0)
+                    if pair and onepass:
                         _vertical_pair(
                             xp, xd, xp2, xd, aflat, p_offs, f0flat, q * k0, k0, inner, zero
                         )
-                        for h in range(2):
-                            x = xp2 if h else xp
-                            # edge columns that read input columns: as the rows one by one
-                            for e in range(t0 + span - t1):
-                                t = e if e < t0 else t1 + e - t0
-                                v = map1[c0 + t]
-                                if v < 0:
-                                    continue
-                                u = v + p1 - c0
-                                if u >= t0 and u < t1:
-                                    x[xq + t] = x[xq + u]
-                                else:
-                                    s = zero
-                                    for m0 in range(k0):
-                                        s += f0[q, m0] * a[row + h + k0 - 1 - m0, v]
-                                    x[xq + t] = s
-                            od = np.uint64((r + h) * o1 + c0)
+                    elif pair:
+                        # the second row's tap 0, the rows both read in passes of at most
+                        # vgroups[1] loads (rows.add_pair), the first row's last tap
+                        wl = f0[q, 0]
+                        ol = p_offs[0]
+                        for jj in range(inner):
+                            xp2[xd + jj] = zero + wl * aflat[ol + jj]
+                        for t in range(1, k0):
+                            pw0[t] = f0[q, t - 1]
+                            pw1[t] = f0[q, t]
+                        for sp in range(spasses):
+                            m = 1 + shared * sp // spasses
+                            cnt = shared * (sp + 1) // spasses - shared * sp // spasses
+                            _pair_pass(
+                                xp, xd, xp2, xd, aflat, p_offs, pw0, pw1, m, cnt, inner,
+                                sp == 0, zero,
+                            )  # fmt: skip
+                        wl = f0[q, k0 - 1]
+                        ol = p_offs[k0]
+                        for jj in range(inner):
+                            xp[xd + jj] += wl * aflat[ol + jj]
+                    else:
+                        if g == 0:
+                            for t in range(t0, t1):
+                                xp[xq + t] = zero
+                        # runs of taps reading the input or the fill, each in its own passes
+                        # (of at most vgroups[1] taps, or one of up to vgroups[0]:
+                        # VERTICAL_GROUP)
+                        vg = vgroups[0] if g <= vgroups[0] else vgroups[1]
+                        m = 0
+                        while m < g:
+                            e = m + 1
+                            while e < g and v_fill[e] == v_fill[m]:
+                                e += 1
+                            src = frow if v_fill[m] else aflat
                             _passes(
-                                oflat,
-                                od,
-                                x,
-                                h_offs,
-                                f1flat,
-                                q * k1,
-                                k1,
-                                group,
-                                uwidth,
-                                q == 0,
-                                zero,
+                                xp, xd, src, v_offs, wv, q * k0 + m, e - m, vg, inner, m == 0, zero
                             )
-                    if nr > 1:
-                        for h in range(2):
-                            if _nonfinite_row(oflat, np.uint64((r + h) * o1 + c0), uwidth):
-                                bad = True
-                    r += 2
-                    continue
-                # the vertical taps whose rows are terms, in tap order; term q's weights and
-                # offsets at [q·k0 + tap]
-                g = 0
-                for m0 in range(k0):
-                    rs = map0[i + k0 - 1 - m0]
-                    if rs < 0 and not const:
-                        continue
-                    v_fill[g] = rs < 0
-                    rws[g] = z * n0 + rs
-                    off = np.uint64(0 if rs < 0 else (z * n0 + rs) * n1 + t0 + c0 - p1)
-                    for q in range(nr):
-                        v_offs[q * k0 + g] = off
-                        wv[q * k0 + g] = f0[q, m0]
-                    g += 1
-                od = np.uint64(r * o1 + c0)
-                for q in range(nr):
-                    xq = q * xstride
-                    if g == 0:
-                        for t in range(t0, t1):
-                            xp[xq + t] = zero
-                    # runs of taps reading the input or the fill, each in its own passes (of
-                    # at most vgroups[1] taps, or one of up to vgroups[0]: VERTICAL_GROUP)
-                    vg = vgroups[0] if g <= vgroups[0] else vgroups[1]
-                    m = 0
-                    while m < g:
-                        e = m + 1
-                        while e < g and v_fill[e] == v_fill[m]:
-                            e += 1
-                        src = frow if v_fill[m] else aflat
-                        xd = np.uint64(xq + t0)
-                        _passes(xp, xd, src, v_offs, wv, q * k0 + m, e - m, vg, inner, m == 0, zero)
-                        m = e
-                    # edge columns that read input columns (a boundary's map): the sum of the
-                    # column where the tile has it, else summed here in the same order
-                    for e in range(t0 + span - t1):
-                        t = e if e < t0 else t1 + e - t0
-                        v = map1[c0 + t]
-                        if v < 0:
-                            continue
-                        u = v + p1 - c0
-                        if u >= t0 and u < t1:
-                            xp[xq + t] = xp[xq + u]
-                        else:
-                            s = zero
-                            for gi in range(g):
-                                s += wv[q * k0 + gi] * (fv if v_fill[gi] else a[rws[gi], v])
-                            xp[xq + t] = s
-                    _passes(oflat, od, xp, h_offs, f1flat, q * k1, k1, group, uwidth, q == 0, zero)
-                if nr > 1 and _nonfinite_row(oflat, od, uwidth):
-                    bad = True
-                r += 1
+                            m = e
+                    for h in range(nrows):
+                        x = xp2 if h else xp
+                        if pair:
+                            for gi in range(k0):
+                                rws[gi] = row + h + k0 - 1 - gi
+                        # edge columns that read input columns (a boundary's map): the sum of
+                        # the column where the tile has it, else summed here in the same order
+                        for e in range(t0 + span - t1):
+                            t = e if e < t0 else t1 + e - t0
+                            v = map1[c0 + t]
+                            if v < 0:
+                                continue
+                            u = v + p1 - c0
+                            if u >= t0 and u < t1:
+                                x[xq + t] = x[xq + u]
+                            else:
+                                s = zero
+                                for gi in range(g):
+                                    s += wv[q * k0 + gi] * (fv if v_fill[gi] else a[rws[gi], v])
+                                x[xq + t] = s
+                        od = np.uint64((r + h) * o1 + c0)
+                        _passes(
+                            oflat, od, x, h_offs, f1flat, q * k1, k1, group, uwidth, q == 0, zero
+                        )
+                if nr > 1:
+                    for h in range(nrows):
+                        if _nonfinite_row(oflat, np.uint64((r + h) * o1 + c0), uwidth):
+                            bad = True
+                r += nrows
         return bad
 
     global _fused2
