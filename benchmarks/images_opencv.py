@@ -221,15 +221,15 @@ def standing(rows: list[dict[str, Any]]) -> list[str]:
 
 #: What changed in the newest run (hand-written, with the run's date and time).
 STATE_NOTES = [
-    "The run of 2026-12-05 14:05-14:14, after the fused separable loop began making the "
-    "vertical sums of rows over 4 KiB two output rows at a time (CHANGELOG); no cell "
-    "disturbed. Cell by cell against the run of 12:15, the fused loop's cells with rows over "
-    "4 KiB (2048² float32, 1024²-2048² float64) and Gaussians of 3-7 taps ran a median 0.85x "
-    "the time at one thread (0.72-1.27x) and 0.88x at two (0.73-1.50x); its other cells "
-    "1.01-1.03x / 0.97-1.03x, the dense loop's 1.00x / 1.00x, filter2D's 0.99x / 1.01x, the "
-    "copy's 1.02x / 0.99x. The one-thread float32 2048² ⊛ 5×5 random cell (dense loop, "
-    "unchanged) came out at 0.66x filter2D (1.01x at 12:15); timed again right after the "
-    "grid, interleaved with filter2D for 30 rounds, 0.97x (5.06 against 4.92 ms).",
+    "The run of 2026-12-05 15:14-15:20, after the fused separable loop's pairs of rows took "
+    "kernels of more than 8 rows too (CHANGELOG); one cell disturbed at 2 threads (marked "
+    "*). Cell by cell against the run of 14:05, the fused loop's cells of 11-63 taps outside "
+    "strips (rows over 4 KiB, or over 16 horizontal taps) ran a median 0.85x the time at one "
+    "thread (0.71-1.03x) and 0.83x at two (0.62-1.04x); its strip cells of 11-15 taps, "
+    "unchanged, 0.88x / 0.92x, its cells of 3-7 taps 0.98x / 0.89-0.99x; the dense loop's "
+    "cells 0.98x / 0.97x, filter2D's 1.00x / 0.98x, the copy's 0.96x / 0.99x. One-thread "
+    "float32 cells of unchanged code move by 0.83-1.42x between the two runs (512²-1024² "
+    "Gaussians of 5-7 taps in strips: 1024² ⊛ 5 at 0.77x sepFilter2D, 1.09x at 14:05).",
 ]
 
 
@@ -262,6 +262,11 @@ def report(paths: list[Path], out: Path) -> None:
         "",
         "Medians of filter2D time / trueconv time at 2 threads / at 1 thread; cells below 1.0x.",
         "",
+        "- 2026-12-05 14:05: 2.15 / 1.68, 14 / 25 cells below, sepFilter2D 1.62 / 1.37 (2 / 7 "
+        "below). The fused separable loop had just begun making the vertical sums of rows "
+        "over 4 KiB two rows at a time for kernels of 2-8 rows: cell by cell against 12:15 "
+        "those cells ran a median 0.85x the time at one thread (0.72-1.27x) and 0.88x at two "
+        "(0.73-1.50x), the others 0.97-1.03x.",
         "- 2026-12-05 12:15: 2.09 / 1.69, 15 / 22 cells below, sepFilter2D 1.55 / 1.32 (2 / 10 "
         "below). The dense loop had just begun computing 3×3 kernels' rows in pairs, one pass "
         "a pair: cell by cell against 10:06 its 3-tap cells ran a median 1.04x faster at 2 "
@@ -397,9 +402,9 @@ def report(paths: list[Path], out: Path) -> None:
         "",
         "The copy floor (issue 14: 1024² ⊛ 3×3 float32 within 2x of a copy of the same bytes "
         "in the same run; not met, and out of reach on this CPU). The copy runs in cache: "
-        "0.048 ms at 2 threads, 0.090 at one (8 MiB read and written: 90-175 GB/s). At 14:05 "
-        "trueconv took 4.0x / 3.8x that (2 / 1 threads; random kernel), `filter2D` 10.6x / "
-        "4.9x. Nine multiply-adds a sample make 589,824 16-lane FMAs; Zen 4 retires one "
+        "0.048 ms at 2 threads, 0.090 at one (8 MiB read and written: 90-175 GB/s). In the runs "
+        "of 14:05 and 15:14 trueconv took 4.0-4.6x / 3.8x that (2 / 1 threads; random "
+        "kernel), `filter2D` 10.6-11.1x / 4.9x. Nine multiply-adds a sample make 589,824 16-lane FMAs; Zen 4 retires one "
         "512-bit FMA a cycle (two 256-bit pipes), so at 3.67 GHz the FMAs alone take 0.16 ms "
         "on one core: 1.8x the one-thread copy, 1.7x the two-thread one on two cores, with "
         "every load free. The loads are not free: the best pass measured in C "
