@@ -400,14 +400,14 @@ def report(paths: list[Path], out: Path) -> None:
         "groups of 13 and 16 in the direct loop (float32/float64 512²-2048² ⊛ 5²-11², 1 "
         "thread: 0.88-1.10x, median 0.99).",
         "",
-        "The copy floor (issue 14: 1024² ⊛ 3×3 float32 within 2x of a copy of the same bytes "
-        "in the same run; not met, and out of reach on this CPU). The copy runs in cache: "
-        "0.048 ms at 2 threads, 0.090 at one (8 MiB read and written: 90-175 GB/s). In the runs "
-        "of 14:05 and 15:14 trueconv took 4.0-4.6x / 3.8x that (2 / 1 threads; random "
-        "kernel), `filter2D` 10.6-11.1x / 4.9x. Nine multiply-adds a sample make 589,824 16-lane FMAs; Zen 4 retires one "
-        "512-bit FMA a cycle (two 256-bit pipes), so at 3.67 GHz the FMAs alone take 0.16 ms "
-        "on one core: 1.8x the one-thread copy, 1.7x the two-thread one on two cores, with "
-        "every load free. The loads are not free: the best pass measured in C "
+        "The copy floor (issue 14: 1024² ⊛ 3×3 float32 within 2x of a copy of the same bytes in"
+        " the same run; not met, and out of reach on this CPU). The copy runs in cache: 0.048 "
+        "ms at 2 threads, 0.090 at one (8 MiB read and written: 90-175 GB/s). In the runs of "
+        "14:05 and 15:14 trueconv took 4.0-4.6x / 3.8x that (2 / 1 threads; random kernel), "
+        "`filter2D` 10.6-11.1x / 4.9x. Nine multiply-adds a sample make 589,824 16-lane FMAs; "
+        "Zen 4 retires one 512-bit FMA a cycle (two 256-bit pipes), so at 3.67 GHz the FMAs "
+        "alone take 0.16 ms on one core: 1.8x the one-thread copy, 1.7x the two-thread one on "
+        "two cores, with every load free. The loads are not free: the best pass measured in C "
         "(`benchmarks/tap_ceiling.c`, 0.41 ns a 16-lane tap, the shifted vectors made in "
         "registers) puts the taps at 0.24 ms on one core, 2.7x the copy (2.5x at 2 threads); "
         "the loop's paired 3×3 pass runs at 0.48 ns (`results/paired_passes.txt`).",
