@@ -372,7 +372,10 @@ def fused_counts(problem: Problem, rank: int = 1) -> cost.Counts:
     makes, each of ``rank`` terms' ``k0`` vertical taps over ``o0`` rows of ``o1 + k1 - 1``
     columns (its vertical sums cover the extended columns) and ``k1`` horizontal taps over the
     output; its output samples (passes); its tap groups' passes over output row tiles (aux);
-    the input's and output's samples where they leave the cache (memory).
+    the input's and output's samples where they leave the cache (memory). Where the loop
+    makes rows' vertical sums two at a time (:func:`trueconv._methods.rows_separable.paired`)
+    a vertical tap counts as the mean of its multiply-add and its share of the pair's loads,
+    as :func:`trueconv._methods.direct.rows_counts` counts the dense loop's pairs.
 
     Before it was fitted (until 2026-12-05) the loop was priced as the direct loop's counts
     times a factor (1.55), which measured 0.80-1.08x at 2 threads and 1.0-3.7x at one, and
