@@ -191,9 +191,17 @@ def paired(n1: int, o1: int, k0: int, k1: int, itemsize: int) -> bool:
     one whatever this says."""
     if not (VERTICAL_PAIRS and k0 >= 2):
         return False
-    strips = BAND > 0 and n1 * itemsize <= STRIP_ROW_BYTES and k1 <= STRIP_TAPS
-    strips = strips and o1 == n1 and n1 >= 2 * k1 and tile_width(o1, k0, itemsize) >= o1
-    return not strips
+    # the loop runs strips where _layout hands it a band and the rows fit one tile as long
+    # as the input's (fused2's own test)
+    strips = _band(n1, k1, itemsize) > 0 and o1 == n1 and n1 >= 2 * k1
+    return not (strips and tile_width(o1, k0, itemsize) >= o1)
+
+
+def _band(n1: int, k1: int, itemsize: int) -> int:
+    """The strip length handed to the loop for input rows of ``n1`` samples and ``k1``
+    horizontal taps: :data:`BAND`, or 0 (rows one by one) for rows over
+    :data:`STRIP_ROW_BYTES` or more than :data:`STRIP_TAPS` taps."""
+    return BAND if n1 * itemsize <= STRIP_ROW_BYTES and k1 <= STRIP_TAPS else 0
 
 
 _KERNEL: Callable[..., bool] | None = None
@@ -613,7 +621,10 @@ def _compile() -> Callable[..., bool]:
                         )
                     elif pair:
                         # the second row's tap 0, the rows both read in passes of at most
-                        # vgroups[1] loads (rows.add_pair), the first row's last tap
+                        # vgroups[1] loads (rows.add_pair), the first row's last tap; the
+                        # single taps as loops of their own (through _passes, each call would
+                        # inline the group routine's twelve loops again: about 14 s of
+                        # compile each, the module's docstring, Pairs)
                         wl = f0[q, 0]
                         ol = p_offs[0]
                         for jj in range(inner):
@@ -856,7 +867,7 @@ def _layout(
         p1,
         (rows._index_map(n0, p0, q0, rule), rows._index_map(n1, p1, q1, rule)),
         tile_width(o1, k0, itemsize),
-        BAND if n1 * itemsize <= STRIP_ROW_BYTES and k1 <= STRIP_TAPS else 0,
+        _band(n1, k1, itemsize),
     )
 
 
