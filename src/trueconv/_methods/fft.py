@@ -2,8 +2,9 @@
 
 Only the dims where both operands are longer than one are transformed; along the others the
 convolution is a broadcast product. Batch dims ride along, so one kernel spectrum serves a
-whole batch. Transform lengths are the smallest 2·3·5·7-smooth numbers that avoid aliasing
-(even ones for real transforms, which MKL/pocketfft and cuFFT run fastest).
+whole batch. Transform lengths are the smallest 7-smooth multiples of 4 that avoid aliasing
+(:func:`trueconv.core.transforms.next_fast_len` has the measurements: a single factor 2 made
+MKL's transforms 1.1-1.5x slower per point).
 
 Aliasing rule: a circular convolution of length ``L >= max(len a, len b)`` equals the linear
 one folded modulo ``L``, ``yc[j] = sum_t y[j + tL]``. The samples wanted are ``y[s : e]``; they
@@ -44,15 +45,14 @@ _HALF = (torch.float16, torch.bfloat16)
 
 
 def layout(
-    sa: Sequence[int], sb: Sequence[int], pads: Sequence[tuple[int, int]], real: bool
+    sa: Sequence[int], sb: Sequence[int], pads: Sequence[tuple[int, int]]
 ) -> tuple[list[int], list[int], list[int], list[int]]:
     """Transformed dims (as indices into the convolved dims), their lengths, and the wanted
     ``starts``/``lengths`` of the full convolution."""
     starts, lengths = wanted(sa, sb, pads)
     dims = [i for i, (n, k) in enumerate(zip(sa, sb)) if n > 1 and k > 1]
     sizes = [unaliased_length(sa[i], sb[i], starts[i], lengths[i]) for i in dims]
-    # the last transformed dim is the halved one in rfftn: it must be even
-    lens = [next_fast_len(m, real and j == len(sizes) - 1) for j, m in enumerate(sizes)]
+    lens = [next_fast_len(m) for m in sizes]  # even: rfftn halves the last
     return dims, lens, starts, lengths
 
 
@@ -86,7 +86,7 @@ def plan(problem: Problem, device: torch.device, forced: bool = False) -> FFTPla
     convolved dim that is not transformed (one operand has length one there) multiplies the
     transforms of the operand that is longer there, and of the output (:func:`along`)."""
     sa, sb = problem.sa, problem.sb
-    dims, lens, starts, lengths = layout(sa, sb, problem.pads, problem.real)
+    dims, lens, starts, lengths = layout(sa, sb, problem.pads)
     points = math.prod(lens)
     if points <= 1:
         counts = cost.Counts("fft", 1, float(problem.out_elems), memory=problem.memory)

@@ -208,9 +208,7 @@ class Layout(NamedTuple):
     lengths: tuple[int, ...]
 
 
-def _layout(
-    sa: Sequence[int], sb: Sequence[int], pads: Sequence[tuple[int, int]], real: bool
-) -> Layout:
+def _layout(sa: Sequence[int], sb: Sequence[int], pads: Sequence[tuple[int, int]]) -> Layout:
     """The :class:`Layout` of a problem."""
     starts, lengths = tr.wanted(sa, sb, pads)
     blocks = blocked_dims(sa, sb)
@@ -218,10 +216,8 @@ def _layout(
     for i, (n, k, s) in enumerate(zip(sa, sb, blocks)):
         if s is not None:
             tlens.append(s + k - 1)
-        elif n > 1 and k > 1:
-            # rfftn halves its last dim, which must then be even
-            even = real and not any(m > 1 and q > 1 for m, q in zip(sa[i + 1 :], sb[i + 1 :]))
-            tlens.append(tr.next_fast_len(tr.unaliased_length(n, k, starts[i], lengths[i]), even))
+        elif n > 1 and k > 1:  # even, as rfftn needs of the dim it halves
+            tlens.append(tr.next_fast_len(tr.unaliased_length(n, k, starts[i], lengths[i])))
         else:
             tlens.append(None)
     return Layout(tuple(blocks), tuple(tlens), tuple(starts), tuple(lengths))
@@ -313,7 +309,7 @@ def plan(problem: Problem, device: torch.device, forced: bool = False) -> Overla
     the signal's blocks and the outputs'.
     """
     sa, sb = problem.sa, problem.sb
-    lay = _layout(sa, sb, problem.pads, problem.real)
+    lay = _layout(sa, sb, problem.pads)
     if all(s is None for s in lay.blocks):
         if not forced:
             return None

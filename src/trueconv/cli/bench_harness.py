@@ -53,7 +53,6 @@ import torch.nn.functional as F
 
 import trueconv
 from trueconv.core.names import METHODS
-from trueconv.core.transforms import next_fast_len
 
 #: rough direct multiply-add rates (MAC/s) used only to decide what is too slow to run, per
 #: device type: single-channel signal work (oneDNN/im2col at its worst), and many-channel NN
@@ -219,15 +218,22 @@ def missing_optional(device: str = "cpu") -> list[str]:
 
 
 def next_smooth_len(n: int) -> int:
-    """The smallest 7-smooth integer ``>= n`` (of the form ``2^a 3^b 5^c 7^d``): the lengths
-    pocketfft (torch's and numpy's CPU FFT) and cuFFT transform fastest. trueconv's own
-    helper (:func:`trueconv.core.transforms.next_fast_len`, without its evenness rule), the
-    rule a user of ``scipy.fft.next_fast_len`` gets.
+    """The smallest 7-smooth integer ``>= n`` (of the form ``2^a 3^b 5^c 7^d``), the rule of
+    thumb a user applies to FFT lengths (pocketfft, MKL and cuFFT all have kernels for these
+    radices); trueconv's own rule is :func:`trueconv.core.transforms.next_fast_len`.
 
     >>> [next_smooth_len(n) for n in (1, 11, 13, 17, 1031)]
     [1, 12, 14, 18, 1050]
     """
-    return next_fast_len(max(n, 1), real=False)
+    m = max(n, 1)
+    while True:
+        r = m
+        for p in (2, 3, 5, 7):
+            while r % p == 0:
+                r //= p
+        if r == 1:
+            return m
+        m += 1
 
 
 def gaussian_taps(k: int) -> np.ndarray:

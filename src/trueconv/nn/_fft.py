@@ -104,8 +104,7 @@ def layout(
         if n > 1 and m > 1:  # else a broadcast product, not a transform
             dims.append(i)
             lens.append(max(s + (c - 1) * st + 1, n + m - 1 - s, n, m))
-    # the last transformed dim is the halved one of rfftn: it must be even
-    lens = [next_fast_len(m, real and i == len(lens) - 1) for i, m in enumerate(lens)]
+    lens = [next_fast_len(m) for m in lens]  # even: rfftn halves the last
     spectrum = [max(n, m) for n, m in zip(sa, sk)]
     for d, m in zip(dims, lens):
         spectrum[d] = m
