@@ -107,6 +107,35 @@ def test_a_calibration_changes_what_auto_picks(stored):
     assert trueconv.choose_method(x.double(), k.double()) in ("fft", "overlap_add")
 
 
+def test_each_problem_keeps_its_fastest_pass(stored, monkeypatch):
+    # a slow phase during one pass (here: the second pass of every other problem, and the
+    # first of the rest) does not reach the stored seconds: each problem keeps its fastest
+    timed: list[tuple[float, bool]] = []
+
+    def fake(fn, min_time, warm=True):
+        i = len(timed)
+        seconds = 2.0 if (i % 2 == 0) == warm else 1.0
+        timed.append((min_time, warm))
+        return seconds * (1 + i % 7) * 1e-3
+
+    monkeypatch.setattr(calibration, "_fastest", fake)
+    lines: list[str] = []
+    record = calibration.calibrate(quick=True, min_time=0.2, passes=2, progress=lines.append)
+    n = len(record["rows"])
+    assert len(timed) == 2 * n
+    assert all(m == pytest.approx(0.1) for m, _ in timed)  # min_time shared out over the passes
+    assert [w for _, w in timed] == [True] * n + [False] * n  # warm-up calls in pass 1 only
+    got = [r["seconds"] for r in record["rows"]]
+    first = [(2.0 if i % 2 == 0 else 1.0) * (1 + i % 7) * 1e-3 for i in range(n)]
+    second = [(1.0 if (n + i) % 2 == 0 else 2.0) * (1 + (n + i) % 7) * 1e-3 for i in range(n)]
+    assert got == [min(a, b) for a, b in zip(first, second)]
+    assert lines[0] == "pass 1 of 2"
+    assert lines[1] == "pass 2 of 2"
+    assert len(lines) == 2 + n  # one line per problem, of the last pass
+    with pytest.raises(ValueError, match="passes must be at least 1; got 0"):
+        calibration.calibrate(quick=True, passes=0)
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_nnls_is_scipys(seed):
     rng = np.random.default_rng(seed)
