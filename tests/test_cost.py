@@ -143,3 +143,10 @@ def test_measure_really_times_every_feasible_method():
     spec = normalize("convolve", x, k, "full", None, "auto", "fill", 0)[2]
     assert winner in _plan.feasible(spec)
     _plan._MEASURED.pop((spec, x.device))
+
+
+def test_the_direct_margin_is_a_fifth_of_the_direct_time_capped_per_device():
+    assert _cost.direct_margin(1e-3, "cpu") == pytest.approx(2e-4)
+    assert _cost.direct_margin(1e-2, "cpu") == _cost.DIRECT_MARGIN_S["cpu"]
+    assert _cost.direct_margin(1e-4, "cuda") == pytest.approx(2e-5)
+    assert _cost.direct_margin(1.0, "cuda") == _cost.OTHER_MARGIN_S

@@ -211,3 +211,27 @@ def test_a_2d_kernel_whose_dense_plan_is_overlap_add(separable):
     got = trueconv.convolve(x, k, "same")
     want = scipy.signal.convolve(x.numpy(), k.numpy(), "same", method="direct")
     assert rel_err(got, want) < REL_TOL[torch.float64]
+
+
+@pytest.mark.parametrize(
+    ("direct_ms", "fft_ms", "picked"),
+    [
+        (1.0, 0.85, "direct"),  # saves 15% < 20% of the direct time
+        (1.0, 0.75, "fft"),  # saves 25%
+        (0.2, 0.1, "fft"),  # half the time, though only 0.1 ms (an absolute 0.5 ms kept it)
+        (10.0, 9.6, "direct"),  # saves 0.4 ms < the CPU's 0.5 ms cap
+        (10.0, 9.4, "fft"),
+    ],
+)
+def test_auto_leaves_direct_when_a_transform_saves_a_fifth_or_half_a_millisecond(
+    monkeypatch, direct_ms, fft_ms, picked
+):
+    seconds = {"direct": direct_ms * 1e-3, "fft": fft_ms * 1e-3, "overlap_add": 1.0}
+    monkeypatch.setattr(_plan, "_price", lambda p, device: seconds[p.method])
+    x, k = torch.randn(300, 300), torch.randn(9, 9)  # every method feasible; none run
+    _, _, spec = _spec.normalize("convolve", x, k, "full", None, "auto", "fill", 0)
+    _plan.forget()
+    try:
+        assert _plan.cheapest(Problem.of(spec), torch.device("cpu")).method == picked
+    finally:
+        _plan.forget()

@@ -20,7 +20,6 @@ from trueconv._methods import REGISTRY
 from trueconv._problem import Plan, Problem
 from trueconv._spec import ConvSpec
 from trueconv.core import cost
-from trueconv.core.cost import DIRECT_MARGIN_S, OTHER_MARGIN_S
 from trueconv.core.dtypes import is_integer
 
 #: Winners timed by ``choose_method(..., measure=True)``, per (spec, device); 'auto' uses them.
@@ -116,12 +115,13 @@ def _auto(spec: ConvSpec, device: torch.device) -> Plan:
 @functools.lru_cache(maxsize=4096)
 def cheapest(problem: Problem, device: torch.device) -> Plan:
     """The cheapest feasible plan of a problem, each priced once; the direct one unless a
-    transform saves more than the device's margin."""
+    transform saves more than the margin (:func:`trueconv.core.cost.direct_margin`)."""
     candidates = plans_of(problem, device)
     predicted = {n: _price(p, device) for n, p in candidates.items()}
     best = min(predicted, key=predicted.__getitem__)
-    margin = DIRECT_MARGIN_S.get(device.type, OTHER_MARGIN_S)
-    if predicted["direct"] <= predicted[best] + margin:
+    if predicted["direct"] <= predicted[best] + cost.direct_margin(
+        predicted["direct"], device.type
+    ):
         best = "direct"
     return candidates[best]
 

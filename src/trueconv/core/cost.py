@@ -213,13 +213,36 @@ def transform_work(points: int, count: float, longest: int | None = None) -> flo
 
 
 #: Seconds a transform method must save before ``'auto'`` leaves the direct method, per device
-#: type. Direct sums are exact on integer-valued data and their rounding error does not grow
-#: with a transform's length, so a saving within the cost model's own error on sub-millisecond
-#: problems (0.1 to 0.3 ms on the CPU calibration machine) is not worth it; scipy's
-#: ``choose_conv_method`` likewise keeps small problems direct, and scipy's own tests expect
-#: exact results there. A GPU call costs tens of microseconds, so its margin is ten times
-#: smaller (:data:`OTHER_MARGIN_S`).
+#: type, at most (:func:`direct_margin`). Direct sums are exact on integer-valued data and
+#: their rounding error does not grow with a transform's length, so a saving within the cost
+#: model's own error is not worth it; scipy's ``choose_conv_method`` likewise keeps small
+#: problems direct, and scipy's own tests expect exact results there. A GPU call costs tens of
+#: microseconds, so its margin is ten times smaller (:data:`OTHER_MARGIN_S`).
 DIRECT_MARGIN_S = {"cpu": 5e-4}
 OTHER_MARGIN_S = 5e-5
+
+#: The share of the direct method's predicted time a transform must save when that is less
+#: than the device's margin in seconds: the model's error is relative (its median 4-22% per
+#: method and dtype on the CPU), and an absolute 0.5 ms kept direct problems of 0.3-2.5 ms
+#: whose transforms it priced 17-60% cheaper. Measured at 2 threads, interleaved (2026-12-05,
+#: shipped constants), on the 29 problems of a sweep of 1-D, rows, 2-D and 3-D shapes that a
+#: margin of 10% moves off the direct method: the transform took 0.45-0.98x the direct time on
+#: 23 (128² ⊛ 31² 0.45-0.66x, 32³ ⊛ 7³ 0.49-0.52x, 2^16 ⊛ 512 0.81x, 2^18 ⊛ 256 float64
+#: 0.71x; one thread 0.30-0.86x), 1.02-1.34x on 6 (float32 2^14 ⊛ 1024, whose FFT the model
+#: prices at half its time: 1.33x; 64³ ⊛ 5³ 1.31x; 64 × 16384 rows ⊛ 129 1.02x, 0.97x
+#: 'same'). 20% moves 18 of them: 16 faster (0.45-0.86x at two threads, 0.30-0.74x at one),
+#: float32 2^14 ⊛ 1024 slower (1.33x / 1.14-1.18x). Not 15%: it moves the rows ⊛ 129 too,
+#: which ran 0.77x to 1.23x the direct time in four runs of the day (overlap-add's many small
+#: transforms at two threads).
+DIRECT_MARGIN_FRACTION = 0.2
+
+
+def direct_margin(direct_seconds: float, device_type: str) -> float:
+    """Seconds a transform must save against the direct method's predicted
+    ``direct_seconds`` before ``'auto'`` leaves it: :data:`DIRECT_MARGIN_FRACTION` of them,
+    at most the device's :data:`DIRECT_MARGIN_S` (:data:`OTHER_MARGIN_S` elsewhere)."""
+    cap = DIRECT_MARGIN_S.get(device_type, OTHER_MARGIN_S)
+    return min(cap, DIRECT_MARGIN_FRACTION * direct_seconds)
+
 
 register(Counts)  # rebuilt from plain tuples under torch.compile
