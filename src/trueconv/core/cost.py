@@ -224,15 +224,14 @@ OTHER_MARGIN_S = 5e-5
 #: The share of the direct method's predicted time a transform must save when that is less
 #: than the device's margin in seconds: the model's error is relative (its median 4-22% per
 #: method and dtype on the CPU), and an absolute 0.5 ms kept direct problems of 0.3-2.5 ms
-#: whose transforms it priced 17-60% cheaper. Measured at 2 threads, interleaved (2026-12-05,
-#: shipped constants), on the 29 problems of a sweep of 1-D, rows, 2-D and 3-D shapes that a
-#: margin of 10% moves off the direct method: the transform took 0.45-0.98x the direct time on
-#: 23 (128² ⊛ 31² 0.45-0.66x, 32³ ⊛ 7³ 0.49-0.52x, 2^16 ⊛ 512 0.81x, 2^18 ⊛ 256 float64
-#: 0.71x; one thread 0.30-0.86x), 1.02-1.34x on 6 (float32 2^14 ⊛ 1024, whose FFT the model
-#: prices at half its time: 1.33x; 64³ ⊛ 5³ 1.31x; 64 × 16384 rows ⊛ 129 1.02x, 0.97x
-#: 'same'). 20% moves 18 of them: 16 faster (0.45-0.86x at two threads, 0.30-0.74x at one),
-#: float32 2^14 ⊛ 1024 slower (1.33x / 1.14-1.18x). Not 15%: it moves the rows ⊛ 129 too,
-#: which ran 0.77x to 1.23x the direct time in four runs of the day (overlap-add's many small
+#: whose transforms it priced 17-60% cheaper. Measured (2026-12-05, shipped constants,
+#: interleaved: ``benchmarks/direct_margin.py``, ``results/direct_margin.txt``) on a sweep of
+#: 1-D, rows, 2-D and 3-D shapes: 20% moves 17 problems off the direct method, and the
+#: transform took 0.45-0.85x the direct time on 15 at two threads (128² ⊛ 31² 0.45-0.67x, 32³
+#: ⊛ 7³ 0.49-0.51x, 2^18 ⊛ 256 float64 0.73x) and 0.28-0.69x at one, 1.32-1.41x / 1.17-1.21x
+#: on float32 2^14 ⊛ 1024 'full' and 'same' (the model prices that FFT at half its time). 10%
+#: moves 29, 6 of them slower (64³ ⊛ 5³ 1.31x; 64 × 16384 rows ⊛ 129, 0.97-1.02x there, ran
+#: 0.77x to 1.23x the direct time in four runs of the day: overlap-add's many small
 #: transforms at two threads).
 DIRECT_MARGIN_FRACTION = 0.2
 
