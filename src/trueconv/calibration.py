@@ -109,8 +109,10 @@ DTYPES = (torch.float32, torch.float64)
 #: dense loop's counts where it computes output rows in pairs
 #: (:func:`trueconv._methods.direct.rows_counts`, 2026-12-05). 4: 3×3 kernels' rows in
 #: pairs, one pass a pair (2026-12-05, evening). 5: the fused separable loop's vertical sums
-#: in pairs of rows (:func:`trueconv._separable.fused_counts`, 2026-12-05).
-COST_MODEL = 5
+#: in pairs of rows (:func:`trueconv._separable.fused_counts`, 2026-12-05). 6: the FFT's
+#: per-call set-up (``aux``: :func:`trueconv._methods.fft.plan`) and transform lengths that
+#: are multiples of 4 (2026-12-05).
+COST_MODEL = 6
 
 
 def machine() -> dict[str, Any]:
