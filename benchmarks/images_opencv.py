@@ -221,15 +221,17 @@ def standing(rows: list[dict[str, Any]]) -> list[str]:
 
 #: What changed in the newest run (hand-written, with the run's date and time).
 STATE_NOTES = [
-    "The run of 2026-12-05 15:14-15:20, after the fused separable loop's pairs of rows took "
-    "kernels of more than 8 rows too (CHANGELOG); one cell disturbed at 2 threads (marked "
-    "*). Cell by cell against the run of 14:05, the fused loop's cells of 11-63 taps outside "
-    "strips (rows over 4 KiB, or over 16 horizontal taps) ran a median 0.85x the time at one "
-    "thread (0.71-1.03x) and 0.83x at two (0.62-1.04x); its strip cells of 11-15 taps, "
-    "unchanged, 0.88x / 0.92x, its cells of 3-7 taps 0.98x / 0.89-0.99x; the dense loop's "
-    "cells 0.98x / 0.97x, filter2D's 1.00x / 0.98x, the copy's 0.96x / 0.99x. One-thread "
-    "float32 cells of unchanged code move by 0.83-1.42x between the two runs (512²-1024² "
-    "Gaussians of 5-7 taps in strips: 1024² ⊛ 5 at 0.77x sepFilter2D, 1.09x at 14:05).",
+    "The run of 2026-12-05 17:37-17:55, after FFT lengths became 7-smooth multiples of 4 "
+    "(1024² ⊛ 31² transforms 1080² instead of 1050²; no other cell's lengths moved) and the "
+    "direct margin relative (no cell's pick moved): its 2-thread rows are a second run "
+    "(17:50; the first ran during a slow phase of the host, the copy 1.05x its 15:14 time, "
+    "1.56x at the 90th percentile: median 2.00, 13 below, sepFilter2D 1.50, 3 below), its "
+    "1-thread rows the first. Cell by cell against 15:14, trueconv's times 1.04x at two "
+    "threads (0.94-1.31x from the 10th to the 90th percentile) and 1.01x at one, filter2D's "
+    "1.02x / 1.01x, the copy's 1.02x / 1.02x: the same code but for the 1024² ⊛ 31² FFT "
+    "cells (float32 1024²×1 / ×3 ⊛ 31: 1.17 / 1.26x filter2D at 15:14, 1.35 / 1.45x now at "
+    "two threads, 1.26 / 1.28x → 1.35 / 1.37x at one; float64 stays below, 0.72-0.76x: "
+    "torch's transforms alone take about filter2D's time).",
 ]
 
 
@@ -262,6 +264,12 @@ def report(paths: list[Path], out: Path) -> None:
         "",
         "Medians of filter2D time / trueconv time at 2 threads / at 1 thread; cells below 1.0x.",
         "",
+        "- 2026-12-05 15:14: 2.29 / 1.71, 11 / 20 cells below, sepFilter2D 1.77 / 1.42 (1 / 10 "
+        "below). The fused separable loop's pairs of rows had just taken kernels of more than "
+        "8 rows too: cell by cell against 14:05 its cells of 11-63 taps outside strips ran a "
+        "median 0.85x the time at one thread (0.71-1.03x) and 0.83x at two (0.62-1.04x), the "
+        "dense loop's cells 0.98x / 0.97x, filter2D's 1.00x / 0.98x; one-thread float32 cells "
+        "of unchanged code moved by 0.83-1.42x between the two runs.",
         "- 2026-12-05 14:05: 2.15 / 1.68, 14 / 25 cells below, sepFilter2D 1.62 / 1.37 (2 / 7 "
         "below). The fused separable loop had just begun making the vertical sums of rows "
         "over 4 KiB two rows at a time for kernels of 2-8 rows: cell by cell against 12:15 "
