@@ -107,8 +107,8 @@ def forced_problem(problem: Problem, device: torch.device, method: str) -> Plan:
 @functools.lru_cache(maxsize=4096)
 def _auto(spec: ConvSpec, device: torch.device) -> Plan:
     """The cheapest feasible plan, each priced once; the direct one unless a transform saves
-    more than the device's margin. Depends on the (frozen, hashable) spec and the device
-    alone: cached."""
+    more than the margin (:func:`cheapest`). Depends on the (frozen, hashable) spec and the
+    device alone: cached."""
     return cheapest(Problem.of(spec), device)
 
 
