@@ -22,7 +22,7 @@ import statistics
 import time
 
 import torch
-from timing import others
+from timing import alternating, others
 
 
 def factors(n: int) -> dict[int, int] | None:
@@ -68,12 +68,7 @@ def per_point(dtype: torch.dtype, length: int, real: bool, rounds: int) -> float
         def fn() -> object:
             return torch.fft.ifft(torch.fft.fft(x, dim=0), dim=0)
 
-    fn()
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
+    times = alternating({"fn": fn}, rounds, 1)["fn"]
     return statistics.median(times) * 1e9 / (batch * length)
 
 
@@ -101,7 +96,7 @@ CALLS = [
 
 def calls(rounds: int) -> None:
     """Whole calls planned under both rules, interleaved (:data:`CALLS`)."""
-    from timing import alternating, paired_ratio
+    from timing import paired_ratio
 
     import trueconv
     from trueconv import _plan, _spec
