@@ -72,15 +72,6 @@ def per_point(dtype: torch.dtype, length: int, real: bool, rounds: int) -> float
     return statistics.median(times) * 1e9 / (batch * length)
 
 
-def seven_smooth(n: int, real: bool) -> int:
-    """The rule of ``next_fast_len`` until 2026-12-05: the smallest 7-smooth ``m >= n``, even
-    when ``real`` (the halved last dim)."""
-    m = max(n, 1)
-    while factors(m) is None or (real and m > 2 and m % 2):
-        m += 1
-    return m
-
-
 CALLS = [
     ((1024, 1024), (31, 31), "same"),
     ((1024, 1024), (31, 31), "full"),
@@ -118,8 +109,8 @@ def calls(rounds: int) -> None:
             overlap_add.block_length.cache_clear()
             _plan.forget()
 
-    def old_rule(n: int, real: bool = True) -> int:
-        return seven_smooth(n, True)
+    def old_rule(n: int) -> int:  # next_fast_len's rule for the halved dim until 2026-12-05
+        return smallest(n, RULES["7-smooth even"])
 
     for dtype in (torch.float32, torch.float64):
         for sa, sb, mode in CALLS:

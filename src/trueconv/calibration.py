@@ -30,7 +30,7 @@ import json
 import os
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -188,54 +188,21 @@ def calibrate(
     if passes < 1:
         raise ValueError(f"passes must be at least 1; got {passes}")
     rows_: list[dict[str, Any]] = []
-    cpu = torch.device("cpu")
     for round_ in range(passes):
-        # the same data every pass (the inputs are made again: the grid's would take about a
-        # gigabyte held together)
-        gen = torch.Generator().manual_seed(0)
-        index = 0
         if progress is not None:
             progress(f"pass {round_ + 1} of {passes}")
-        for method, shapes in (QUICK if quick else GRID).items():
-            for (xs, ks), mode, dtype in itertools.product(shapes, MODES, DTYPES):
-                x = torch.randn(xs, generator=gen, dtype=torch.float64).to(dtype)
-                k = torch.randn(ks, generator=gen, dtype=torch.float64).to(dtype)
-                if method == "fused":
-                    found = fused_counts(xs, ks, mode, dtype)
-                    if found is None:  # no numba: the separable plan runs passes
-                        continue
-                    counts, call = found, fused_call(x, k, mode)
-                else:
-                    spec = normalize("calibrate", x, k, mode, None, "auto", "fill", 0)[2]
-                    plan = _plan.plans(spec, cpu).get(method)
-                    if plan is None:  # overlap-add with no dim worth blocking: it runs the FFT
-                        continue
-                    counts, call = plan.counts, functools.partial(_run, x, k, mode, method)
-                seconds = _fastest(call, min_time / passes, warm=round_ == 0)
-                if round_ == 0:
-                    rows_.append(
-                        {
-                            "variant": counts.variant,
-                            "dtype": str(dtype).removeprefix("torch."),
-                            "x_shape": list(xs),
-                            "k_shape": list(ks),
-                            "mode": mode,
-                            "calls": counts.calls,
-                            "units": counts.units,
-                            "passes": counts.passes,
-                            "aux": counts.aux,
-                            "memory": counts.memory,
-                            "seconds": seconds,
-                        }
-                    )
-                else:
-                    rows_[index]["seconds"] = min(rows_[index]["seconds"], seconds)
-                if progress is not None and round_ == passes - 1:
-                    progress(
-                        f"{counts.variant:12s} {mode:4s} {dtype} {xs}*{ks}: "
-                        f"{rows_[index]['seconds'] * 1e3:.3f} ms"
-                    )
-                index += 1
+        for index, (row, call) in enumerate(_problems(quick)):
+            seconds = _fastest(call, min_time / passes, warm=round_ == 0)
+            if round_ == 0:
+                rows_.append({**row, "seconds": seconds})
+            else:
+                rows_[index]["seconds"] = min(rows_[index]["seconds"], seconds)
+            if progress is not None and round_ == passes - 1:
+                r = rows_[index]
+                progress(
+                    f"{r['variant']:12s} {r['mode']:4s} torch.{r['dtype']} "
+                    f"{tuple(r['x_shape'])}*{tuple(r['k_shape'])}: {r['seconds'] * 1e3:.3f} ms"
+                )
     constants, quality = fit(rows_)
     record = {
         "machine": machine(),
@@ -254,6 +221,42 @@ def calibrate(
     cost.use_calibration(_calibrated_table)  # drops the cost model's cached tables
     _plan.forget()  # and the plans priced with the old constants
     return record
+
+
+def _problems(quick: bool) -> Iterator[tuple[dict[str, Any], Callable[[], None]]]:
+    """The grid's problems in order, each its row (counts and provenance, no time) and the
+    call to time; the same data every time (the inputs are made again for each pass: the
+    grid's would take about a gigabyte held together)."""
+    gen = torch.Generator().manual_seed(0)
+    cpu = torch.device("cpu")
+    for method, shapes in (QUICK if quick else GRID).items():
+        for (xs, ks), mode, dtype in itertools.product(shapes, MODES, DTYPES):
+            x = torch.randn(xs, generator=gen, dtype=torch.float64).to(dtype)
+            k = torch.randn(ks, generator=gen, dtype=torch.float64).to(dtype)
+            if method == "fused":
+                found = fused_counts(xs, ks, mode, dtype)
+                if found is None:  # no numba: the separable plan runs passes
+                    continue
+                counts, call = found, fused_call(x, k, mode)
+            else:
+                spec = normalize("calibrate", x, k, mode, None, "auto", "fill", 0)[2]
+                plan = _plan.plans(spec, cpu).get(method)
+                if plan is None:  # overlap-add with no dim worth blocking: it runs the FFT
+                    continue
+                counts, call = plan.counts, functools.partial(_run, x, k, mode, method)
+            row = {
+                "variant": counts.variant,
+                "dtype": str(dtype).removeprefix("torch."),
+                "x_shape": list(xs),
+                "k_shape": list(ks),
+                "mode": mode,
+                "calls": counts.calls,
+                "units": counts.units,
+                "passes": counts.passes,
+                "aux": counts.aux,
+                "memory": counts.memory,
+            }
+            yield row, call
 
 
 #: The counts after ``calls`` and ``units``, as the rows of a calibration name them (rows
