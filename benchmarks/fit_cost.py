@@ -100,6 +100,12 @@ _ROWS_EXTRA = [
     ((2048, 2048), (3, 3)),
     ((3, 1024, 1024), (3, 3)),
     ((4096, 4096), (3, 3)),
+    # short rows as strips over bands of copied rows (rows.band_rows), 2-D and 3-D
+    ((128, 128), (7, 7)),
+    ((96, 96, 96), (3, 3, 3)),
+    ((96, 96, 96), (5, 5, 5)),
+    ((128, 128, 128), (5, 5, 5)),
+    ((256, 256, 64), (3, 3, 3)),
 ]
 #: the fused separable loop (``trueconv.convolve_separable``, random factors of these
 #: lengths): its crossovers with the dense loop (3-5 taps) and the transforms (31-63 taps),

@@ -100,6 +100,8 @@ BANDS = (0, 900, 1 << 30)
 #: output rows one at a time (0), two at a time wherever the loop can outside strips (1) and
 #: in strips too (2) (kernels of two or more rows; rows.paired picks them for calls)
 PAIRS = (0, 1, 2)
+#: rows of the ring as strips over bands of copied rows: never (0), of 1, 3 or 50 rows
+BROWS = (0, 1, 3, 50)
 
 
 def _pad(x, pads, rule):
@@ -147,13 +149,13 @@ def test_chunks_tiles_and_passes(xs, ks, pads, rule):
     kernel = rows._kernel()
     a2, b2 = x.numpy().reshape(lay.a_rows), kb.numpy().reshape(lay.b_rows)
     cases = [(7, 1), (7, 5), (5, 23), (1000, 3), (3, 10_000)]
-    for (tile, parts), band, pair in itertools.product(cases, BANDS, PAIRS):
+    for (tile, parts), band, pair, brows in itertools.product(cases, BANDS, PAIRS, BROWS):
         out = np.full(lay.out_shape, np.nan)
         fill = rows.fill_array(rule, FILL, out.dtype)
         o2 = out.reshape(lay.o_rows)
-        args = (a2, b2, lay.dims, *lay.maps, lay.p2, fill, o2, tile, parts, band, pair)
+        args = (a2, b2, lay.dims, *lay.maps, lay.p2, fill, o2, tile, parts, band, pair, brows)
         assert kernel(*args)
-        assert rel_err(out, ref) < 1e-13, (tile, parts, band, pair)
+        assert rel_err(out, ref) < 1e-13, (tile, parts, band, pair, brows)
 
 
 @pytest.mark.parametrize("rule", list(NP_PAD))
@@ -185,13 +187,13 @@ def test_rows_read_in_place_and_edges(xs, ks, pads, rule):
     a2, b2 = x.numpy().reshape(lay.a_rows), kb.numpy().reshape(lay.b_rows)
     cases = [(2048, 1), (2048, 6), (512, 3), (130, 7), (7, 5)]
     first = None
-    for (tile, parts), band, pair in itertools.product(cases, BANDS, PAIRS):
+    for (tile, parts), band, pair, brows in itertools.product(cases, BANDS, PAIRS, BROWS):
         out = np.full(lay.out_shape, 7.0)
         fill = rows.fill_array(rule, FILL, out.dtype)
         o2 = out.reshape(lay.o_rows)
-        args = (a2, b2, lay.dims, *lay.maps, lay.p2, fill, o2, tile, parts, band, pair)
+        args = (a2, b2, lay.dims, *lay.maps, lay.p2, fill, o2, tile, parts, band, pair, brows)
         assert kernel(*args)
-        why = str((tile, parts, band, pair))
+        why = str((tile, parts, band, pair, brows))
         np.testing.assert_array_equal(np.isnan(out), np.isnan(ref), err_msg=why)
         np.testing.assert_array_equal(out[np.isinf(ref)], ref[np.isinf(ref)])
         fin = np.isfinite(ref)
@@ -497,7 +499,7 @@ def test_few_rows_keep_every_thread_busy(monkeypatch, loop_only):
     # allows (which left a thread idle); images with many rows keep the widest tiles
     seen = []
     parallel = rows.parallel
-    monkeypatch.setattr(rows, "parallel", lambda k, *a: seen.append(a[-4:-2]) or parallel(k, *a))
+    monkeypatch.setattr(rows, "parallel", lambda k, *a: seen.append(a[-5:-3]) or parallel(k, *a))
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

@@ -111,8 +111,9 @@ DTYPES = (torch.float32, torch.float64)
 #: pairs, one pass a pair (2026-12-05, evening). 5: the fused separable loop's vertical sums
 #: in pairs of rows (:func:`trueconv._separable.fused_counts`, 2026-12-05). 6: the FFT's
 #: per-call set-up (``aux``: :func:`trueconv._methods.fft.plan`) and transform lengths that
-#: are multiples of 4 (2026-12-05).
-COST_MODEL = 6
+#: are multiples of 4 (2026-12-05). 7: the dense loop's short rows as strips over bands of
+#: copied rows (``rows.band_rows``, 2026-12-05).
+COST_MODEL = 7
 
 
 def machine() -> dict[str, Any]:

@@ -94,7 +94,12 @@ def _counts(v: str, taps: int, out_elems: int, nd: int) -> cost.Counts:
 
 
 def rows_counts(
-    taps: int, out: Sequence[int], batch: int, memory: float = 0.0, kernel: Sequence[int] = ()
+    taps: int,
+    out: Sequence[int],
+    batch: int,
+    memory: float = 0.0,
+    kernel: Sequence[int] = (),
+    itemsize: int = 4,
 ) -> cost.Counts:
     """The compiled loop (:mod:`trueconv._methods.rows`): one call; ``taps · outputs``
     multiply-adds; the output's samples as ``passes`` (each written once, its rows' copies
@@ -118,8 +123,27 @@ def rows_counts(
     pair is one pass (:func:`trueconv._methods.rows.paired`): 0.83x the multiply-adds, half a
     pass per row, where whole 'same' calls measured 1.01-1.25x faster than rows one by one
     at one thread (2026-12-05, 512²-4096², float32 and float64).
+
+    Where the loop computes short rows as strips over bands of copied rows
+    (:func:`trueconv._methods.rows.band_rows`, ``itemsize`` the computed samples' bytes),
+    each strip of a plane's rows makes ``ceil(taps / rows.GROUP)`` passes, one set-up for
+    all its rows, with no pairs; its samples are counted ``k0 + 1`` times (the bands of the
+    ``k0`` kernel planes' input rows copied, the strip's rows copied out).
     """
     out_elems = batch * math.prod(out)
+    o1, o2 = (1, 1, *out)[-2:]
+    k0, k1, k2 = (1, 1, 1, *kernel)[-3:]
+    brows = rows.band_rows(o2, o1, k0, k1, k2, itemsize) if kernel else 0
+    if brows and out_elems:
+        strips = out_elems // (o1 * o2) * -(-o1 // brows)
+        return cost.Counts(
+            "rows",
+            1,
+            float(taps) * out_elems,
+            passes=float(k0 + 1) * out_elems,
+            aux=float(strips * -(-taps // rows.GROUP)),
+            memory=memory,
+        )
     last = out[-1] if out else 1
     # tiles of TILE, as the constants were fitted, though the loop now runs wider ones
     # (rows.widest_tile): counted by its tiles, a 20000 ⊛ 2000 row went from 11 passes per
@@ -185,7 +209,14 @@ def plan(
     """The direct method always applies; ``use`` forces a variant (for calibration)."""
     v = use or variant(problem.taps, problem.out_elems, problem.dtype, device.type, problem.sb)
     if v == "rows":
-        counts = rows_counts(problem.taps, problem.out, problem.batch, problem.memory, problem.sb)
+        counts = rows_counts(
+            problem.taps,
+            problem.out,
+            problem.batch,
+            problem.memory,
+            problem.sb,
+            compute_dtype(problem.dtype).itemsize,
+        )
     else:
         counts = _counts(v, problem.taps, problem.out_elems, len(problem.sb))._replace(
             memory=problem.memory

@@ -166,6 +166,24 @@ ran 3×3 strips in pairs 1.06-1.26x faster on 1024²-4096² float32 and float64,
 and 5×3 at 0.68-1.27x, with no pattern by size, dtype or run (2048² float32 ⊛ 5×3 1.01x, then
 0.68x): not kept.
 
+Bands (2026-12-05, night). Rows whose taps read the ring pay each pass's set-up per row: a
+96-sample row of a 5³ kernel makes about 20 passes (in pairs: 10 a row) of six 16-lane
+vectors each, and 3-D volumes ran at 0.087 ns a multiply-add where 2-D images of long rows
+run at 0.035 (float32, one thread; 96³ ⊛ 5³ 'same' 9.6 ms, the FFT 8.6). Where the output
+rows are short (at most :data:`BAND_ROW_BYTES`, :func:`band_rows`) the loop copies the
+extended input rows a run of a plane's output rows reads, per kernel plane, into one band of
+rows laid end to end (each as long as an extended row, no gaps), so that every tap lies at
+one offset from each sample of the run: the run is one strip, each group of taps one pass
+over it, and its rows are then copied out of the strip (the samples between them, past each
+row's end, are discarded). The rows of the zero padding are zeros in the band: their terms
+add exact zeros where rows one by one skip them, so the sums are the same bit for bit. Against
+rows one by one (``benchmarks/loop_bands.py``, ``results/loop_bands.txt``, interleaved, the
+median of the rounds' ratios): 3-D 32³-160³ ⊛ 3³-7³ float32 1.32-3.38x at one thread and
+1.33-3.03x at two, float64 1.17-2.65x / 1.19-2.31x; rows of 64 samples (256 × 256 × 64 ⊛
+3³) 1.68x / 1.78x float32; 2-D 64²-192² 1.04-1.35x. Longer rows lose: 3-D rows of 512-2048
+samples 0.55-0.96x, 2-D float64 256² 0.90-0.98x and 512² 0.73-0.87x, float32 512² ⊛ 7×7
+0.88-0.91x (the copies out, and the pairs they give up), hence the limit of 1 KiB a row.
+
 Boundaries. The ring's copy of an input row is where the padding is made, so a boundary
 (``'reflect'``, ``'symmetric'``, ``'wrap'``, ``'replicate'``, a non-zero fill value) costs
 nothing more: each loop dim has a map from extended index to input index (-1: the fill value,
@@ -259,6 +277,24 @@ def paired(k1: int, k2: int) -> bool:
     return (k1, k2) == (3, 3) or (k1 >= PAIR_ROWS and k1 * k2 >= PAIR_TAPS)
 
 
+#: Longest output rows (bytes) the dense loop computes as strips over bands of copied input
+#: rows (:func:`band_rows`; 0: never; the module's docstring, Bands).
+BAND_ROW_BYTES = 1024
+
+
+def band_rows(w: int, o1: int, k0: int, k1: int, k2: int, itemsize: int) -> int:
+    """How many output rows of ``w`` samples one strip over bands of copied input rows
+    takes (the module's docstring, Bands) in planes of ``o1`` output rows, for kernels of
+    ``k0`` planes of ``k1`` rows of ``k2`` taps; 0: rows one by one (rows longer than
+    :data:`BAND_ROW_BYTES`, or one row a plane). A strip holds at most :data:`BAND` samples
+    and its bands at most :data:`RING_BYTES`."""
+    if w * itemsize > BAND_ROW_BYTES or o1 < 2:
+        return 0
+    span = w + k2 - 1
+    most = min(BAND // span, RING_BYTES // (k0 * span * itemsize) - (k1 - 1))
+    return max(1, most)
+
+
 #: Bytes a compiled loop's ring of input rows may take (:func:`widest_tile`): half of this
 #: machine's 1 MiB L2 cache (31 × 2048 float64 = 496 KiB).
 RING_BYTES = 512 << 10
@@ -301,6 +337,7 @@ add_pairs: Any = None  # the shared loads of two output rows in the fewest passe
 add_pair3: Any = None  # two output rows of a 3×3 kernel plane in one pass (_compile)
 pair_plane: Any = None  # one kernel plane's terms of two output rows (_compile)
 add_strip: Any = None  # a run of output rows as one strip (_compile)
+add_band: Any = None  # a run of output rows as one strip over copied rows (_compile)
 in_place: Any = None  # which samples of a tile row read the input's rows in place (_compile)
 
 
@@ -308,7 +345,7 @@ def _compile() -> Callable[..., None]:
     """The loop, compiled lazily (importing trueconv compiles nothing; numba caches the
     machine code on disk, so a later process loads it in milliseconds)."""
     global numba, add_group, add_taps, add_row, add_pair, add_pairs, add_pair3, add_strip
-    global in_place, row_stride, pair_plane
+    global in_place, row_stride, pair_plane, add_band
     numba = importlib.import_module("numba")
     prange = numba.prange
 
@@ -1147,6 +1184,78 @@ def _compile() -> Callable[..., None]:
                 out[item + q, j] = s
         return run
 
+    @numba.njit(inline="always")  # type: ignore[untyped-decorator]
+    def _band(
+        a, b, dims, map0, map1, map2, p2, const, fv, out, item, end, most, buf, tmp, fo, ws, zero
+    ):  # type: ignore[no-untyped-def]  # pragma: no cover
+        # valid3's output rows item, item + 1, ... (fewer than 'end', one plane, one column
+        # tile: rows as long as the output's) as one strip over a band of extended input rows
+        # (the module's docstring, Bands): per kernel plane whose rows exist, the extended rows
+        # i1 .. i1 + run + k1 - 2 of the plane are copied into buf (k0 bands of most + k1 - 1
+        # rows of 'span' samples, one after another), so each tap lies at one offset from
+        # every sample of the strip; the strip's passes write tmp (rows of 'span' samples)
+        # and each row's first w samples are copied out. The rows of the zero padding are
+        # zeros here (valid3 has checked that the taps are finite), so their terms add exact
+        # zeros where rows one by one skip them: the same sums (a sum starts from +0 and never
+        # becomes -0 by adding a zero). Returns the number of rows done.
+        za_n, n0, n1, zb_n, k0, k1, _, o0, o1 = dims
+        n2 = a.shape[1]
+        k2 = b.shape[1]
+        w = out.shape[1]
+        span = w + k2 - 1
+        z = item // (o0 * o1)
+        i0 = (item // o1) % o0
+        i1 = item % o1
+        za = z if za_n > 1 else 0
+        zb = z if zb_n > 1 else 0
+        left = min(end - item, o1 - i1)
+        count = (left + most - 1) // most
+        run = (left + count - 1) // count  # the plane's rows left, in equal strips
+        rb = most + k1 - 1  # rows of one plane's band
+        bflat = buf.reshape(buf.size)
+        tflat = tmp.reshape(tmp.size)
+        oflat = out.reshape(out.size)
+        aflat = a.reshape(a.size)
+        u0 = min(span, max(0, p2))
+        u1 = max(u0, min(span, n2 + p2))
+        g = 0
+        for m0 in range(k0):
+            r0 = map0[i0 + k0 - 1 - m0]
+            if r0 < 0 and not const:
+                continue  # a plane of the zero padding: no terms
+            for s in range(run + k1 - 1):
+                r1 = map1[i1 + s]
+                pb = (m0 * rb + s) * span
+                if r0 < 0 or r1 < 0:  # a row of the fill (or of zeros)
+                    for t in range(span):
+                        bflat[pb + t] = fv
+                    continue
+                lb = ((za * n0 + r0) * n1 + r1) * n2
+                for t in range(u0):
+                    v = map2[t]
+                    bflat[pb + t] = aflat[lb + v] if v >= 0 else fv
+                db = np.uint64(pb + u0)
+                sb = np.uint64(lb + u0 - p2)
+                for t in range(np.uint64(u1 - u0)):
+                    bflat[db + t] = aflat[sb + t]
+                for t in range(u1, span):
+                    v = map2[t]
+                    bflat[pb + t] = aflat[lb + v] if v >= 0 else fv
+            for m1 in range(k1):
+                rw = (zb * k0 + m0) * k1 + m1
+                for m2 in range(k2):
+                    fo[g] = np.uint64((m0 * rb + k1 - 1 - m1) * span + k2 - 1 - m2)
+                    ws[g] = b[rw, m2]
+                    g += 1
+        length = np.uint64((run - 1) * span + w)
+        add_row(tflat, np.uint64(0), bflat, fo, ws, 0, g, GROUP, length, True, zero)
+        for q in range(run):
+            db = np.uint64((item + q) * w)
+            sb = np.uint64(q * span)
+            for t in range(np.uint64(w)):
+                oflat[db + t] = tflat[sb + t]
+        return run
+
     add_group = _group  # valid3 reads them as globals (see add_group)
     add_taps = _taps
     add_pair = _pair
@@ -1155,11 +1264,12 @@ def _compile() -> Callable[..., None]:
     add_pair3 = _pair3
     pair_plane = _pair_plane
     add_strip = _strip
+    add_band = _band
     in_place = _inside
     row_stride = _stride
 
     @numba.njit(parallel=True, nogil=True, cache=True)  # type: ignore[untyped-decorator]
-    def valid3(a, b, dims, map0, map1, map2, p2, fill, out, tile, parts, band, pair):  # type: ignore[no-untyped-def]  # pragma: no cover
+    def valid3(a, b, dims, map0, map1, map2, p2, fill, out, tile, parts, band, pair, brows):  # type: ignore[no-untyped-def]  # pragma: no cover
         # The operands as rows: a (za_n·n0·n1, n2), b (zb_n·k0·k1, k2), out (nz·o0·o1, o2);
         # dims = (za_n, n0, n1, zb_n, k0, k1, nz, o0, o1). With e the extension of a by the
         # index maps (e[z, s0, s1, s2] = a[z, map0[s0], map1[s1], map2[s2]]; where a map is
@@ -1172,7 +1282,8 @@ def _compile() -> Callable[..., None]:
         # if a tap of b is not finite: it would multiply the zeros). Batch dims of size 1
         # broadcast. 'band' > 0: the most output samples of a strip (below), 0: no strips.
         # 'pair': output rows are computed two at a time where they can be (below): 0 never,
-        # 1 outside strips, 2 in strips too.
+        # 1 outside strips, 2 in strips too. 'brows' > 0: rows whose taps read the ring are
+        # computed as strips over a band of copied rows (add_band) of at most 'brows' rows.
         za_n, n0, n1, zb_n, k0, k1, nz, o0, o1 = dims
         n2 = a.shape[1]
         k2 = b.shape[1]
@@ -1220,6 +1331,9 @@ def _compile() -> Callable[..., None]:
         # row's last kernel row. The ring then holds k1 + 1 rows of each plane.
         pair = pair if k1 >= 2 else 0  # one kernel row: no input row shared
         kr = k1 + 1 if pair else k1
+        # Bands (add_band; the module's docstring): one column tile of short rows
+        bands = brows > 0 and tiles == 1
+        bh = brows if bands else 0
         for c in prange(chunks):
             # ring row m0·kr + s1 % kr: extended row s1 of the plane tap m0 reads
             ring = np.empty((k0 * kr, row_stride(cw + k2 - 1, out.itemsize)), dtype=out.dtype)
@@ -1231,6 +1345,8 @@ def _compile() -> Callable[..., None]:
             pw0 = np.empty((k1 + 1) * k2, dtype=out.dtype)  # their taps for the first row
             pw1 = np.empty((k1 + 1) * k2, dtype=out.dtype)  # and for the second
             rowoff = np.empty(k1 + 1, dtype=np.int64)  # a pair's input rows (pair_plane)
+            bbuf = np.empty(k0 * (bh + k1 - 1) * (o2 + k2 - 1) if bands else 1, dtype=out.dtype)
+            btmp = np.empty(bh * (o2 + k2 - 1) if bands else 1, dtype=out.dtype)
             aflat = a.reshape(a.size)
             rflat = ring.reshape(ring.size)
             rstride = ring.shape[1]
@@ -1269,6 +1385,28 @@ def _compile() -> Callable[..., None]:
                     if run > 0:
                         done = item + run
                         continue
+                if bands:
+                    done = item + add_band(
+                        a,
+                        b,
+                        dims,
+                        map0,
+                        map1,
+                        map2,
+                        p2,
+                        const,
+                        fv,
+                        out,
+                        item,
+                        end,
+                        bh,
+                        bbuf,
+                        btmp,
+                        fo,
+                        ws,
+                        zero,
+                    )
+                    continue
                 ti = item // nrows
                 r = item - ti * nrows
                 t0 = ti * cw
@@ -1732,7 +1870,8 @@ def _call(a: Any, b: Any, lay: _Layout, fill: Any, out: Any) -> bool:
         # threads idle (2^16 ⊛ 16 float32, 2 threads: 0.78x tiles of 2048); as many tiles as
         # chunks, none narrower than TILE
         tile = min(tile, max(TILE, -(-width // -(-parts // nrows))))
-    args = (a, b, lay.dims, m0, m1, m2, lay.p2, fill, out, tile, parts, BAND, pair)
+    brows = band_rows(width, lay.dims[8], k0, k1, k2, out.itemsize) if width <= tile else 0
+    args = (a, b, lay.dims, m0, m1, m2, lay.p2, fill, out, tile, parts, BAND, pair, brows)
     return bool(parallel(kernel, *args))
 
 
