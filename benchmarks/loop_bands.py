@@ -1,6 +1,6 @@
 """The direct loop's bands: short output rows as strips over copied input rows (issue 14).
 
-    python benchmarks/loop_bands.py [--rounds 15] [--threads 1 2] [--max 1024]
+    python benchmarks/loop_bands.py [--rounds 15] [--threads 1 2] [--max 1024] [--whole]
 
 Where the direct method's compiled loop reads an output row's taps from its ring of copied
 input rows (kernels with rows of the padding among their taps, 3-D kernels, small images), a
@@ -10,11 +10,13 @@ arithmetic: a 5³ kernel makes about 20 passes per 96-sample row. With bands
 output rows reads into one band per kernel plane, computes the run as one strip (every tap at
 one offset from each of its samples) and copies the rows out. Both run in one process,
 alternating call by call after 3 untimed rounds (rows one by one by setting
-``rows.BAND_ROW_BYTES`` to 0). Cells: ``trueconv.convolve(x, k, mode, method='direct')``,
-random kernels, 3-D volumes 32³-160³ ⊛ 3³-7³ and 2-D images 64²-512² ⊛ 3²-11² ('same' and
-'full'), one 'reflect'. Each line: threads, dtype, problem, median ms rows one by one and in
-bands, the median of the rounds' ratios (> 1: bands faster), whether the results are bitwise
-equal, and the share of a core other processes took during the cell (psutil). Results:
+``rows.BAND_ROW_BYTES`` to 0; ``--whole``: 3-D cells only, bands copied per strip against
+bands holding whole planes, ``rows.WHOLE_PLANES``). Cells: ``trueconv.convolve(x, k, mode,
+method='direct')``, random kernels, 3-D volumes 32³-200³ ⊛ 3³-7³ and 2-D images 64²-512² ⊛
+3²-11² ('same' and 'full'), one 'reflect', and rows past the limit. Each line: threads,
+dtype, problem, median ms of the two, the median of the rounds' ratios (> 1: the second
+faster), whether the results are bitwise equal, and the share of a core other processes
+took during the cell (psutil). Results:
 ``benchmarks/results/loop_bands.txt``.
 """
 
@@ -54,6 +56,11 @@ CELLS: list[tuple[tuple[int, ...], tuple[int, ...], str, str]] = [
     ((256, 256), (7, 7), "same", "fill"),
     ((512, 512), (5, 5), "same", "fill"),
     ((512, 512), (7, 7), "same", "fill"),
+    # rows past the limit (1 KiB): 3-D rows of 512-1024 samples, float64 256²
+    ((32, 32, 512), (3, 3, 3), "same", "fill"),
+    ((24, 24, 1024), (5, 5, 5), "same", "fill"),
+    ((256, 256, 64), (5, 5, 5), "same", "fill"),
+    ((200, 200, 200), (7, 7, 7), "same", "fill"),
 ]
 WARM = 3
 
@@ -68,11 +75,26 @@ def with_max(most: int, x: torch.Tensor, kern: torch.Tensor, mode: str, boundary
     return call
 
 
+def with_whole(whole: bool, x: torch.Tensor, kern: torch.Tensor, mode: str, boundary: Any) -> Any:
+    """The call with bands of whole planes where they fit (``whole``) or per strip."""
+
+    def call() -> torch.Tensor:
+        rows.WHOLE_PLANES = whole
+        return trueconv.convolve(x, kern, mode, method="direct", boundary=boundary)
+
+    return call
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--max", type=int, default=rows.BAND_ROW_BYTES, help="rows.BAND_ROW_BYTES")
+    ap.add_argument(
+        "--whole",
+        action="store_true",
+        help="bands per strip against bands of whole planes (rows.WHOLE_PLANES), 3-D cells",
+    )
     args = ap.parse_args()
     print(f"# torch {torch.__version__}, load average {psutil.getloadavg()[0]:.2f}")
     gen = torch.Generator().manual_seed(0)
@@ -82,13 +104,18 @@ def main() -> None:
             for shape, kshape, mode, boundary in CELLS:
                 x = torch.rand(shape, dtype=dtype, generator=gen)
                 kern = torch.randn(kshape, dtype=dtype, generator=gen)
-                calls: dict[Hashable, Callable[[], object]] = {
-                    m: with_max(m, x, kern, mode, boundary) for m in (0, args.max)
-                }
-                y0, y1 = calls[0](), calls[args.max]()
+                if args.whole and len(kshape) < 3:
+                    continue
+                calls: dict[Hashable, Callable[[], object]] = (
+                    {w: with_whole(w, x, kern, mode, boundary) for w in (False, True)}
+                    if args.whole
+                    else {m: with_max(m, x, kern, mode, boundary) for m in (0, args.max)}
+                )
+                a, b = (False, True) if args.whole else (0, args.max)
+                y0, y1 = calls[a](), calls[b]()
                 same = isinstance(y0, torch.Tensor) and isinstance(y1, torch.Tensor)
                 same = same and bool(torch.equal(y0, y1))  # type: ignore[arg-type]
-                old, new, paired, busy = ab_cell(calls, 0, args.max, args.rounds, WARM)
+                old, new, paired, busy = ab_cell(calls, a, b, args.rounds, WARM)
                 if torch.get_num_threads() != threads:
                     raise RuntimeError("the thread count changed")
                 dims = "×".join(map(str, shape))

@@ -56,9 +56,8 @@ def main() -> None:
 
                 def call(p: int, a2=a2, b2=b2, lay=lay, tile=tile, fill=fill, outs=outs):  # type: ignore[no-untyped-def]
                     o2 = outs[p].reshape(lay.o_rows)
-                    return lambda: kernel(
-                        a2, b2, lay.dims, *lay.maps, lay.p2, fill, o2, tile, 1, rows.BAND, p
-                    )
+                    rest = (o2, tile, 1, rows.BAND, p, 0, False)  # strips, pairs, no bands
+                    return lambda: kernel(a2, b2, lay.dims, *lay.maps, lay.p2, fill, *rest)
 
                 times = alternating({"rows": call(1), "pairs": call(2)}, args.rounds, 3, twice=True)
                 m = {name: statistics.median(t) * 1e3 for name, t in times.items()}

@@ -100,8 +100,9 @@ BANDS = (0, 900, 1 << 30)
 #: output rows one at a time (0), two at a time wherever the loop can outside strips (1) and
 #: in strips too (2) (kernels of two or more rows; rows.paired picks them for calls)
 PAIRS = (0, 1, 2)
-#: rows of the ring as strips over bands of copied rows: never (0), of 1, 3 or 50 rows
-BROWS = (0, 1, 3, 50)
+#: rows of the ring as strips over bands of copied rows: never (0), of 1, 3 or 50 rows, the
+#: bands of 3-D kernels holding whole planes or not
+BROWS = ((0, False), (1, False), (3, False), (50, False), (1, True), (3, True), (50, True))
 
 
 def _pad(x, pads, rule):
@@ -153,7 +154,7 @@ def test_chunks_tiles_and_passes(xs, ks, pads, rule):
         out = np.full(lay.out_shape, np.nan)
         fill = rows.fill_array(rule, FILL, out.dtype)
         o2 = out.reshape(lay.o_rows)
-        args = (a2, b2, lay.dims, *lay.maps, lay.p2, fill, o2, tile, parts, band, pair, brows)
+        args = (a2, b2, lay.dims, *lay.maps, lay.p2, fill, o2, tile, parts, band, pair, *brows)
         assert kernel(*args)
         assert rel_err(out, ref) < 1e-13, (tile, parts, band, pair, brows)
 
@@ -191,7 +192,7 @@ def test_rows_read_in_place_and_edges(xs, ks, pads, rule):
         out = np.full(lay.out_shape, 7.0)
         fill = rows.fill_array(rule, FILL, out.dtype)
         o2 = out.reshape(lay.o_rows)
-        args = (a2, b2, lay.dims, *lay.maps, lay.p2, fill, o2, tile, parts, band, pair, brows)
+        args = (a2, b2, lay.dims, *lay.maps, lay.p2, fill, o2, tile, parts, band, pair, *brows)
         assert kernel(*args)
         why = str((tile, parts, band, pair, brows))
         np.testing.assert_array_equal(np.isnan(out), np.isnan(ref), err_msg=why)
@@ -499,7 +500,7 @@ def test_few_rows_keep_every_thread_busy(monkeypatch, loop_only):
     # allows (which left a thread idle); images with many rows keep the widest tiles
     seen = []
     parallel = rows.parallel
-    monkeypatch.setattr(rows, "parallel", lambda k, *a: seen.append(a[-5:-3]) or parallel(k, *a))
+    monkeypatch.setattr(rows, "parallel", lambda k, *a: seen.append(a[-6:-4]) or parallel(k, *a))
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

@@ -128,19 +128,22 @@ def rows_counts(
     (:func:`trueconv._methods.rows.band_rows`, ``itemsize`` the computed samples' bytes),
     each strip of a plane's rows makes ``ceil(taps / rows.GROUP)`` passes, one set-up for
     all its rows, with no pairs; its samples are counted ``k0 + 1`` times (the bands of the
-    ``k0`` kernel planes' input rows copied, the strip's rows copied out).
+    ``k0`` kernel planes' input rows copied, the strip's rows copied out), twice where the
+    bands hold whole planes (:func:`trueconv._methods.rows.whole_planes`: each input plane
+    copied once).
     """
     out_elems = batch * math.prod(out)
     o1, o2 = (1, 1, *out)[-2:]
     k0, k1, k2 = (1, 1, 1, *kernel)[-3:]
     brows = rows.band_rows(o2, o1, k0, k1, k2, itemsize) if kernel else 0
     if brows and out_elems:
+        whole = rows.whole_planes(o2, o1, k0, k1, k2, itemsize)
         strips = out_elems // (o1 * o2) * -(-o1 // brows)
         return cost.Counts(
             "rows",
             1,
             float(taps) * out_elems,
-            passes=float(k0 + 1) * out_elems,
+            passes=float(2 if whole else k0 + 1) * out_elems,
             aux=float(strips * -(-taps // rows.GROUP)),
             memory=memory,
         )

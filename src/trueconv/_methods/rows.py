@@ -183,6 +183,13 @@ median of the rounds' ratios): 3-D 32³-160³ ⊛ 3³-7³ float32 1.32-3.38x at 
 3³) 1.68x / 1.78x float32; 2-D 64²-192² 1.04-1.35x. Longer rows lose: 3-D rows of 512-2048
 samples 0.55-0.96x, 2-D float64 256² 0.90-0.98x and 512² 0.73-0.87x, float32 512² ⊛ 7×7
 0.88-0.91x (the copies out, and the pairs they give up), hence the limit of 1 KiB a row.
+Whole planes: a 3-D kernel's output planes read each input plane ``k0`` times, and bands
+copied per strip copied it as often; where the ``k0`` extended planes fit in
+:data:`PLANE_BYTES` (:func:`whole_planes`) each band holds a whole extended plane in a ring
+of ``k0`` (a chunk copies each input plane once, and the strips read their rows where they
+lie). Against bands per strip (same benchmark, ``--whole``): 1.07-1.45x on every 3-D cell
+where they apply (32³-256³ ⊛ 3³-7³, one and two threads; 96³ ⊛ 5³ float32 1.10x, 128³ ⊛ 3³
+1.20-1.39x), bitwise the same sums.
 
 Boundaries. The ring's copy of an input row is where the padding is made, so a boundary
 (``'reflect'``, ``'symmetric'``, ``'wrap'``, ``'replicate'``, a non-zero fill value) costs
@@ -293,6 +300,23 @@ def band_rows(w: int, o1: int, k0: int, k1: int, k2: int, itemsize: int) -> int:
     span = w + k2 - 1
     most = min(BAND // span, RING_BYTES // (k0 * span * itemsize) - (k1 - 1))
     return max(1, most)
+
+
+#: Whether bands of a 3-D kernel hold whole extended planes where they fit (:func:`whole_planes`).
+WHOLE_PLANES = True
+#: Bytes the bands of whole planes may take (:func:`whole_planes`), per thread: planes past
+#: the L2 cache still ran faster than bands copied per strip (256³ ⊛ 5³ float32, 1.35 MB,
+#: 1.10x; 200³ ⊛ 7³, 1.19 MB, 1.07-1.10x; 1 and 2 threads).
+PLANE_BYTES = 2 << 20
+
+
+def whole_planes(w: int, o1: int, k0: int, k1: int, k2: int, itemsize: int) -> bool:
+    """Whether the bands of a 3-D kernel (``k0`` planes) hold whole extended planes of
+    ``o1 + k1 - 1`` rows of ``w + k2 - 1`` samples, kept for every output plane that reads
+    them (the module's docstring, Bands): where :data:`WHOLE_PLANES` and the ``k0`` planes
+    fit in :data:`PLANE_BYTES`."""
+    size = k0 * (o1 + k1 - 1) * (w + k2 - 1) * itemsize
+    return WHOLE_PLANES and k0 > 1 and size <= PLANE_BYTES
 
 
 #: Bytes a compiled loop's ring of input rows may take (:func:`widest_tile`): half of this
@@ -1186,18 +1210,40 @@ def _compile() -> Callable[..., None]:
 
     @numba.njit(inline="always")  # type: ignore[untyped-decorator]
     def _band(
-        a, b, dims, map0, map1, map2, p2, const, fv, out, item, end, most, buf, tmp, fo, ws, zero
+        a,
+        b,
+        dims,
+        map0,
+        map1,
+        map2,
+        p2,
+        const,
+        fv,
+        out,
+        item,
+        end,
+        most,
+        whole,
+        keys,
+        buf,
+        tmp,
+        fo,
+        ws,
+        zero,
     ):  # type: ignore[no-untyped-def]  # pragma: no cover
-        # valid3's output rows item, item + 1, ... (fewer than 'end', one plane, one column
-        # tile: rows as long as the output's) as one strip over a band of extended input rows
-        # (the module's docstring, Bands): per kernel plane whose rows exist, the extended rows
-        # i1 .. i1 + run + k1 - 2 of the plane are copied into buf (k0 bands of most + k1 - 1
-        # rows of 'span' samples, one after another), so each tap lies at one offset from
-        # every sample of the strip; the strip's passes write tmp (rows of 'span' samples)
-        # and each row's first w samples are copied out. The rows of the zero padding are
-        # zeros here (valid3 has checked that the taps are finite), so their terms add exact
-        # zeros where rows one by one skip them: the same sums (a sum starts from +0 and never
-        # becomes -0 by adding a zero). Returns the number of rows done.
+        # valid3's output rows item, item + 1, ... (fewer than 'end', at most 'most', one
+        # plane, one column tile: rows as long as the output's) as one strip over bands of
+        # extended input rows (the module's docstring, Bands), one band per kernel plane in
+        # buf, each of 'rb' rows of 'span' samples laid end to end, so that each tap lies at
+        # one offset from every sample of the strip; the strip's passes write tmp (rows of
+        # 'span' samples) and each row's first w samples are copied out. 'whole': a band
+        # holds a whole extended plane (rb = o1 + k1 - 1 rows), kept in a ring of k0 bands
+        # (slot s0 % k0, 'keys' saying which plane each holds) for the next output planes
+        # that read it; else the strip's own rows i1 .. i1 + run + k1 - 2 of each kernel
+        # plane, copied for each strip. The rows of the zero padding are zeros here (valid3
+        # has checked that the taps are finite), so their terms add exact zeros where rows one
+        # by one skip them: the same sums (a sum starts from +0 and never becomes -0 by
+        # adding a zero). Returns the number of rows done.
         za_n, n0, n1, zb_n, k0, k1, _, o0, o1 = dims
         n2 = a.shape[1]
         k2 = b.shape[1]
@@ -1211,7 +1257,8 @@ def _compile() -> Callable[..., None]:
         left = min(end - item, o1 - i1)
         count = (left + most - 1) // most
         run = (left + count - 1) // count  # the plane's rows left, in equal strips
-        rb = most + k1 - 1  # rows of one plane's band
+        rb = o1 + k1 - 1 if whole else most + k1 - 1  # rows of a band
+        first = 0 if whole else i1  # the extended row a band starts at
         bflat = buf.reshape(buf.size)
         tflat = tmp.reshape(tmp.size)
         oflat = out.reshape(out.size)
@@ -1220,31 +1267,37 @@ def _compile() -> Callable[..., None]:
         u1 = max(u0, min(span, n2 + p2))
         g = 0
         for m0 in range(k0):
-            r0 = map0[i0 + k0 - 1 - m0]
+            s0 = i0 + k0 - 1 - m0
+            r0 = map0[s0]
             if r0 < 0 and not const:
                 continue  # a plane of the zero padding: no terms
-            for s in range(run + k1 - 1):
-                r1 = map1[i1 + s]
-                pb = (m0 * rb + s) * span
-                if r0 < 0 or r1 < 0:  # a row of the fill (or of zeros)
-                    for t in range(span):
-                        bflat[pb + t] = fv
-                    continue
-                lb = ((za * n0 + r0) * n1 + r1) * n2
-                for t in range(u0):
-                    v = map2[t]
-                    bflat[pb + t] = aflat[lb + v] if v >= 0 else fv
-                db = np.uint64(pb + u0)
-                sb = np.uint64(lb + u0 - p2)
-                for t in range(np.uint64(u1 - u0)):
-                    bflat[db + t] = aflat[sb + t]
-                for t in range(u1, span):
-                    v = map2[t]
-                    bflat[pb + t] = aflat[lb + v] if v >= 0 else fv
+            slot = s0 % k0 if whole else m0
+            key = za * (o0 + k0 - 1) + s0
+            if not whole or keys[slot] != key:
+                keys[slot] = key
+                for s in range(rb if whole else run + k1 - 1):
+                    r1 = map1[first + s]
+                    pb = (slot * rb + s) * span
+                    if r0 < 0 or r1 < 0:  # a row of the fill (or of zeros)
+                        for t in range(span):
+                            bflat[pb + t] = fv
+                        continue
+                    lb = ((za * n0 + r0) * n1 + r1) * n2
+                    for t in range(u0):
+                        v = map2[t]
+                        bflat[pb + t] = aflat[lb + v] if v >= 0 else fv
+                    db = np.uint64(pb + u0)
+                    sb = np.uint64(lb + u0 - p2)
+                    for t in range(np.uint64(u1 - u0)):
+                        bflat[db + t] = aflat[sb + t]
+                    for t in range(u1, span):
+                        v = map2[t]
+                        bflat[pb + t] = aflat[lb + v] if v >= 0 else fv
             for m1 in range(k1):
                 rw = (zb * k0 + m0) * k1 + m1
+                row = slot * rb + i1 - first + k1 - 1 - m1
                 for m2 in range(k2):
-                    fo[g] = np.uint64((m0 * rb + k1 - 1 - m1) * span + k2 - 1 - m2)
+                    fo[g] = np.uint64(row * span + k2 - 1 - m2)
                     ws[g] = b[rw, m2]
                     g += 1
         length = np.uint64((run - 1) * span + w)
@@ -1269,7 +1322,7 @@ def _compile() -> Callable[..., None]:
     row_stride = _stride
 
     @numba.njit(parallel=True, nogil=True, cache=True)  # type: ignore[untyped-decorator]
-    def valid3(a, b, dims, map0, map1, map2, p2, fill, out, tile, parts, band, pair, brows):  # type: ignore[no-untyped-def]  # pragma: no cover
+    def valid3(a, b, dims, map0, map1, map2, p2, fill, out, tile, parts, band, pair, brows, whole):  # type: ignore[no-untyped-def]  # pragma: no cover
         # The operands as rows: a (za_n·n0·n1, n2), b (zb_n·k0·k1, k2), out (nz·o0·o1, o2);
         # dims = (za_n, n0, n1, zb_n, k0, k1, nz, o0, o1). With e the extension of a by the
         # index maps (e[z, s0, s1, s2] = a[z, map0[s0], map1[s1], map2[s2]]; where a map is
@@ -1283,7 +1336,8 @@ def _compile() -> Callable[..., None]:
         # broadcast. 'band' > 0: the most output samples of a strip (below), 0: no strips.
         # 'pair': output rows are computed two at a time where they can be (below): 0 never,
         # 1 outside strips, 2 in strips too. 'brows' > 0: rows whose taps read the ring are
-        # computed as strips over a band of copied rows (add_band) of at most 'brows' rows.
+        # computed as strips over bands of copied rows (add_band) of at most 'brows' rows;
+        # 'whole': each band a whole extended plane, kept for the next output planes.
         za_n, n0, n1, zb_n, k0, k1, nz, o0, o1 = dims
         n2 = a.shape[1]
         k2 = b.shape[1]
@@ -1345,7 +1399,9 @@ def _compile() -> Callable[..., None]:
             pw0 = np.empty((k1 + 1) * k2, dtype=out.dtype)  # their taps for the first row
             pw1 = np.empty((k1 + 1) * k2, dtype=out.dtype)  # and for the second
             rowoff = np.empty(k1 + 1, dtype=np.int64)  # a pair's input rows (pair_plane)
-            bbuf = np.empty(k0 * (bh + k1 - 1) * (o2 + k2 - 1) if bands else 1, dtype=out.dtype)
+            brb = (o1 if whole else bh) + k1 - 1  # rows of a band
+            bbuf = np.empty(k0 * brb * (o2 + k2 - 1) if bands else 1, dtype=out.dtype)
+            bkeys = np.full(k0, -1, dtype=np.int64)  # the plane each band holds (whole)
             btmp = np.empty(bh * (o2 + k2 - 1) if bands else 1, dtype=out.dtype)
             aflat = a.reshape(a.size)
             rflat = ring.reshape(ring.size)
@@ -1400,6 +1456,8 @@ def _compile() -> Callable[..., None]:
                         item,
                         end,
                         bh,
+                        whole,
+                        bkeys,
                         bbuf,
                         btmp,
                         fo,
@@ -1870,8 +1928,10 @@ def _call(a: Any, b: Any, lay: _Layout, fill: Any, out: Any) -> bool:
         # threads idle (2^16 ⊛ 16 float32, 2 threads: 0.78x tiles of 2048); as many tiles as
         # chunks, none narrower than TILE
         tile = min(tile, max(TILE, -(-width // -(-parts // nrows))))
-    brows = band_rows(width, lay.dims[8], k0, k1, k2, out.itemsize) if width <= tile else 0
-    args = (a, b, lay.dims, m0, m1, m2, lay.p2, fill, out, tile, parts, BAND, pair, brows)
+    o1 = lay.dims[8]
+    brows = band_rows(width, o1, k0, k1, k2, out.itemsize) if width <= tile else 0
+    whole = brows > 0 and whole_planes(width, o1, k0, k1, k2, out.itemsize)
+    args = (a, b, lay.dims, m0, m1, m2, lay.p2, fill, out, tile, parts, BAND, pair, brows, whole)
     return bool(parallel(kernel, *args))
 
 
