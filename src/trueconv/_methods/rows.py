@@ -176,20 +176,20 @@ rows laid end to end (each as long as an extended row, no gaps), so that every t
 one offset from each sample of the run: the run is one strip, each group of taps one pass
 over it, and its rows are then copied out of the strip (the samples between them, past each
 row's end, are discarded). The rows of the zero padding are zeros in the band: their terms
-add exact zeros where rows one by one skip them, so the sums are the same bit for bit. Against
-rows one by one (``benchmarks/loop_bands.py``, ``results/loop_bands.txt``, interleaved, the
-median of the rounds' ratios): 3-D 32³-160³ ⊛ 3³-7³ float32 1.32-3.38x at one thread and
-1.33-3.03x at two, float64 1.17-2.65x / 1.19-2.31x; rows of 64 samples (256 × 256 × 64 ⊛
-3³) 1.68x / 1.78x float32; 2-D 64²-192² 1.04-1.35x. Longer rows lose: 3-D rows of 512-2048
-samples 0.55-0.96x, 2-D float64 256² 0.90-0.98x and 512² 0.73-0.87x, float32 512² ⊛ 7×7
-0.88-0.91x (the copies out, and the pairs they give up), hence the limit of 1 KiB a row.
-Whole planes: a 3-D kernel's output planes read each input plane ``k0`` times, and bands
-copied per strip copied it as often; where the ``k0`` extended planes fit in
-:data:`PLANE_BYTES` (:func:`whole_planes`) each band holds a whole extended plane in a ring
-of ``k0`` (a chunk copies each input plane once, and the strips read their rows where they
-lie). Against bands per strip (same benchmark, ``--whole``): 1.07-1.45x on every 3-D cell
-where they apply (32³-256³ ⊛ 3³-7³, one and two threads; 96³ ⊛ 5³ float32 1.10x, 128³ ⊛ 3³
-1.20-1.39x), bitwise the same sums.
+add exact zeros where rows one by one skip them, so the sums are the same bit for bit. Whole
+planes: a 3-D kernel's output planes read each input plane ``k0`` times, and bands copied per
+strip copied it as often; where the ``k0`` extended planes fit in :data:`PLANE_BYTES`
+(:func:`whole_planes`) each band holds a whole extended plane in a ring of ``k0`` (a chunk
+copies each input plane once, and the strips read their rows where they lie). Against rows
+one by one (``benchmarks/loop_bands.py``, ``results/loop_bands.txt``, interleaved, the
+median of the rounds' ratios, 2026-12-05): 3-D 32³-200³ ⊛ 3³-7³ float32 1.34-3.83x at one
+thread and 1.50-3.21x at two (96³ ⊛ 5³ 2.02x / 2.16x, 256 × 256 × 64 ⊛ 5³ 2.70x / 2.62x),
+float64 1.32-2.56x / 1.33-2.53x; 2-D 64²-256² float32 1.15-1.45x, float64 64²-128²
+1.06-1.22x. Whole planes against bands per strip (``--whole``): 1.05-1.41x on every 3-D cell
+where they apply. Longer rows lost (an earlier run, bands for every length): 3-D rows of
+512-2048 samples 0.55-0.96x, 2-D float64 256² 0.90-0.98x and 512² 0.73-0.87x, float32 512²
+⊛ 7×7 0.88-0.91x (the copies out, and the pairs they give up), hence the limit of 1 KiB a
+row.
 
 Boundaries. The ring's copy of an input row is where the padding is made, so a boundary
 (``'reflect'``, ``'symmetric'``, ``'wrap'``, ``'replicate'``, a non-zero fill value) costs
