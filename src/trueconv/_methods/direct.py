@@ -136,6 +136,8 @@ def rows_counts(
     o1, o2 = (1, 1, *out)[-2:]
     k0, k1, k2 = (1, 1, 1, *kernel)[-3:]
     brows = rows.band_rows(o2, o1, k0, k1, k2, itemsize) if kernel else 0
+    if k0 == 1 and k2 == 1 and o2 >= rows.DIRECT_MIN:
+        brows = 0  # a vertical kernel's rows are read in place, as strips (rows.add_strip)
     if brows and out_elems:
         whole = rows.whole_planes(o2, o1, k0, k1, k2, itemsize)
         strips = out_elems // (o1 * o2) * -(-o1 // brows)

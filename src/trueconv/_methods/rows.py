@@ -189,7 +189,10 @@ float64 1.32-2.56x / 1.33-2.53x; 2-D 64²-256² float32 1.15-1.45x, float64 64²
 where they apply. Longer rows lost (an earlier run, bands for every length): 3-D rows of
 512-2048 samples 0.55-0.96x, 2-D float64 256² 0.90-0.98x and 512² 0.73-0.87x, float32 512²
 ⊛ 7×7 0.88-0.91x (the copies out, and the pairs they give up), hence the limit of 1 KiB a
-row.
+row. Rows that strips read in place (:func:`_strip`: kernels of one column, most of all the
+vertical passes of a separable kernel) stay there: with bands 96³ ⊛ (1, 5, 1) ran 0.85x;
+since, 0.91-1.01x (noise) where (5, 1, 1) and (1, 1, 5) run 1.73-3.71x faster than rows one
+by one (``results/loop_bands.txt``).
 
 Boundaries. The ring's copy of an input row is where the padding is made, so a boundary
 (``'reflect'``, ``'symmetric'``, ``'wrap'``, ``'replicate'``, a non-zero fill value) costs
@@ -1385,8 +1388,13 @@ def _compile() -> Callable[..., None]:
         # row's last kernel row. The ring then holds k1 + 1 rows of each plane.
         pair = pair if k1 >= 2 else 0  # one kernel row: no input row shared
         kr = k1 + 1 if pair else k1
-        # Bands (add_band; the module's docstring): one column tile of short rows
-        bands = brows > 0 and tiles == 1
+        # Bands (add_band; the module's docstring): rows through the ring as strips where
+        # one column tile of short rows, not where strips read the rows in place (kernels of
+        # one or two columns: 96³ ⊛ (1, 5, 1) ran 1.18x slower with bands for its rows, 1.07x
+        # with bands for the rows that read the padding's rows only)
+        bands = (
+            brows > 0 and tiles == 1 and not (strips and in_place(o2, 0, n2, p2, k2, k1 * k2)[2])
+        )
         bh = brows if bands else 0
         for c in prange(chunks):
             # ring row m0·kr + s1 % kr: extended row s1 of the plane tap m0 reads
