@@ -5,6 +5,7 @@ placement, finite differences (gradcheck); the fallbacks to the passes."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import itertools
 
 import numpy as np
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 import trueconv
 from conftest import rel_err
 from trueconv import _plan, _separable
-from trueconv._methods import rows, rows_separable
+from trueconv._methods import rows, rows_separable, scratch
 from trueconv._problem import Problem
 from trueconv._spec import normalize
 
@@ -107,7 +108,7 @@ def test_equals_the_dense_oracle(n0, n1, k0, k1, batch, mode, boundary, double):
     seen = []
     original = rows_separable.separable_conv
     try:
-        rows_separable.separable_conv = lambda *a: seen.append(1) or original(*a)
+        rows_separable.separable_conv = lambda *a, **kw: seen.append(1) or original(*a, **kw)
         y = trueconv.convolve_separable(xt, fs, mode, boundary=boundary)
     finally:
         rows_separable.separable_conv = original
@@ -196,6 +197,46 @@ def test_three_dims_fuse_the_last_two(fused_ran):
     ref = np.stack([_oracle(x[i].numpy(), np.einsum("i,j,k->ijk", *f), "same", "reflect")
                     for i in range(2)])  # fmt: skip
     assert rel_err(y, ref) < 1e-13
+
+
+@pytest.mark.parametrize("boundary", ["fill", "reflect"])
+def test_three_dims_intermediate_in_scratch(fused_ran, monkeypatch, boundary):
+    # the fused result is the last pass's input alone, so it goes to the thread's scratch
+    # memory (trueconv._methods.scratch); the results never lie there (a second call leaves
+    # the first's as it was), threads hold their own, and without scratch memory (or under
+    # autograd, which keeps the intermediate) the sums are bitwise the same
+    monkeypatch.setattr(scratch, "SCRATCH_MIN", 0)  # small volumes: their arrays too
+    rng = np.random.default_rng(19)
+    f = [gaussian(3, 1.0), np.array([1.0, -2.0, 0.5, 1.0]), gaussian(5, 1.5)]
+    kernel = np.einsum("i,j,k->ijk", *f)
+    xs = [torch.from_numpy(rng.standard_normal((14, 17 + i // 2, 19))) for i in range(6)]
+    refs = [_oracle(x.numpy(), kernel, "same", boundary) for x in xs]
+
+    def conv(x):
+        return trueconv.convolve_separable(x, f, "same", boundary=boundary)
+
+    y0 = conv(xs[0])
+    kept = y0.clone()
+    assert scratch._STATE.buf is not None
+    assert not scratch._STATE.busy
+    y1 = conv(xs[1])
+    assert torch.equal(y0, kept)
+    assert not scratch.holds(y0)
+    assert not scratch.holds(y1)
+    assert rel_err(y0, refs[0]) < 1e-13
+    assert rel_err(y1, refs[1]) < 1e-13
+    assert len(fused_ran) == 2
+    assert all(scratch.holds(y) for y in fused_ran)
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        ys = list(pool.map(conv, xs))
+    for y, ref in zip(ys, refs):
+        assert rel_err(y, ref) < 1e-13
+    grad = xs[2].clone().requires_grad_()
+    assert torch.equal(conv(grad).detach(), ys[2])
+    monkeypatch.setattr(scratch, "SCRATCH_BYTES", 0)
+    fused_ran.clear()
+    assert torch.equal(conv(xs[3]), ys[3])
+    assert not scratch.holds(fused_ran[0])
 
 
 @pytest.mark.parametrize("rule", [None, "wrap", "symmetric", "reflect", "replicate", "fill"])

@@ -103,6 +103,7 @@ import torch
 
 from trueconv import _nonfinite, _plan
 from trueconv._methods import rows, rows_separable
+from trueconv._methods import scratch as _scratch
 from trueconv._problem import Extension, Plan, Problem
 from trueconv.core import cost
 from trueconv.core.dtypes import exact_dtype, is_integer
@@ -224,20 +225,48 @@ class SeparablePlan:
             assert b is not None, "a plan of terms needs its kernel"
             return _plan.run(self.dense, a, b)
         nd = len(self.problem.sb)
-        dims, passes = self.dims, self.passes
+        dims = self.dims
         ext = self.problem.extension
         per_pass = _per_pass(self.problem, dims)
         signal = a
         if ext is not None and not per_pass and not (self.fused and nd == 2):
             a, ext = ext.apply(a), None
+        # a 3-D kernel's fused result is the next pass's input alone: in the thread's
+        # scratch memory (trueconv._methods.scratch says why), unless autograd records it
+        keep = self.rank == 1 and len(dims) > 2 and not torch.compiler.is_compiling()
+        if not keep or (torch.is_grad_enabled() and a.requires_grad):
+            return self._chain(a, fs, b, ext, per_pass, signal, False)
+        held = _scratch.take()
+        try:
+            y = self._chain(a, fs, b, ext, per_pass, signal, held)
+            return y.clone() if held and _scratch.holds(y) else y  # not expected
+        finally:
+            if held:
+                _scratch.give_back()
+
+    def _chain(
+        self,
+        a: torch.Tensor,
+        fs: tuple[torch.Tensor, ...],
+        b: torch.Tensor | None,
+        ext: Extension | None,
+        per_pass: bool,
+        signal: torch.Tensor,
+        held: bool,
+    ) -> torch.Tensor:
+        """:meth:`run`'s fused loop and passes (``a`` extended already where the passes do not
+        extend it); with ``held``, the fused result in the thread's scratch memory."""
+        nd = len(self.problem.sb)
+        dims, passes = self.dims, self.passes
         y = None
         f0, f1 = fs[nd - 2], fs[nd - 1]
         if self.fused and _FUSE and rows_separable.usable(a, f0, f1):
-            if ext is None:
-                y = rows_separable.separable_conv(a, f0, f1, self.problem.pads[nd - 2 :])
+            pads = self.problem.pads[nd - 2 :] if ext is None else ext.pads[nd - 2 :]
+            rule, fill = (None, 0) if ext is None else (ext.rule, ext.fill)
+            if held:
+                y = rows_separable.separable_conv(a, f0, f1, pads, rule, fill, scratch=True)
             else:
-                pads = ext.pads[nd - 2 :]
-                y = rows_separable.separable_conv(a, f0, f1, pads, ext.rule, ext.fill)
+                y = rows_separable.separable_conv(a, f0, f1, pads, rule, fill)
         if self.rank > 1:
             if y is not None:
                 return y

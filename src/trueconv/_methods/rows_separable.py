@@ -130,6 +130,7 @@ import torch
 
 from trueconv import _nonfinite
 from trueconv._methods import rows
+from trueconv._methods import scratch as _scratch
 from trueconv.core.torch_internals import forward_ad_active, functorch_active, functorch_wrapped
 
 #: Dtypes the fused loop computes in.
@@ -752,6 +753,7 @@ def separable_conv(
     pads: tuple[tuple[int, int], ...],
     rule: str | None = None,
     fill: bool | complex = 0,
+    scratch: bool = False,
 ) -> torch.Tensor | None:
     """The valid convolution of ``a`` extended by ``pads`` (one pair per last two dims; zero
     padding where ``rule`` is None, else the boundary ``rule`` with ``fill`` for ``'fill'``,
@@ -761,7 +763,9 @@ def separable_conv(
     a row of their own, every term's horizontal taps added into the output row). ``None``
     where a factor or the fill value is not finite (the caller runs the passes), or for
     ``r > 1`` where an output is not finite (the caller runs the dense plan). Requires
-    :func:`usable`."""
+    :func:`usable`. With ``scratch``, for a caller holding :func:`trueconv._methods.scratch.take`
+    whose next step consumes the result (not recorded by autograd), the result is written to
+    the thread's scratch memory where it fits (:mod:`trueconv._methods.scratch` says why)."""
     if torch.is_grad_enabled() and a.requires_grad:
         if rule is not None:  # the extension's own backward records the graph
             a, pads = rows._extended(a, pads, rule, fill)
@@ -774,7 +778,7 @@ def separable_conv(
             return None
         out: torch.Tensor = _FusedConv.apply(a, f0, f1, pads)
         return out
-    return _run(a, f0, f1, pads, check=True, rule=rule, fill=fill)
+    return _run(a, f0, f1, pads, check=True, rule=rule, fill=fill, scratch=scratch)
 
 
 def _run(
@@ -785,10 +789,12 @@ def _run(
     check: bool,
     rule: str | None = None,
     fill: bool | complex = 0,
+    scratch: bool = False,
 ) -> torch.Tensor | None:
     tunables = (TILE, rows.RING_BYTES, STRIP_ROW_BYTES, STRIP_TAPS, BAND)
     lay = _layout(tuple(a.shape), f0.shape[-1], f1.shape[-1], pads, rule, a.dtype, tunables)
-    out, o_np = rows._empty(lay.out_shape, a.dtype)
+    held = _scratch.array(lay.out_shape, a.dtype) if scratch else None
+    out, o_np = held if held is not None else rows._empty(lay.out_shape, a.dtype)
     if o_np.size == 0:
         return out
     x = rows._readable(a, None).reshape(lay.a_rows)
