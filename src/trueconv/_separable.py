@@ -236,13 +236,13 @@ class SeparablePlan:
         keep = self.rank == 1 and len(dims) > 2 and not torch.compiler.is_compiling()
         if not keep or (torch.is_grad_enabled() and a.requires_grad):
             return self._chain(a, fs, b, ext, per_pass, signal, False)
-        held = _scratch.take()
+        held = _scratch.take("pass")
         try:
             y = self._chain(a, fs, b, ext, per_pass, signal, held)
             return y.clone() if held and _scratch.holds(y) else y  # not expected
         finally:
             if held:
-                _scratch.give_back()
+                _scratch.give_back("pass")
 
     def _chain(
         self,

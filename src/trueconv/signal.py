@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from trueconv import _masked, _plan, _separable
+from trueconv._methods import scratch as _scratch
 from trueconv._problem import Plan
 from trueconv._spec import ConvSpec, missing_spec, normalize
 from trueconv.core.names import (
@@ -1007,8 +1008,35 @@ def _execute(
     if moved:
         x, k = x.movedim(spec.dims, trailing), k.movedim(spec.dims, trailing)
     cdtype = plan.compute_dtype
-    x = x if x.dtype == cdtype else x.to(cdtype)
+    # a large converted input goes to memory the thread keeps (trueconv._methods.scratch
+    # says why), held until the plan has run
+    held = False
+    if x.dtype != cdtype:
+        x, held = _scratch.converted(x, cdtype)
     k = k if k.dtype == cdtype else k.to(cdtype)
+    try:
+        y = _run_planned(x, k, spec, plan, factors, planned)
+    finally:
+        if held:
+            _scratch.give_back("input")
+    if held and _scratch.holds(y):  # a view of the input (not expected): copied out
+        y = y.clone()
+    if moved:
+        y = y.movedim(trailing, spec.dims)
+    return _restore_dtype(y, spec.dtype)
+
+
+def _run_planned(
+    x: torch.Tensor,
+    k: torch.Tensor,
+    spec: ConvSpec,
+    plan: Plan,
+    factors: tuple[torch.Tensor, ...] | None,
+    planned: Planned | None,
+) -> torch.Tensor:
+    """:func:`_execute`'s run of ``plan`` (or of the separable plan) on operands in the
+    compute dtype and layout."""
+    cdtype = plan.compute_dtype
     # an explicit extension (spec.extend_explicitly) is the plan's to apply: the signal goes
     # in unextended (trueconv._plan.run)
     a, b = (k, x) if spec.swap else (x, k)
@@ -1026,9 +1054,7 @@ def _execute(
     else:
         split = _separable_split(spec, plan, b, x.device)
         y = _plan.run(plan, a, b) if split is None else split[0].run(a, split[1], b)
-    if moved:
-        y = y.movedim(trailing, spec.dims)
-    return _restore_dtype(y, spec.dtype)
+    return y
 
 
 def _chosen(k: torch.Tensor, spec: ConvSpec, device: torch.device) -> str:

@@ -763,9 +763,10 @@ def separable_conv(
     a row of their own, every term's horizontal taps added into the output row). ``None``
     where a factor or the fill value is not finite (the caller runs the passes), or for
     ``r > 1`` where an output is not finite (the caller runs the dense plan). Requires
-    :func:`usable`. With ``scratch``, for a caller holding :func:`trueconv._methods.scratch.take`
-    whose next step consumes the result (not recorded by autograd), the result is written to
-    the thread's scratch memory where it fits (:mod:`trueconv._methods.scratch` says why)."""
+    :func:`usable`. With ``scratch``, for a caller holding the scratch slot ``'pass'``
+    (:func:`trueconv._methods.scratch.take`) whose next step consumes the result (not
+    recorded by autograd), the result is written to that slot where it fits
+    (:mod:`trueconv._methods.scratch` says why)."""
     if torch.is_grad_enabled() and a.requires_grad:
         if rule is not None:  # the extension's own backward records the graph
             a, pads = rows._extended(a, pads, rule, fill)
@@ -793,7 +794,7 @@ def _run(
 ) -> torch.Tensor | None:
     tunables = (TILE, rows.RING_BYTES, STRIP_ROW_BYTES, STRIP_TAPS, BAND)
     lay = _layout(tuple(a.shape), f0.shape[-1], f1.shape[-1], pads, rule, a.dtype, tunables)
-    held = _scratch.array(lay.out_shape, a.dtype) if scratch else None
+    held = _scratch.array("pass", lay.out_shape, a.dtype) if scratch else None
     out, o_np = held if held is not None else rows._empty(lay.out_shape, a.dtype)
     if o_np.size == 0:
         return out

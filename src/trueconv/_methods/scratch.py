@@ -11,10 +11,11 @@ Gaussian by the separable plan 4.3 ms a call with 966 page faults, where the den
 output, no intermediate) took 1.8 ms with 32; ``benchmarks/malloc_env.py`` shows the same
 mechanism on the transforms' spectra, which torch allocates itself.
 
-The remedy here is the smallest that measured: the intermediate goes to an array the thread
-keeps (:func:`array`, between :func:`take` and :func:`give_back`), at most :data:`SCRATCH_BYTES` a
-thread; the memory goes when the thread ends. glibc's thresholds are left alone (they are the
-process's, not a library's to set).
+The remedy here is the smallest that measured: such an array goes to memory the thread keeps
+(:func:`array`, between :func:`take` and :func:`give_back`), one array per slot (:data:`SLOTS`:
+a separable plan's intermediate; an operand converted to the compute dtype, :func:`converted`),
+at most :data:`SCRATCH_BYTES` a slot; the memory goes when the thread ends. glibc's thresholds
+are left alone (they are the process's, not a library's to set).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from trueconv import _nonfinite
 from trueconv._methods import rows
 
 #: The largest scratch array kept per thread (bytes, 256³ float32); a larger intermediate is
@@ -46,67 +48,110 @@ SCRATCH_MIN = 3 << 19
 
 
 class _Scratch(threading.local):
-    """This thread's scratch memory, as a flat numpy array of bytes, and whether a caller
-    holds it."""
+    """This thread's scratch memory: per slot a flat numpy array of bytes, and the slots a
+    caller holds."""
 
-    buf: Any = None
-    busy: bool = False
+    def __init__(self) -> None:
+        self.bufs: dict[str, Any] = {}
+        self.busy: set[str] = set()
 
 
 _STATE = _Scratch()
 
+#: The slots: ``'input'``, an operand converted to the compute dtype (:func:`converted`);
+#: ``'pass'``, a separable plan's intermediate.
+SLOTS = ("input", "pass")
+
 _NUMPY: dict[torch.dtype, np.dtype[Any]] = {
     torch.float32: np.dtype("float32"),
     torch.float64: np.dtype("float64"),
+    torch.complex64: np.dtype("complex64"),
+    torch.complex128: np.dtype("complex128"),
+    torch.int64: np.dtype("int64"),
 }
 
 
-def take() -> bool:
-    """Hold this thread's scratch memory: True where this caller now holds it (it may then
-    call :func:`array`, and must call :func:`give_back`), False where a caller holds it
-    already."""
+def take(slot: str) -> bool:
+    """Hold this thread's scratch memory ``slot``: True where this caller now holds it (it
+    may then call :func:`array`, and must call :func:`give_back`), False where a caller holds
+    it already."""
     st = _STATE
-    if st.busy:
+    if slot in st.busy:
         return False
-    st.busy = True
+    st.busy.add(slot)
     return True
 
 
-def give_back() -> None:
-    """Hand back this thread's scratch memory (taken by :func:`take`): the next caller that
-    takes it overwrites what it holds."""
-    _STATE.busy = False
+def give_back(slot: str) -> None:
+    """Hand back this thread's scratch memory ``slot`` (taken by :func:`take`): the next
+    caller that takes it overwrites what it holds."""
+    _STATE.busy.discard(slot)
 
 
-def array(shape: tuple[int, ...], dtype: torch.dtype) -> tuple[torch.Tensor, Any] | None:
-    """An uninitialised CPU tensor of ``shape`` and ``dtype`` (float32 or float64) in this
-    thread's scratch memory, and the same memory as a numpy array, for a caller inside
-    :func:`take` (the memory is overwritten by the next call that takes it). ``None`` for
-    another dtype or an array outside [:data:`SCRATCH_MIN`, :data:`SCRATCH_BYTES`] (the caller
-    then allocates as usual)."""
-    st = _STATE
+def array(slot: str, shape: tuple[int, ...], dtype: torch.dtype) -> tuple[torch.Tensor, Any] | None:
+    """An uninitialised C-contiguous CPU tensor of ``shape`` and ``dtype`` in this thread's
+    scratch memory ``slot``, and the same memory as a numpy array, for a caller that took the
+    slot (:func:`take`; the memory is overwritten by the next caller that takes it). ``None``
+    for a dtype numpy does not share with torch (half, bool, narrow integers) or an array
+    outside [:data:`SCRATCH_MIN`, :data:`SCRATCH_BYTES`] (the caller then allocates as
+    usual)."""
+    bufs = _STATE.bufs
     dt = _NUMPY.get(dtype)
     if dt is None:
         return None
     nbytes = math.prod(shape) * dt.itemsize
     if not SCRATCH_MIN <= nbytes <= SCRATCH_BYTES:
         return None
-    if st.buf is None or st.buf.nbytes < nbytes:
-        st.buf = None  # the old one first: the two need not coexist
+    buf = bufs.get(slot)
+    if buf is None or buf.nbytes < nbytes:
+        bufs.pop(slot, None)  # the old one first: the two need not coexist
         # numpy's allocator, as rows._empty: huge pages where the kernel grants them
         buf = np.empty(nbytes, dtype=np.uint8)
         buf[:: rows.HUGE_PAGE] = 0  # faulted in by this thread, not the loop's
-        st.buf = buf
-    arr = st.buf[:nbytes].view(dt).reshape(shape)
+        bufs[slot] = buf
+    arr = buf[:nbytes].view(dt).reshape(shape)
     return torch.from_numpy(arr), arr
 
 
 def holds(t: torch.Tensor) -> bool:
     """Whether ``t`` lies in this thread's scratch memory (a result that must be copied out
     before the memory is handed back)."""
-    buf = _STATE.buf
-    if buf is None or t.device.type != "cpu":
+    if not _STATE.bufs or t.device.type != "cpu":
         return False
-    start = buf.ctypes.data
     ptr = t.untyped_storage().data_ptr()
-    return bool(start <= ptr < start + buf.nbytes)
+    for buf in _STATE.bufs.values():
+        start = buf.ctypes.data
+        if start <= ptr < start + buf.nbytes:
+            return True
+    return False
+
+
+def converted(x: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, bool]:
+    """``x.to(dtype)``, and whether it lies in the scratch slot ``'input'``, which the caller
+    then holds until it no longer reads the result (:func:`give_back`): on the CPU, where no
+    gradient is recorded and ``x`` can be read, a C-contiguous copy in that slot where
+    :func:`array` gives one.
+
+    Why. A call converts its operands to the compute dtype (an image of ``uint8`` to
+    ``int64`` for an integer kernel, to ``float32`` for a floating one): a new array as large
+    as the output or larger, freed at the end of the call, which glibc faults in afresh the
+    next call (the module's docstring). Measured (2026-12-05, 2 threads, the conversion alone,
+    median of 15): 2048² ``uint8`` to ``int64`` 7.86 ms with 8193 faults a call, into memory
+    kept 0.42 ms; 4096² to ``float32`` 16.1 / 1.48 ms. Into fresh memory from numpy's
+    allocator (huge pages) 3.16 / 4.75 ms alone, but inside whole calls the freed input and
+    output then made glibc trim its heap and fault both in again (2048² ``uint8`` ⊛ 3×3
+    Gaussian: 1006 faults a call, 5.4-5.7 ms where a call without faults takes 1.0)."""
+    if (
+        x.device.type != "cpu"
+        or dtype not in _NUMPY
+        or (x.requires_grad and torch.is_grad_enabled())
+        or type(x) is not torch.Tensor
+        or not _nonfinite.checkable(x)
+        or not take("input")
+    ):
+        return x.to(dtype), False
+    got = array("input", tuple(x.shape), dtype)
+    if got is None:
+        give_back("input")
+        return x.to(dtype), False
+    return got[0].copy_(x), True

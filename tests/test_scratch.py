@@ -1,0 +1,112 @@
+"""Memory a thread keeps from call to call (trueconv._methods.scratch): an operand converted to
+the compute dtype (a uint8 image for an integer or a floating kernel) and a 3-D separable
+plan's intermediate. Oracles: scipy's direct sum (exact in int64, float64 otherwise). What
+matters beyond the values: no result lies in the kept memory (a later call would overwrite
+it), a held slot is handed back whatever happens, threads keep their own."""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+import numpy as np
+import pytest
+import scipy.signal
+import torch
+
+import trueconv
+from conftest import rel_err
+from trueconv._methods import scratch
+
+KERNELS = {
+    "sobel": np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]]),
+    "one": np.array([[1]]),
+    "gaussian": np.outer([0.25, 0.5, 0.25], [0.25, 0.5, 0.25]),
+    "random": np.random.default_rng(1).standard_normal((4, 5)),
+}
+
+
+@pytest.fixture(autouse=True)
+def small_arrays_too(monkeypatch):
+    # the tests' images are small: their converted copies go to the slot too
+    monkeypatch.setattr(scratch, "SCRATCH_MIN", 0)
+
+
+def _image(seed, shape=(40, 52)):
+    return torch.from_numpy(np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8))
+
+
+def _oracle(x, kernel, mode):
+    if np.issubdtype(kernel.dtype, np.integer):
+        return scipy.signal.convolve(x.numpy().astype(np.int64), kernel, mode, method="direct")
+    return scipy.signal.convolve(x.numpy().astype(np.float64), kernel, mode, method="direct")
+
+
+@pytest.mark.parametrize("name", list(KERNELS))
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+def test_converted_input_leaves_no_result_in_kept_memory(name, mode):
+    kernel = KERNELS[name]
+    k = torch.from_numpy(kernel)
+    if k.is_floating_point():
+        k = k.float()
+    x0, x1 = _image(2), _image(3)
+    y0 = trueconv.convolve(x0, k, mode)
+    kept = y0.clone()
+    assert scratch._STATE.bufs.get("input") is not None
+    assert not scratch._STATE.busy
+    y1 = trueconv.convolve(x1, k, mode)
+    assert torch.equal(y0, kept)
+    assert not scratch.holds(y0)
+    assert not scratch.holds(y1)
+    for x, y in ((x0, y0), (x1, y1)):
+        ref = _oracle(x, kernel, mode)
+        if y.is_floating_point():
+            assert rel_err(y, ref) < 2e-6
+        else:
+            assert y.dtype == torch.int64
+            np.testing.assert_array_equal(y.numpy(), ref)
+
+
+def test_threads_keep_their_own():
+    k = torch.from_numpy(KERNELS["sobel"])
+    xs = [_image(10 + i, (30 + i, 41)) for i in range(8)]
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        ys = list(pool.map(lambda x: trueconv.convolve(x, k, "same"), xs))
+    for x, y in zip(xs, ys):
+        np.testing.assert_array_equal(y.numpy(), _oracle(x, KERNELS["sobel"], "same"))
+
+
+def test_slot_handed_back_when_the_call_raises(monkeypatch):
+    from trueconv import _plan
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("planned failure")
+
+    monkeypatch.setattr(_plan, "run", fail)
+    with pytest.raises(RuntimeError, match="planned failure"):
+        trueconv.convolve(_image(4), torch.from_numpy(KERNELS["sobel"]), "same")
+    assert not scratch._STATE.busy
+
+
+def test_not_under_autograd_nor_for_small_arrays(monkeypatch):
+    x = torch.randn(30, 40, dtype=torch.float16, requires_grad=True)
+    k = torch.randn(3, 3)
+    before = scratch._STATE.bufs.get("input")
+    y = trueconv.convolve(x, k, "same")
+    y.sum().backward()
+    assert x.grad is not None
+    assert scratch._STATE.bufs.get("input") is before
+    monkeypatch.setattr(scratch, "SCRATCH_MIN", 1 << 30)
+    got, held = scratch.converted(_image(5), torch.float32)
+    assert not held
+    assert not scratch._STATE.busy
+    torch.testing.assert_close(got, _image(5).float())
+
+
+def test_nested_take_gets_fresh_memory():
+    assert scratch.take("input")
+    try:
+        got, held = scratch.converted(_image(6), torch.int64)
+        assert not held
+        assert not scratch.holds(got)
+    finally:
+        scratch.give_back("input")
