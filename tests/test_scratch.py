@@ -110,3 +110,46 @@ def test_nested_take_gets_fresh_memory():
         assert not scratch.holds(got)
     finally:
         scratch.give_back("input")
+
+
+def _grad_reference(xs, k, w):
+    """d/dk of sum(w * convolve(x, k, 'same')) by flip + F.conv2d/conv3d in float64 (odd
+    kernel sizes: 'same' is zero padding of k // 2)."""
+    kk = k.detach().double().clone().requires_grad_()
+    conv = {2: torch.nn.functional.conv2d, 3: torch.nn.functional.conv3d}[kk.ndim]
+    flipped = kk.flip(list(range(kk.ndim)))
+    y = conv(xs.double()[None, None], flipped[None, None], padding=[n // 2 for n in kk.shape])
+    (y[0, 0] * w.double()).sum().backward()
+    return kk.grad
+
+
+def test_converted_input_not_kept_where_the_kernel_needs_a_gradient():
+    # the plan keeps its (converted) input for the kernel's gradient: it must not lie in
+    # memory the next call overwrites
+    rng = np.random.default_rng(7)
+    x1, x2 = (torch.from_numpy(rng.standard_normal((30, 41))).half() for _ in range(2))
+    k = torch.from_numpy(rng.standard_normal((3, 5))).float().requires_grad_()
+    w = torch.from_numpy(rng.standard_normal((30, 41))).float()
+    y1 = trueconv.convolve(x1, k, "same")
+    trueconv.convolve(x2, k, "same")  # would overwrite a kept input
+    (y1 * w).sum().backward()
+    ref = _grad_reference(x1.float(), k, w)
+    torch.testing.assert_close(k.grad.double(), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_3d_intermediate_not_kept_where_a_factor_needs_a_gradient():
+    # the pass along the first dim keeps its input (the fused result) for its factor's
+    # gradient: that input must not lie in memory the next call overwrites
+    rng = np.random.default_rng(8)
+    x1, x2 = (torch.from_numpy(rng.standard_normal((9, 12, 14))) for _ in range(2))
+    f0 = torch.tensor([0.5, 1.0, -0.25], dtype=torch.float64, requires_grad=True)
+    f1 = torch.tensor([1.0, 2.0, 1.0], dtype=torch.float64)
+    f2 = torch.tensor([0.2, -1.0, 0.7, 0.1, 0.4], dtype=torch.float64)
+    w = torch.from_numpy(rng.standard_normal((9, 12, 14)))
+    y1 = trueconv.convolve_separable(x1, [f0, f1, f2], "same")
+    trueconv.convolve_separable(x2, [f0, f1, f2], "same")
+    (y1 * w).sum().backward()
+    k = torch.einsum("i,j,k->ijk", f0.detach(), f1, f2)
+    ref = _grad_reference(x1, k, w)  # d/dk; d/df0 = sum over the other factors' outer product
+    expected = torch.einsum("ijk,j,k->i", ref, f1, f2)
+    torch.testing.assert_close(f0.grad, expected, rtol=1e-10, atol=1e-10)

@@ -232,9 +232,10 @@ class SeparablePlan:
         if ext is not None and not per_pass and not (self.fused and nd == 2):
             a, ext = ext.apply(a), None
         # a 3-D kernel's fused result is the next pass's input alone: in the thread's
-        # scratch memory (trueconv._methods.scratch says why), unless autograd records it
+        # scratch memory (trueconv._methods.scratch says why), unless autograd records it (a
+        # pass whose factor needs a gradient keeps its input for the backward)
         keep = self.rank == 1 and len(dims) > 2 and not torch.compiler.is_compiling()
-        if not keep or (torch.is_grad_enabled() and a.requires_grad):
+        if not keep or _scratch.recorded(a, *fs):
             return self._chain(a, fs, b, ext, per_pass, signal, False)
         held = _scratch.take("pass")
         try:

@@ -1012,7 +1012,7 @@ def _execute(
     # says why), held until the plan has run
     held = False
     if x.dtype != cdtype:
-        x, held = _scratch.converted(x, cdtype)
+        x, held = _scratch.converted(x, cdtype, k, *(factors or ()))
     k = k if k.dtype == cdtype else k.to(cdtype)
     try:
         y = _run_planned(x, k, spec, plan, factors, planned)

@@ -29,6 +29,7 @@ import torch
 
 from trueconv import _nonfinite
 from trueconv._methods import rows
+from trueconv.core.torch_internals import forward_ad_active
 
 #: The largest scratch array kept per thread (bytes, 256³ float32); a larger intermediate is
 #: allocated for its call alone. Above glibc's largest mmap threshold (32 MiB) the output is
@@ -126,11 +127,23 @@ def holds(t: torch.Tensor) -> bool:
     return False
 
 
-def converted(x: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, bool]:
+def recorded(*tensors: torch.Tensor) -> bool:
+    """Whether autograd may keep an array computed from ``tensors`` past the call (one of them
+    needs a gradient, or forward-mode AD is on): then no such array may lie in kept memory,
+    which the next call overwrites behind the graph's back (a tensor made anew over the same
+    memory has a version counter of its own)."""
+    if forward_ad_active():
+        return True
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+def converted(
+    x: torch.Tensor, dtype: torch.dtype, *others: torch.Tensor
+) -> tuple[torch.Tensor, bool]:
     """``x.to(dtype)``, and whether it lies in the scratch slot ``'input'``, which the caller
-    then holds until it no longer reads the result (:func:`give_back`): on the CPU, where no
-    gradient is recorded and ``x`` can be read, a C-contiguous copy in that slot where
-    :func:`array` gives one.
+    then holds until it no longer reads the result (:func:`give_back`): on the CPU, where
+    ``x`` can be read and autograd records nothing of ``x`` and the ``others`` operands
+    (:func:`recorded`), a C-contiguous copy in that slot where :func:`array` gives one.
 
     Why. A call converts its operands to the compute dtype (an image of ``uint8`` to
     ``int64`` for an integer kernel, to ``float32`` for a floating one): a new array as large
@@ -144,7 +157,7 @@ def converted(x: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, bool]:
     if (
         x.device.type != "cpu"
         or dtype not in _NUMPY
-        or (x.requires_grad and torch.is_grad_enabled())
+        or recorded(x, *others)
         or type(x) is not torch.Tensor
         or not _nonfinite.checkable(x)
         or not take("input")
