@@ -153,3 +153,34 @@ def test_3d_intermediate_not_kept_where_a_factor_needs_a_gradient():
     ref = _grad_reference(x1, k, w)  # d/dk; d/df0 = sum over the other factors' outer product
     expected = torch.einsum("ijk,j,k->i", ref, f1, f2)
     torch.testing.assert_close(f0.grad, expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.complex128])
+@pytest.mark.parametrize("shape", [(40, 52), (9, 11, 13)])
+def test_passes_first_result_in_kept_memory(dtype, shape):
+    # kernels the fused loop does not take (integers, complex) run as passes: the first
+    # pass's result goes to the kept slot 'pass', read by the second pass alone
+    from trueconv._methods import rows
+
+    rng = np.random.default_rng(12)
+    factors = [rng.integers(-3, 4, 3), rng.integers(-3, 4, 5), rng.integers(-3, 4, 3)]
+    factors = factors[3 - len(shape) :]
+    kernel = factors[0]
+    for f in factors[1:]:
+        kernel = np.multiply.outer(kernel, f)
+    xs = [rng.integers(-100, 100, shape) for _ in range(2)]
+    if dtype.is_complex:
+        xs = [x + 1j * rng.integers(-100, 100, shape) for x in xs]
+    ts = [torch.from_numpy(x).to(dtype) for x in xs]
+    fs = [torch.from_numpy(f).to(dtype) for f in factors]
+    y0 = trueconv.convolve_separable(ts[0], fs, "same")
+    kept = y0.clone()
+    assert scratch._STATE.bufs.get("pass") is not None
+    assert rows.REDIRECT.to is None
+    y1 = trueconv.convolve_separable(ts[1], fs, "same")
+    assert torch.equal(y0, kept)
+    assert not scratch.holds(y0)
+    assert not scratch.holds(y1)
+    for x, y in zip(xs, (y0, y1)):
+        ref = scipy.signal.convolve(x, kernel, "same", method="direct")
+        np.testing.assert_allclose(y.numpy(), ref, rtol=0, atol=1e-9)

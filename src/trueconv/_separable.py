@@ -231,10 +231,13 @@ class SeparablePlan:
         signal = a
         if ext is not None and not per_pass and not (self.fused and nd == 2):
             a, ext = ext.apply(a), None
-        # a 3-D kernel's fused result is the next pass's input alone: in the thread's
-        # scratch memory (trueconv._methods.scratch says why), unless autograd records it (a
-        # pass whose factor needs a gradient keeps its input for the backward)
-        keep = self.rank == 1 and len(dims) > 2 and not torch.compiler.is_compiling()
+        # an intermediate result (a 3-D kernel's fused result; the first pass's result where
+        # passes run) is the next pass's input alone: in the thread's scratch memory
+        # (trueconv._methods.scratch says why), unless autograd records it (a pass whose
+        # factor needs a gradient keeps its input for the backward). A 2-D kernel's fused
+        # result is the output.
+        keep = self.rank == 1 and not (self.fused and len(dims) == 2)
+        keep = keep and len(dims) >= 2 and not torch.compiler.is_compiling()
         if not keep or _scratch.recorded(a, *fs):
             return self._chain(a, fs, b, ext, per_pass, signal, False)
         held = _scratch.take("pass")
@@ -278,10 +281,17 @@ class SeparablePlan:
             a, dims, passes = y, dims[2:], passes[2:]
         elif ext is not None and not per_pass:
             a = ext.apply(a)  # the fused loop could not run: the passes take it extended
-        for d, p in zip(dims, passes):
+        for i, (d, p) in enumerate(zip(dims, passes)):
             shape = [1] * a.ndim
             shape[a.ndim - nd + d] = fs[d].shape[0]
-            a = _plan.run(p, a, fs[d].reshape(shape))  # extends along d where p says
+            f = fs[d].reshape(shape)
+            if held and y is None and i == 0 and len(dims) > 1:
+                # the first pass's result, read by the second alone (a loop's output: the
+                # direct passes; other methods allocate their own)
+                with _scratch.redirect("pass"):
+                    a = _plan.run(p, a, f)
+            else:
+                a = _plan.run(p, a, f)  # extends along d where p says
         return a
 
 

@@ -1823,7 +1823,7 @@ def _run(
         batch = broadcast_shape(a.shape[:nb_a], b.shape[:nb_b])
         out_sz = (n + p + q - k + 1 for n, k, (p, q) in zip(a.shape[nb_a:], b.shape[nb_b:], pads))
         return torch.empty((*batch, *out_sz), dtype=a.dtype)
-    out, o_np = _empty(lay.out_shape, a.dtype)
+    out, o_np = _output(lay.out_shape, a.dtype)
     # numpy views from here: a numpy reshape costs ~0.3 us, a torch one ~3 us (small calls
     # are made of little else)
     a2 = _readable(a, lay.a_expand).reshape(lay.a_rows)
@@ -1866,6 +1866,27 @@ def _empty(shape: tuple[int, ...], dtype: torch.dtype) -> tuple[torch.Tensor, An
     if arr.nbytes >= 2 * HUGE_PAGE:
         arr.reshape(-1).view(np.uint8)[::HUGE_PAGE] = 0  # the loop overwrites every element
     return torch.from_numpy(arr), arr
+
+
+class _Redirect(threading.local):
+    to: Callable[[tuple[int, ...], torch.dtype], tuple[torch.Tensor, Any] | None] | None = None
+
+
+#: Per thread: where the next output of :func:`_run` goes instead of fresh memory (set by
+#: :func:`trueconv._methods.scratch.redirect`: a separable plan's intermediate, which only its
+#: next pass reads), taken by that call alone.
+REDIRECT = _Redirect()
+
+
+def _output(shape: tuple[int, ...], dtype: torch.dtype) -> tuple[torch.Tensor, Any]:
+    """:func:`_empty`, or the memory :data:`REDIRECT` names for this one output."""
+    to = REDIRECT.to
+    if to is not None:
+        REDIRECT.to = None
+        got = to(shape, dtype)
+        if got is not None:
+            return got
+    return _empty(shape, dtype)
 
 
 def empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """Memory one thread keeps from call to call for intermediate results (issue 14).
 
 A plan whose steps hand each other a full-size array (the separable plan of a 3-D kernel: the
-fused loop's result over the last two dims, then a pass along the first) frees that array at
-the end of the call, and its caller frees the output a moment later. glibc returns the free
+fused loop's result over the last two dims, then a pass along the first; the passes of an
+integer or complex kernel; an operand converted to the compute dtype) frees that array at the
+end of the call, and its caller frees the output a moment later. glibc returns the free
 top of its heap to the OS once it exceeds the trim threshold (twice the mmap threshold as glibc
 adjusts it: 16 MB once an 8 MB block was freed) and maps blocks above the mmap threshold (at
 most 32 MB) afresh, so the next call faults both arrays in again, the kernel zeroing every
@@ -13,15 +14,20 @@ mechanism on the transforms' spectra, which torch allocates itself.
 
 The remedy here is the smallest that measured: such an array goes to memory the thread keeps
 (:func:`array`, between :func:`take` and :func:`give_back`), one array per slot (:data:`SLOTS`:
-a separable plan's intermediate; an operand converted to the compute dtype, :func:`converted`),
-at most :data:`SCRATCH_BYTES` a slot; the memory goes when the thread ends. glibc's thresholds
-are left alone (they are the process's, not a library's to set).
+a separable plan's intermediate, the fused loop's result or, through :func:`redirect`, the
+direct loop's; an operand converted to the compute dtype, :func:`converted`), at most
+:data:`SCRATCH_BYTES` a slot; the memory goes when the thread ends. glibc's thresholds are left
+alone (they are the process's, not a library's to set). Nothing autograd may keep past the call
+goes there (:func:`recorded`), and a result found there is copied out (:func:`holds`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -112,6 +118,18 @@ def array(slot: str, shape: tuple[int, ...], dtype: torch.dtype) -> tuple[torch.
         bufs[slot] = buf
     arr = buf[:nbytes].view(dt).reshape(shape)
     return torch.from_numpy(arr), arr
+
+
+@contextlib.contextmanager
+def redirect(slot: str) -> Iterator[None]:
+    """Within the block, the next output of the direct method's compiled loop
+    (:func:`trueconv._methods.rows._run`) goes to ``slot`` where :func:`array` gives one; the
+    caller holds the slot (:func:`take`). Cleared on leaving, whether or not a loop ran."""
+    rows.REDIRECT.to = functools.partial(array, slot)
+    try:
+        yield
+    finally:
+        rows.REDIRECT.to = None
 
 
 def holds(t: torch.Tensor) -> bool:
