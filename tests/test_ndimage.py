@@ -784,3 +784,31 @@ def test_gaussian_derivative_ints():
         near = np.abs(ref - np.round(ref)) < 1e-9
         np.testing.assert_array_equal(got[~near], exp[~near])
         assert np.abs(got.astype(float) - exp).max() <= 1
+
+
+@pytest.mark.parametrize("slab", [7, 50, 1 << 17])
+@pytest.mark.parametrize("dtype", ["uint8", "int16"])
+@pytest.mark.parametrize("mode", ["reflect", "constant", "wrap"])
+def test_integer_output_passes_by_slabs_equal_scipy(monkeypatch, slab, dtype, mode):
+    # integer outputs with fractional weights are summed in ndimage's order in float64, a
+    # slab at a time (trueconv.ndimage._slabs): slabs of single lines (7), several lines
+    # (50), or the whole array, on every axis of a 3-D array; bitwise scipy's
+    import trueconv.ndimage as module
+
+    monkeypatch.setattr(module, "_SUM1D_SLAB", slab)
+    rng = np.random.default_rng(slab)
+    x = rng.integers(0, 200, (5, 9, 13)).astype(dtype)
+    xt = torch.from_numpy(x)
+    weights = np.array([0.1, -0.35, 0.8, 0.3, 0.05])  # neither symmetric nor antisymmetric
+    for axis in range(3):
+        got = tnd.correlate1d(xt, weights, axis=axis, mode=mode, cval=3.0)
+        ref = sp.correlate1d(x, weights, axis=axis, mode=mode, cval=3.0)
+        np.testing.assert_array_equal(got.numpy(), ref)
+    got = tnd.gaussian_filter(xt, (1.0, 0.7, 1.5), mode=mode, cval=3.0)
+    np.testing.assert_array_equal(
+        got.numpy(), sp.gaussian_filter(x, (1.0, 0.7, 1.5), mode=mode, cval=3.0)
+    )
+    got = tnd.uniform_filter(xt, (3, 4, 2), mode=mode, cval=3.0)
+    np.testing.assert_array_equal(got.numpy(), sp.uniform_filter(x, (3, 4, 2), mode=mode, cval=3.0))
+    got = tnd.sobel(xt, axis=1, mode=mode, cval=3.0)
+    np.testing.assert_array_equal(got.numpy(), sp.sobel(x, axis=1, mode=mode, cval=3.0))

@@ -99,9 +99,10 @@ Differences from scipy.ndimage
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -621,16 +622,20 @@ def _float_passes(x: torch.Tensor, passes: Sequence[_Pass], cval: complex) -> to
 def _ndimage_sum1d(
     x: torch.Tensor, w: np.ndarray, axis: int, mode: str, cval: float, origin: int
 ) -> torch.Tensor:
-    """float64 ``correlate1d`` adding its terms in ndimage's order (see the module notes)."""
+    """float64 ``correlate1d`` adding its terms in ndimage's order (see the module notes).
+
+    One term (or symmetric pair) after the other, each op writing in place into the output or
+    one buffer: the same operations on each element in the same order as the whole-array
+    expressions ``acc + pair * w`` they replace, so the same bits, with two arrays made instead
+    of three per term (:func:`_slabs` runs it a cache-sized slab at a time)."""
     n, k = x.shape[axis], w.shape[0]
     if x.numel() == 0:
         return x.clone()
     left = k // 2 + origin
     e = extend(x, (axis,), ((left, k - 1 - left),), _BOUNDARY[mode], cval)
-
-    def tap(m: int) -> torch.Tensor:
-        return e.narrow(axis, m, n)
-
+    taps = [e.narrow(axis, j, n) for j in range(k)]
+    acc = torch.empty(x.shape, dtype=e.dtype, device=e.device)
+    buf = torch.empty_like(acc)
     half = k // 2
     wl = [float(v) for v in w]
     symmetric = antisymmetric = False
@@ -640,15 +645,26 @@ def _ndimage_sum1d(
             abs(wl[half + i] + wl[half - i]) <= _EPS for i in range(1, half + 1)
         )
     if symmetric or antisymmetric:
-        acc = tap(half) * wl[half]
+        # acc = tap(half)·w; then acc + (tap(j) ± tap(k-1-j))·w[j], each op rounded
+        torch.mul(taps[half], wl[half], out=acc)
         for j in range(half):
-            pair = tap(j) + tap(k - 1 - j) if symmetric else tap(j) - tap(k - 1 - j)
-            acc = acc + pair * wl[j]
+            if symmetric:
+                torch.add(taps[j], taps[k - 1 - j], out=buf)
+            else:
+                torch.sub(taps[j], taps[k - 1 - j], out=buf)
+            buf.mul_(wl[j])
+            acc.add_(buf)
         return acc
-    acc = tap(k - 1) * wl[k - 1]
-    for m in range(k - 1):
-        acc = acc + tap(m) * wl[m]
+    torch.mul(taps[k - 1], wl[k - 1], out=acc)
+    for j in range(k - 1):
+        torch.mul(taps[j], wl[j], out=buf)
+        acc.add_(buf)
     return acc
+
+
+#: Elements per slab of :func:`_slabs` (1 MiB of float64: a slab's operands stay in the
+#: caches between its ops).
+_SUM1D_SLAB = 1 << 17
 
 
 def _ndimage_mean1d(
@@ -670,15 +686,51 @@ def _ndimage_mean1d(
 def _integer_pass(x: torch.Tensor, p: _Pass, cval: complex, dtype: torch.dtype) -> torch.Tensor:
     """One pass with an integer output ``dtype``: exactly by the engine, or ndimage's sum."""
     k = p.weights.shape[0]
-    if p.mean:
-        y = _ndimage_mean1d(x.to(torch.float64), k, p.axis, p.mode, float(cval.real), p.origin)
-    elif _exact_ok(x, p.weights, p.mode, cval):
+    c = float(cval.real)
+    if _exact_ok(x, p.weights, p.mode, cval) and not p.mean:
         exact = dataclasses.replace(p, weights=_as_int64(p.weights))
-        y = _engine_pass(_as_int64(x), exact, int(cval.real))
+        return _cast(_engine_pass(_as_int64(x), exact, int(cval.real)), dtype)
+    w = p.weights.detach().to(torch.float64).cpu().numpy()
+
+    def run(t: torch.Tensor, axis: int) -> torch.Tensor:
+        t = t.to(torch.float64)
+        if p.mean:
+            return _cast(_ndimage_mean1d(t, k, axis, p.mode, c, p.origin), dtype)
+        return _cast(_ndimage_sum1d(t, w, axis, p.mode, c, p.origin), dtype)
+
+    return _slabs(x, p.axis, dtype, run)
+
+
+def _slabs(
+    x: torch.Tensor,
+    axis: int,
+    dtype: torch.dtype,
+    fn: Callable[[torch.Tensor, int], torch.Tensor],
+) -> torch.Tensor:
+    """``fn(x, axis)`` for an ``fn`` that works along ``axis`` alone (each line along it on
+    its own), run on slabs of about :data:`_SUM1D_SLAB` elements into one output of ``dtype``
+    (``x`` viewed as (before, axis, after); the slabs cut the dims before and after): the
+    float64 copy, the extension, the sums and the cast of a slab stay in the caches, and no
+    whole-array float64 temporary is made (each of which, above 32 MiB, was mapped and faulted
+    in afresh every call). Measured (2026-12-05, 2 threads, ``gaussian_filter`` sigma 2 of a
+    ``uint8`` image, bitwise scipy's): 2048² 628-752 ms with whole arrays and 475 000 page
+    faults a call, 162 ms with in-place ops on whole arrays, 47.8 ms with slabs (scipy
+    59-64)."""
+    n = x.shape[axis]
+    before, after = math.prod(x.shape[:axis]), math.prod(x.shape[axis + 1 :])
+    if x.numel() <= _SUM1D_SLAB:
+        return fn(x, axis)
+    v = x.reshape(before, n, after)
+    out = torch.empty((before, n, after), dtype=dtype, device=x.device)
+    if n * after <= _SUM1D_SLAB:
+        rows, cols = max(1, _SUM1D_SLAB // (n * after)), after
     else:
-        w = p.weights.detach().to(torch.float64).cpu().numpy()
-        y = _ndimage_sum1d(x.to(torch.float64), w, p.axis, p.mode, float(cval.real), p.origin)
-    return _cast(y, dtype)
+        rows, cols = 1, max(1, _SUM1D_SLAB // n)
+    for r in range(0, before, rows):
+        for q in range(0, after, cols):
+            cut = (slice(r, r + rows), slice(None), slice(q, q + cols))
+            out[cut] = fn(v[cut], 1)
+    return out.reshape(x.shape)
 
 
 def _run_passes(
