@@ -19,11 +19,11 @@ from __future__ import annotations
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 
 import torch
+from timing import process_rounds
 
 import trueconv
 from trueconv._methods import scratch
@@ -70,20 +70,12 @@ def cells() -> None:
 def driver(rounds: int = 3) -> None:
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}, torch {torch.__version__}, load {os.getloadavg()}")
     for th in (1, 2):
+        settings = {s: {"SCRATCH": s, "TH": str(th)} for s in ("0", "1")}
         got: dict[tuple[str, str], list[tuple[str, float, float]]] = {}
-        for r in range(rounds):
-            for s in ("0", "1") if r % 2 == 0 else ("1", "0"):
-                env = dict(os.environ, SCRATCH=s, TH=str(th))
-                res = subprocess.run(
-                    [sys.executable, __file__, "--cells"],
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                for line in res.stdout.splitlines():
-                    name, method, ms, faults = line.split("|")
-                    got.setdefault((name, s), []).append((method, float(ms), float(faults)))
+        for s, lines in process_rounds(__file__, settings, rounds).items():
+            for line in lines:
+                name, method, ms, faults = line.split("|")
+                got.setdefault((name, s), []).append((method, float(ms), float(faults)))
         print(f"\n{th} thread(s); uint8 images, ms (median over {rounds} processes), faults a call")
         print(f"{'cell':28s} {'method':10s} {'fresh':>8s} {'faults':>7s} {'kept':>8s}"
               f" {'faults':>7s} {'ratio':>6s}")  # fmt: skip

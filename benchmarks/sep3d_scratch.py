@@ -21,11 +21,11 @@ from __future__ import annotations
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 
 import torch
+from timing import process_rounds
 
 import trueconv
 from trueconv._methods import scratch
@@ -76,22 +76,14 @@ def cells() -> None:
 def driver(rounds: int = 3) -> None:
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}, torch {torch.__version__}, load {os.getloadavg()}")
     for th in (1, 2):
+        settings = {s: {"SCRATCH": s, "TH": str(th)} for s in ("0", "1")}
         got: dict[tuple[str, str], dict[str, list[float]]] = {}
-        for r in range(rounds):
-            for s in ("0", "1") if r % 2 == 0 else ("1", "0"):
-                env = dict(os.environ, SCRATCH=s, TH=str(th))
-                res = subprocess.run(
-                    [sys.executable, __file__, "--cells"],
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                for line in res.stdout.splitlines():
-                    n, k, dt, ta, fa, td, fd = line.split()
-                    cell = got.setdefault((f"{n}^3 * {k}^3 {dt}", s), {})
-                    for name, v in (("auto", ta), ("fa", fa), ("direct", td), ("fd", fd)):
-                        cell.setdefault(name, []).append(float(v))
+        for s, lines in process_rounds(__file__, settings, rounds).items():
+            for line in lines:
+                n, k, dt, ta, fa, td, fd = line.split()
+                cell = got.setdefault((f"{n}^3 * {k}^3 {dt}", s), {})
+                for name, v in (("auto", ta), ("fa", fa), ("direct", td), ("fd", fd)):
+                    cell.setdefault(name, []).append(float(v))
         print(f"\n{th} thread(s); ms (median over {rounds} processes), faults per call")
         print(f"{'cell':26s} {'auto off':>9s} {'faults':>7s} {'auto on':>8s} {'faults':>7s}"
               f" {'off/on':>7s} {'dense':>8s}")  # fmt: skip

@@ -71,3 +71,29 @@ def ab_cell(
     busy = (others() - o0) / (time.perf_counter() - w0)
     ma, mb = (statistics.median(times[n]) * 1e3 for n in (a, b))
     return ma, mb, paired_ratio(times[a], times[b]), busy
+
+
+def process_rounds(
+    script: str, settings: dict[str, dict[str, str]], rounds: int
+) -> dict[str, list[str]]:
+    """The output lines of ``python script --cells``, run in a process of its own per setting
+    (each an environment added to this one) and round, the settings' order reversed every
+    other round: state a process keeps (its heap, its caches) is compared across processes,
+    alternating, not within one."""
+    import os
+    import subprocess
+    import sys
+
+    lines: dict[str, list[str]] = {name: [] for name in settings}
+    names = list(settings)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            res = subprocess.run(
+                [sys.executable, script, "--cells"],
+                env=dict(os.environ, **settings[name]),
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            lines[name] += res.stdout.splitlines()
+    return lines
