@@ -13,9 +13,9 @@ output, no intermediate) took 1.8 ms with 32; ``benchmarks/malloc_env.py`` shows
 mechanism on the transforms' spectra, which torch allocates itself.
 
 The remedy here is the smallest that measured: such an array goes to memory the thread keeps
-(:func:`array`, between :func:`take` and :func:`give_back`), one array per slot (:data:`SLOTS`:
-a separable plan's intermediate, the fused loop's result or, through :func:`redirect`, the
-direct loop's; an operand converted to the compute dtype, :func:`converted`), at most
+(:func:`array`, between :func:`take` and :func:`give_back`), one array per slot (``'pass'``: a
+separable plan's intermediate, the fused loop's result or, through :func:`redirect`, the direct
+loop's; ``'input'``: an operand converted to the compute dtype, :func:`converted`), at most
 :data:`SCRATCH_BYTES` a slot; the memory goes when the thread ends. glibc's thresholds are left
 alone (they are the process's, not a library's to set). Nothing autograd may keep past the call
 goes there (:func:`recorded`), and a result found there is copied out (:func:`holds`).
@@ -37,11 +37,11 @@ from trueconv import _nonfinite
 from trueconv._methods import rows
 from trueconv.core.torch_internals import forward_ad_active
 
-#: The largest scratch array kept per thread (bytes, 256³ float32); a larger intermediate is
-#: allocated for its call alone. Above glibc's largest mmap threshold (32 MiB) the output is
-#: mapped afresh each call whatever is kept, so the scratch saves one of two arrays' faults
-#: there: 256³ float32 ⊛ 3³ 1.19x / 1.20x faster at 1 / 2 threads (17 and more at 96³-192³):
-#: kept as the bound on memory held after a call.
+#: The largest scratch array kept per slot and thread (bytes, 256³ float32); a larger
+#: intermediate is allocated for its call alone. Above glibc's largest mmap threshold (32 MiB)
+#: the output is mapped afresh each call whatever is kept, so the scratch saves one of two
+#: arrays' faults there: 256³ float32 ⊛ 3³ 1.19x / 1.20x faster at 1 / 2 threads (1.3x and
+#: more at 96³-192³): kept as the bound on memory held after a call.
 SCRATCH_BYTES = 1 << 26
 
 #: The smallest intermediate put in scratch memory (bytes). Smaller ones come from the heap
@@ -64,10 +64,6 @@ class _Scratch(threading.local):
 
 
 _STATE = _Scratch()
-
-#: The slots: ``'input'``, an operand converted to the compute dtype (:func:`converted`);
-#: ``'pass'``, a separable plan's intermediate.
-SLOTS = ("input", "pass")
 
 _NUMPY: dict[torch.dtype, np.dtype[Any]] = {
     torch.float32: np.dtype("float32"),
