@@ -795,7 +795,7 @@ def test_integer_output_passes_by_slabs_equal_scipy(monkeypatch, slab, dtype, mo
     # (50), or the whole array, on every axis of a 3-D array; bitwise scipy's
     import trueconv.ndimage as module
 
-    monkeypatch.setattr(module, "_SUM1D_SLAB", slab)
+    monkeypatch.setattr(module, "_SLAB", slab)
     rng = np.random.default_rng(slab)
     x = rng.integers(0, 200, (5, 9, 13)).astype(dtype)
     xt = torch.from_numpy(x)

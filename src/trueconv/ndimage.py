@@ -664,7 +664,7 @@ def _ndimage_sum1d(
 
 #: Elements per slab of :func:`_slabs` (1 MiB of float64: a slab's operands stay in the
 #: caches between its ops).
-_SUM1D_SLAB = 1 << 17
+_SLAB = 1 << 17
 
 
 def _ndimage_mean1d(
@@ -687,7 +687,7 @@ def _integer_pass(x: torch.Tensor, p: _Pass, cval: complex, dtype: torch.dtype) 
     """One pass with an integer output ``dtype``: exactly by the engine, or ndimage's sum."""
     k = p.weights.shape[0]
     c = float(cval.real)
-    exact = _exact_ok(x, p.weights, p.mode, cval) and not p.mean
+    exact = not p.mean and _exact_ok(x, p.weights, p.mode, cval)
     weights = _as_int64(p.weights) if exact else p.weights
     w = None if exact or p.mean else p.weights.detach().to(torch.float64).cpu().numpy()
 
@@ -710,7 +710,7 @@ def _slabs(
     fn: Callable[[torch.Tensor, int], torch.Tensor],
 ) -> torch.Tensor:
     """``fn(x, axis)`` for an ``fn`` that works along ``axis`` alone (each line along it on
-    its own), run on slabs of about :data:`_SUM1D_SLAB` elements into one output of ``dtype``
+    its own), run on slabs of about :data:`_SLAB` elements into one output of ``dtype``
     (``x`` viewed as (before, axis, after); the slabs cut the dims before and after): the
     float64 (or int64) copy, the extension, the sums and the cast of a slab stay in the
     caches, and no whole-array temporary is made (each of which, above 32 MiB, was mapped and
@@ -720,14 +720,14 @@ def _slabs(
     59-64)."""
     n = x.shape[axis]
     before, after = math.prod(x.shape[:axis]), math.prod(x.shape[axis + 1 :])
-    if x.numel() <= _SUM1D_SLAB:
+    if x.numel() <= _SLAB:
         return fn(x, axis)
     v = x.reshape(before, n, after)
     out = torch.empty((before, n, after), dtype=dtype, device=x.device)
-    if n * after <= _SUM1D_SLAB:
-        rows, cols = max(1, _SUM1D_SLAB // (n * after)), after
+    if n * after <= _SLAB:
+        rows, cols = max(1, _SLAB // (n * after)), after
     else:
-        rows, cols = 1, max(1, _SUM1D_SLAB // n)
+        rows, cols = 1, max(1, _SLAB // n)
     for r in range(0, before, rows):
         for q in range(0, after, cols):
             cut = (slice(r, r + rows), slice(None), slice(q, q + cols))
