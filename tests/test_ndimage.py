@@ -812,3 +812,10 @@ def test_integer_output_passes_by_slabs_equal_scipy(monkeypatch, slab, dtype, mo
     np.testing.assert_array_equal(got.numpy(), sp.uniform_filter(x, (3, 4, 2), mode=mode, cval=3.0))
     got = tnd.sobel(xt, axis=1, mode=mode, cval=3.0)
     np.testing.assert_array_equal(got.numpy(), sp.sobel(x, axis=1, mode=mode, cval=3.0))
+    # laplace adds its terms in place in the output dtype (wrapping as ndimage's output += tmp)
+    before = xt.clone()
+    for output in (None, np.int8, np.int64):
+        got = tnd.laplace(xt, output=output, mode=mode, cval=3.0)
+        ref = sp.laplace(x, output=output, mode=mode, cval=3.0)
+        np.testing.assert_array_equal(got.numpy(), ref)
+    assert torch.equal(xt, before)

@@ -1715,6 +1715,10 @@ def prewitt(
     return _edge_filter("prewitt", input, axis, output, mode, cval, [1, 1, 1])
 
 
+#: Integer dtypes torch adds in place on every device (not uint16-uint64 on the CPU).
+_ADDS = frozenset({torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64})
+
+
 def laplace(
     input: Any,
     output: Any = None,
@@ -1774,12 +1778,21 @@ def laplace(
         return _copy(x, out)
     second = torch.tensor([1, -2, 1], device=x.device)
     integer = _is_integer(out.dtype)
-    cd = torch.int64 if integer else _compute_dtype(x.dtype, out.dtype)
     total: torch.Tensor | None = None
+    if out.dtype in _ADDS:
+        # each term in the output dtype, added in place there: ndimage's ``output += tmp``
+        # wraps as the int64 sum cast back would (two's complement), with no int64 arrays
+        # (2048² uint8: 51 ms and 24 580 page faults a call with them, 17.6 in place)
+        for a, m in zip(ax, modes):
+            term = _integer_pass(x, _Pass(a, second, 0, m), c, out.dtype)
+            total = term if total is None else total.add_(term)
+        assert total is not None
+        return _deliver(total, out)
+    cd = torch.int64 if integer else _compute_dtype(x.dtype, out.dtype)
     for a, m in zip(ax, modes):
         p = _Pass(a, second, 0, m)
-        if integer:
-            term = _integer_pass(x, p, c, out.dtype).to(cd)  # each term in the output dtype
+        if integer:  # summed in int64, then cast (bool: the bytes' sum, ndimage's logical or)
+            term = _integer_pass(x, p, c, out.dtype).to(cd)
         else:
             term = _float_passes(x.to(cd), [p], c)
         total = term if total is None else total + term
