@@ -144,6 +144,10 @@ GRID: dict[str, list[tuple[tuple[int, ...], tuple[int, ...]]]] = {
         ((2**20,), (48,)),
         ((1024, 1024), (7, 7)),
         ((2048, 2048), (15, 15)),
+        # blocks of every FFT length (since 2026-12-06; overlap_add.blocked_dims), and their
+        # crossover with the direct loop on a batch of images
+        ((2048, 2048), (63, 63)),
+        ((3, 1024, 1024), (15, 15)),
     ],
 }
 #: GPUs: the CPU grid is mostly launch-bound there, so larger problems pin the per-unit costs

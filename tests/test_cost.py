@@ -11,6 +11,7 @@ import torch
 
 from trueconv._methods import overlap_add
 from trueconv.core import cost as _cost
+from trueconv.core.transforms import next_fast_len
 
 VARIANTS = ("shift_add", "conv", "fft", "overlap_add", "nn_direct", "nn_fft")
 
@@ -89,6 +90,29 @@ def test_fitted_devices_have_every_constant_the_model_reads(device):
 def test_block_length_reproduces_the_measured_optima(k, best_block):
     # overlap_add's module docstring: the best blocks measured for 2**20 samples
     assert overlap_add.block_length(2**20, k) + k - 1 == best_block
+
+
+def test_blocks_of_multi_dim_transforms_take_every_fft_length():
+    # overlap_add.blocked_dims: 2048 ⊛ 63 in 4 blocks of 514 (L = 576), not 5 of 450 (L = 512)
+    assert overlap_add.blocked_dims((2048, 2048), (63, 63)) == [514, 514]
+    # counted over the output the blocks make: 'full' covers 2110 samples, 5 blocks of 514
+    full = overlap_add.blocked_dims((2048, 2048), (63, 63), (2110, 2110))
+    assert full[0] != 514
+    assert full[0] == full[1]
+    # 1-D transforms keep the powers of two, a batch dim riding along or not
+    for sa, sb in (((2**20,), (4096,)), ((64, 16384), (1, 129))):
+        for _n, k, s in zip(sa, sb, overlap_add.blocked_dims(sa, sb)):
+            if s is not None:
+                length = s + k - 1
+                assert length & (length - 1) == 0, (sa, sb, length)
+    # whether a dim is blocked stays the powers of two's call
+    assert overlap_add.blocked_dims((1024, 1024), (31, 31)) == [None, None]
+    # every block's transform length is one the FFT method uses
+    for sa, sb in (((2048, 2048), (31, 31)), ((4096, 4096), (63, 63)), ((1100, 1000), (3, 4))):
+        for cover in (sa, [n + k - 1 for n, k in zip(sa, sb)]):
+            for k, s in zip(sb, overlap_add.blocked_dims(sa, sb, cover)):
+                assert s is not None
+                assert next_fast_len(s + k - 1) == s + k - 1
 
 
 def test_block_length_declines_when_no_block_is_shorter_than_the_signal():

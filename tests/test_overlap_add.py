@@ -52,7 +52,7 @@ def _forced(monkeypatch, box):
     _plan.forget()
     table = {}
 
-    def blocked_dims(sa, sb):
+    def blocked_dims(sa, sb, covered=None):
         return list(table.get((tuple(sa), tuple(sb)), [None] * len(sa)))
 
     monkeypatch.setattr(overlap_add, "blocked_dims", blocked_dims)

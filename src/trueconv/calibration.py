@@ -112,8 +112,10 @@ DTYPES = (torch.float32, torch.float64)
 #: in pairs of rows (:func:`trueconv._separable.fused_counts`, 2026-12-05). 6: the FFT's
 #: per-call set-up (``aux``: :func:`trueconv._methods.fft.plan`) and transform lengths that
 #: are multiples of 4 (2026-12-05). 7: the dense loop's short rows as strips over bands of
-#: copied rows (``rows.band_rows``, 2026-12-05).
-COST_MODEL = 7
+#: copied rows (``rows.band_rows``, 2026-12-05). 8: overlap-add's blocks of multi-dim
+#: transforms at every FFT length, counted over the output they make
+#: (:func:`trueconv._methods.overlap_add.blocked_dims`, 2026-12-06).
+COST_MODEL = 8
 
 
 def machine() -> dict[str, Any]:

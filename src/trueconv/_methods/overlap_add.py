@@ -7,8 +7,10 @@ aliasing), and the block results are added back at offsets ``0, S, 2S, ...``. Wo
 ``nb · L log L`` instead of ``L_full log L_full`` for one transform of the whole length, and the
 spectra held at once are about ``n · L / S`` instead of ``n + k``.
 
-Block length: ``L`` runs over the powers of two with ``S = L - k + 1 >= k - 1`` and ``S < n``,
-and the one with the least ``nb · block_work(L)`` wins. The continuous optimum of ``L log L /
+Block length: ``L`` runs over the powers of two (blocks of 1-D transforms) or the transform
+lengths of :func:`trueconv.core.transforms.next_fast_len` (blocks of multi-dim transforms:
+:func:`blocked_dims` has the measurements) with ``S = L - k + 1 >= k - 1`` and ``S < n``, and
+the one with the least ``nb · block_work(L)`` wins. The continuous optimum of ``L log L /
 (L - k + 1)`` alone solves ``L - (k - 1)(ln L + 1) = 0`` (scipy's ``oaconvolve`` solves it with
 Lambert's W), i.e. ``L`` a few times ``k``. Measured here (2**20 samples, float32, 2 threads,
 MKL), batched transforms also pay a fixed cost per block and slow down once a batch of long
@@ -68,6 +70,17 @@ BLOCK_OVERHEAD = 300.0
 BLOCK_MAX = 1 << 17
 
 
+#: :data:`BLOCK_OVERHEAD` for a dim of a multi-dim block (``smooth`` in :func:`block_length`):
+#: a block's fixed cost is shared by every dim's samples of a much larger block. Provenance:
+#: three sweeps of every length (2026-12-06; ``benchmarks/block_lengths.py --landscape``, 1
+#: and 2 threads, two of them timing one call after another length's, one in steady state),
+#: the geometric mean of each pick's time over the fastest length's with 0, 30, 100 and 300
+#: points: 1.17-1.31, 1.13-1.18, 1.04-1.14 and 1.07-1.16 (a joint model of the d-dim blocks,
+#: ``nb^d (W(L^d) + O)``, 1.05-1.13 at its best ``O``: not worth its search); 300 took blocks
+#: of 360 for 3 × 1024² ⊛ 15², 1.3x the time of 128's.
+BLOCK_OVERHEAD_ND = 100.0
+
+
 def block_work(length: int) -> float:
     """Modelled work of one block transform of ``length`` points (see the module docstring):
     the shared transform model of :func:`trueconv.cost.transform_work` plus a fixed cost."""
@@ -75,26 +88,67 @@ def block_work(length: int) -> float:
 
 
 @functools.lru_cache(maxsize=4096)
-def block_length(n: int, k: int) -> int | None:
+def block_length(n: int, k: int, smooth: bool = False, covered: int = 0) -> int | None:
     """Block length ``S`` for a dim with signal ``n`` and kernel ``k``; ``None``: no blocking
-    (a length-1 operand, or no power-of-two block shorter than the signal)."""
+    (a length-1 operand, or no power-of-two block shorter than the signal worth its
+    transforms). The transform lengths ``L = S + k - 1`` tried: powers of two, or with
+    ``smooth``, where a power of two is worth it, every length
+    :func:`~trueconv.core.transforms.next_fast_len` makes (:func:`blocked_dims`), the blocks
+    counted over the ``covered`` output samples (``'full'``: ``n + k - 1``; default ``n``)."""
     if n <= 1 or k <= 1:
         return None
     best_s, best_cost = None, block_work(tr.next_fast_len(n + k - 1))  # one block: no blocking
-    length = 1 << max(1, (2 * k - 3).bit_length())  # smallest power of two >= 2k - 2
+    if smooth:
+        if block_length(n, k) is None:
+            return None
+        length = tr.next_fast_len(2 * k - 2)
+    else:
+        length = 1 << max(1, (2 * k - 3).bit_length())  # smallest power of two >= 2k - 2
     first = length
+    m = (covered or n) if smooth else n
+    extra = BLOCK_OVERHEAD_ND - BLOCK_OVERHEAD if smooth else 0.0
     while length - k + 1 < n and (length == first or length <= BLOCK_MAX):
         s = length - k + 1
-        price = -(-n // s) * block_work(length)
+        price = -(-m // s) * (block_work(length) + extra)
         if price < best_cost:
             best_s, best_cost = s, price
-        length *= 2
+        length = tr.next_fast_len(length + 1) if smooth else 2 * length
     return best_s
 
 
-def blocked_dims(sa: Sequence[int], sb: Sequence[int]) -> list[int | None]:
-    """Per convolved dim, the block length, or ``None`` where the dim is not blocked."""
-    return [block_length(n, k) for n, k in zip(sa, sb)]
+def blocked_dims(
+    sa: Sequence[int], sb: Sequence[int], covered: Sequence[int] | None = None
+) -> list[int | None]:
+    """Per convolved dim, the block length, or ``None`` where the dim is not blocked;
+    ``covered``: the output samples the blocks make per dim (the wanted slice; default the
+    signal's length).
+
+    Where more than one dim is transformed, the block lengths come from every transform length
+    the FFT method uses (``smooth``), not only powers of two, priced with
+    :data:`BLOCK_OVERHEAD_ND` and counted over the output the blocks make: the block count
+    then fits the output closely (2048 ⊛ 63 ``'same'``: 4 blocks of ``S = 514`` at ``L =
+    576`` against 5 of 450 at 512, the last one mostly padding) at lengths MKL transforms as
+    fast per point. Measured (2026-12-06, ``benchmarks/block_lengths.py``,
+    ``results/block_lengths.txt``): every length up to 1300 forced in steady state on 2048² ⊛
+    15²-63² float32/float64, 4096² ⊛ 31², 1024² ⊛ 15² and 3 × 2048² ⊛ 31², the pick's time
+    over the fastest length's, geometric mean 1.14 / 1.07 at two / one threads (worst 1.24 /
+    1.26), the powers of two's 1.27 / 1.23 (1.44 / 1.42); ``'auto'`` before and after, each
+    with the constants it ships, 2048²-4096² ⊛ 31²-63² images of one and three channels:
+    ``'same'`` 0.98-1.36x (median 1.19x) at two threads and 1.08-1.41x (1.18x) at one,
+    ``'full'`` 0.96-1.25x (1.08x) and 1.03-1.30x (1.15x). Blocks of 1-D transforms keep the
+    powers of two: every length ran 2^20 ⊛ 256 and ⊛ 4096 and 64 rows × 16384 ⊛ 129 at
+    0.71-0.97x their speed (1 and 2 threads), MKL batching long odd-factor 1-D transforms
+    slower (the module notes).
+
+    Whether a dim is blocked at all is still the powers of two's call. Blocked wherever some
+    length of the rule priced lower (1024² ⊛ 31²-63², 3 × 512² ⊛ 31², 2048² ⊛ 127²: few
+    blocks of 288-1152), 'auto' (refitted) took overlap-add for float64 1024² ⊛ 31² at 1.32x
+    the FFT's time at two threads (0.76-0.84x at one), and 3 × 1024² ⊛ 63² ran 0.87-0.93x
+    the old plan's speed; forced, 2048² ⊛ 127² float64 ran 2.1x faster so blocked (a
+    follow-up: the price of few large blocks against one transform of every dim)."""
+    smooth = sum(n > 1 and k > 1 for n, k in zip(sa, sb)) > 1
+    cover = sa if covered is None else covered
+    return [block_length(n, k, smooth, m) for n, k, m in zip(sa, sb, cover)]
 
 
 #: Elements of the block buffer (blocks at their transform length, batch included) transformed
@@ -211,7 +265,7 @@ class Layout(NamedTuple):
 def _layout(sa: Sequence[int], sb: Sequence[int], pads: Sequence[tuple[int, int]]) -> Layout:
     """The :class:`Layout` of a problem."""
     starts, lengths = tr.wanted(sa, sb, pads)
-    blocks = blocked_dims(sa, sb)
+    blocks = blocked_dims(sa, sb, lengths)
     tlens: list[int | None] = []
     for i, (n, k, s) in enumerate(zip(sa, sb, blocks)):
         if s is not None:
