@@ -106,10 +106,10 @@ def block_length(n: int, k: int, smooth: bool = False, covered: int = 0) -> int 
         length = 1 << max(1, (2 * k - 3).bit_length())  # smallest power of two >= 2k - 2
     first = length
     m = (covered or n) if smooth else n
-    extra = BLOCK_OVERHEAD_ND - BLOCK_OVERHEAD if smooth else 0.0
+    overhead = BLOCK_OVERHEAD_ND if smooth else BLOCK_OVERHEAD
     while length - k + 1 < n and (length == first or length <= BLOCK_MAX):
         s = length - k + 1
-        price = -(-m // s) * (block_work(length) + extra)
+        price = -(-m // s) * (cost.transform_work(length, 1) + overhead)
         if price < best_cost:
             best_s, best_cost = s, price
         length = tr.next_fast_len(length + 1) if smooth else 2 * length
