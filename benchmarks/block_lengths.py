@@ -6,11 +6,13 @@ by a cost model over a candidate set. Until 2026-12-06 the candidates were power
 of 514 (``L = 576``) fit. Three parts:
 
 - ``--landscape``: every length of :func:`trueconv.core.transforms.next_fast_len` up to 1300
-  forced on a grid of 2-D problems (overlap-add, ``'same'``), each length's time against the
-  fastest, and where each rule's pick lands (the same model, either candidate set).
+  forced on a grid of 2-D problems (overlap-add, ``'same'``; three calls in a row per length
+  and round, the faster of the last two), each length's time against the fastest, and where
+  each rule's pick lands.
 - ``--one-dim``: the two candidate sets on 1-D transforms (long signals, rows), alternating.
 - ``--auto``: ``'auto'`` planned under either rule (the planner's caches emptied between),
-  alternating in one process, with ``cv2.filter2D`` (flipped kernel) where OpenCV is installed.
+  the rules alternating in one process, each timed in its steady state (:func:`steady`), with
+  ``cv2.filter2D`` (flipped kernel) where OpenCV is installed.
   With ``--old-constants FILE`` (a ``cost_constants.json`` of before the change, e.g. ``git
   show 4aaebd3:src/trueconv/core/cost_constants.json``) the old rule is priced with those, as
   it shipped; the new rule always with the current file. Set ``TRUECONV_NO_CALIBRATION=1``.
