@@ -221,17 +221,16 @@ def standing(rows: list[dict[str, Any]]) -> list[str]:
 
 #: What changed in the newest run (hand-written, with the run's date and time).
 STATE_NOTES = [
-    "The run of 2026-12-05 17:37-17:55, after FFT lengths became 7-smooth multiples of 4 "
-    "(1024² ⊛ 31² transforms 1080² instead of 1050²; no other cell's lengths moved) and the "
-    "direct margin relative (no cell's pick moved): its 2-thread rows are a second run "
-    "(17:50; the first ran during a slow phase of the host, the copy 1.05x its 15:14 time, "
-    "1.56x at the 90th percentile: median 2.00, 13 below, sepFilter2D 1.50, 3 below), its "
-    "1-thread rows the first. Cell by cell against 15:14, trueconv's times 1.04x at two "
-    "threads (0.94-1.31x from the 10th to the 90th percentile) and 1.01x at one, filter2D's "
-    "1.02x / 1.01x, the copy's 1.02x / 1.02x: the same code but for the 1024² ⊛ 31² FFT "
-    "cells (float32 1024²×1 / ×3 ⊛ 31: 1.17 / 1.26x filter2D at 15:14, 1.35 / 1.45x now at "
-    "two threads, 1.26 / 1.28x → 1.35 / 1.37x at one; float64 stays below, 0.72-0.76x: "
-    "torch's transforms alone take about filter2D's time).",
+    "The run of 2026-12-06 01:32-01:41, after overlap-add's blocks of images took every FFT "
+    "length (7-smooth multiples of 4, counted over the output they make; overlap-add's "
+    "constants refitted): cell by cell against 2026-12-05 17:37-17:55, its 9 overlap-add "
+    "cells ran a median 1.19x faster at two threads (0.89-1.62x) and 1.10x at one "
+    "(0.89-1.30x), while the 149 other cells, whose code did not change, ran 0.94x / 0.95x "
+    "their earlier times (10th-90th percentile 0.83-1.20x / 0.83-1.06x; filter2D 0.99x / "
+    "0.98x, the copy 0.97x / 0.91x: the host slower). float32 2048²×3 ⊛ 63 random 0.66 → "
+    "1.03x filter2D at two threads (0.89 → 1.02x at one), 2048²×1 ⊛ 63 0.73 → 0.99x (0.80 "
+    "→ 1.07x); float64 2048² ⊛ 31-63 0.50-0.88 → 0.58-0.99x. Interleaved old/new A/B of the "
+    "change alone: `benchmarks/block_lengths.py`, `results/block_lengths.txt`.",
 ]
 
 
@@ -264,6 +263,14 @@ def report(paths: list[Path], out: Path) -> None:
         "",
         "Medians of filter2D time / trueconv time at 2 threads / at 1 thread; cells below 1.0x.",
         "",
+        "- 2026-12-05 17:37-17:55: 2.16 / 1.73, 13 / 21 cells below, sepFilter2D 1.77 / 1.43 "
+        "(1 / 7 below). FFT lengths had just become 7-smooth multiples of 4 (1024² ⊛ 31² "
+        "transforms 1080² instead of 1050²) and the direct margin relative: float32 1024²×1 / "
+        "×3 ⊛ 31 1.17 / 1.26x filter2D at 15:14, 1.35 / 1.45x then at two threads, 1.26 / "
+        "1.28x → 1.35 / 1.37x at one; the other cells' code unchanged (trueconv 1.04x / 1.01x "
+        "its 15:14 times). Its 2-thread rows were a second run (17:50): the first ran during a "
+        "slow phase of the host (the copy 1.05x its 15:14 time, 1.56x at the 90th percentile: "
+        "median 2.00, 13 below, sepFilter2D 1.50, 3 below).",
         "- 2026-12-05 15:14: 2.29 / 1.71, 11 / 20 cells below, sepFilter2D 1.77 / 1.42 (1 / 10 "
         "below). The fused separable loop's pairs of rows had just taken kernels of more than "
         "8 rows too: cell by cell against 14:05 its cells of 11-63 taps outside strips ran a "
