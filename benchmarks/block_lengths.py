@@ -6,9 +6,9 @@ by a cost model over a candidate set. Until 2026-12-06 the candidates were power
 of 514 (``L = 576``) fit. Three parts:
 
 - ``--landscape``: every length of :func:`trueconv.core.transforms.next_fast_len` up to 1300
-  forced on a grid of 2-D problems (overlap-add, ``'same'``; three calls in a row per length
-  and round, the faster of the last two), each length's time against the fastest, and where
-  each rule's pick lands.
+  forced on a grid of 2-D problems (overlap-add, ``'same'``; :func:`steady`, three calls in a
+  row per length and round), each length's time against the fastest, and where each rule's
+  pick lands.
 - ``--one-dim``: the two candidate sets on 1-D transforms (long signals, rows), alternating.
 - ``--auto``: ``'auto'`` planned under either rule (the planner's caches emptied between),
   the rules alternating in one process, each timed in its steady state (:func:`steady`), with
@@ -68,11 +68,11 @@ def fixed(length: int):
     ]
 
 
-def steady(calls, rounds: int, inner: int = 4) -> dict[str, list[float]]:
+def steady(calls, rounds: int, inner: int = 4) -> dict:
     """Per round and call (in alternating order), ``inner`` calls in a row and the fastest of
     the last ``inner - 1``: each arm timed in its steady state (its own arrays' sizes in the
     heap), not right after another arm's calls of other sizes."""
-    times: dict[str, list[float]] = {name: [] for name in calls}
+    times: dict = {name: [] for name in calls}
     names = list(calls)
     for r in range(rounds):
         for name in names if r % 2 else names[::-1]:
@@ -117,18 +117,16 @@ def landscape(lines: list[str], rounds: int) -> None:
         while length <= 1300 and length - k + 1 < n:
             lengths.append(length)
             length = tr.next_fast_len(length + 1)
-        times: dict[int, list[float]] = {L: [] for L in lengths}
-        rules = {L: fixed(L) for L in lengths}
+
+        def forced(rule, x=x, w=w):
+            def run():
+                use(rule)
+                trueconv.convolve(x, w, "same", method="overlap_add")
+
+            return run
+
         o0, w0 = others(), time.perf_counter()
-        for _ in range(rounds):
-            for L in lengths:
-                use(rules[L])
-                got = []
-                for _ in range(3):
-                    t0 = time.perf_counter()
-                    trueconv.convolve(x, w, "same", method="overlap_add")
-                    got.append(time.perf_counter() - t0)
-                times[L].append(min(got[1:]))
+        times = steady({L: forced(fixed(L)) for L in lengths}, rounds, inner=3)
         busy = (others() - o0) / (time.perf_counter() - w0)
         use(NEW)
         fastest = min(min(v) for v in times.values())
