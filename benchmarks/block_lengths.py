@@ -44,7 +44,8 @@ from timing import others, paired_ratio
 NEW = oa.blocked_dims
 
 
-def old_rule(sa, sb, covered=None):  # the powers of two for every dim (until 2026-12-06)
+def old_rule(sa, sb, covered=None, spectrum_itemsize=0):
+    # the powers of two for every dim (until 2026-12-06)
     return [oa.block_length(n, k, False) for n, k in zip(sa, sb)]
 
 
@@ -63,7 +64,7 @@ def use(rule) -> None:
 
 
 def fixed(length: int):
-    return lambda sa, sb, covered=None: [
+    return lambda sa, sb, covered=None, spectrum_itemsize=0: [
         None if n <= 1 or k <= 1 else length - k + 1 for n, k in zip(sa, sb)
     ]
 
@@ -159,7 +160,7 @@ def landscape(lines: list[str], rounds: int) -> None:
 def one_dim(lines: list[str], rounds: int) -> None:
     lines.append("## 1-D transforms: powers of two / every FFT length (forced overlap-add)")
 
-    def every(sa, sb, covered=None):
+    def every(sa, sb, covered=None, spectrum_itemsize=0):
         cover = sa if covered is None else covered
         return [oa.block_length(n, k, True, m) for n, k, m in zip(sa, sb, cover)]
 

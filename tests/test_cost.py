@@ -115,6 +115,33 @@ def test_blocks_of_multi_dim_transforms_take_every_fft_length():
                 assert next_fast_len(s + k - 1) == s + k - 1
 
 
+def test_large_images_are_blocked_where_the_powers_of_two_decline():
+    # overlap_add.WHOLE_SPECTRUM_BYTES: 2048² ⊛ 127² transforms 2176² whole, a spectrum of 19
+    # MiB in float32 (8-byte complex elements): every FFT length may block it
+    assert overlap_add.block_length(2048, 127) is None
+    assert overlap_add.blocked_dims((2048, 2048), (127, 127)) == [None, None]
+    blocks = overlap_add.blocked_dims((2048, 2048), (127, 127), None, 8)
+    assert blocks == [1026, 1026]
+    assert next_fast_len(blocks[0] + 126) == blocks[0] + 126
+    # a smaller whole spectrum (1024² ⊛ 31² in float32: 4.5 MiB) keeps the powers of two's call
+    assert overlap_add.blocked_dims((1024, 1024), (31, 31), None, 8) == [None, None]
+    # volumes keep it at any size (192³ ⊛ 15³: 39 MiB)
+    assert overlap_add.blocked_dims((192,) * 3, (15,) * 3, None, 8) == [None] * 3
+    # the planner: one float32 image blocked, a batch of three gated as before
+    x, w = torch.empty(2048, 2048), torch.empty(127, 127)
+    plan = overlap_add.plan(_problem(x, w), torch.device("cpu"))
+    assert plan is not None
+    assert plan.layout.blocks == (1026, 1026)
+    assert overlap_add.plan(_problem(x.expand(3, -1, -1), w[None]), torch.device("cpu")) is None
+
+
+def _problem(x: torch.Tensor, w: torch.Tensor):
+    from trueconv import _spec
+    from trueconv._problem import Problem
+
+    return Problem.of(_spec.normalize("convolve", x, w, "same", None, "auto", "fill", 0)[2])
+
+
 def test_block_length_declines_when_no_block_is_shorter_than_the_signal():
     assert overlap_add.block_length(100, 99) is None
     assert overlap_add.block_length(1, 5) is None

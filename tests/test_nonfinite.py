@@ -125,7 +125,7 @@ def _use(monkeypatch):  # type: ignore[no-untyped-def]
     return use
 
 
-def _small_blocks(sa, sb, covered=None):
+def _small_blocks(sa, sb, covered=None, spectrum_itemsize=0):
     """Blocks of ``k`` samples (``k - 1`` where the dim is too short) wherever a dim can be
     cut: small problems get several blocks."""
     blocks = []

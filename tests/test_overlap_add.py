@@ -52,7 +52,7 @@ def _forced(monkeypatch, box):
     _plan.forget()
     table = {}
 
-    def blocked_dims(sa, sb, covered=None):
+    def blocked_dims(sa, sb, covered=None, spectrum_itemsize=0):
         return list(table.get((tuple(sa), tuple(sb)), [None] * len(sa)))
 
     monkeypatch.setattr(overlap_add, "blocked_dims", blocked_dims)
@@ -170,6 +170,43 @@ def test_long_signals_run_in_boxes_and_match_scipy(monkeypatch):
             xn, kn = to_numpy(x), to_numpy(k).reshape((1,) * (x.ndim - k.ndim) + ks)
             ref = scipy.signal.fftconvolve(xn, kn, mode, axes=dims)
             assert rel_err(out, ref) < REL_TOL[torch.float64]
+
+
+def test_images_past_the_whole_spectrum_limit_run_the_planners_blocks(monkeypatch):
+    """An image whose whole transform's spectrum passes ``WHOLE_SPECTRUM_BYTES`` (lowered
+    here, so a small image does) is blocked where the powers of two decline, by 'auto' and
+    by the forced method, and matches scipy; a batch of such images keeps the powers of
+    two's call."""
+    monkeypatch.setattr(overlap_add, "WHOLE_SPECTRUM_BYTES", 0)
+    overlap_add.block_length.cache_clear()
+    _plan.forget()
+    try:
+        g = torch.Generator().manual_seed(3)
+        x = torch.randn(140, 120, generator=g, dtype=torch.float64)
+        k = torch.randn(15, 13, generator=g, dtype=torch.float64)
+        # the powers of two decline both dims
+        assert overlap_add.block_length(140, 15) is overlap_add.block_length(120, 13) is None
+        for mode in ("full", "same", "valid"):
+            _, _, spec = _spec.normalize("convolve", x, k, mode, None, "auto", "fill", 0)
+            plan = overlap_add.plan(_spec_problem(spec), x.device)
+            assert plan is not None, mode
+            assert all(s is not None for s in plan.layout.blocks), mode
+            ref = scipy.signal.fftconvolve(to_numpy(x), to_numpy(k), mode)
+            out = trueconv.convolve(x, k, mode, method="overlap_add")
+            assert rel_err(out, ref) < REL_TOL[torch.float64], mode
+        _, _, spec = _spec.normalize("convolve", x.expand(2, -1, -1), k[None], "same", None,
+                                     "auto", "fill", 0)  # fmt: skip
+        assert overlap_add.plan(_spec_problem(spec), x.device) is None
+    finally:
+        monkeypatch.undo()
+        overlap_add.block_length.cache_clear()
+        _plan.forget()
+
+
+def _spec_problem(spec):
+    from trueconv._problem import Problem
+
+    return Problem.of(spec)
 
 
 @given(

@@ -80,6 +80,25 @@ BLOCK_MAX = 1 << 17
 #: of 360 for 3 × 1024² ⊛ 15², 1.3x the time of 128's.
 BLOCK_OVERHEAD_ND = 100.0
 
+#: Largest spectrum (bytes) of one transform of a whole image (at the ``'full'`` lengths) for
+#: which the powers of two decide whether a dim is blocked (:func:`blocked_dims`); past it,
+#: every FFT length may block an image, the FFT method's own limit for the spectra it
+#: transforms at once (:data:`trueconv._methods.fft.GROUP_BYTES`, where batched multi-dim
+#: transforms slow down). Their 1-D price (:func:`block_length`) sees one dim and kept one
+#: transform of 2176² points for 2048² ⊛ 127², whose spectrum (19 MiB in float32, 37 in
+#: float64) leaves the cache, where four blocks of 1152² ran 1.3-1.9x faster. Measured
+#: (2026-12-06, ``benchmarks/whole_spectrum.py``, ``results/whole_spectrum.txt``; 'auto'
+#: with the powers of two's gate and without, steady state, alternating): on 15 images of
+#: 8.9-40.5 MiB of spectrum (1024²-2048² ⊛ 31²-255², 512 × 8192 ⊛ 63², float32 and
+#: float64) the blocks ran a median 1.13x faster at two threads (per image, the median of
+#: three runs: 0.98-2.00x; float64 2048² ⊛ 127² 2.00x) and 1.40x / 1.15x at one (two runs:
+#: 0.99-1.96x / 0.96-2.27x); the runs' spread is this VM's (one two-thread run put the
+#: float32 images at 0.72-0.97x, the next at 1.03-1.32x). Under the limit, float32 1280² ⊛
+#: 127² (7.9 MiB) ran 0.92x / 1.51x. Batches and volumes stay gated: 3 × 2048² float32 ⊛
+#: 127² 0.90x / 1.08x, 3 × 1024² float64 ⊛ 63² 0.90x / 0.92x (a box of blocks holds every
+#: image of the batch, about one whole image's transform), 192³ float32 ⊛ 15³ 0.74x / 0.97x.
+WHOLE_SPECTRUM_BYTES = fft.GROUP_BYTES
+
 
 def block_work(length: int) -> float:
     """Modelled work of one block transform of ``length`` points (see the module docstring):
@@ -88,18 +107,20 @@ def block_work(length: int) -> float:
 
 
 @functools.lru_cache(maxsize=4096)
-def block_length(n: int, k: int, smooth: bool = False, covered: int = 0) -> int | None:
+def block_length(
+    n: int, k: int, smooth: bool = False, covered: int = 0, gated: bool = True
+) -> int | None:
     """Block length ``S`` for a dim with signal ``n`` and kernel ``k``; ``None``: no blocking
     (a length-1 operand, or no power-of-two block shorter than the signal worth its
     transforms). The transform lengths ``L = S + k - 1`` tried: powers of two, or with
-    ``smooth``, where a power of two is worth it, every length
-    :func:`~trueconv.core.transforms.next_fast_len` makes (:func:`blocked_dims`), the blocks
+    ``smooth``, every length :func:`~trueconv.core.transforms.next_fast_len` makes
+    (:func:`blocked_dims`), where a power of two is worth it unless not ``gated``, the blocks
     counted over the ``covered`` output samples (``'full'``: ``n + k - 1``; default ``n``)."""
     if n <= 1 or k <= 1:
         return None
     best_s, best_cost = None, block_work(tr.next_fast_len(n + k - 1))  # one block: no blocking
     if smooth:
-        if block_length(n, k) is None:
+        if gated and block_length(n, k) is None:
             return None
         length = tr.next_fast_len(2 * k - 2)
     else:
@@ -117,11 +138,15 @@ def block_length(n: int, k: int, smooth: bool = False, covered: int = 0) -> int 
 
 
 def blocked_dims(
-    sa: Sequence[int], sb: Sequence[int], covered: Sequence[int] | None = None
+    sa: Sequence[int],
+    sb: Sequence[int],
+    covered: Sequence[int] | None = None,
+    spectrum_itemsize: int = 0,
 ) -> list[int | None]:
     """Per convolved dim, the block length, or ``None`` where the dim is not blocked;
     ``covered``: the output samples the blocks make per dim (the wanted slice; default the
-    signal's length).
+    signal's length); ``spectrum_itemsize``: bytes of one element of the spectrum (8 for
+    float32 data, 16 for float64; 0: unknown, the powers of two decide as below).
 
     Where more than one dim is transformed, the block lengths come from every transform length
     the FFT method uses (``smooth``), not only powers of two, priced with
@@ -140,15 +165,23 @@ def blocked_dims(
     0.71-0.97x their speed (1 and 2 threads), MKL batching long odd-factor 1-D transforms
     slower (the module notes).
 
-    Whether a dim is blocked at all is still the powers of two's call. Blocked wherever some
-    length of the rule priced lower (1024² ⊛ 31²-63², 3 × 512² ⊛ 31², 2048² ⊛ 127²: few
-    blocks of 288-1152), 'auto' (refitted) took overlap-add for float64 1024² ⊛ 31² at 1.32x
-    the FFT's time at two threads (0.76-0.84x at one), and 3 × 1024² ⊛ 63² ran 0.87-0.93x
-    the old plan's speed; forced, 2048² ⊛ 127² float64 ran 2.1x faster so blocked (a
-    follow-up: the price of few large blocks against one transform of every dim)."""
-    smooth = sum(n > 1 and k > 1 for n, k in zip(sa, sb)) > 1
+    Whether a dim is blocked at all is the powers of two's call, but for one image (two
+    transformed dims, no batch: ``spectrum_itemsize`` given) whose whole transform's spectrum
+    (at the ``'full'`` lengths) exceeds :data:`WHOLE_SPECTRUM_BYTES`: there every length may
+    block it, and the planner weighs the blocks against the FFT method as always. Where
+    every length may block smaller images (1024² ⊛ 31²-63², 3 × 512² ⊛ 31²: few blocks of
+    288-576), 'auto' (refitted) took overlap-add for float64 1024² ⊛ 31² at 1.32x the FFT's
+    time at two threads (0.76-0.84x at one), and 3 × 1024² ⊛ 63² ran 0.87-0.93x the old
+    plan's speed."""
+    transformed = [i for i, (n, k) in enumerate(zip(sa, sb)) if n > 1 and k > 1]
+    smooth = len(transformed) > 1
     cover = sa if covered is None else covered
-    return [block_length(n, k, smooth, m) for n, k, m in zip(sa, sb, cover)]
+    gated = True
+    if len(transformed) == 2 and spectrum_itemsize:
+        lens = [tr.next_fast_len(sa[i] + sb[i] - 1) for i in transformed]
+        whole = math.prod(lens[:-1]) * (lens[-1] // 2 + 1) * spectrum_itemsize
+        gated = whole <= WHOLE_SPECTRUM_BYTES
+    return [block_length(n, k, smooth, m, gated) for n, k, m in zip(sa, sb, cover)]
 
 
 #: Elements of the block buffer (blocks at their transform length, batch included) transformed
@@ -262,10 +295,15 @@ class Layout(NamedTuple):
     lengths: tuple[int, ...]
 
 
-def _layout(sa: Sequence[int], sb: Sequence[int], pads: Sequence[tuple[int, int]]) -> Layout:
-    """The :class:`Layout` of a problem."""
+def _layout(
+    sa: Sequence[int],
+    sb: Sequence[int],
+    pads: Sequence[tuple[int, int]],
+    spectrum_itemsize: int = 0,
+) -> Layout:
+    """The :class:`Layout` of a problem (``spectrum_itemsize``: :func:`blocked_dims`)."""
     starts, lengths = tr.wanted(sa, sb, pads)
-    blocks = blocked_dims(sa, sb, lengths)
+    blocks = blocked_dims(sa, sb, lengths, spectrum_itemsize)
     tlens: list[int | None] = []
     for i, (n, k, s) in enumerate(zip(sa, sb, blocks)):
         if s is not None:
@@ -363,7 +401,13 @@ def plan(problem: Problem, device: torch.device, forced: bool = False) -> Overla
     the signal's blocks and the outputs'.
     """
     sa, sb = problem.sa, problem.sb
-    lay = _layout(sa, sb, problem.pads)
+    dtype = compute_dtype(problem.dtype)
+    # a real spectrum holds complex numbers of twice the data's size (complex data: its own);
+    # batches (and a convolved dim of a length-1 kernel) keep the powers of two's gate
+    # (WHOLE_SPECTRUM_BYTES)
+    images = fft.along(problem, [i for i, (n, k) in enumerate(zip(sa, sb)) if n > 1 and k > 1])
+    item = dtype.itemsize * (1 if dtype.is_complex else 2) if images[2] == 1 else 0
+    lay = _layout(sa, sb, problem.pads, item)
     if all(s is None for s in lay.blocks):
         if not forced:
             return None
@@ -381,7 +425,6 @@ def plan(problem: Problem, device: torch.device, forced: bool = False) -> Overla
     signals, kernels, outputs = fft.along(problem, [i for i, t in enumerate(lay.tlens) if t])
     count = blocks_total * (signals + outputs) + kernels
     work = cost.transform_work(points, count, max(lens)) + count * BLOCK_OVERHEAD
-    dtype = compute_dtype(problem.dtype)
     extents = _extents(sa, lay.tlens)
     multi = sum(t is not None for t in lay.tlens) > 1  # 1-D transforms: float32's boxes
     boxes = _boxes(cover, lay.blocks, extents, problem.batch, dtype.itemsize if multi else 4)
