@@ -82,22 +82,24 @@ BLOCK_OVERHEAD_ND = 100.0
 
 #: Largest spectrum (bytes) of one transform of a whole image (at the ``'full'`` lengths) for
 #: which the powers of two decide whether a dim is blocked (:func:`blocked_dims`); past it,
-#: every FFT length may block an image, the FFT method's own limit for the spectra it
-#: transforms at once (:data:`trueconv._methods.fft.GROUP_BYTES`, where batched multi-dim
-#: transforms slow down). Their 1-D price (:func:`block_length`) sees one dim and kept one
-#: transform of 2176² points for 2048² ⊛ 127², whose spectrum (19 MiB in float32, 37 in
-#: float64) leaves the cache, where four blocks of 1152² ran 1.3-1.9x faster. Measured
-#: (2026-12-06, ``benchmarks/whole_spectrum.py``, ``results/whole_spectrum.txt``; 'auto'
-#: with the powers of two's gate and without, steady state, alternating): on 15 images of
-#: 8.9-40.5 MiB of spectrum (1024²-2048² ⊛ 31²-255², 512 × 8192 ⊛ 63², float32 and
-#: float64) the blocks ran a median 1.13x faster at two threads (per image, the median of
-#: three runs: 0.98-2.00x; float64 2048² ⊛ 127² 2.00x) and 1.40x / 1.15x at one (two runs:
-#: 0.99-1.96x / 0.96-2.27x); the runs' spread is this VM's (one two-thread run put the
-#: float32 images at 0.72-0.97x, the next at 1.03-1.32x). Under the limit, float32 1280² ⊛
-#: 127² (7.9 MiB) ran 0.92x / 1.51x. Batches and volumes stay gated: 3 × 2048² float32 ⊛
-#: 127² 0.90x / 1.08x, 3 × 1024² float64 ⊛ 63² 0.90x / 0.92x (a box of blocks holds every
-#: image of the batch, about one whole image's transform), 192³ float32 ⊛ 15³ 0.74x / 0.97x.
-WHOLE_SPECTRUM_BYTES = fft.GROUP_BYTES
+#: every FFT length may block an image. Their 1-D price (:func:`block_length`) sees one dim
+#: and kept one transform of 2176² points for 2048² ⊛ 127², whose spectrum (19 MiB in
+#: float32, 37 in float64) leaves the cache, where four blocks of 1152² ran 1.3-2.3x faster.
+#: Measured (2026-12-06, ``benchmarks/whole_spectrum.py``, ``results/whole_spectrum.txt``;
+#: 'auto' with the powers of two's gate and without, steady state, alternating): on 13
+#: images of 18.5-63 MiB of spectrum (1536²-2560² ⊛ 45²-255², 512 × 8192 ⊛ 63², float32
+#: and float64) the blocks ran a median 1.29x faster at two threads (per image, the median
+#: of up to four runs: 1.02-2.03x; float64 2048² ⊛ 127² 2.01x) and 1.61x at one
+#: (1.08-2.25x); the runs' spread is this VM's (one two-thread run put the float32 images at
+#: 0.72-0.97x, the next at 1.03-1.32x). Twice the FFT method's own limit
+#: (:data:`trueconv._methods.fft.GROUP_BYTES`): with 8 MiB, float64 1024² (9-10 MiB) flipped
+#: either way at two threads (⊛ 31²: 0.69-1.10x over six runs) and the planner priced its
+#: blocks far too low (⊛ 21²: 6.9 ms priced, 17.4 measured, the FFT 13.2), though one
+#: thread gained 0.96-1.96x on float64 1024² and float32 1536². Batches and volumes stay
+#: gated: 3 × 2048² float32 ⊛ 127² 0.90x / 1.08x, 3 × 1024² float64 ⊛ 63² 0.90x / 0.92x (a
+#: box of blocks holds every image of the batch, about one whole image's transform), 192³
+#: float32 ⊛ 15³ 0.74x / 0.97x.
+WHOLE_SPECTRUM_BYTES = 2 * fft.GROUP_BYTES
 
 
 def block_work(length: int) -> float:
