@@ -60,6 +60,7 @@ def use(rule) -> None:
     if oa.blocked_dims is not rule:
         oa.blocked_dims = rule
         cost._table = TABLES.get(rule, SHIPPED)
+        cost._merged.cache_clear()  # the table merged with a calibration, cached per threads
         _plan.forget()
 
 

@@ -135,6 +135,24 @@ def test_large_images_are_blocked_where_the_powers_of_two_decline():
     assert overlap_add.plan(_problem(x.expand(3, -1, -1), w[None]), torch.device("cpu")) is None
 
 
+def test_overlap_add_counts_the_multi_dim_inverse_copies():
+    # overlap_add.plan: aux = two copies of every output block's spectrum, multi-dim only
+    cpu = torch.device("cpu")
+    x, w = torch.empty(3, 1024, 1024), torch.empty(1, 15, 15)
+    plan = overlap_add.plan(_problem(x, w), cpu)
+    assert plan is not None
+    blocks = [b for b in plan.layout.blocks if b is not None]
+    lens = [t for t in plan.layout.tlens if t is not None]
+    assert len(lens) == 2
+    nb = 1
+    for n, b in zip((1024, 1024), blocks):
+        nb *= -(-n // b)
+    assert plan.counts.aux == 2 * nb * 3 * lens[0] * lens[1]
+    one_dim = overlap_add.plan(_problem(torch.empty(2**20), torch.empty(256)), cpu)
+    assert one_dim is not None
+    assert one_dim.counts.aux == 0
+
+
 def _problem(x: torch.Tensor, w: torch.Tensor):
     from trueconv import _spec
     from trueconv._problem import Problem

@@ -114,8 +114,10 @@ DTYPES = (torch.float32, torch.float64)
 #: are multiples of 4 (2026-12-05). 7: the dense loop's short rows as strips over bands of
 #: copied rows (``rows.band_rows``, 2026-12-05). 8: overlap-add's blocks of multi-dim
 #: transforms at every FFT length, counted over the output they make
-#: (:func:`trueconv._methods.overlap_add.blocked_dims`, 2026-12-06).
-COST_MODEL = 8
+#: (:func:`trueconv._methods.overlap_add.blocked_dims`, 2026-12-06). 9: overlap-add's
+#: multi-dim inverse copies as a count of their own (``aux``: ``overlap_add.plan``,
+#: 2026-12-06).
+COST_MODEL = 9
 
 
 def machine() -> dict[str, Any]:

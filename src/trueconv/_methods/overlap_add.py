@@ -160,9 +160,9 @@ def blocked_dims(
     15²-63² float32/float64, 4096² ⊛ 31², 1024² ⊛ 15² and 3 × 2048² ⊛ 31², the pick's time
     over the fastest length's, geometric mean 1.14 / 1.07 at two / one threads (worst 1.24 /
     1.26), the powers of two's 1.27 / 1.23 (1.44 / 1.42); ``'auto'`` before and after, each
-    with the constants it ships, 2048²-4096² ⊛ 31²-63² images of one and three channels:
-    ``'same'`` 0.98-1.36x (median 1.19x) at two threads and 1.08-1.41x (1.18x) at one,
-    ``'full'`` 0.96-1.25x (1.08x) and 1.03-1.30x (1.15x). Blocks of 1-D transforms keep the
+    with the constants it ships, 2048²-4096² ⊛ 31²-63² images of one and three channels
+    (02:35 run): ``'same'`` 1.01-1.34x (median 1.21x) at two threads and 1.06-1.39x (1.18x)
+    at one, ``'full'`` 0.98-1.21x (1.09x) and 0.97-1.24x (1.11x). Blocks of 1-D transforms keep the
     powers of two: every length ran 2^20 ⊛ 256 and ⊛ 4096 and 64 rows × 16384 ⊛ 129 at
     0.71-0.97x their speed (1 and 2 threads), MKL batching long odd-factor 1-D transforms
     slower (the module notes).
@@ -400,7 +400,16 @@ def plan(problem: Problem, device: torch.device, forced: bool = False) -> Overla
     product and an inverse, and the blocks' results copied out (priced as the ``2 ** d +
     3 ** d`` calls of the overlap-add proper the constants were first fitted with); one
     kernel transform. Work: ``nb`` transforms of ``L = S + k - 1`` points per blocked dim, for
-    the signal's blocks and the outputs'.
+    the signal's blocks and the outputs'. Aux: where more than one dim is transformed, the
+    two copies torch's inverse makes of each block's spectrum (:func:`_run_boxes`), a cost
+    1-D blocks do not have. Without it one set of constants priced both: the fit put
+    multi-dim boxes' time on the calls, and float32 3 × 1024² ⊛ 15² (as many boxes as one
+    image, each three times larger) was priced at 8.9 ms, measured 14.8 (the refit's worst
+    row, 0.60x), so 'auto' ran it over the direct loop's 10.0 ms (12.9, 2 threads). Refitted
+    on the recorded rows (2026-12-06, ``benchmarks/results/calibration-cpu.json``): median
+    |log2(predicted / measured)| 0.108 / 0.138 → 0.104 / 0.117 (float32 / float64), the
+    worst rows 0.60 / 0.47 → 0.79 / 0.71; of 300 problems (1-D, rows, 2-D 512²-4096² ⊛ 3²-127²
+    of one and three channels, 3-D; both dtypes and modes) only that one changed its pick.
     """
     sa, sb = problem.sa, problem.sb
     dtype = compute_dtype(problem.dtype)
@@ -436,7 +445,9 @@ def plan(problem: Problem, device: torch.device, forced: bool = False) -> Overla
     calls = 1 + priced * (3 + len(lens) + 2**nblocked + 3**nblocked)
     # the windows' copy-in, spectrum product, and the copy-out (priced as fitted)
     passes = float(count * points * 3)
-    counts = cost.Counts("overlap_add", calls, work, passes, memory=problem.memory)
+    # a multi-dim inverse: torch's two copies of each block's spectrum (_run_boxes)
+    aux = float(2 * blocks_total * outputs * points) if multi else 0.0
+    counts = cost.Counts("overlap_add", calls, work, passes, aux, problem.memory)
     frozen = tuple(tuple(box) for box in boxes)
     return OverlapAddPlan(problem, lay, frozen, counts, dtype)
 
