@@ -221,16 +221,15 @@ def standing(rows: list[dict[str, Any]]) -> list[str]:
 
 #: What changed in the newest run (hand-written, with the run's date and time).
 STATE_NOTES = [
-    "The run of 2026-12-06 01:32-01:41, after overlap-add's blocks of images took every FFT "
-    "length (7-smooth multiples of 4, counted over the output they make; overlap-add's "
-    "constants refitted): cell by cell against 2026-12-05 17:37-17:55, its 9 overlap-add "
-    "cells ran a median 1.19x faster at two threads (0.89-1.62x) and 1.10x at one "
-    "(0.89-1.30x), while the 149 other cells, whose code did not change, ran 0.94x / 0.95x "
-    "their earlier times (10th-90th percentile 0.83-1.20x / 0.83-1.06x; filter2D 0.99x / "
-    "0.98x, the copy 0.97x / 0.91x: the host slower). float32 2048²×3 ⊛ 63 random 0.66 → "
-    "1.03x filter2D at two threads (0.89 → 1.02x at one), 2048²×1 ⊛ 63 0.73 → 0.99x (0.80 "
-    "→ 1.07x); float64 2048² ⊛ 31-63 0.50-0.88 → 0.58-0.99x. Interleaved old/new A/B of the "
-    "change alone: `benchmarks/block_lengths.py`, `results/block_lengths.txt`.",
+    "The run of 2026-12-06 02:56-03:04, after overlap-add's cost began counting the copies "
+    "torch's multi-dim inverse makes (its constants refitted; `calibration.COST_MODEL` 9) "
+    "and single images past 16 MiB of whole spectrum may take few large blocks (no cell "
+    "here): one cell changed its plan, float32 1024²×3 ⊛ 15 random, from overlap-add to the "
+    "direct loop, 1.18x / 1.26x faster (two / one threads; 1.80 → 2.11x filter2D at two). "
+    "Cell by cell against 01:32, the 157 other cells ran 0.99x / 1.01x their times (median; "
+    "filter2D 1.00x / 1.00x, the copy 0.97x / 1.01x): the 1-thread float32 cells of 3-11 "
+    "taps on 512² and 1024²×3 now below filter2D (0.75-0.90x, 0.84-0.98x at 01:32) are "
+    "the same code, timed again.",
 ]
 
 
@@ -263,6 +262,15 @@ def report(paths: list[Path], out: Path) -> None:
         "",
         "Medians of filter2D time / trueconv time at 2 threads / at 1 thread; cells below 1.0x.",
         "",
+        "- 2026-12-06 01:32-01:41: 2.14 / 1.62, 12 / 18 cells below, sepFilter2D 1.77 / 1.34 "
+        "(1 / 10 below). Overlap-add's blocks of images had just taken every FFT length "
+        "(7-smooth multiples of 4, counted over the output they make; its constants refitted): "
+        "cell by cell against 2026-12-05 17:37-17:55, its 9 overlap-add cells ran a median "
+        "1.19x faster at two threads (0.89-1.62x) and 1.10x at one (0.89-1.30x), the 149 other "
+        "cells 0.94x / 0.95x their earlier times (filter2D 0.99x / 0.98x, the copy 0.97x / "
+        "0.91x: the host slower). float32 2048²×3 ⊛ 63 random 0.66 → 1.03x filter2D at two "
+        "threads (0.89 → 1.02x at one), 2048²×1 ⊛ 63 0.73 → 0.99x (0.80 → 1.07x); float64 "
+        "2048² ⊛ 31-63 0.50-0.88 → 0.58-0.99x.",
         "- 2026-12-05 17:37-17:55: 2.16 / 1.73, 13 / 21 cells below, sepFilter2D 1.77 / 1.43 "
         "(1 / 7 below). FFT lengths had just become 7-smooth multiples of 4 (1024² ⊛ 31² "
         "transforms 1080² instead of 1050²) and the direct margin relative: float32 1024²×1 / "
