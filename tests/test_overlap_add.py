@@ -172,6 +172,46 @@ def test_long_signals_run_in_boxes_and_match_scipy(monkeypatch):
             assert rel_err(out, ref) < REL_TOL[torch.float64]
 
 
+@pytest.mark.parametrize(
+    ("xs", "ks"),
+    [
+        ((3, 40, 36), (1, 9, 7)),  # a channel dim: convolved, the kernel of length one there
+        ((2, 3, 40, 36), (1, 1, 9, 7)),  # and a batch dim
+        ((2, 3, 40, 36), (2, 1, 9, 7)),  # a batch of kernels: only the channel dim is cut
+    ],
+)
+def test_boxes_of_many_images_hold_a_few_of_them_and_match_scipy(monkeypatch, xs, ks):
+    """Where one block of every image would pass the box budget, the boxes run over groups
+    of images (``OverlapAddPlan.images``, :func:`overlap_add._image_groups`): every group
+    written once, the result scipy's."""
+    groups = []
+    real = overlap_add._image_groups
+
+    def spy(*args):
+        for group in real(*args):
+            groups.append(group[0].shape)
+            yield group
+
+    with pytest.MonkeyPatch.context() as mp:
+        table = _forced(mp, 200)
+        nd = 3
+        table[xs[-nd:], ks[-nd:]] = [None, 20, 18]
+        mp.setattr(overlap_add, "_image_groups", spy)
+        g = torch.Generator().manual_seed(5)
+        x = torch.randn(xs, generator=g, dtype=torch.float64)
+        k = torch.randn(ks, generator=g, dtype=torch.float64)
+        dims = tuple(range(-nd, 0))
+        _, _, spec = _spec.normalize("convolve", x, k, "same", dims, "overlap_add", "fill", 0)
+        plan = _plan.forced(spec, x.device)
+        assert plan.images >= 1  # type: ignore[attr-defined]
+        for mode in ("same", "full"):
+            groups.clear()
+            out = trueconv.convolve(x, k, mode, dims=dims, method="overlap_add")
+            assert len(groups) > 1, mode
+            ref = _oracle(to_numpy(x), to_numpy(k), nd, mode)
+            assert rel_err(out, ref) < REL_TOL[torch.float64], mode
+
+
 def test_images_past_the_whole_spectrum_limit_run_the_planners_blocks(monkeypatch):
     """An image whose whole transform's spectrum passes ``WHOLE_SPECTRUM_BYTES`` (lowered
     here, so a small image does) is blocked where the powers of two decline, by 'auto' and

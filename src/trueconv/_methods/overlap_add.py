@@ -38,7 +38,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -387,9 +387,43 @@ class OverlapAddPlan:
     method: str = "overlap_add"
     places_nonfinite: bool = False  # a block's transform mixes its samples into its outputs
     extends: bool = False  # as its inner plan; else the signal comes extended (_plan.run)
+    #: images (of the batch and of convolved dims where the kernel has length one) a box
+    #: holds, where a box of one block per blocked dim and every image would pass the budget
+    #: (:func:`_images_per_box`); 0: every image
+    images: int = 0
 
     def run(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return run(self, a, b)
+
+
+def _images_per_box(
+    sa: Sequence[int],
+    sb: Sequence[int],
+    blocks: Sequence[int | None],
+    extents: Sequence[int],
+    batch: int,
+    itemsize: int,
+) -> int:
+    """How many images a box of one block along every blocked dim may hold within the box
+    budget (:func:`_widths`'s), or 0 where all of them fit. The images are the batch's and
+    those along convolved dims where the kernel has length one (a channel dim): 3 × 2048²
+    float64 ⊛ 63² made boxes of one 576² block of each of the three images, 8 MiB where the
+    budget is 2 MiB, and ran 1.34x slower than three images one by one (1.14-1.19x float32;
+    2 and 1 threads, 2026-12-06). Measured (``benchmarks/image_groups.py``,
+    ``results/image_groups.txt``; 'auto' with groups and without, steady state): 3 × 2048²
+    float32 and float64 ⊛ 63² (a batch dim or a channel dim), 3 × 4096² float32 ⊛ 63²,
+    ``'same'`` and ``'full'``: 0.97-1.27x (median 1.11x) at two threads over two runs,
+    1.00-1.38x (1.24x) at one. Where one block of every image fits (⊛ 31²: 3 × 288²) the
+    batch was as fast as the images one by one or faster (0.94-1.09x), and is not grouped."""
+    scale = max(1, itemsize // 4)
+    budget = min(BOX_MAX, max(BOX_MIN, batch * math.prod(sa) // BOX_FRACTION)) // scale
+    images = batch * math.prod(n for n, k, s in zip(sa, sb, blocks) if s is None and k == 1)
+    per_image = math.prod(
+        e for n, k, s, e in zip(sa, sb, blocks, extents) if not (s is None and k == 1)
+    )
+    if images <= 1 or images * per_image <= budget:
+        return 0
+    return max(1, budget // per_image)
 
 
 def plan(problem: Problem, device: torch.device, forced: bool = False) -> OverlapAddPlan | None:
@@ -419,8 +453,10 @@ def plan(problem: Problem, device: torch.device, forced: bool = False) -> Overla
     # a real spectrum holds complex numbers of twice the data's size (complex data: its own);
     # batches (and a convolved dim of a length-1 kernel) keep the powers of two's gate
     # (WHOLE_SPECTRUM_BYTES)
-    images = fft.along(problem, [i for i, (n, k) in enumerate(zip(sa, sb)) if n > 1 and k > 1])
-    item = dtype.itemsize * (1 if dtype.is_complex else 2) if images[2] == 1 else 0
+    whole = [i for i, (n, k) in enumerate(zip(sa, sb)) if n > 1 and k > 1]
+    item = (
+        dtype.itemsize * (1 if dtype.is_complex else 2) if fft.along(problem, whole)[2] == 1 else 0
+    )
     lay = _layout(sa, sb, problem.pads, item)
     if all(s is None for s in lay.blocks):
         if not forced:
@@ -452,7 +488,10 @@ def plan(problem: Problem, device: torch.device, forced: bool = False) -> Overla
     aux = float(2 * blocks_total * outputs * points) if multi else 0.0
     counts = cost.Counts("overlap_add", calls, work, passes, aux, problem.memory)
     frozen = tuple(tuple(box) for box in boxes)
-    return OverlapAddPlan(problem, lay, frozen, counts, dtype)
+    per_box = _images_per_box(
+        cover, sb, lay.blocks, extents, problem.batch, dtype.itemsize if multi else 4
+    )
+    return OverlapAddPlan(problem, lay, frozen, counts, dtype, images=per_box)
 
 
 def run(plan: OverlapAddPlan, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -461,7 +500,7 @@ def run(plan: OverlapAddPlan, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return plan.inner.run(a, b)
     if tr.traced(a, b):
         return _run_traced(a, b, plan.layout)
-    return _run_boxes(a, b, plan.layout, plan.boxes)
+    return _run_boxes(a, b, plan.layout, plan.boxes, plan.images)
 
 
 def _transformed(
@@ -484,6 +523,7 @@ def _run_boxes(
     b: torch.Tensor,
     lay: Layout,
     boxes: Sequence[Sequence[tuple[int, int]]],
+    images: int = 0,
 ) -> torch.Tensor:
     """Overlap-add of a call that records no graph, box by box (:func:`_boxes`), its blocks
     placed by overlap-save.
@@ -515,11 +555,14 @@ def _run_boxes(
     complex transform copy-free on its own (3.2 against 11.5 ms), gained 1.00-1.09x on
     whole boxes (float32/float64, 256²-512² blocks, 1 and 2 threads, page faults turned off
     to see it at all).
+
+    With ``images`` (the plan's :func:`_images_per_box`), the boxes run over groups of that
+    many images at a time (:func:`_image_groups`), so a box holds one block of a few images,
+    not of all of them.
     """
-    blocks, tlens, starts, lengths = lay
-    nd = len(blocks)
-    lead = a.ndim - nd
-    sa, sb = a.shape[lead:], b.shape[lead:]
+    blocks, tlens, _, lengths = lay
+    lead = a.ndim - len(blocks)
+    sb = b.shape[lead:]
     real = not (a.is_complex() or b.is_complex())
     tdims, tl = _transformed(lead, blocks, tlens)
     kb = b
@@ -529,9 +572,64 @@ def _run_boxes(
     fwd: Callable[..., torch.Tensor] = torch.fft.rfftn if real else fft.fftn
     kspec = fwd(kb, s=tl, dim=tdims)
     batch_shape = broadcast_shape(a.shape[:lead], b.shape[:lead])
-    extents = _extents(sa, tlens)
     out = rows.empty((*batch_shape, *lengths), torch.promote_types(a.dtype, b.dtype), a.device)
     buffers: dict[tuple[int, ...], torch.Tensor] = {}
+    for group, part, wanted in _image_groups(a, b, out, lead, blocks, lengths, images):
+        _fill_boxes(group, sb, part, lay, wanted, boxes, kspec, real, buffers)
+    return out
+
+
+def _image_groups(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    out: torch.Tensor,
+    lead: int,
+    blocks: Sequence[int | None],
+    lengths: Sequence[int],
+    images: int,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, Sequence[int]]]:
+    """The signal, the output and the wanted lengths, whole (``images`` 0) or as groups of
+    about ``images`` images along the longest dim that holds images and along which the
+    kernel has length one (a batch dim, or an unblocked convolved dim: a channel dim)."""
+    nd = len(blocks)
+    sb = b.shape[lead:]
+    free = [d for d in range(lead) if b.shape[d] == 1 and a.shape[d] > 1]
+    free += [
+        lead + i for i in range(nd) if blocks[i] is None and sb[i] == 1 and a.shape[lead + i] > 1
+    ]
+    if not images or not free:
+        yield a, out, lengths
+        return
+    d = max(free, key=lambda i: a.shape[i])
+    others = math.prod(a.shape[i] for i in free if i != d)
+    step = max(1, images // others)
+    for j in range(0, a.shape[d], step):
+        n = min(step, a.shape[d] - j)
+        cut = list(lengths)
+        if d >= lead:
+            cut[d - lead] = n
+        yield a.narrow(d, j, n), out.narrow(d, j, n), cut
+
+
+def _fill_boxes(
+    a: torch.Tensor,
+    sb: Sequence[int],
+    out: torch.Tensor,
+    lay: Layout,
+    lengths: Sequence[int],
+    boxes: Sequence[Sequence[tuple[int, int]]],
+    kspec: torch.Tensor,
+    real: bool,
+    buffers: dict[tuple[int, ...], torch.Tensor],
+) -> None:
+    """:func:`_run_boxes`'s boxes on ``a`` (the wanted ``lengths`` of its output ``out``),
+    the kernel's spectrum ``kspec``; the block buffers kept in ``buffers`` by shape."""
+    blocks, tlens, starts = lay.blocks, lay.tlens, lay.starts
+    lead = a.ndim - len(blocks)
+    sa = a.shape[lead:]
+    tdims, tl = _transformed(lead, blocks, tlens)
+    fwd: Callable[..., torch.Tensor] = torch.fft.rfftn if real else fft.fftn
+    extents = _extents(sa, tlens)
     for box in boxes:
         ranges = iter(box)
         shape, gather, scatter, edges = list(a.shape[:lead]), [], [], []
@@ -573,7 +671,6 @@ def _run_boxes(
         for dst, src in _paired(region, y, lead, scatter):
             dst.copy_(src)
         del y
-    return out
 
 
 def _run_traced(a: torch.Tensor, b: torch.Tensor, lay: Layout) -> torch.Tensor:
