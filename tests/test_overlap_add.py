@@ -215,8 +215,7 @@ def test_boxes_of_many_images_hold_a_few_of_them_and_match_scipy(monkeypatch, xs
 def test_images_past_the_whole_spectrum_limit_run_the_planners_blocks(monkeypatch):
     """An image whose whole transform's spectrum passes ``WHOLE_SPECTRUM_BYTES`` (lowered
     here, so a small image does) is blocked where the powers of two decline, by 'auto' and
-    by the forced method, and matches scipy; a batch of such images keeps the powers of
-    two's call."""
+    by the forced method, and matches scipy, alone and in a batch."""
     monkeypatch.setattr(overlap_add, "WHOLE_SPECTRUM_BYTES", 0)
     overlap_add.block_length.cache_clear()
     _plan.forget()
@@ -234,9 +233,14 @@ def test_images_past_the_whole_spectrum_limit_run_the_planners_blocks(monkeypatc
             ref = scipy.signal.fftconvolve(to_numpy(x), to_numpy(k), mode)
             out = trueconv.convolve(x, k, mode, method="overlap_add")
             assert rel_err(out, ref) < REL_TOL[torch.float64], mode
-        _, _, spec = _spec.normalize("convolve", x.expand(2, -1, -1), k[None], "same", None,
-                                     "auto", "fill", 0)  # fmt: skip
-        assert overlap_add.plan(_spec_problem(spec), x.device) is None
+        xb = torch.stack([x, -x])
+        _, _, spec = _spec.normalize("convolve", xb, k, "same", None, "auto", "fill", 0)
+        plan = overlap_add.plan(_spec_problem(spec), x.device)
+        assert plan is not None
+        assert all(s is not None for s in plan.layout.blocks[-2:])
+        out = trueconv.convolve(xb, k, "same", method="overlap_add")
+        ref = scipy.signal.fftconvolve(to_numpy(xb), to_numpy(k)[None], "same", axes=(1, 2))
+        assert rel_err(out, ref) < REL_TOL[torch.float64]
     finally:
         monkeypatch.undo()
         overlap_add.block_length.cache_clear()

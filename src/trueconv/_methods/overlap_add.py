@@ -95,10 +95,13 @@ BLOCK_OVERHEAD_ND = 100.0
 #: (:data:`trueconv._methods.fft.GROUP_BYTES`): with 8 MiB, float64 1024² (9-10 MiB) flipped
 #: either way at two threads (⊛ 31²: 0.69-1.10x over six runs) and the planner priced its
 #: blocks far too low (⊛ 21²: 6.9 ms priced, 17.4 measured, the FFT 13.2), though one
-#: thread gained 0.96-1.96x on float64 1024² and float32 1536². Batches and volumes stay
-#: gated: 3 × 2048² float32 ⊛ 127² 0.90x / 1.08x, 3 × 1024² float64 ⊛ 63² 0.90x / 0.92x (a
-#: box of blocks holds every image of the batch, about one whole image's transform), 192³
-#: float32 ⊛ 15³ 0.74x / 0.97x.
+#: thread gained 0.96-1.96x on float64 1024² and float32 1536². Batches of images (the
+#: spectrum counted for one image) ungated too, since their boxes hold groups of images
+#: (:func:`_images_per_box`): 2-3 × 1536²-2048² ⊛ 63²-255², a batch or a channel dim,
+#: float32/float64, 0.84-2.25x at two threads over two runs (median 1.20x; float64 3 ×
+#: 2048² ⊛ 127² 2.21-2.25x) and 1.00-2.04x (1.20x) at one; before the groups, when a box held
+#: one block of every image, 3 × 2048² float32 ⊛ 127² had run 0.90x / 1.08x ungated. Volumes
+#: stay gated (three transformed dims): 192³ float32 ⊛ 15³ 0.74x / 0.97x.
 WHOLE_SPECTRUM_BYTES = 2 * fft.GROUP_BYTES
 
 
@@ -167,8 +170,8 @@ def blocked_dims(
     0.71-0.97x their speed (1 and 2 threads), MKL batching long odd-factor 1-D transforms
     slower (the module notes).
 
-    Whether a dim is blocked at all is the powers of two's call, but for one image (two
-    transformed dims, no batch: ``spectrum_itemsize`` given) whose whole transform's spectrum
+    Whether a dim is blocked at all is the powers of two's call, but for images (two
+    transformed dims, ``spectrum_itemsize`` given) whose whole transform's spectrum
     (at the ``'full'`` lengths) exceeds :data:`WHOLE_SPECTRUM_BYTES`: there every length may
     block it, and the planner weighs the blocks against the FFT method as always. Where
     every length may block smaller images (1024² ⊛ 31²-63², 3 × 512² ⊛ 31²: few blocks of
@@ -450,13 +453,8 @@ def plan(problem: Problem, device: torch.device, forced: bool = False) -> Overla
     """
     sa, sb = problem.sa, problem.sb
     dtype = compute_dtype(problem.dtype)
-    # a real spectrum holds complex numbers of twice the data's size (complex data: its own);
-    # batches (and a convolved dim of a length-1 kernel) keep the powers of two's gate
-    # (WHOLE_SPECTRUM_BYTES)
-    whole = [i for i, (n, k) in enumerate(zip(sa, sb)) if n > 1 and k > 1]
-    item = (
-        dtype.itemsize * (1 if dtype.is_complex else 2) if fft.along(problem, whole)[2] == 1 else 0
-    )
+    # a real spectrum holds complex numbers of twice the data's size (complex data: its own)
+    item = dtype.itemsize * (1 if dtype.is_complex else 2)
     lay = _layout(sa, sb, problem.pads, item)
     if all(s is None for s in lay.blocks):
         if not forced:
