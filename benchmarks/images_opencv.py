@@ -225,11 +225,13 @@ STATE_NOTES = [
     "torch's multi-dim inverse makes (its constants refitted; `calibration.COST_MODEL` 9) "
     "and single images past 16 MiB of whole spectrum may take few large blocks (no cell "
     "here): one cell changed its plan, float32 1024²×3 ⊛ 15 random, from overlap-add to the "
-    "direct loop, 1.18x / 1.26x faster (two / one threads; 1.80 → 2.11x filter2D at two). "
+    "direct loop, 1.18x / 1.26x faster (two / one threads; 1.80 → 2.24x filter2D at two). "
     "Cell by cell against 01:32, the 157 other cells ran 0.99x / 1.01x their times (median; "
     "filter2D 1.00x / 1.00x, the copy 0.97x / 1.01x): the 1-thread float32 cells of 3-11 "
     "taps on 512² and 1024²×3 now below filter2D (0.75-0.90x, 0.84-0.98x at 01:32) are "
-    "the same code, timed again.",
+    "the same code, timed again. Not in this run: the image groups of overlap-add's boxes "
+    "(03:19), which `benchmarks/image_groups.py` puts at 1.01-1.15x / 1.22-1.25x on "
+    "2048²×3 ⊛ 63 'same' (two / one threads, float32 and float64).",
 ]
 
 
