@@ -133,6 +133,15 @@ def test_large_images_are_blocked_where_the_powers_of_two_decline():
         plan = overlap_add.plan(_problem(xs, ws), torch.device("cpu"))
         assert plan is not None
         assert plan.layout.blocks[-2:] == (1026, 1026)
+        # measured on the CPU only: a GPU's plan keeps the powers of two's call
+        assert overlap_add.plan(_problem(xs, ws), torch.device("cuda")) is None
+    # and its boxes keep every image (3 × 2048² ⊛ 63²: groups of one image on the CPU)
+    xb, wb = torch.empty(3, 2048, 2048), torch.empty(1, 63, 63)
+    on_cpu = overlap_add.plan(_problem(xb, wb), torch.device("cpu"))
+    on_gpu = overlap_add.plan(_problem(xb, wb), torch.device("cuda"))
+    assert on_cpu is not None
+    assert on_gpu is not None
+    assert (on_cpu.images, on_gpu.images) == (1, 0)
 
 
 def test_overlap_add_counts_the_multi_dim_inverse_copies():

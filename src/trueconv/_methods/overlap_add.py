@@ -101,7 +101,8 @@ BLOCK_OVERHEAD_ND = 100.0
 #: float32/float64, 0.84-2.25x at two threads over two runs (median 1.20x; float64 3 ×
 #: 2048² ⊛ 127² 2.21-2.25x) and 1.00-2.04x (1.20x) at one; before the groups, when a box held
 #: one block of every image, 3 × 2048² float32 ⊛ 127² had run 0.90x / 1.08x ungated. Volumes
-#: stay gated (three transformed dims): 192³ float32 ⊛ 15³ 0.74x / 0.97x.
+#: stay gated (three transformed dims): 192³ float32 ⊛ 15³ 0.74x / 0.97x. CPU plans only:
+#: a GPU's caches and transforms are others (no GPU measured it).
 WHOLE_SPECTRUM_BYTES = 2 * fft.GROUP_BYTES
 
 
@@ -417,7 +418,8 @@ def _images_per_box(
     float32 and float64 ⊛ 63² (a batch dim or a channel dim), 3 × 4096² float32 ⊛ 63²,
     ``'same'`` and ``'full'``: 0.97-1.27x (median 1.11x) at two threads over two runs,
     1.00-1.38x (1.24x) at one. Where one block of every image fits (⊛ 31²: 3 × 288²) the
-    batch was as fast as the images one by one or faster (0.94-1.09x), and is not grouped."""
+    batch was as fast as the images one by one or faster (0.94-1.09x), and is not grouped.
+    CPU plans only (no GPU measured it)."""
     scale = max(1, itemsize // 4)
     budget = min(BOX_MAX, max(BOX_MIN, batch * math.prod(sa) // BOX_FRACTION)) // scale
     images = batch * math.prod(n for n, k, s in zip(sa, sb, blocks) if s is None and k == 1)
@@ -453,8 +455,10 @@ def plan(problem: Problem, device: torch.device, forced: bool = False) -> Overla
     """
     sa, sb = problem.sa, problem.sb
     dtype = compute_dtype(problem.dtype)
-    # a real spectrum holds complex numbers of twice the data's size (complex data: its own)
-    item = dtype.itemsize * (1 if dtype.is_complex else 2)
+    # a real spectrum holds complex numbers of twice the data's size (complex data: its own);
+    # the CPU's caches only (WHOLE_SPECTRUM_BYTES; GPUs keep the powers of two's gate)
+    cpu = device.type == "cpu"
+    item = dtype.itemsize * (1 if dtype.is_complex else 2) if cpu else 0
     lay = _layout(sa, sb, problem.pads, item)
     if all(s is None for s in lay.blocks):
         if not forced:
@@ -486,8 +490,12 @@ def plan(problem: Problem, device: torch.device, forced: bool = False) -> Overla
     aux = float(2 * blocks_total * outputs * points) if multi else 0.0
     counts = cost.Counts("overlap_add", calls, work, passes, aux, problem.memory)
     frozen = tuple(tuple(box) for box in boxes)
-    per_box = _images_per_box(
-        cover, sb, lay.blocks, extents, problem.batch, dtype.itemsize if multi else 4
+    per_box = (
+        _images_per_box(
+            cover, sb, lay.blocks, extents, problem.batch, dtype.itemsize if multi else 4
+        )
+        if cpu
+        else 0  # measured on the CPU only: a GPU's boxes keep every image
     )
     return OverlapAddPlan(problem, lay, frozen, counts, dtype, images=per_box)
 
