@@ -39,7 +39,7 @@ from trueconv.core import cost
 from trueconv.core import transforms as tr
 
 sys.path.insert(0, str(Path(__file__).parent))
-from timing import others, paired_ratio
+from timing import others, paired_ratio, set_threads
 
 NEW = oa.blocked_dims
 
@@ -280,13 +280,7 @@ def main() -> None:
         "",
     ]
     for threads in args.threads:
-        torch.set_num_threads(threads)
-        try:
-            import cv2
-
-            cv2.setNumThreads(threads)
-        except ImportError:
-            pass
+        set_threads(threads)
         lines.append(f"# {threads} thread(s)")
         lines.append("")
         for part in parts:

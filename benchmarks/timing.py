@@ -21,6 +21,18 @@ def best(fn: Callable[[], object], repeats: int) -> float:
     return min(times) * 1e3
 
 
+def set_threads(n: int) -> None:
+    """Run torch, and OpenCV where it is installed, on ``n`` threads."""
+    import torch
+
+    torch.set_num_threads(n)
+    try:
+        import cv2
+    except ImportError:
+        return
+    cv2.setNumThreads(n)
+
+
 def others() -> float:
     """CPU seconds used so far by all processes but this one (and stolen by the hypervisor):
     their difference over a cell, divided by its wall time, is the share of a core that

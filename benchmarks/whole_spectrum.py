@@ -39,7 +39,7 @@ from trueconv.core import transforms as tr
 
 sys.path.insert(0, str(Path(__file__).parent))
 from block_lengths import steady
-from timing import others, paired_ratio
+from timing import others, paired_ratio, set_threads
 
 SHIPPED = oa.WHOLE_SPECTRUM_BYTES
 F32, F64 = torch.float32, torch.float64
@@ -154,13 +154,7 @@ def main() -> None:
         "",
     ]
     for threads in args.threads:
-        torch.set_num_threads(threads)
-        try:
-            import cv2
-
-            cv2.setNumThreads(threads)
-        except ImportError:
-            pass
+        set_threads(threads)
         lines += [f"## {threads} thread(s)", ""]
         run(lines, args.rounds, limit)
         Path(args.out).write_text("\n".join(lines) + "\n")
