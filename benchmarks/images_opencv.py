@@ -230,8 +230,18 @@ STATE_NOTES = [
     "filter2D 1.00x / 1.00x, the copy 0.97x / 1.01x): the 1-thread float32 cells of 3-11 "
     "taps on 512² and 1024²×3 now below filter2D (0.75-0.90x, 0.84-0.98x at 01:32) are "
     "the same code, timed again. Not in this run: the image groups of overlap-add's boxes "
-    "(03:19), which `benchmarks/image_groups.py` puts at 1.01-1.15x / 1.22-1.25x on "
-    "2048²×3 ⊛ 63 'same' (two / one threads, float32 and float64).",
+    "(03:19), which `benchmarks/image_groups.py` puts at 1.01-1.38x / 1.22-1.25x on "
+    "2048²×3 ⊛ 63 'same' (two / one threads, float32 and float64). A whole run after them "
+    "(03:45-03:53) met a slow phase of the host for transforms: cells of unchanged code "
+    "through the FFT and overlap-add ran 1.3-1.4x slower at two threads (float64 2048² ⊛ "
+    "31-63 35.5-36.6 → 49.0-51.2 ms; the median cell 1.02x), float64 2048² ⊛ 63² alone "
+    "48 ms then and 10 minutes later against 35 at 03:08, so it is not this page's state "
+    "(two threads 2.14, 14 "
+    "below; one thread 1.72, 20 below, sepFilter2D 1.36, 8 below). Its one-thread groups: "
+    "float32 / float64 2048²×3 ⊛ 63 random 1.20x / 1.32x faster (filter2D 1.09 → 1.30x, "
+    "0.59 → 0.80x); at two threads, in this harness (OpenCV's calls between, three rounds), "
+    "float64 95.7-97.3 ms grouped against 126-131 (0.60 → 0.80x filter2D), float32 57 "
+    "against 56-63.",
 ]
 
 
