@@ -340,6 +340,13 @@ def _boxes(
     return [list(box) for box in itertools.product(*ranges)]
 
 
+def _box_budget(sa: Sequence[int], batch: int, itemsize: int) -> int:
+    """Elements a box of blocks may hold (:data:`BOX_FRACTION` of the signal, within
+    :data:`BOX_MIN` and :data:`BOX_MAX` float32 elements; fewer for wider elements)."""
+    scale = max(1, itemsize // 4)  # the budget is in bytes of float32 elements
+    return min(BOX_MAX, max(BOX_MIN, batch * math.prod(sa) // BOX_FRACTION)) // scale
+
+
 def _widths(
     sa: Sequence[int],
     blocks: Sequence[int | None],
@@ -348,8 +355,8 @@ def _widths(
     itemsize: int = 4,
 ) -> list[tuple[int, int]]:
     """Per blocked dim, its blocks and the blocks of a box along it (:func:`_boxes`)."""
-    scale = max(1, itemsize // 4)  # the budget is in bytes of float32 elements
-    budget = min(BOX_MAX, max(BOX_MIN, batch * math.prod(sa) // BOX_FRACTION)) // scale
+    scale = max(1, itemsize // 4)  # LONG_BOX_MAX counts float32 elements too
+    budget = _box_budget(sa, batch, itemsize)
     counts = [-(-n // s) for n, s in zip(sa, blocks) if s is not None]
     size = batch * math.prod(
         e * (-(-n // s) if s is not None else 1) for n, s, e in zip(sa, blocks, extents)
@@ -420,8 +427,7 @@ def _images_per_box(
     1.00-1.38x (1.24x) at one. Where one block of every image fits (⊛ 31²: 3 × 288²) the
     batch was as fast as the images one by one or faster (0.94-1.09x), and is not grouped.
     CPU plans only (no GPU measured it)."""
-    scale = max(1, itemsize // 4)
-    budget = min(BOX_MAX, max(BOX_MIN, batch * math.prod(sa) // BOX_FRACTION)) // scale
+    budget = _box_budget(sa, batch, itemsize)
     images = batch * math.prod(n for n, k, s in zip(sa, sb, blocks) if s is None and k == 1)
     per_image = math.prod(
         e for n, k, s, e in zip(sa, sb, blocks, extents) if not (s is None and k == 1)
