@@ -242,6 +242,17 @@ STATE_NOTES = [
     "0.59 → 0.80x); at two threads, in this harness (OpenCV's calls between, three rounds), "
     "float64 95.7-97.3 ms grouped against 126-131 (0.60 → 0.80x filter2D), float32 57 "
     "against 56-63.",
+    "A third run, 04:48-04:57 (the code of 03:45, no other process above 1% of a core), met "
+    "the same slow phase at two threads and not at one: cell by cell trueconv 1.04x / 0.99x "
+    "its 02:56 times, filter2D 1.02x / 1.00x, the copy 1.05x / 0.97x, but float64 1024² ⊛ "
+    "31 random by the FFT 9.8 → 16.3 ms at two threads (20.2 → 21.0 at one; 1024²×3 34.5 → "
+    "55.1), filter2D 7.1 → 8.0. Minutes later, alone in a process, that call took 14-19 ms "
+    "at two threads against 20-22 at one, and a bare `rfftn` + `irfftn` of 1080² float64 "
+    "9-11 ms against 14-17 (a float64 1024² matmul 1.7-2.0x faster at two threads then): "
+    "torch's two-thread transforms, not trueconv's code. Its medians: two threads 1.95, 11 "
+    "below, sepFilter2D 1.64, 1 below; one thread 1.66, 20 below, sepFilter2D 1.36, 7 below; "
+    "the 2048²×3 ⊛ 63 float64 cell with the groups 140.4 → 94.4 ms at two threads (0.58 → "
+    "0.84x filter2D).",
 ]
 
 
@@ -268,8 +279,7 @@ def report(paths: list[Path], out: Path) -> None:
         "",
         *state,
         "",
-        *STATE_NOTES,
-        "",
+        *(line for note in STATE_NOTES for line in (note, "")),
         "## Earlier runs",
         "",
         "Medians of filter2D time / trueconv time at 2 threads / at 1 thread; cells below 1.0x.",
