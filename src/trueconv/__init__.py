@@ -1,6 +1,7 @@
 """trueconv: true convolution (the kernel flipped) for PyTorch, with scipy.signal semantics."""
 
 from trueconv import calibration, ndimage, nn
+from trueconv._compile import compile_loops
 from trueconv.nn.functional import (
     conv1d,
     conv2d,
@@ -31,6 +32,7 @@ __all__ = [
     "__version__",
     "calibration",
     "choose_method",
+    "compile_loops",
     "conv1d",
     "conv2d",
     "conv3d",

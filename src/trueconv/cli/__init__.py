@@ -1,4 +1,5 @@
-"""The ``trueconv`` command line: ``demo``, ``apply``, ``kernels``, ``bench`` and ``calibrate``.
+"""The ``trueconv`` command line: ``demo``, ``apply``, ``kernels``, ``bench``, ``calibrate`` and
+``compile``.
 
 Each subcommand lives in its own module with a ``register(subparsers)`` function that adds its
 parser and sets ``run``; :func:`main` parses, runs, and is the one error boundary: user mistakes
@@ -29,7 +30,7 @@ from types import FrameType
 import torch
 
 import trueconv
-from trueconv.cli import _errors, apply, bench, calibrate, demo, kernels
+from trueconv.cli import _errors, apply, bench, calibrate, demo, kernels, precompile
 from trueconv.cli._errors import SOME_FAILED, USAGE, CliError, Terminated
 
 __all__ = ["main"]
@@ -53,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     kernels.register(sub)
     bench.register(sub)
     calibrate.register(sub)
+    precompile.register(sub)
     parser.set_defaults(run=lambda args: demo.demo())  # no command: the demo
     return parser
 
