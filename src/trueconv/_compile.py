@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from trueconv._methods import rows, rows_separable
+from trueconv.signal import convolve, convolve_separable
 
 __all__ = ["compile_loops"]
 
@@ -69,9 +70,6 @@ def compile_loops(
     names = _names(dtypes)
     if not rows.AVAILABLE:
         return {}
-    # imported here: the signal API imports this module's package
-    from trueconv.signal import convolve, convolve_separable
-
     done: dict[str, float] = {}
     for name in names:
         dtype = LOOP_DTYPES[name]
