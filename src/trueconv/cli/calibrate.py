@@ -25,7 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "calibrate",
         help="time a small grid here and store cost constants for method='auto'",
         description="Time every method on a small grid of problems on this machine (under a "
-        "minute; --quick: a few seconds), fit the cost model's CPU constants and store them "
+        "minute; --quick: a few seconds; a first run also waits for the CPU loops' compile, "
+        "about a minute per dtype and loop, unless `trueconv compile` ran), fit the cost "
+        "model's CPU constants and store them "
         "with their provenance in the user's cache folder. method='auto' then uses them on "
         "this machine (same CPU, torch thread count, torch version); elsewhere, the shipped "
         "ones. Calibrate once per thread count you use (torch.set_num_threads, --threads). "
