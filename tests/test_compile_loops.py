@@ -13,13 +13,10 @@ from trueconv.cli import main
 needs_numba = pytest.mark.skipif(not rows.AVAILABLE, reason="numba not installed")
 
 
-def _compiled(kernel: object) -> set[str]:
-    """The element types of the output arrays a numba dispatcher holds machine code for."""
-    return {str(sig[0].dtype) for sig in kernel.signatures}  # type: ignore[attr-defined]
-
-
-def _compiled_fused() -> set[str]:
-    return {str(sig[1].dtype) for sig in rows_separable._kernel().signatures}  # type: ignore[attr-defined]
+def _compiled(kernel: object, arg: int) -> set[str]:
+    """The element types of argument ``arg`` (an array: the input) over the signatures a numba
+    dispatcher holds machine code for."""
+    return {str(sig[arg].dtype) for sig in kernel.signatures}  # type: ignore[attr-defined]
 
 
 @needs_numba
@@ -27,8 +24,8 @@ def test_the_loops_are_compiled_for_the_dtypes_asked():
     got = trueconv.compile_loops(["float32", torch.int64])
     assert list(got) == ["float32", "int64"]
     assert all(s >= 0 for s in got.values())
-    assert {"float32", "int64"} <= _compiled(rows._kernel())
-    assert "float32" in _compiled_fused()  # integers have no fused loop
+    assert {"float32", "int64"} <= _compiled(rows._kernel(), 0)
+    assert "float32" in _compiled(rows_separable._kernel(), 1)  # integers have no fused loop
 
 
 @needs_numba
